@@ -1,0 +1,61 @@
+"""Pydantic-based aggregate, event and snapshot classes on the eventsourcing library."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.domain import (
+    BaseAggregate,
+    CanInitAggregate,
+    CanMutateAggregate,
+    CanSnapshotAggregate,
+)
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+_datetime = TypeAdapter(datetime)
+
+
+class DomainEvent(BaseModel):
+    """An immutable fact; its fields are its public, versioned JSON format."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    originator_id: UUID
+    originator_version: int
+    timestamp: datetime
+    #: who acted, for which tenant, under which correlation id (stamped at save time)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SnapshotState(BaseModel):
+    """An aggregate's attributes as saved in a snapshot."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    def __init__(self, **kwargs: Any) -> None:
+        for key in ("_created_on", "_modified_on"):
+            kwargs[key] = _datetime.validate_python(kwargs[key])
+        super().__init__(**kwargs)
+
+
+class Snapshot(DomainEvent, CanSnapshotAggregate[UUID]):
+    """The state of an aggregate at a version, so loading it skips the older events."""
+
+    topic: str
+    state: SnapshotState
+
+
+class Aggregate(BaseAggregate[UUID]):
+    """Base aggregate: attributes hold JSON-friendly values only (str ids, lists, dicts)."""
+
+    @staticmethod
+    def create_id(*_: Any, **__: Any) -> UUID:
+        return uuid4()
+
+    class Event(DomainEvent, CanMutateAggregate[UUID]):
+        pass
+
+    class Created(Event, CanInitAggregate[UUID]):
+        originator_topic: str

@@ -1,0 +1,78 @@
+"""The one error tree of akashone-es.
+
+Every error the package raises on purpose descends from ``AkashOneError``::
+
+    AkashOneError
+     ├── ValidationError        bad input: names the field and the rule; nothing was written
+     ├── NotFoundError          no such record (or not visible to the acting tenant)
+     ├── DuplicateError         a unique value is taken (username, email, permission key, ...)
+     ├── ConflictError          a stale concurrent write lost the race; reload and retry
+     ├── PermissionDeniedError  the rule forbids the change (e.g. editing a system role)
+     ├── ConfigurationError     settings or the database are not usable
+     └── ProjectionError        a projection could not be built, verified or swapped
+
+Library errors are translated at the boundary (``storage`` and ``persistence``), so callers
+catch these and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AkashOneError(Exception):
+    """Base of every error raised by akashone-es."""
+
+
+class ValidationError(AkashOneError, ValueError):
+    """Input broke a rule; ``errors`` lists ``{"field", "rule"}`` pairs."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        self.errors = errors
+        text = "; ".join(f"{e['field']}: {e['rule']}" for e in errors)
+        super().__init__(f"invalid input: {text}")
+
+    @classmethod
+    def single(cls, field: str, rule: str) -> ValidationError:
+        return cls([{"field": field, "rule": rule}])
+
+    @property
+    def fields(self) -> list[str]:
+        return [e["field"] for e in self.errors]
+
+
+class NotFoundError(AkashOneError, LookupError):
+    """The record does not exist, or the acting tenant may not see it."""
+
+    def __init__(self, kind: str, key: Any, field: str = "id") -> None:
+        self.kind = kind
+        self.key = key
+        self.field = field
+        super().__init__(f"{kind} not found: {field}={key}")
+
+
+class DuplicateError(AkashOneError):
+    """A value that must be unique is already taken."""
+
+    def __init__(self, kind: str, field: str, value: Any = None) -> None:
+        self.kind = kind
+        self.field = field
+        self.value = value
+        shown = f"={value!r}" if value is not None else ""
+        super().__init__(f"{kind} already exists with {field}{shown}")
+
+
+class ConflictError(AkashOneError):
+    """A concurrent write changed the record first; the stale write was rejected."""
+
+
+class PermissionDeniedError(AkashOneError, PermissionError):
+    """The change is not allowed by a business rule."""
+
+
+class ConfigurationError(AkashOneError):
+    """Settings or the database are not usable as configured."""
+
+
+class ProjectionError(AkashOneError):
+    """A projection could not be built, verified or swapped."""

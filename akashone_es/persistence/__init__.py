@@ -1,0 +1,1 @@
+"""PostgreSQL: DSN to eventsourcing env, the embedded server, the recorder and schema guards."""

@@ -1,0 +1,30 @@
+"""Settings read from the environment (prefix ``AKASHONE_``; ``DATABASE_URL`` as is)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with defaults that work on a laptop."""
+
+    model_config = SettingsConfigDict(env_prefix="AKASHONE_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "AKASHONE_DATABASE_URL"),
+        description="PostgreSQL DSN; unset starts the embedded server in data_dir",
+    )
+    data_dir: Path = Field(default=Path(".akashone"), description="embedded PostgreSQL home")
+    pool_size: int = Field(default=5, ge=1, le=100)
+    pool_max_overflow: int = Field(default=5, ge=0, le=100)
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    snapshot_interval: int = Field(default=50, ge=2)
+    batch_size: int = Field(default=2000, ge=1, description="events per catch-up transaction")
+    lock_timeout_seconds: int = Field(default=10, ge=0)

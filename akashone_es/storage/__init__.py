@@ -1,0 +1,78 @@
+"""The IStorage-equivalent facade and ``open_storage()``, the one composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import psycopg
+
+from akashone_es.application import AkashOneApplication
+from akashone_es.domain import identity as identity_domain
+from akashone_es.logging import configure_logging, get_logger
+from akashone_es.persistence.database import ensure_database, eventsourcing_env
+from akashone_es.persistence.embedded import EmbeddedServer
+from akashone_es.persistence.recorder import AkashOneRecorder
+from akashone_es.settings import Settings
+from akashone_es.storage.activity import ActivityStorage
+from akashone_es.storage.identity import IdentityStorage
+from akashone_es.storage.setup import bring_inline_current, create_schema
+from projections.activity import ActivityProjection
+from projections.engine import InlineProjections, Projection
+from projections.identity import IdentityProjection
+
+log = get_logger(__name__)
+PROJECTIONS: tuple[type[Projection], ...] = (IdentityProjection, ActivityProjection)
+EMBEDDED_DATABASE = "akashone"
+
+
+class Storage(IdentityStorage, ActivityStorage):
+    """Snake_case equivalents of AkashOne's ``IStorage`` methods, on the event log."""
+
+    def projection(self, name: str) -> Projection:
+        for projection in self.projections:
+            if projection.name == name:
+                return projection
+        raise KeyError(name)
+
+
+def resolve_dsn(settings: Settings) -> tuple[str, EmbeddedServer | None]:
+    """``DATABASE_URL`` when set; else the embedded server's ``akashone`` database."""
+    if settings.database_url:
+        return settings.database_url, None
+    server = EmbeddedServer(settings.data_dir)
+    return server.dsn(EMBEDDED_DATABASE), server
+
+
+def open_storage(settings: Settings | None = None, *, dsn: str | None = None,
+                 create_schema_objects: bool = True,
+                 projections: Sequence[type[Projection]] = PROJECTIONS) -> Storage:
+    """Connect (or start the embedded server), create the schema if needed, return Storage."""
+    settings = settings or Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    server = None
+    if dsn is None:
+        dsn, server = resolve_dsn(settings)
+    ensure_database(dsn)
+    app = AkashOneApplication(env=eventsourcing_env(
+        dsn, pool_size=settings.pool_size, max_overflow=settings.pool_max_overflow,
+        lock_timeout=settings.lock_timeout_seconds))
+    app.snapshotting_intervals = {
+        identity_domain.User: settings.snapshot_interval,
+        identity_domain.Role: settings.snapshot_interval,
+        identity_domain.Organization: settings.snapshot_interval,
+    }
+    instances = [cls() for cls in projections]
+    storage = Storage(app, settings, dsn, instances,
+                      on_close=server.stop if server else None)
+    if create_schema_objects:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            create_schema(conn, instances)
+            bring_inline_current(dsn, conn, instances, storage.reader)
+    recorder = app.recorder
+    assert isinstance(recorder, AkashOneRecorder)  # noqa: S101 - set by eventsourcing_env
+    recorder.inline_hook = InlineProjections([p for p in instances if p.mode == "inline"])
+    log.debug("storage.opened", embedded=server is not None)
+    return storage
+
+
+__all__ = ["PROJECTIONS", "Storage", "open_storage"]

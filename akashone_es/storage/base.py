@@ -1,0 +1,137 @@
+"""The storage facade's base: saving aggregates, loading them, reading rows, tenant scope."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, TypeVar
+from uuid import UUID
+
+import psycopg
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError, PersistenceError
+from psycopg import sql
+from pydantic import BaseModel
+
+from akashone_es import context
+from akashone_es.application import AkashOneApplication
+from akashone_es.domain.base import Aggregate
+from akashone_es.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
+from akashone_es.settings import Settings
+from projections.engine import Projection
+from projections.log import LogReader
+from projections.runner import catch_up
+
+A = TypeVar("A", bound=Aggregate)
+R = TypeVar("R", bound=BaseModel)
+
+
+class StorageBase:
+    """Holds the application, the projections and the settings; used by the context mixins."""
+
+    def __init__(self, app: AkashOneApplication, settings: Settings, dsn: str,
+                 projections: Sequence[Projection], on_close: Any = None) -> None:
+        self.app = app
+        self.settings = settings
+        self.dsn = dsn
+        self.projections = list(projections)
+        self.reader = LogReader(app.mapper)  # type: ignore[arg-type]
+        self._datastore = app.recorder.datastore  # type: ignore[attr-defined]
+        self._unique: dict[str, tuple[str, str]] = {}
+        for projection in self.projections:
+            self._unique.update(projection.unique_constraints)
+        self._on_close = on_close
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the pool (and release the embedded server when this storage started it)."""
+        self.app.close()
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
+
+    def __enter__(self) -> StorageBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def acting_as(self, **kwargs: Any) -> AbstractContextManager[context.ActingContext]:
+        """Act as someone (actor_id, organization_id, ip, user_agent) inside the block."""
+        return context.acting_as(**kwargs)
+
+    @property
+    def tenant_id(self) -> UUID | None:
+        """The organization the acting tenant user is confined to (None: platform-wide)."""
+        return context.current().tenant_id
+
+    def visible(self, organization_id: UUID | str | None, *, shared: bool = False) -> bool:
+        """Whether a record of ``organization_id`` is visible to the acting party."""
+        tenant = self.tenant_id
+        if tenant is None:
+            return True
+        if organization_id is None:
+            return shared
+        return str(organization_id) == str(tenant)
+
+    # -- write side ---------------------------------------------------------------------
+    def _save(self, *aggregates: Aggregate) -> int:
+        """Append the aggregates' pending events in one transaction; returns the position."""
+        try:
+            recordings = self.app.save(*aggregates)
+        except IntegrityError as exc:
+            raise self._integrity_error(exc) from None
+        return max((r.notification.id for r in recordings), default=0)
+
+    def _integrity_error(self, exc: IntegrityError) -> Exception:
+        cause = exc.__cause__
+        diag = getattr(cause, "diag", None)
+        constraint = getattr(diag, "constraint_name", None) or ""
+        if constraint in self._unique:
+            kind, field = self._unique[constraint]
+            return DuplicateError(kind, field)
+        if isinstance(cause, psycopg.errors.CheckViolation):
+            return ValidationError.single(constraint or "input", str(cause).splitlines()[0])
+        return ConflictError(f"a concurrent write changed the record first ({constraint})")
+
+    def _load(self, cls: type[A], aggregate_id: UUID, kind: str) -> A:
+        try:
+            aggregate = self.app.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFoundError(kind, aggregate_id) from None
+        if not isinstance(aggregate, cls):
+            raise NotFoundError(kind, aggregate_id)
+        return aggregate
+
+    # -- read side ----------------------------------------------------------------------
+    @contextmanager
+    def _cursor(self) -> Iterator[psycopg.Cursor[Any]]:
+        try:
+            with self._datastore.get_connection() as conn, conn.cursor() as cur:
+                yield cur
+        except PersistenceError:
+            raise
+
+    def _one(self, model: type[R], query: sql.Composable, params: Sequence[Any]) -> R | None:
+        with self._cursor() as cur:
+            cur.execute(query, params, prepare=True)
+            row = cur.fetchone()
+        return model.model_validate(row) if row else None
+
+    def _all(self, model: type[R], query: sql.Composable, params: Sequence[Any]) -> list[R]:
+        with self._cursor() as cur:
+            cur.execute(query, params, prepare=True)
+            rows = cur.fetchall()
+        return [model.model_validate(row) for row in rows]
+
+    def _scalar(self, query: sql.Composable, params: Sequence[Any]) -> Any:
+        with self._cursor() as cur:
+            cur.execute(query, params, prepare=True)
+            row = cur.fetchone()
+        return None if row is None else next(iter(row.values()))
+
+    def _catch_up(self, name: str) -> None:
+        """Read-your-writes for an async projection: apply what is pending before reading."""
+        projection = next(p for p in self.projections if p.name == name)
+        with self._datastore.get_connection() as conn:
+            catch_up(conn, projection, self.reader, batch_size=self.settings.batch_size)

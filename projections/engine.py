@@ -1,0 +1,193 @@
+"""Projection base, statement batches, checkpoints and the inline hook.
+
+A projection is its tables' DDL, one handler per event type and its queries. Handlers do not
+talk to the database: they append statements to a ``Batch``, which is executed in pipeline mode
+on whatever transaction applies it: the append transaction (inline) or a catch-up or rebuild
+transaction (async, rebuild). Each handler must be idempotent: the same event delivered twice
+leaves the rows as they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Literal, TypeVar
+
+import psycopg
+from eventsourcing.utils import get_topic
+from psycopg import sql
+
+Query = sql.Composable
+CHECKPOINTS_TABLE = "akashone_checkpoints"
+LIVE_SCHEMA = "public"
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def handles(*event_classes: type) -> Callable[[F], F]:
+    """Mark a projection method as the handler of the given event classes."""
+
+    def decorate(fn: F) -> F:
+        fn._handles = event_classes  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
+
+
+class Batch:
+    """Statements collected from handlers, executed in order in one pipeline."""
+
+    __slots__ = ("statements",)
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[Query, Sequence[Any]]] = []
+
+    def add(self, query: Query, params: Sequence[Any]) -> None:
+        self.statements.append((query, params))
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+    def execute(self, cur: psycopg.Cursor[Any]) -> None:
+        """Send every statement; the caller's pipeline or transaction decides when to sync."""
+        for query, params in self.statements:
+            cur.execute(query, params, prepare=True)
+
+
+class Table:
+    """One read table: its name, columns DDL and extra index DDL (``{table}`` placeholders)."""
+
+    def __init__(self, name: str, columns: str, indexes: Sequence[str] = (),
+                 order_by: str = "id") -> None:
+        self.name = name
+        self.columns = columns
+        self.indexes = tuple(indexes)
+        self.order_by = order_by
+
+    def ddl(self, schema: str) -> list[Query]:
+        table = sql.Identifier(schema, self.name)
+        statements: list[Query] = [
+            sql.SQL("CREATE TABLE IF NOT EXISTS {table} (" + self.columns + ")").format(
+                table=table)
+        ]
+        statements += [sql.SQL(ix).format(table=table) for ix in self.indexes]
+        return statements
+
+    def checksum_query(self, schema: str) -> Query:
+        """md5 over every row's text, in a stable order: equal content, equal checksum."""
+        return sql.SQL(
+            "SELECT count(*) AS rows, md5(coalesce(string_agg(t::text, E'\\n' ORDER BY "
+            + self.order_by + "), '')) AS checksum FROM {table} t"
+        ).format(table=sql.Identifier(schema, self.name))
+
+
+class Projection:
+    """Base class: subclasses declare ``name``, ``mode``, ``tables`` and ``@handles`` methods."""
+
+    name: ClassVar[str]
+    mode: ClassVar[Literal["inline", "async"]] = "inline"
+    tables: ClassVar[Sequence[Table]] = ()
+    #: unique constraint name -> (kind, field), to turn a violation into a DuplicateError
+    unique_constraints: ClassVar[dict[str, tuple[str, str]]] = {}
+    #: None = every event; else only these event classes are read when catching up
+    _handlers: ClassVar[dict[type, str]]
+    handles_all: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found: dict[type, str] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                for event_class in getattr(value, "_handles", ()):
+                    found[event_class] = attr
+        cls._handlers = found
+
+    def __init__(self, schema: str = LIVE_SCHEMA) -> None:
+        self.schema = schema
+        self._bound: dict[type, Callable[[Any, int, Batch], None]] = {
+            cls: getattr(self, attr) for cls, attr in self._handlers.items()
+        }
+        self.prepare()
+
+    def prepare(self) -> None:
+        """Build this instance's statements once (override to add them)."""
+
+    def t(self, name: str) -> sql.Identifier:
+        """A table of this projection, in this instance's schema."""
+        return sql.Identifier(self.schema, name)
+
+    def q(self, text: str, **tables: str) -> Query:
+        """A statement with ``{name}`` placeholders bound to this schema's tables."""
+        return sql.SQL(text).format(**{k: self.t(v) for k, v in tables.items()})
+
+    def topics(self) -> list[str] | None:
+        """Topics this projection reads; None when it reads every event."""
+        if self.handles_all:
+            return None
+        return sorted(get_topic(cls) for cls in self._handlers)
+
+    def ddl(self) -> list[Query]:
+        statements: list[Query] = []
+        for table in self.tables:
+            statements += table.ddl(self.schema)
+        return statements
+
+    def handle(self, event: Any, position: int, batch: Batch) -> None:
+        """Append the statements for one event (ignored when no handler matches)."""
+        handler = self._bound.get(type(event))
+        if handler is None:
+            handler = self.fallback
+        handler(event, position, batch)
+
+    def fallback(self, event: Any, position: int, batch: Batch) -> None:
+        """Called for events without a handler; ignore by default."""
+
+    def apply(self, events: Iterable[tuple[Any, int]], batch: Batch) -> None:
+        for event, position in events:
+            self.handle(event, position, batch)
+
+
+CHECKPOINTS_DDL = sql.SQL(
+    "CREATE TABLE IF NOT EXISTS {table} ("
+    " name text PRIMARY KEY, position bigint NOT NULL DEFAULT 0,"
+    " updated_at timestamptz NOT NULL DEFAULT now())"
+).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
+
+SET_CHECKPOINTS = sql.SQL(
+    "UPDATE {table} SET position = %s, updated_at = now() WHERE name = ANY(%s)"
+).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
+
+REGISTER_CHECKPOINT = sql.SQL(
+    "INSERT INTO {table} (name) VALUES (%s) ON CONFLICT (name) DO NOTHING"
+).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
+
+LOCK_CHECKPOINT = sql.SQL(
+    "SELECT position FROM {table} WHERE name = %s FOR UPDATE"
+).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
+
+READ_CHECKPOINTS = sql.SQL("SELECT name, position FROM {table}").format(
+    table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
+
+
+def read_checkpoints(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """Every projection's checkpoint (last applied notification id)."""
+    with conn.cursor() as cur:
+        cur.execute(READ_CHECKPOINTS)
+        return {row[0] if isinstance(row, tuple) else row["name"]:
+                row[1] if isinstance(row, tuple) else row["position"] for row in cur}
+
+
+class InlineProjections:
+    """The inline projections, applied inside the append transaction (the recorder's hook)."""
+
+    def __init__(self, projections: Sequence[Projection]) -> None:
+        self.projections = list(projections)
+        self.names = [p.name for p in self.projections]
+
+    def __call__(self, cur: psycopg.Cursor[Any], events: Sequence[Any],
+                 positions: Sequence[int]) -> None:
+        batch = Batch()
+        pairs = list(zip(events, positions, strict=True))
+        for projection in self.projections:
+            projection.apply(pairs, batch)
+        batch.add(SET_CHECKPOINTS, (max(positions), self.names))
+        batch.execute(cur)

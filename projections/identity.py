@@ -1,0 +1,221 @@
+"""Identity read tables: organizations, users, roles, permissions and their links, team members."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import NAMESPACE_OID, UUID, uuid5
+
+from akashone_es.domain.identity import Organization, Permission, Role, TeamMember, User
+from projections.engine import Batch, Projection, Table, handles
+
+ORGANIZATIONS = Table("organizations", """
+    id uuid PRIMARY KEY, name text NOT NULL, kind text NOT NULL, parent_id uuid,
+    created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL""")
+
+USERS = Table("users", """
+    id uuid PRIMARY KEY,
+    username text NOT NULL CONSTRAINT users_username_key UNIQUE,
+    email text NOT NULL, password text NOT NULL, gst_number text,
+    email_verified boolean NOT NULL DEFAULT false,
+    email_verification_code text, email_verification_expiry timestamptz,
+    two_factor_secret text, two_factor_enabled boolean NOT NULL DEFAULT false,
+    account_type text NOT NULL DEFAULT 'customer', organization_id uuid,
+    default_discount_percentage integer NOT NULL DEFAULT 0
+        CHECK (default_discount_percentage BETWEEN 0 AND 100),
+    status text NOT NULL DEFAULT 'active',
+    created_at timestamptz NOT NULL, last_login timestamptz, updated_at timestamptz NOT NULL""",
+    ["CREATE UNIQUE INDEX IF NOT EXISTS users_email_lower_key ON {table} (lower(email))",
+     "CREATE INDEX IF NOT EXISTS users_organization_id_idx ON {table} (organization_id)"])
+
+ROLES = Table("roles", """
+    id uuid PRIMARY KEY, name varchar(100) NOT NULL, description text,
+    is_system boolean NOT NULL DEFAULT false, organization_id uuid,
+    created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL""",
+    ["CREATE INDEX IF NOT EXISTS roles_organization_id_idx ON {table} (organization_id)"])
+
+PERMISSIONS = Table("permissions", """
+    id uuid PRIMARY KEY, key varchar(100) NOT NULL CONSTRAINT permissions_key_key UNIQUE,
+    name varchar(255) NOT NULL, description text, category varchar(50) NOT NULL,
+    created_at timestamptz NOT NULL""")
+
+ROLE_PERMISSIONS = Table("role_permissions", """
+    id uuid PRIMARY KEY, role_id uuid NOT NULL, permission_id uuid NOT NULL,
+    created_at timestamptz NOT NULL,
+    CONSTRAINT role_permissions_pair_key UNIQUE (role_id, permission_id)""",
+    ["CREATE INDEX IF NOT EXISTS role_permissions_permission_idx ON {table} (permission_id)"])
+
+USER_ROLES = Table("user_roles", """
+    id uuid PRIMARY KEY, user_id uuid NOT NULL, role_id uuid NOT NULL, granted_by uuid,
+    created_at timestamptz NOT NULL,
+    CONSTRAINT user_roles_pair_key UNIQUE (user_id, role_id)""",
+    ["CREATE INDEX IF NOT EXISTS user_roles_role_idx ON {table} (role_id)"])
+
+TEAM_MEMBERS = Table("team_members", """
+    id uuid PRIMARY KEY, email text NOT NULL, user_id uuid, organization_id uuid NOT NULL,
+    status text NOT NULL DEFAULT 'invited', invited_by uuid NOT NULL,
+    invitation_token varchar(255), invited_at timestamptz NOT NULL, joined_at timestamptz""",
+    ["CREATE UNIQUE INDEX IF NOT EXISTS team_members_org_email_key"
+     " ON {table} (organization_id, lower(email))",
+     "CREATE INDEX IF NOT EXISTS team_members_token_idx ON {table} (invitation_token)"])
+
+#: update_user may change these columns (validated by the storage layer first)
+USER_COLUMNS = (
+    "username", "email", "password", "gst_number", "email_verified", "email_verification_code",
+    "email_verification_expiry", "two_factor_secret", "two_factor_enabled", "account_type",
+    "organization_id", "default_discount_percentage", "status", "last_login",
+)
+TEAM_MEMBER_COLUMNS = ("email", "status")
+
+
+def link_id(left: str | UUID, right: str | UUID) -> UUID:
+    """A stable id for a link row, so a rebuild gives the same content."""
+    return uuid5(NAMESPACE_OID, f"{left}:{right}")
+
+
+class IdentityProjection(Projection):
+    """Inline: the storage contract reads these, and their unique indexes reject duplicates."""
+
+    name = "identity"
+    mode = "inline"
+    tables = (ORGANIZATIONS, USERS, ROLES, PERMISSIONS, ROLE_PERMISSIONS, USER_ROLES,
+              TEAM_MEMBERS)
+    unique_constraints = {
+        "users_username_key": ("user", "username"),
+        "users_email_lower_key": ("user", "email"),
+        "permissions_key_key": ("permission", "key"),
+        "role_permissions_pair_key": ("role_permission", "permission_id"),
+        "user_roles_pair_key": ("user_role", "role_id"),
+        "team_members_org_email_key": ("team_member", "email"),
+    }
+
+    def prepare(self) -> None:
+        self.insert_org = self.q(
+            "INSERT INTO {t} (id, name, kind, parent_id, created_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING", t="organizations")
+        self.rename_org = self.q("UPDATE {t} SET name = %s, updated_at = %s WHERE id = %s",
+                                 t="organizations")
+        self.insert_user = self.q(
+            "INSERT INTO {t} (id, username, email, password, gst_number, account_type,"
+            " organization_id, status, created_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            t="users")
+        self.update_user = {
+            col: self.q("UPDATE {t} SET " + col + " = %s, updated_at = %s WHERE id = %s",
+                        t="users")
+            for col in USER_COLUMNS
+        }
+        self.insert_role = self.q(
+            "INSERT INTO {t} (id, name, description, is_system, organization_id, created_at,"
+            " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            t="roles")
+        self.update_role = self.q(
+            "UPDATE {t} SET name = %s, description = %s, updated_at = %s WHERE id = %s",
+            t="roles")
+        self.delete_role = self.q("DELETE FROM {t} WHERE id = %s", t="roles")
+        self.delete_role_links = self.q("DELETE FROM {t} WHERE role_id = %s",
+                                        t="role_permissions")
+        self.insert_permission = self.q(
+            "INSERT INTO {t} (id, key, name, description, category, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING", t="permissions")
+        self.insert_role_permission = self.q(
+            "INSERT INTO {t} (id, role_id, permission_id, created_at) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING", t="role_permissions")
+        self.delete_role_permission = self.q(
+            "DELETE FROM {t} WHERE role_id = %s AND permission_id = %s", t="role_permissions")
+        self.insert_user_role = self.q(
+            "INSERT INTO {t} (id, user_id, role_id, granted_by, created_at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING", t="user_roles")
+        self.delete_user_role = self.q("DELETE FROM {t} WHERE user_id = %s AND role_id = %s",
+                                       t="user_roles")
+        self.insert_member = self.q(
+            "INSERT INTO {t} (id, email, organization_id, status, invited_by, invitation_token,"
+            " invited_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            t="team_members")
+        self.accept_member = self.q(
+            "UPDATE {t} SET user_id = %s, status = 'active', joined_at = %s,"
+            " invitation_token = NULL WHERE id = %s", t="team_members")
+        self.update_member = {
+            col: self.q("UPDATE {t} SET " + col + " = %s WHERE id = %s", t="team_members")
+            for col in TEAM_MEMBER_COLUMNS
+        }
+        self.delete_member = self.q("DELETE FROM {t} WHERE id = %s", t="team_members")
+
+    @handles(Organization.Created)
+    def _org_created(self, e: Organization.Created, _: int, b: Batch) -> None:
+        b.add(self.insert_org, (e.originator_id, e.name, e.kind, e.parent_id, e.timestamp,
+                                e.timestamp))
+
+    @handles(Organization.Renamed)
+    def _org_renamed(self, e: Organization.Renamed, _: int, b: Batch) -> None:
+        b.add(self.rename_org, (e.name, e.timestamp, e.originator_id))
+
+    @handles(User.Registered)
+    def _user_registered(self, e: User.Registered, _: int, b: Batch) -> None:
+        b.add(self.insert_user, (e.originator_id, e.username, e.email, e.password_hash,
+                                 e.gst_number, e.account_type, e.organization_id, e.status,
+                                 e.timestamp, e.timestamp))
+
+    @handles(User.Updated)
+    def _user_updated(self, e: User.Updated, _: int, b: Batch) -> None:
+        for column, value in e.changes.items():
+            b.add(self.update_user[column], (value, e.timestamp, e.originator_id))
+
+    @handles(User.RoleGranted)
+    def _role_granted(self, e: User.RoleGranted, _: int, b: Batch) -> None:
+        b.add(self.insert_user_role, (link_id(e.originator_id, e.role_id), e.originator_id,
+                                      e.role_id, e.granted_by, e.timestamp))
+
+    @handles(User.RoleRevoked)
+    def _role_revoked(self, e: User.RoleRevoked, _: int, b: Batch) -> None:
+        b.add(self.delete_user_role, (e.originator_id, e.role_id))
+
+    @handles(Permission.Created)
+    def _permission_created(self, e: Permission.Created, _: int, b: Batch) -> None:
+        b.add(self.insert_permission, (e.originator_id, e.key, e.name, e.description,
+                                       e.category, e.timestamp))
+
+    @handles(Role.Created)
+    def _role_created(self, e: Role.Created, _: int, b: Batch) -> None:
+        b.add(self.insert_role, (e.originator_id, e.name, e.description, e.is_system,
+                                 e.organization_id, e.timestamp, e.timestamp))
+
+    @handles(Role.Updated)
+    def _role_updated(self, e: Role.Updated, _: int, b: Batch) -> None:
+        b.add(self.update_role, (e.name, e.description, e.timestamp, e.originator_id))
+
+    @handles(Role.Deleted)
+    def _role_deleted(self, e: Role.Deleted, _: int, b: Batch) -> None:
+        b.add(self.delete_role_links, (e.originator_id,))
+        b.add(self.delete_role, (e.originator_id,))
+
+    @handles(Role.PermissionAssigned)
+    def _permission_assigned(self, e: Role.PermissionAssigned, _: int, b: Batch) -> None:
+        b.add(self.insert_role_permission, (link_id(e.originator_id, e.permission_id),
+                                            e.originator_id, e.permission_id, e.timestamp))
+
+    @handles(Role.PermissionRemoved)
+    def _permission_removed(self, e: Role.PermissionRemoved, _: int, b: Batch) -> None:
+        b.add(self.delete_role_permission, (e.originator_id, e.permission_id))
+
+    @handles(TeamMember.Invited)
+    def _member_invited(self, e: TeamMember.Invited, _: int, b: Batch) -> None:
+        b.add(self.insert_member, (e.originator_id, e.email, e.organization_id, e.status,
+                                   e.invited_by, e.token_hash, e.timestamp))
+
+    @handles(TeamMember.Accepted)
+    def _member_accepted(self, e: TeamMember.Accepted, _: int, b: Batch) -> None:
+        b.add(self.accept_member, (e.user_id, e.joined_at, e.originator_id))
+
+    @handles(TeamMember.Updated)
+    def _member_updated(self, e: TeamMember.Updated, _: int, b: Batch) -> None:
+        for column, value in e.changes.items():
+            b.add(self.update_member[column], (value, e.originator_id))
+
+    @handles(TeamMember.Removed)
+    def _member_removed(self, e: TeamMember.Removed, _: int, b: Batch) -> None:
+        b.add(self.delete_member, (e.originator_id,))
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    """A dict row as plain dict (psycopg dict_row rows already are)."""
+    return dict(row)
