@@ -1,0 +1,114 @@
+"""``akashone-es projections``: status, catch-up, run, rebuild and verify."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from akashone_es.cli.common import State, render_status
+from akashone_es.storage import Storage
+from projections.engine import Projection
+from projections.rebuild import rebuild as rebuild_projection
+from projections.rebuild import verify as verify_projection
+from projections.runner import Runner
+
+app = typer.Typer(no_args_is_help=True, help="Operate the read side.")
+NameArg = Annotated[list[str] | None, typer.Argument(help="projection names (default: all)")]
+BatchOpt = Annotated[int | None, typer.Option(help="events per transaction")]
+
+
+def _select(storage: Storage, names: list[str] | None, mode: str | None = None
+            ) -> list[Projection]:
+    known = {p.name: p for p in storage.projections}
+    unknown = sorted(set(names or []) - set(known))
+    if unknown:
+        raise typer.BadParameter(f"unknown projection(s): {', '.join(unknown)}; "
+                                 f"known: {', '.join(sorted(known))}")
+    chosen = [known[n] for n in names] if names else list(known.values())
+    return [p for p in chosen if mode is None or p.mode == mode]
+
+
+class _Bar:
+    """A rich progress bar fed by (projection, position, target) callbacks."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, name: str, position: int, target: int) -> None:
+        if name not in self.tasks:
+            self.tasks[name] = self.progress.add_task(name, total=target)
+        self.progress.update(self.tasks[name], completed=position, total=target)
+
+
+def _progress(state: State) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=state.errors, transient=False)
+
+
+@app.command("status")
+def status_command(ctx: typer.Context) -> None:
+    """Head position, checkpoint and lag of each projection."""
+    state: State = ctx.obj
+    with state.storage() as storage:
+        render_status(state.console, storage)
+
+
+@app.command("catch-up")
+def catch_up(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = None) -> None:
+    """Apply pending events to the async projections, then exit."""
+    state: State = ctx.obj
+    with state.storage() as storage, _progress(state) as progress:
+        runner = Runner(storage.dsn, _select(storage, names, "async"), storage.reader,
+                        batch_size=batch_size or storage.settings.batch_size)
+        runner.run(once=True, progress=_Bar(progress))
+    state.console.print("caught up")
+
+
+@app.command("run")
+def run(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = None) -> None:
+    """Follow the log for the async projections until interrupted (one active runner each)."""
+    state: State = ctx.obj
+    with state.storage() as storage:
+        runner = Runner(storage.dsn, _select(storage, names, "async"), storage.reader,
+                        batch_size=batch_size or storage.settings.batch_size)
+        try:
+            runner.run()
+        except KeyboardInterrupt:
+            runner.stop()
+
+
+@app.command("rebuild")
+def rebuild(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = None) -> None:
+    """Replay the log into shadow tables and swap them in atomically."""
+    state: State = ctx.obj
+    with state.storage() as storage:
+        chosen = _select(storage, names)
+        with _progress(state) as progress:
+            bar = _Bar(progress)
+            for projection in chosen:
+                position = rebuild_projection(storage.dsn, type(projection), storage.reader,
+                                              batch_size=batch_size or 5000, progress=bar)
+                state.console.print(f"rebuilt {projection.name} to position {position}")
+
+
+@app.command("verify")
+def verify(ctx: typer.Context, names: NameArg = None) -> None:
+    """Replay into shadow tables and compare content checksums with the live tables."""
+    state: State = ctx.obj
+    failed = False
+    with state.storage() as storage:
+        for projection in _select(storage, names):
+            result = verify_projection(storage.dsn, type(projection), storage.reader)
+            for live, replayed in zip(result.live, result.replayed, strict=True):
+                same = live == replayed
+                failed |= not same
+                mark = "[green]ok[/green]" if same else "[red]DIFFERS[/red]"
+                state.console.print(
+                    f"{projection.name}.{live.table}: {mark} rows={live.rows}"
+                    f" live={live.checksum[:12]} replayed={replayed.checksum[:12]}"
+                    f" (position {result.position})")
+    if failed:
+        raise typer.Exit(1)
