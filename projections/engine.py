@@ -18,6 +18,7 @@ from psycopg import sql
 
 Query = sql.Composable
 CHECKPOINTS_TABLE = "akashone_checkpoints"
+EVENTS_QUALIFIED = "public.akashone_events"
 LIVE_SCHEMA = "public"
 
 F = TypeVar("F", bound=Callable[..., None])
@@ -152,6 +153,12 @@ CHECKPOINTS_DDL = sql.SQL(
     " updated_at timestamptz NOT NULL DEFAULT now())"
 ).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
 
+#: inside the append transaction, which holds the events table's lock: our last id is currval
+SET_CHECKPOINTS_TO_CURRENT = sql.SQL(
+    "UPDATE {table} SET position = currval(pg_get_serial_sequence(%s, 'notification_id')),"
+    " updated_at = now() WHERE name = ANY(%s)"
+).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
+
 SET_CHECKPOINTS = sql.SQL(
     "UPDATE {table} SET position = %s, updated_at = now() WHERE name = ANY(%s)"
 ).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
@@ -183,11 +190,11 @@ class InlineProjections:
         self.projections = list(projections)
         self.names = [p.name for p in self.projections]
 
-    def __call__(self, cur: psycopg.Cursor[Any], events: Sequence[Any],
-                 positions: Sequence[int]) -> None:
+    def __call__(self, cur: psycopg.Cursor[Any], events: Sequence[Any]) -> None:
+        # Inline handlers do not use positions (0); the checkpoint is set server-side.
         batch = Batch()
-        pairs = list(zip(events, positions, strict=True))
+        pairs = [(event, 0) for event in events]
         for projection in self.projections:
             projection.apply(pairs, batch)
-        batch.add(SET_CHECKPOINTS, (max(positions), self.names))
+        batch.add(SET_CHECKPOINTS_TO_CURRENT, (EVENTS_QUALIFIED, self.names))
         batch.execute(cur)
