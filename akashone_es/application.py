@@ -45,7 +45,7 @@ class PydanticMapper(Mapper[UUID]):
     """Events as readable JSON (``convert_from(state, 'UTF8')::jsonb``), upcast on read."""
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
-        event = cast(BaseModel, domain_event)
+        event = cast("BaseModel", domain_event)
         state = event.model_dump(mode="json", exclude={"originator_id", "originator_version"})
         class_version = getattr(type(event), "class_version", 1)
         if class_version > 1:
@@ -73,7 +73,7 @@ class PydanticMapper(Mapper[UUID]):
             from_version += 1
         data["originator_id"] = originator_id
         data["originator_version"] = originator_version
-        return cast(DomainEventProtocol[UUID], cls.model_validate(data))
+        return cast("DomainEventProtocol[UUID]", cls.model_validate(data))
 
 
 class AkashOneApplication(Application[UUID]):
@@ -97,8 +97,8 @@ class AkashOneApplication(Application[UUID]):
         processing_event.collect_events(*objs, **kwargs)
         meta = event_metadata()
         processing_event.events = [
-            e if cast(DomainEvent, e).metadata else cast(DomainEvent, e).model_copy(
-                update={"metadata": meta})  # type: ignore[misc]
+            e if cast("DomainEvent", e).metadata else cast("DomainEvent", e).model_copy(
+                update={"metadata": meta})
             for e in processing_event.events
         ]
         processing_event.saved_kwargs["inline_events"] = processing_event.events

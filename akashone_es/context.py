@@ -42,7 +42,8 @@ class ActingContext(BaseModel):
         }
 
 
-_current: ContextVar[ActingContext] = ContextVar("akashone_acting", default=ActingContext())
+_SYSTEM = ActingContext()
+_current: ContextVar[ActingContext] = ContextVar("akashone_acting", default=_SYSTEM)
 _command: ContextVar[dict[str, Any] | None] = ContextVar("akashone_command", default=None)
 
 

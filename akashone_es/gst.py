@@ -41,7 +41,8 @@ def gstin_error(gstin: str) -> str | None:
     if len(gstin) != 15:
         return "must be 15 characters"
     if not _GSTIN_SHAPE.match(gstin):
-        return "must match 2 digits, PAN (5 letters, 4 digits, letter), entity code, 'Z', check character"
+        return ("must match 2 digits, PAN (5 letters, 4 digits, letter), entity code, 'Z', "
+                "check character")
     if gstin[:2] not in STATE_CODES:
         return f"unknown state code {gstin[:2]}"
     if gstin_check_character(gstin[:14]) != gstin[14]:

@@ -16,7 +16,7 @@ import psycopg
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
-Query = sql.Composable
+Query = sql.SQL | sql.Composed
 CHECKPOINTS_TABLE = "akashone_checkpoints"
 EVENTS_QUALIFIED = "public.akashone_events"
 LIVE_SCHEMA = "public"

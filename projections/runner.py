@@ -11,7 +11,13 @@ from psycopg import sql
 
 from akashone_es.application import EVENTS_TABLE
 from akashone_es.logging import get_logger
-from projections.engine import LOCK_CHECKPOINT, REGISTER_CHECKPOINT, SET_CHECKPOINTS, Batch, Projection
+from projections.engine import (
+    LOCK_CHECKPOINT,
+    REGISTER_CHECKPOINT,
+    SET_CHECKPOINTS,
+    Batch,
+    Projection,
+)
 from projections.log import LogReader, head
 
 log = get_logger(__name__)

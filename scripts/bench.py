@@ -48,8 +48,8 @@ PAYLOAD = {"username": "x" * 12, "email": "someone@example.com", "password_hash"
            "gst_number": "27AAPFU0939F1ZV", "account_type": "customer", "status": "active",
            "organization_id": None, "metadata": {"actor_id": None, "correlation_id": "c" * 36}}
 
-RAW_DDL = """CREATE TABLE IF NOT EXISTS bench_raw (id bigserial PRIMARY KEY, stream_id uuid NOT NULL,
-  version int NOT NULL, type text NOT NULL, data jsonb NOT NULL,
+RAW_DDL = """CREATE TABLE IF NOT EXISTS bench_raw (id bigserial PRIMARY KEY,
+  stream_id uuid NOT NULL, version int NOT NULL, type text NOT NULL, data jsonb NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now(), UNIQUE (stream_id, version))"""
 RAW_INSERT = "INSERT INTO bench_raw (stream_id, version, type, data) VALUES (%s, %s, %s, %s::jsonb)"
 

@@ -12,7 +12,8 @@ from akashone_es.cli.common import State, render_status
 from akashone_es.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Event-sourced persistence for AkashOne: schema, demo, projections, history.")
+                  help="Event-sourced persistence for AkashOne: schema, demo, projections, "
+                       "history.")
 app.add_typer(projections.app, name="projections")
 app.command("demo")(demo.demo)
 app.command("history")(history.history)

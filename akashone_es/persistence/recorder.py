@@ -46,7 +46,7 @@ class AkashOneRecorder(PostgresApplicationRecorder):
                     curs.execute(BEGIN)
                     self._lock_table(curs)
                     self._notify_channel(curs)
-                    PostgresAggregateRecorder._insert_stored_events(  # noqa: SLF001
+                    PostgresAggregateRecorder._insert_stored_events(
                         self, insert, stored_events)
                     if self.inline_hook is not None and inline_events:
                         self.inline_hook(curs, inline_events)

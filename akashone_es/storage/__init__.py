@@ -56,7 +56,7 @@ def open_storage(settings: Settings | None = None, *, dsn: str | None = None,
     app = AkashOneApplication(env=eventsourcing_env(
         dsn, pool_size=settings.pool_size, max_overflow=settings.pool_max_overflow,
         lock_timeout=settings.lock_timeout_seconds))
-    app.snapshotting_intervals = {
+    app.snapshotting_intervals = {  # type: ignore[misc] # per-instance, from settings
         identity_domain.User: settings.snapshot_interval,
         identity_domain.Role: settings.snapshot_interval,
         identity_domain.Organization: settings.snapshot_interval,

@@ -10,7 +10,6 @@ from uuid import UUID
 import psycopg
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, PersistenceError
-from psycopg import sql
 from pydantic import BaseModel
 
 from akashone_es import context
@@ -18,7 +17,7 @@ from akashone_es.application import AkashOneApplication
 from akashone_es.domain.base import Aggregate
 from akashone_es.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
 from akashone_es.settings import Settings
-from projections.engine import Projection
+from projections.engine import Projection, Query
 from projections.log import LogReader
 from projections.runner import catch_up
 
@@ -96,7 +95,7 @@ class StorageBase:
 
     def _load(self, cls: type[A], aggregate_id: UUID, kind: str) -> A:
         try:
-            aggregate = self.app.repository.get(aggregate_id)
+            aggregate: Any = self.app.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFoundError(kind, aggregate_id) from None
         if not isinstance(aggregate, cls):
@@ -112,19 +111,19 @@ class StorageBase:
         except PersistenceError:
             raise
 
-    def _one(self, model: type[R], query: sql.Composable, params: Sequence[Any]) -> R | None:
+    def _one(self, model: type[R], query: Query, params: Sequence[Any]) -> R | None:
         with self._cursor() as cur:
             cur.execute(query, params, prepare=True)
             row = cur.fetchone()
         return model.model_validate(row) if row else None
 
-    def _all(self, model: type[R], query: sql.Composable, params: Sequence[Any]) -> list[R]:
+    def _all(self, model: type[R], query: Query, params: Sequence[Any]) -> list[R]:
         with self._cursor() as cur:
             cur.execute(query, params, prepare=True)
             rows = cur.fetchall()
         return [model.model_validate(row) for row in rows]
 
-    def _scalar(self, query: sql.Composable, params: Sequence[Any]) -> Any:
+    def _scalar(self, query: Query, params: Sequence[Any]) -> Any:
         with self._cursor() as cur:
             cur.execute(query, params, prepare=True)
             row = cur.fetchone()

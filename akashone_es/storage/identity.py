@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
 import bcrypt
@@ -14,11 +14,14 @@ from psycopg import sql
 
 from akashone_es import context
 from akashone_es.domain import identity as domain
+from akashone_es.domain.base import Aggregate
 from akashone_es.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
 from akashone_es.storage import inputs as i
 from akashone_es.storage.base import StorageBase
 from akashone_es.storage.seed import DEFAULT_PERMISSIONS, SYSTEM_ROLES
 from projections import models as m
+
+T = TypeVar("T")
 
 
 def Q(text: str) -> sql.SQL:  # noqa: N802 - reads like a literal
@@ -190,9 +193,9 @@ class IdentityStorage(StorageBase):
         if organization_id is not None:
             self._require_organization(organization_id, "organization_id")
         with context.command():
+            owner = str(organization_id) if organization_id else None
             aggregate = domain.Role(name=role.name, description=role.description,
-                                    is_system=False,
-                                    organization_id=str(organization_id) if organization_id else None)
+                                    is_system=False, organization_id=owner)
             self._save(aggregate)
         return self._must(self.get_role(aggregate.id))
 
@@ -400,7 +403,7 @@ class IdentityStorage(StorageBase):
                 password_hash=self._password_hash(accept.password),
                 gst_number=accept.gst_number, account_type="team_member",
                 organization_id=str(member.organization_id), status="active")
-            invitation.accept(user.id, datetime.now(timezone.utc))
+            invitation.accept(user.id, datetime.now(UTC))
             self._save(user, invitation)
         return self._must(self._one(m.User, USER_BY_ID, (user.id,)))
 
@@ -439,13 +442,13 @@ class IdentityStorage(StorageBase):
                 self._save_seed(*added)
         return len(added)
 
-    def _save_seed(self, *aggregates: domain.Aggregate) -> None:
+    def _save_seed(self, *aggregates: Aggregate) -> None:
         """Seeding raced by another process: whoever lost finds the seed already there."""
         with contextlib.suppress(DuplicateError, ConflictError):
             self._save(*aggregates)
 
     @staticmethod
-    def _must(value: Any) -> Any:
+    def _must(value: T | None) -> T:
         if value is None:  # the inline projection wrote it in the same transaction
             raise NotFoundError("record", "(just written)")
         return value
