@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ from projections.log import LOCK_EVENTS, LogReader, head
 
 log = get_logger(__name__)
 SHADOW_SCHEMA = "akashone_rebuild"
+#: one rebuild or verify at a time per database: they share the shadow schema
+REBUILD_LOCK = "akashone:rebuild"
 Progress = Callable[[str, int, int], None]
 
 
@@ -86,6 +89,16 @@ def _fresh_shadow(conn: psycopg.Connection[Any], projection_cls: type[Projection
     return shadow
 
 
+@contextmanager
+def _exclusive(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Hold the rebuild lock (a session advisory lock) for the block."""
+    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (REBUILD_LOCK,))
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (REBUILD_LOCK,))
+
+
 def _drop_shadow(conn: psycopg.Connection[Any]) -> None:
     conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
         sql.Identifier(SHADOW_SCHEMA)))
@@ -103,7 +116,7 @@ def rebuild(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
     then DROP live + SET SCHEMA shadow + checkpoint) holds the events table's EXCLUSIVE lock
     and the checkpoint row, so nothing appended meanwhile is missed or applied twice.
     """
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True) as conn, _exclusive(conn):
         shadow = _fresh_shadow(conn, projection_cls)
         position = _replay(conn, shadow, reader, 0, head(conn), batch_size, progress)
         live = projection_cls(schema=LIVE_SCHEMA)
@@ -132,7 +145,7 @@ def rebuild(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
 def verify(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
            batch_size: int = 5000, progress: Progress | None = None) -> VerifyResult:
     """Replay into shadow tables up to the live checkpoint and compare content checksums."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True) as conn, _exclusive(conn):
         live = projection_cls(schema=LIVE_SCHEMA)
         shadow = _fresh_shadow(conn, projection_cls)
         position = _replay(conn, shadow, reader, 0, _current_position(conn, live), batch_size,

@@ -13,12 +13,23 @@ from akashone_es.cli.common import State
 from akashone_es.domain.base import DomainEvent
 
 BASE_FIELDS = set(DomainEvent.model_fields) | {"originator_topic"}
+#: never printed, even hashed: a hash still lets an attacker guess offline
+SECRET_FIELDS = frozenset({"password", "password_hash", "token_hash", "two_factor_secret",
+                           "email_verification_code"})
+
+
+def redact(data: Any) -> Any:
+    """The event's data with every secret-bearing field replaced by a label."""
+    if isinstance(data, dict):
+        return {key: "(hidden)" if key in SECRET_FIELDS and value is not None else redact(value)
+                for key, value in data.items()}
+    if isinstance(data, list):
+        return [redact(item) for item in data]
+    return data
 
 
 def _changes(event: Any) -> str:
-    data = event.model_dump(mode="json", exclude=BASE_FIELDS)
-    if "password_hash" in data:
-        data["password_hash"] = "(bcrypt hash)"  # noqa: S105 - a label, not a secret
+    data = redact(event.model_dump(mode="json", exclude=BASE_FIELDS))
     return orjson.dumps(data).decode() if data else ""
 
 
@@ -41,7 +52,8 @@ def history(ctx: typer.Context,
         names = {str(u.id): u.username for u in storage.get_users()}
     if as_json:
         for event in events:
-            state.console.print_json(orjson.dumps(event.model_dump(mode="json")).decode())  # type: ignore[attr-defined]
+            data = redact(event.model_dump(mode="json"))  # type: ignore[attr-defined]
+            state.console.print_json(orjson.dumps(data).decode())
         return
     table = Table(title=f"history of {oid}", title_justify="left")
     for column in ("v", "when", "who", "event", "what changed"):

@@ -15,7 +15,7 @@ from akashone_es.persistence.recorder import AkashOneRecorder
 from akashone_es.settings import Settings
 from akashone_es.storage.activity import ActivityStorage
 from akashone_es.storage.identity import IdentityStorage
-from akashone_es.storage.setup import bring_inline_current, create_schema
+from akashone_es.storage.setup import bring_current, create_schema, missing_tables, schema_lock
 from projections.activity import ActivityProjection
 from projections.engine import InlineProjections, Projection
 from projections.identity import IdentityProjection
@@ -53,9 +53,23 @@ def open_storage(settings: Settings | None = None, *, dsn: str | None = None,
     if dsn is None:
         dsn, server = resolve_dsn(settings)
     ensure_database(dsn)
-    app = AkashOneApplication(env=eventsourcing_env(
-        dsn, pool_size=settings.pool_size, max_overflow=settings.pool_max_overflow,
-        lock_timeout=settings.lock_timeout_seconds))
+    with psycopg.connect(dsn, autocommit=True) as conn, schema_lock(conn):
+        # The library creates its tables when the application is constructed: under the
+        # same lock as ours, so processes opening a new database at once do not collide.
+        app = AkashOneApplication(env=eventsourcing_env(
+            dsn, pool_size=settings.pool_size, max_overflow=settings.pool_max_overflow,
+            lock_timeout=settings.lock_timeout_seconds))
+        storage = _compose(app, settings, dsn, projections, server)
+        if create_schema_objects:
+            dropped = missing_tables(conn, storage.projections)
+            create_schema(conn, storage.projections)
+            bring_current(dsn, conn, storage.projections, storage.reader, dropped)
+    log.debug("storage.opened", embedded=server is not None)
+    return storage
+
+
+def _compose(app: AkashOneApplication, settings: Settings, dsn: str,
+             projections: Sequence[type[Projection]], server: EmbeddedServer | None) -> Storage:
     app.snapshotting_intervals = {  # type: ignore[misc] # per-instance, from settings
         identity_domain.User: settings.snapshot_interval,
         identity_domain.Role: settings.snapshot_interval,
@@ -64,14 +78,9 @@ def open_storage(settings: Settings | None = None, *, dsn: str | None = None,
     instances = [cls() for cls in projections]
     storage = Storage(app, settings, dsn, instances,
                       on_close=server.stop if server else None)
-    if create_schema_objects:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            create_schema(conn, instances)
-            bring_inline_current(dsn, conn, instances, storage.reader)
     recorder = app.recorder
     assert isinstance(recorder, AkashOneRecorder)  # noqa: S101 - set by eventsourcing_env
     recorder.inline_hook = InlineProjections([p for p in instances if p.mode == "inline"])
-    log.debug("storage.opened", embedded=server is not None)
     return storage
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import secrets
 from datetime import UTC, datetime
@@ -422,8 +421,8 @@ class IdentityStorage(StorageBase):
                                                category=category))
         if added:
             with context.command():
-                self._save_seed(*added)
-        return len(added)
+                return len(added) if self._save_seed(*added) else 0
+        return 0
 
     def initialize_default_roles(self) -> int:
         """Seed the Admin, Editor and Viewer system roles with their permissions."""
@@ -439,13 +438,16 @@ class IdentityStorage(StorageBase):
             added.append(role)
         if added:
             with context.command():
-                self._save_seed(*added)
-        return len(added)
+                return len(added) if self._save_seed(*added) else 0
+        return 0
 
-    def _save_seed(self, *aggregates: Aggregate) -> None:
-        """Seeding raced by another process: whoever lost finds the seed already there."""
-        with contextlib.suppress(DuplicateError, ConflictError):
+    def _save_seed(self, *aggregates: Aggregate) -> bool:
+        """Save seed aggregates; False when another process seeded them first."""
+        try:
             self._save(*aggregates)
+        except (DuplicateError, ConflictError):
+            return False
+        return True
 
     @staticmethod
     def _must(value: T | None) -> T:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -17,10 +18,32 @@ log = get_logger(__name__)
 SCHEMA_LOCK = "akashone:schema"
 
 
+@contextmanager
+def schema_lock(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Serialize schema creation and upgrade across processes (a session advisory lock)."""
+    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (SCHEMA_LOCK,))
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (SCHEMA_LOCK,))
+
+
+def missing_tables(conn: psycopg.Connection[Any], projections: Sequence[Projection]
+                   ) -> set[str]:
+    """Names of the projections that have at least one table missing."""
+    missing = set()
+    for projection in projections:
+        for table in projection.tables:
+            row = conn.execute("SELECT to_regclass(%s)",
+                               (f"{projection.schema}.{table.name}",)).fetchone()
+            if row is None or row[0] is None:
+                missing.add(projection.name)
+    return missing
+
+
 def create_schema(conn: psycopg.Connection[Any], projections: Sequence[Projection]) -> None:
-    """Idempotent DDL, serialized across processes by an advisory lock."""
+    """Idempotent DDL (call it under ``schema_lock``)."""
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (SCHEMA_LOCK,))
         install_append_only_guard(conn)
         conn.execute(CHECKPOINTS_DDL)
         for projection in projections:
@@ -28,18 +51,18 @@ def create_schema(conn: psycopg.Connection[Any], projections: Sequence[Projectio
                 conn.execute(statement)
 
 
-def bring_inline_current(dsn: str, conn: psycopg.Connection[Any],
-                         projections: Sequence[Projection], reader: LogReader) -> list[str]:
-    """Rebuild any inline projection that is behind the log (new, or its tables were dropped).
-
-    Normally inline checkpoints equal the head and this costs two small queries.
+def bring_current(dsn: str, conn: psycopg.Connection[Any], projections: Sequence[Projection],
+                  reader: LogReader, dropped: set[str]) -> list[str]:
+    """Rebuild projections whose tables were missing (``dropped``) and inline projections
+    that are behind the log (new ones); normally this costs two small queries.
     """
     last = head(conn)
     positions = read_checkpoints(conn)
     rebuilt = []
     for projection in projections:
         conn.execute(REGISTER_CHECKPOINT, (projection.name,))
-        if projection.mode == "inline" and positions.get(projection.name, 0) < last:
+        behind = projection.mode == "inline" and positions.get(projection.name, 0) < last
+        if last > 0 and (behind or projection.name in dropped):
             log.info("projection.behind", projection=projection.name,
                      position=positions.get(projection.name, 0), head=last)
             rebuild(dsn, type(projection), reader)

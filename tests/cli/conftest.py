@@ -1,0 +1,58 @@
+"""CLI fixtures: run the installed ``akashone-es`` as a subprocess against the test's database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, LiteralString
+
+import psycopg
+import pytest
+
+ENTRY_POINT = Path(sys.executable).with_name("akashone-es")
+#: variables that would make rich colour its output or point the CLI at another database
+UNSET = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "AKASHONE_DATABASE_URL")
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+Query = Callable[..., list[tuple[Any, ...]]]
+
+
+def cli_env(database_url: str | None = None) -> dict[str, str]:
+    """The environment of a CLI process: wide plain output, cheap bcrypt, the given database."""
+    env = {key: value for key, value in os.environ.items() if key not in UNSET}
+    env.update(COLUMNS="200", AKASHONE_BCRYPT_ROUNDS="4")
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
+def run_cli(*args: str, database_url: str | None = None,
+            timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """``akashone-es ARGS`` run to completion as a user runs it."""
+    return subprocess.run([str(ENTRY_POINT), *args], env=cli_env(database_url),
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def cli(dsn: str) -> Cli:
+    """Run ``akashone-es ARGS`` with ``DATABASE_URL`` set to this test's fresh database."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, database_url=dsn)
+
+    return run
+
+
+@pytest.fixture
+def query(dsn: str) -> Query:
+    """All rows of one SQL statement on this test's database (autocommit)."""
+
+    def fetch(statement: LiteralString, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            cursor = conn.execute(statement, params)
+            return cursor.fetchall() if cursor.description else []
+
+    return fetch
