@@ -34,15 +34,27 @@ def handles(*event_classes: type) -> Callable[[F], F]:
     return decorate
 
 
-class Batch:
-    """Statements collected from handlers, executed in order in one pipeline."""
+RowKey = tuple[str, Any]
 
-    __slots__ = ("statements",)
+
+class Batch:
+    """Statements collected from handlers, executed in order.
+
+    A statement added with ``returns=(table, id)`` ends in ``RETURNING *``; when the batch runs
+    inline, the row it returns is handed back to the command (read-your-write without a
+    second query).
+    """
+
+    __slots__ = ("returns", "statements")
 
     def __init__(self) -> None:
         self.statements: list[tuple[Query, Sequence[Any]]] = []
+        self.returns: dict[int, RowKey] = {}
 
-    def add(self, query: Query, params: Sequence[Any]) -> None:
+    def add(self, query: Query, params: Sequence[Any], *, returns: RowKey | None = None
+            ) -> None:
+        if returns is not None:
+            self.returns[len(self.statements)] = returns
         self.statements.append((query, params))
 
     def __len__(self) -> int:
@@ -190,11 +202,11 @@ class InlineProjections:
         self.projections = list(projections)
         self.names = [p.name for p in self.projections]
 
-    def __call__(self, cur: psycopg.Cursor[Any], events: Sequence[Any]) -> None:
-        # Inline handlers do not use positions (0); the checkpoint is set server-side.
+    def __call__(self, events: Sequence[Any]) -> Batch:
+        """The statements for ``events`` plus the checkpoint update (set server-side)."""
         batch = Batch()
-        pairs = [(event, 0) for event in events]
+        pairs = [(event, 0) for event in events]  # inline handlers do not use positions
         for projection in self.projections:
             projection.apply(pairs, batch)
         batch.add(SET_CHECKPOINTS_TO_CURRENT, (EVENTS_QUALIFIED, self.names))
-        batch.execute(cur)
+        return batch

@@ -91,51 +91,55 @@ class IdentityProjection(Projection):
     def prepare(self) -> None:
         self.insert_org = self.q(
             "INSERT INTO {t} (id, name, kind, parent_id, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING", t="organizations")
-        self.rename_org = self.q("UPDATE {t} SET name = %s, updated_at = %s WHERE id = %s",
-                                 t="organizations")
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+            " RETURNING *", t="organizations")
+        self.rename_org = self.q("UPDATE {t} SET name = %s, updated_at = %s WHERE id = %s"
+                                 " RETURNING *", t="organizations")
         self.insert_user = self.q(
             "INSERT INTO {t} (id, username, email, password, gst_number, account_type,"
             " organization_id, status, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            t="users")
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+            " RETURNING *", t="users")
         self.update_user = {
-            col: self.q("UPDATE {t} SET " + col + " = %s, updated_at = %s WHERE id = %s",
-                        t="users")
+            col: self.q("UPDATE {t} SET " + col + " = %s, updated_at = %s WHERE id = %s"
+                        " RETURNING *", t="users")
             for col in USER_COLUMNS
         }
         self.insert_role = self.q(
             "INSERT INTO {t} (id, name, description, is_system, organization_id, created_at,"
-            " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            t="roles")
+            " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+            " RETURNING *", t="roles")
         self.update_role = self.q(
-            "UPDATE {t} SET name = %s, description = %s, updated_at = %s WHERE id = %s",
-            t="roles")
+            "UPDATE {t} SET name = %s, description = %s, updated_at = %s WHERE id = %s"
+            " RETURNING *", t="roles")
         self.delete_role = self.q("DELETE FROM {t} WHERE id = %s", t="roles")
         self.delete_role_links = self.q("DELETE FROM {t} WHERE role_id = %s",
                                         t="role_permissions")
         self.insert_permission = self.q(
             "INSERT INTO {t} (id, key, name, description, category, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING", t="permissions")
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+            " RETURNING *", t="permissions")
         self.insert_role_permission = self.q(
             "INSERT INTO {t} (id, role_id, permission_id, created_at) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (id) DO NOTHING", t="role_permissions")
+            " ON CONFLICT (id) DO NOTHING RETURNING *", t="role_permissions")
         self.delete_role_permission = self.q(
             "DELETE FROM {t} WHERE role_id = %s AND permission_id = %s", t="role_permissions")
         self.insert_user_role = self.q(
             "INSERT INTO {t} (id, user_id, role_id, granted_by, created_at)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING", t="user_roles")
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+            " RETURNING *", t="user_roles")
         self.delete_user_role = self.q("DELETE FROM {t} WHERE user_id = %s AND role_id = %s",
                                        t="user_roles")
         self.insert_member = self.q(
             "INSERT INTO {t} (id, email, organization_id, status, invited_by, invitation_token,"
-            " invited_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            t="team_members")
+            " invited_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+            " RETURNING *", t="team_members")
         self.accept_member = self.q(
             "UPDATE {t} SET user_id = %s, status = 'active', joined_at = %s,"
-            " invitation_token = NULL WHERE id = %s", t="team_members")
+            " invitation_token = NULL WHERE id = %s RETURNING *", t="team_members")
         self.update_member = {
-            col: self.q("UPDATE {t} SET " + col + " = %s WHERE id = %s", t="team_members")
+            col: self.q("UPDATE {t} SET " + col + " = %s WHERE id = %s RETURNING *",
+                        t="team_members")
             for col in TEAM_MEMBER_COLUMNS
         }
         self.delete_member = self.q("DELETE FROM {t} WHERE id = %s", t="team_members")
@@ -143,27 +147,30 @@ class IdentityProjection(Projection):
     @handles(Organization.Created)
     def _org_created(self, e: Organization.Created, _: int, b: Batch) -> None:
         b.add(self.insert_org, (e.originator_id, e.name, e.kind, e.parent_id, e.timestamp,
-                                e.timestamp))
+                                e.timestamp), returns=("organizations", e.originator_id))
 
     @handles(Organization.Renamed)
     def _org_renamed(self, e: Organization.Renamed, _: int, b: Batch) -> None:
-        b.add(self.rename_org, (e.name, e.timestamp, e.originator_id))
+        b.add(self.rename_org, (e.name, e.timestamp, e.originator_id),
+              returns=("organizations", e.originator_id))
 
     @handles(User.Registered)
     def _user_registered(self, e: User.Registered, _: int, b: Batch) -> None:
         b.add(self.insert_user, (e.originator_id, e.username, e.email, e.password_hash,
                                  e.gst_number, e.account_type, e.organization_id, e.status,
-                                 e.timestamp, e.timestamp))
+                                 e.timestamp, e.timestamp), returns=("users", e.originator_id))
 
     @handles(User.Updated)
     def _user_updated(self, e: User.Updated, _: int, b: Batch) -> None:
         for column, value in e.changes.items():
-            b.add(self.update_user[column], (value, e.timestamp, e.originator_id))
+            b.add(self.update_user[column], (value, e.timestamp, e.originator_id),
+                  returns=("users", e.originator_id))
 
     @handles(User.RoleGranted)
     def _role_granted(self, e: User.RoleGranted, _: int, b: Batch) -> None:
-        b.add(self.insert_user_role, (link_id(e.originator_id, e.role_id), e.originator_id,
-                                      e.role_id, e.granted_by, e.timestamp))
+        key = link_id(e.originator_id, e.role_id)
+        b.add(self.insert_user_role, (key, e.originator_id, e.role_id, e.granted_by,
+                                      e.timestamp), returns=("user_roles", key))
 
     @handles(User.RoleRevoked)
     def _role_revoked(self, e: User.RoleRevoked, _: int, b: Batch) -> None:
@@ -172,16 +179,19 @@ class IdentityProjection(Projection):
     @handles(Permission.Created)
     def _permission_created(self, e: Permission.Created, _: int, b: Batch) -> None:
         b.add(self.insert_permission, (e.originator_id, e.key, e.name, e.description,
-                                       e.category, e.timestamp))
+                                       e.category, e.timestamp),
+              returns=("permissions", e.originator_id))
 
     @handles(Role.Created)
     def _role_created(self, e: Role.Created, _: int, b: Batch) -> None:
         b.add(self.insert_role, (e.originator_id, e.name, e.description, e.is_system,
-                                 e.organization_id, e.timestamp, e.timestamp))
+                                 e.organization_id, e.timestamp, e.timestamp),
+              returns=("roles", e.originator_id))
 
     @handles(Role.Updated)
     def _role_updated(self, e: Role.Updated, _: int, b: Batch) -> None:
-        b.add(self.update_role, (e.name, e.description, e.timestamp, e.originator_id))
+        b.add(self.update_role, (e.name, e.description, e.timestamp, e.originator_id),
+              returns=("roles", e.originator_id))
 
     @handles(Role.Deleted)
     def _role_deleted(self, e: Role.Deleted, _: int, b: Batch) -> None:
@@ -190,8 +200,10 @@ class IdentityProjection(Projection):
 
     @handles(Role.PermissionAssigned)
     def _permission_assigned(self, e: Role.PermissionAssigned, _: int, b: Batch) -> None:
-        b.add(self.insert_role_permission, (link_id(e.originator_id, e.permission_id),
-                                            e.originator_id, e.permission_id, e.timestamp))
+        key = link_id(e.originator_id, e.permission_id)
+        b.add(self.insert_role_permission,
+              (key, e.originator_id, e.permission_id, e.timestamp),
+              returns=("role_permissions", key))
 
     @handles(Role.PermissionRemoved)
     def _permission_removed(self, e: Role.PermissionRemoved, _: int, b: Batch) -> None:
@@ -200,16 +212,19 @@ class IdentityProjection(Projection):
     @handles(TeamMember.Invited)
     def _member_invited(self, e: TeamMember.Invited, _: int, b: Batch) -> None:
         b.add(self.insert_member, (e.originator_id, e.email, e.organization_id, e.status,
-                                   e.invited_by, e.token_hash, e.timestamp))
+                                   e.invited_by, e.token_hash, e.timestamp),
+              returns=("team_members", e.originator_id))
 
     @handles(TeamMember.Accepted)
     def _member_accepted(self, e: TeamMember.Accepted, _: int, b: Batch) -> None:
-        b.add(self.accept_member, (e.user_id, e.joined_at, e.originator_id))
+        b.add(self.accept_member, (e.user_id, e.joined_at, e.originator_id),
+              returns=("team_members", e.originator_id))
 
     @handles(TeamMember.Updated)
     def _member_updated(self, e: TeamMember.Updated, _: int, b: Batch) -> None:
         for column, value in e.changes.items():
-            b.add(self.update_member[column], (value, e.originator_id))
+            b.add(self.update_member[column], (value, e.originator_id),
+                  returns=("team_members", e.originator_id))
 
     @handles(TeamMember.Removed)
     def _member_removed(self, e: TeamMember.Removed, _: int, b: Batch) -> None:

@@ -1,35 +1,58 @@
-"""The application recorder: the library's locked insert, plus inline projections, in one trip."""
+"""The application recorder: the library's locked insert plus inline projections, one round trip."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
-from psycopg import Cursor, sql
+from psycopg import sql
 from psycopg.pq import TransactionStatus
-from psycopg.rows import DictRow
 
-BEGIN, COMMIT, ROLLBACK = sql.SQL("BEGIN"), sql.SQL("COMMIT"), sql.SQL("ROLLBACK")
+from projections.engine import Batch, RowKey
 
-#: called inside the insert transaction, after the INSERT, with a cursor and the domain events
-InlineHook = Callable[[Cursor[DictRow], Sequence[Any]], None]
+#: builds the inline projections' statements for the events being appended
+InlineHook = Callable[[Sequence[Any]], Batch]
+
+_captured: ContextVar[dict[RowKey, dict[str, Any]] | None] = ContextVar(
+    "akashone_captured_rows", default=None)
+
+
+@contextmanager
+def capture_rows() -> Iterator[dict[RowKey, dict[str, Any]]]:
+    """Collect the read-table rows written by the inline projections of saves in the block."""
+    rows: dict[RowKey, dict[str, Any]] = {}
+    token = _captured.set(rows)
+    try:
+        yield rows
+    finally:
+        _captured.reset(token)
 
 
 class AkashOneRecorder(PostgresApplicationRecorder):
-    """The library's insert path (EXCLUSIVE table lock, so insert order = commit order, and
-    NOTIFY), sent as one pipeline: BEGIN, lock, notify, insert, inline projection statements
-    and their checkpoints, COMMIT, with a single sync.
+    """The library's insert path, sent as one simple-query message.
 
-    The library's own version syncs three times per save; a client-side round trip is the cost
-    that matters for one-command-per-transaction writers. Semantics are unchanged: the lock is
-    taken before the insert, and a unique violation in a read table (or a stale version in
-    the events table) aborts the whole transaction, events included.
+    Same statements, same order as the library (``SET LOCAL lock_timeout``, ``LOCK TABLE ... IN
+    EXCLUSIVE MODE`` so insert order = commit order, ``NOTIFY``, the INSERT), then the inline
+    projections' statements and their checkpoint, between BEGIN and COMMIT. Parameters are
+    bound client-side (psycopg's ClientCursor quoting), so the whole save is one message and one
+    round trip; the library's pipeline syncs three times per save. A unique violation in a read
+    table, or a stale version in the events table, aborts the transaction, events included.
     """
 
     inline_hook: InlineHook | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._preamble: list[bytes] | None = None
+        self.insert_values_statement = sql.SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
+            " VALUES {values} RETURNING notification_id")
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -37,22 +60,51 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return []
         inline_events = kwargs.get("inline_events")
+        batch = (self.inline_hook(inline_events)
+                 if self.inline_hook is not None and inline_events else Batch())
         with self.datastore.get_connection() as conn:
-            insert, curs = conn.cursor(), conn.cursor()
+            cur = psycopg.ClientCursor(conn)
+            if self._preamble is None:  # constant: BEGIN, lock timeout, lock, notify
+                self._preamble = [b"BEGIN", *(cur.mogrify(s).encode()
+                                              for s in self.lock_table_statements),
+                                  cur.mogrify(sql.SQL("NOTIFY {0}").format(
+                                      sql.Identifier(self.channel_name))).encode()]
+            head = [*self._preamble, self._mogrify_insert(cur, stored_events)]
+            body = [cur.mogrify(query, params).encode() for query, params in batch.statements]
             try:
-                # BEGIN and COMMIT are pipelined statements, not conn.transaction(), which
-                # would sync before COMMIT: this way the whole save costs one round trip.
-                with conn.pipeline():
-                    curs.execute(BEGIN)
-                    self._lock_table(curs)
-                    self._notify_channel(curs)
-                    PostgresAggregateRecorder._insert_stored_events(
-                        self, insert, stored_events)
-                    if self.inline_hook is not None and inline_events:
-                        self.inline_hook(curs, inline_events)
-                    curs.execute(COMMIT)
+                cur.execute(b";\n".join([*head, *body, b"COMMIT"]))
             except BaseException:
                 if conn.info.transaction_status != TransactionStatus.IDLE:
-                    conn.execute(ROLLBACK)
+                    conn.execute("ROLLBACK")
                 raise
-            return [row["notification_id"] for row in insert.fetchall()]
+            for _ in range(len(head) - 1):  # the INSERT is the last statement of the head
+                cur.nextset()
+            ids = [row["notification_id"] for row in cur.fetchall()]
+            self._capture(cur, batch)
+            return ids
+
+    def _mogrify_insert(self, cur: psycopg.ClientCursor[Any],
+                        stored_events: Sequence[StoredEvent]) -> bytes:
+        values = sql.SQL(", ").join([sql.SQL("(%s, %s, %s, %s)")] * len(stored_events))
+        query = self.insert_values_statement.format(
+            schema=sql.Identifier(self.datastore.schema),
+            table=sql.Identifier(self.events_table_name), values=values)
+        params = [value for e in stored_events
+                  for value in (e.originator_id, e.originator_version, e.topic, e.state)]
+        return cur.mogrify(query, params).encode()
+
+    @staticmethod
+    def _capture(cur: psycopg.ClientCursor[Any], batch: Batch) -> None:
+        """Hand rows of ``RETURNING *`` statements to ``capture_rows()``; the cursor is on the
+        INSERT's result, just before the batch's first statement."""
+        rows = _captured.get()
+        if rows is None or not batch.returns:
+            return
+        current = -1
+        for index in sorted(batch.returns):
+            while current < index:
+                cur.nextset()
+                current += 1
+            row = cur.fetchone()
+            if row is not None:
+                rows[batch.returns[index]] = dict(row)

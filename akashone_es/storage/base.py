@@ -16,8 +16,9 @@ from akashone_es import context
 from akashone_es.application import AkashOneApplication
 from akashone_es.domain.base import Aggregate
 from akashone_es.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
+from akashone_es.persistence.recorder import capture_rows
 from akashone_es.settings import Settings
-from projections.engine import Projection, Query
+from projections.engine import Projection, Query, RowKey
 from projections.log import LogReader
 from projections.runner import catch_up
 
@@ -81,6 +82,14 @@ class StorageBase:
         except IntegrityError as exc:
             raise self._integrity_error(exc) from None
         return max((r.notification.id for r in recordings), default=0)
+
+    def _save_returning(self, model: type[R], key: RowKey, *aggregates: Aggregate) -> R | None:
+        """Save, and return the read-table row the inline projection wrote under ``key``
+        (None when it wrote none, e.g. an idempotent replay)."""
+        with capture_rows() as rows:
+            self._save(*aggregates)
+        row = rows.get(key)
+        return model.model_validate(row) if row is not None else None
 
     def _integrity_error(self, exc: IntegrityError) -> Exception:
         cause = exc.__cause__

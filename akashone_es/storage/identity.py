@@ -19,6 +19,7 @@ from akashone_es.storage import inputs as i
 from akashone_es.storage.base import StorageBase
 from akashone_es.storage.seed import DEFAULT_PERMISSIONS, SYSTEM_ROLES
 from projections import models as m
+from projections.identity import link_id
 
 T = TypeVar("T")
 
@@ -88,8 +89,8 @@ class IdentityStorage(StorageBase):
         with context.command():
             aggregate = domain.Organization(name=org.name, kind=org.kind,
                                             parent_id=str(org.parent_id) if org.parent_id else None)
-            self._save(aggregate)
-        return self._must(self.get_organization(aggregate.id))
+            row = self._save_returning(m.Organization, ("organizations", aggregate.id), aggregate)
+        return row or self._must(self.get_organization(aggregate.id))
 
     def get_organization(self, organization_id: UUID | str) -> m.Organization | None:
         oid = i.parse_id(organization_id, "organization_id")
@@ -143,8 +144,8 @@ class IdentityStorage(StorageBase):
                 account_type=user.account_type,
                 organization_id=str(organization_id) if organization_id else None,
                 status=user.status)
-            self._save(aggregate)
-        return self._must(self.get_user(aggregate.id))
+            row = self._save_returning(m.User, ("users", aggregate.id), aggregate)
+        return row or self._must(self.get_user(aggregate.id))
 
     def update_user(self, user_id: UUID | str,
                     changes: i.UpdateUser | dict[str, Any]) -> m.User | None:
@@ -165,8 +166,8 @@ class IdentityStorage(StorageBase):
         with context.command():
             aggregate = self._load(domain.User, uid, "user")
             aggregate.update(values)
-            self._save(aggregate)
-        return self.get_user(uid)
+            row = self._save_returning(m.User, ("users", uid), aggregate)
+        return row or self.get_user(uid)
 
     def has_super_admin(self) -> bool:
         return bool(self._scalar(HAS_SUPER_ADMIN, ()))
@@ -195,8 +196,8 @@ class IdentityStorage(StorageBase):
             owner = str(organization_id) if organization_id else None
             aggregate = domain.Role(name=role.name, description=role.description,
                                     is_system=False, organization_id=owner)
-            self._save(aggregate)
-        return self._must(self.get_role(aggregate.id))
+            row = self._save_returning(m.Role, ("roles", aggregate.id), aggregate)
+        return row or self._must(self.get_role(aggregate.id))
 
     def update_role(self, role_id: UUID | str,
                     changes: i.UpdateRole | dict[str, Any]) -> m.Role | None:
@@ -210,8 +211,8 @@ class IdentityStorage(StorageBase):
             values = update.model_dump(exclude_unset=True)
             aggregate.update(values.get("name", aggregate.name),
                              values.get("description", aggregate.description))
-            self._save(aggregate)
-        return self.get_role(current.id)
+            row = self._save_returning(m.Role, ("roles", current.id), aggregate)
+        return row or self.get_role(current.id)
 
     def delete_role(self, role_id: UUID | str) -> bool:
         """Delete a custom role, revoking it from every user in the same transaction."""
@@ -251,8 +252,8 @@ class IdentityStorage(StorageBase):
             aggregate = domain.Permission(key=permission.key, name=permission.name,
                                           description=permission.description,
                                           category=permission.category)
-            self._save(aggregate)
-        return self._must(self.get_permission(aggregate.id))
+            row = self._save_returning(m.Permission, ("permissions", aggregate.id), aggregate)
+        return row or self._must(self.get_permission(aggregate.id))
 
     # -- role <-> permission (3) ----------------------------------------------------------
     def get_role_permissions(self, role_id: UUID | str) -> list[m.Permission]:
@@ -266,8 +267,11 @@ class IdentityStorage(StorageBase):
         with context.command():
             aggregate = self._load(domain.Role, role.id, "role")
             aggregate.assign(permission.id)
-            self._save(aggregate)
-        return self._must(self._one(m.RolePermission, ROLE_PERMISSION, (role.id, permission.id)))
+            row = self._save_returning(m.RolePermission,
+                                       ("role_permissions", link_id(role.id, permission.id)),
+                                       aggregate)
+        return row or self._must(self._one(m.RolePermission, ROLE_PERMISSION,
+                                           (role.id, permission.id)))
 
     def remove_permission_from_role(self, role_id: UUID | str,
                                     permission_id: UUID | str) -> bool:
@@ -314,8 +318,9 @@ class IdentityStorage(StorageBase):
         with context.command():
             aggregate = self._load(domain.User, user.id, "user")
             aggregate.grant_role(role.id, grantor)
-            self._save(aggregate)
-        return self._must(self._one(m.UserRole, USER_ROLE, (user.id, role.id)))
+            row = self._save_returning(m.UserRole, ("user_roles", link_id(user.id, role.id)),
+                                       aggregate)
+        return row or self._must(self._one(m.UserRole, USER_ROLE, (user.id, role.id)))
 
     def remove_role_from_user(self, user_id: UUID | str, role_id: UUID | str) -> bool:
         user = self._require_user(user_id)
@@ -361,8 +366,8 @@ class IdentityStorage(StorageBase):
                 email=str(invite.email), organization_id=str(invite.organization_id),
                 invited_by=str(invite.invited_by), token_hash=_token_hash(token),
                 status=invite.status)
-            self._save(aggregate)
-        member = self._must(self.get_team_member(aggregate.id))
+            row = self._save_returning(m.TeamMember, ("team_members", aggregate.id), aggregate)
+        member = row or self._must(self.get_team_member(aggregate.id))
         return member.model_copy(update={"invitation_token": token})
 
     def update_team_member(self, member_id: UUID | str,
@@ -376,8 +381,10 @@ class IdentityStorage(StorageBase):
             with context.command():
                 aggregate = self._load(domain.TeamMember, current.id, "team_member")
                 aggregate.update(values)
-                self._save(aggregate)
-        return self.get_team_member(current.id)
+                row = self._save_returning(m.TeamMember, ("team_members", current.id),
+                                           aggregate)
+                return row or self.get_team_member(current.id)
+        return current
 
     def delete_team_member(self, member_id: UUID | str) -> bool:
         current = self.get_team_member(member_id)
@@ -403,8 +410,8 @@ class IdentityStorage(StorageBase):
                 gst_number=accept.gst_number, account_type="team_member",
                 organization_id=str(member.organization_id), status="active")
             invitation.accept(user.id, datetime.now(UTC))
-            self._save(user, invitation)
-        return self._must(self._one(m.User, USER_BY_ID, (user.id,)))
+            row = self._save_returning(m.User, ("users", user.id), user, invitation)
+        return row or self._must(self._one(m.User, USER_BY_ID, (user.id,)))
 
     # -- permission checks and seeding (3) ------------------------------------------------
     def user_has_permission(self, user_id: UUID | str, permission_key: str) -> bool:
