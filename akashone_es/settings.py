@@ -28,3 +28,6 @@ class Settings(BaseSettings):
     snapshot_interval: int = Field(default=50, ge=2)
     batch_size: int = Field(default=2000, ge=1, description="events per catch-up transaction")
     lock_timeout_seconds: int = Field(default=10, ge=0)
+    secret_key: str | None = Field(
+        default=None, repr=False,
+        description="Fernet key for TOTP secrets; unset: a key kept in data_dir/secret.key")

@@ -22,9 +22,11 @@ USER_ACTIVITIES = Table("user_activities", """
      "CREATE INDEX IF NOT EXISTS user_activities_action_idx ON {table} (user_id, action)"],
     order_by="position")
 
-#: the projection's own memory of usernames, so a replay names actors as they were then
-ACTIVITY_USERNAMES = Table("activity_usernames", """
-    user_id uuid PRIMARY KEY, username text NOT NULL""", order_by="user_id")
+#: the projection's own memory of users (name, tenant), so a replay names actors and places
+#: rows in organizations as they were at the time
+ACTIVITY_ACTORS = Table("activity_actors", """
+    user_id uuid PRIMARY KEY, username text NOT NULL, organization_id uuid""",
+    order_by="user_id")
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -46,7 +48,7 @@ class ActivityProjection(Projection):
 
     name = "user_activities"
     mode = "async"
-    tables = (USER_ACTIVITIES, ACTIVITY_USERNAMES)
+    tables = (USER_ACTIVITIES, ACTIVITY_ACTORS)
     handles_all = True
 
     def prepare(self) -> None:
@@ -55,12 +57,16 @@ class ActivityProjection(Projection):
             " resource_type, resource_id, resource_name, ip_address, user_agent, metadata,"
             " created_at) VALUES (%s, %s, %s,"
             " COALESCE(%s, (SELECT username FROM {u} WHERE user_id = %s), 'system'),"
-            " %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            t="user_activities", u="activity_usernames")
+            " COALESCE(%s::uuid, (SELECT organization_id FROM {u} WHERE user_id = %s), %s::uuid),"
+            " %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            t="user_activities", u="activity_actors")
         self.remember = self.q(
-            "INSERT INTO {u} (user_id, username) VALUES (%s, %s)"
-            " ON CONFLICT (user_id) DO UPDATE SET username = EXCLUDED.username",
-            u="activity_usernames")
+            "INSERT INTO {u} (user_id, username, organization_id) VALUES (%s, %s, %s)"
+            " ON CONFLICT (user_id) DO NOTHING", u="activity_actors")
+        self.rename = self.q("UPDATE {u} SET username = %s WHERE user_id = %s",
+                             u="activity_actors")
+        self.move = self.q("UPDATE {u} SET organization_id = %s WHERE user_id = %s",
+                           u="activity_actors")
 
     def _row(self, e: Any, position: int, b: Batch, *, action: str, resource_type: str | None,
              resource_id: str | None, name: str | None, user_id: Any = None,
@@ -68,6 +74,11 @@ class ActivityProjection(Projection):
              details: dict[str, Any] | None = None) -> None:
         meta = e.metadata or {}
         actor = user_id or meta.get("actor_id")
+        if isinstance(e, Activity.Recorded):  # the subject user's tenant, else the actor's
+            tenant, fallback_tenant = None, meta.get("organization_id")
+        else:  # the resource's tenant, else the actor's
+            tenant = getattr(e, "organization_id", None) or meta.get("organization_id")
+            fallback_tenant = None
         extra = {"correlation_id": meta.get("correlation_id"),
                  "event": type(e).__qualname__, "version": e.originator_version}
         if details:
@@ -75,19 +86,21 @@ class ActivityProjection(Projection):
         b.add(self.insert, (
             uuid5(NAMESPACE_OID, f"{e.originator_id}:{e.originator_version}")
             if not isinstance(e, Activity.Recorded) else e.originator_id,
-            position, actor, username, actor, meta.get("organization_id"), action,
+            position, actor, username, actor, tenant, actor, fallback_tenant, action,
             resource_type, resource_id, name, ip or meta.get("ip"),
             agent or meta.get("user_agent"), Jsonb(extra), e.timestamp))
 
     @handles(User.Registered)
     def _registered(self, e: User.Registered, position: int, b: Batch) -> None:
-        b.add(self.remember, (e.originator_id, e.username))
+        b.add(self.remember, (e.originator_id, e.username, e.organization_id))
         self.fallback(e, position, b)
 
     @handles(User.Updated)
     def _updated(self, e: User.Updated, position: int, b: Batch) -> None:
         if "username" in e.changes:
-            b.add(self.remember, (e.originator_id, e.changes["username"]))
+            b.add(self.rename, (e.changes["username"], e.originator_id))
+        if "organization_id" in e.changes:
+            b.add(self.move, (e.changes["organization_id"], e.originator_id))
         self.fallback(e, position, b)
 
     @handles(Activity.Recorded)

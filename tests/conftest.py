@@ -1,4 +1,4 @@
-"""Test fixtures: a PostgreSQL server (DATABASE_URL, else embedded) and a fresh database per test."""
+"""Fixtures: a PostgreSQL server (DATABASE_URL, else embedded) and a fresh database per test."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from akashone_es.persistence.database import drop_database, ensure_database, wit
 from akashone_es.settings import Settings
 from akashone_es.storage import Storage, open_storage
 
-TEST_SETTINGS = {"bcrypt_rounds": 4, "pool_size": 2, "pool_max_overflow": 4}
+TEST_SETTINGS = {"bcrypt_rounds": 4, "pool_size": 2, "pool_max_overflow": 4,
+                 "secret_key": "kQ0jJ5Q1d1o1QeWl0h5i2m6h8GQe7bq0m0J7r3m3X2Y="}
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ class ActivityStorage(StorageBase):
             return self.get_recent_activities(limit or NO_LIMIT)
         rows = self._all(m.UserActivity, OF_USER, (i.parse_id(user_id, "user_id"),
                                                    limit or NO_LIMIT))
-        return [r for r in rows if self.visible(r.organization_id, shared=True)]
+        return [r for r in rows if self.visible(r.organization_id)]
 
     def get_user_activity(self, activity_id: UUID | str) -> m.UserActivity | None:
         self._activities()
@@ -74,4 +74,4 @@ class ActivityStorage(StorageBase):
         self._activities()
         rows = self._all(m.UserActivity, OF_USER_ACTION,
                          (i.parse_id(user_id, "user_id"), action))
-        return [r for r in rows if self.visible(r.organization_id, shared=True)]
+        return [r for r in rows if self.visible(r.organization_id)]

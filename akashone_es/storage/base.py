@@ -17,6 +17,7 @@ from akashone_es.application import AkashOneApplication
 from akashone_es.domain.base import Aggregate
 from akashone_es.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
 from akashone_es.persistence.recorder import capture_rows
+from akashone_es.secrets import SecretBox, load_key
 from akashone_es.settings import Settings
 from projections.engine import Projection, Query, RowKey
 from projections.log import LogReader
@@ -41,6 +42,7 @@ class StorageBase:
         for projection in self.projections:
             self._unique.update(projection.unique_constraints)
         self._on_close = on_close
+        self.secrets = SecretBox(load_key(settings.secret_key, settings.data_dir))
 
     # -- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:

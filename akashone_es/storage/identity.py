@@ -61,6 +61,10 @@ MEMBER_BY_EMAIL = Q("SELECT * FROM team_members WHERE lower(email) = lower(%s)"
 MEMBER_BY_TOKEN = Q("SELECT * FROM team_members WHERE invitation_token = %s")
 
 
+#: user columns kept encrypted in the log and the table, decrypted when read
+SEALED_USER_FIELDS = ("two_factor_secret", "email_verification_code")
+
+
 def _token_hash(token: str) -> str:
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
 
@@ -111,25 +115,32 @@ class IdentityStorage(StorageBase):
         return org
 
     # -- users (7) ------------------------------------------------------------------------
+    def _reveal(self, user: m.User | None) -> m.User | None:
+        """The user as the caller may see it: None across tenants, secrets decrypted."""
+        if user is None or not self.visible(user.organization_id):
+            return None
+        sealed = {f: self.secrets.open(getattr(user, f)) for f in SEALED_USER_FIELDS
+                  if getattr(user, f) is not None}
+        return user.model_copy(update=sealed) if sealed else user
+
     def get_users(self) -> list[m.User]:
         """All users; a tenant user sees only its organization's users."""
         tenant = self.tenant_id
         if tenant is not None:
-            return self._all(m.User, USERS_OF_ORG, (tenant,))
-        return self._all(m.User, USERS_ALL, ())
+            users = self._all(m.User, USERS_OF_ORG, (tenant,))
+        else:
+            users = self._all(m.User, USERS_ALL, ())
+        return [u for u in map(self._reveal, users) if u is not None]
 
     def get_user(self, user_id: UUID | str) -> m.User | None:
-        user = self._one(m.User, USER_BY_ID, (i.parse_id(user_id, "user_id"),))
-        return user if user and self.visible(user.organization_id) else None
+        return self._reveal(self._one(m.User, USER_BY_ID, (i.parse_id(user_id, "user_id"),)))
 
     def get_user_by_username(self, username: str) -> m.User | None:
-        user = self._one(m.User, USER_BY_USERNAME, (username,))
-        return user if user and self.visible(user.organization_id) else None
+        return self._reveal(self._one(m.User, USER_BY_USERNAME, (username,)))
 
     def get_user_by_email(self, email: str) -> m.User | None:
         """Case-insensitive, as email addresses are unique case-insensitively."""
-        user = self._one(m.User, USER_BY_EMAIL, (email,))
-        return user if user and self.visible(user.organization_id) else None
+        return self._reveal(self._one(m.User, USER_BY_EMAIL, (email,)))
 
     def create_user(self, data: i.InsertUser | dict[str, Any]) -> m.User:
         """Register a user; the account type is kept as given (AkashOne forced 'customer')."""
@@ -145,7 +156,7 @@ class IdentityStorage(StorageBase):
                 organization_id=str(organization_id) if organization_id else None,
                 status=user.status)
             row = self._save_returning(m.User, ("users", aggregate.id), aggregate)
-        return row or self._must(self.get_user(aggregate.id))
+        return self._must(self._reveal(row) or self.get_user(aggregate.id))
 
     def update_user(self, user_id: UUID | str,
                     changes: i.UpdateUser | dict[str, Any]) -> m.User | None:
@@ -159,6 +170,9 @@ class IdentityStorage(StorageBase):
             values["email"] = str(update.email)
         if values.get("password"):
             values["password"] = self._password_hash(values["password"])
+        for field in SEALED_USER_FIELDS:  # TOTP secrets never enter the log in clear
+            if values.get(field):
+                values[field] = self.secrets.seal(values[field])
         if values.get("organization_id"):
             self._require_organization(UUID(values["organization_id"]), "organization_id")
         if not values:
@@ -167,7 +181,7 @@ class IdentityStorage(StorageBase):
             aggregate = self._load(domain.User, uid, "user")
             aggregate.update(values)
             row = self._save_returning(m.User, ("users", uid), aggregate)
-        return row or self.get_user(uid)
+        return self._reveal(row) or self.get_user(uid)
 
     def has_super_admin(self) -> bool:
         return bool(self._scalar(HAS_SUPER_ADMIN, ()))

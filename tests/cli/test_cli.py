@@ -21,7 +21,7 @@ GSTIN_KARNATAKA = "29AAGCG6253J1Z8"
 READ_TABLES = {
     "identity.organizations", "identity.users", "identity.roles", "identity.permissions",
     "identity.role_permissions", "identity.user_roles", "identity.team_members",
-    "user_activities.user_activities", "user_activities.activity_usernames",
+    "user_activities.user_activities", "user_activities.activity_actors",
 }
 VERIFY_LINE = re.compile(r"^(\w+\.\w+): (ok|DIFFERS) rows=(\d+) live=(\w+) replayed=(\w+)"
                          r" \(position (\d+)\)$", re.MULTILINE)
@@ -195,7 +195,7 @@ class TestProjectionsVerify:
         result = cli("projections", "verify", "user_activities")
         assert result.returncode == 0, result.stderr
         assert verify_marks(result.stdout) == {
-            "user_activities.user_activities": "ok", "user_activities.activity_usernames": "ok"}
+            "user_activities.user_activities": "ok", "user_activities.activity_actors": "ok"}
 
 
 class TestProjectionsRebuild:

@@ -340,7 +340,8 @@ class TestActivityRows:
             ("user.updated", None, "system"),
             ("organization.created", admin.id, "asha.k"),
         ]
-        assert once["activity_usernames"] == [{"user_id": admin.id, "username": "asha.k"}]
+        assert once["activity_actors"] == [
+            {"user_id": admin.id, "username": "asha.k", "organization_id": None}]
         assert project_all_twice(dsn, ActivityProjection, events) == once
 
     def test_recorded_activity_keeps_its_own_fields(self, dsn: str) -> None:

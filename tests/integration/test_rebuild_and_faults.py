@@ -29,7 +29,7 @@ from projections.log import head
 from projections.rebuild import checksums, rebuild, status, verify
 from projections.runner import Runner, advisory_key, catch_up
 
-PASSWORD = "long-enough-1"  # noqa: S105 - a test account's password
+PASSWORD = "long-enough-1"
 #: a valid bcrypt hash: create_user keeps it as it is, so bulk registration skips hashing
 PASSWORD_HASH = bcrypt.hashpw(b"x", bcrypt.gensalt(4)).decode()
 CLI = [sys.executable, "-c", "from akashone_es.cli import main; main()"]
@@ -147,9 +147,9 @@ class TestRebuild:
         last = log_head(dsn)
         rows = {t.table: t.rows for p in before.values() for t in p}
         assert {k: rows[k] for k in ("users", "organizations", "user_roles", "team_members",
-                                     "activity_usernames")} == {
+                                     "activity_actors")} == {
             "users": 3, "organizations": 1, "user_roles": 2, "team_members": 1,
-            "activity_usernames": 3}
+            "activity_actors": 3}
         assert rows["user_activities"] == last
 
         drop_tables(dsn, storage.projections)

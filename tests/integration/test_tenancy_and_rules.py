@@ -285,3 +285,47 @@ class TestDurability:
         assert isinstance(loaded, User)
         assert (loaded.username, loaded.status, loaded.organization_id, loaded.account_type) == (
             "old", "active", None, "reseller")
+
+
+class TestActivityTenancy:
+    def test_activity_recorded_without_context_stays_in_the_subject_users_tenant(
+            self, storage: Storage) -> None:
+        """A login recorded with no acting context is the subject user's, not shared."""
+        org_a = storage.create_organization({"name": "Tenant A"})
+        org_b = storage.create_organization({"name": "Tenant B"})
+        a = storage.create_user({"username": "ta", "email": "ta@a.example.com",
+                                 "password": "password-a1", "organization_id": org_a.id})
+        b = storage.create_user({"username": "tb", "email": "tb@b.example.com",
+                                 "password": "password-b1", "organization_id": org_b.id})
+        login = storage.create_user_activity({"user_id": b.id, "action": "auth.login",
+                                              "ip_address": "198.51.100.9"})
+        assert login.organization_id == org_b.id
+        with storage.acting_as(actor_id=a.id, organization_id=org_a.id):
+            assert storage.get_user_activities(b.id) == []
+            assert storage.get_user_activities_by_action(b.id, "auth.login") == []
+            assert storage.get_user_activity(login.id) is None
+        with storage.acting_as(actor_id=b.id, organization_id=org_b.id):
+            assert [r.id for r in storage.get_user_activities_by_action(b.id, "auth.login")
+                    ] == [login.id]
+
+
+class TestSecrets:
+    def test_totp_secret_is_encrypted_in_the_log_and_the_table(self, storage: Storage,
+                                                              dsn: str) -> None:
+        """A TOTP secret reads back in clear but is stored only encrypted."""
+        user = storage.create_user({"username": "totp", "email": "totp@example.com",
+                                    "password": "password-t1"})
+        updated = storage.update_user(user.id, {"two_factor_secret": "JBSWY3DPEHPK3PXP",
+                                                "two_factor_enabled": True})
+        assert updated is not None
+        assert updated.two_factor_secret == "JBSWY3DPEHPK3PXP"
+        assert storage.get_user(user.id).two_factor_secret == "JBSWY3DPEHPK3PXP"  # type: ignore[union-attr]
+        with psycopg.connect(dsn) as conn:
+            in_log = conn.execute(
+                "SELECT count(*) FROM akashone_events WHERE"
+                " position('JBSWY3DPEHPK3PXP' in convert_from(state, 'UTF8')) > 0").fetchone()
+            column = conn.execute("SELECT two_factor_secret FROM users WHERE id = %s",
+                                  (user.id,)).fetchone()
+        assert in_log == (0,)
+        assert column is not None
+        assert column[0].startswith("enc:v1:")

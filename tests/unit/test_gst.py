@@ -59,7 +59,7 @@ class TestGstinCheckCharacter:
 class TestGstinStateCode:
     @pytest.mark.parametrize("code", ["00", "39", "40", "96", "98"])
     def test_rejects_unknown_state_code(self, code: str) -> None:
-        """A prefix that is not a GSTIN state code (96 is a place-of-supply code only) is rejected."""
+        """A prefix that is not a GSTIN state code is rejected (96 is only a place of supply)."""
         gstin = with_check(f"{code}AAPFU0939F1Z")
         assert f"unknown state code {code}" == gstin_error(gstin)
 
@@ -83,7 +83,8 @@ class TestGstinStateCode:
 
 
 class TestGstinShape:
-    @pytest.mark.parametrize("gstin", ["", "27AAPFU0939F1Z", "27AAPFU0939F1ZVV", " 27AAPFU0939F1ZV"])
+    @pytest.mark.parametrize(
+        "gstin", ["", "27AAPFU0939F1Z", "27AAPFU0939F1ZVV", " 27AAPFU0939F1ZV"])
     def test_rejects_wrong_length(self, gstin: str) -> None:
         """Anything but 15 characters is rejected for its length."""
         assert "must be 15 characters" == gstin_error(gstin)

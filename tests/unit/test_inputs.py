@@ -125,7 +125,8 @@ class TestUpdateUser:
 
     def test_accepts_discount_of_hundred_percent(self) -> None:
         """A default discount of exactly 100 % is allowed."""
-        assert 100 == parse(UpdateUser, {"default_discount_percentage": 100}).default_discount_percentage
+        update = parse(UpdateUser, {"default_discount_percentage": 100})
+        assert 100 == update.default_discount_percentage
 
 
 class TestParseId:

@@ -1,0 +1,61 @@
+"""Encryption of secrets that must be readable later but never enter the log in clear."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from akashone_es.errors import ConfigurationError
+from akashone_es.logging import get_logger
+
+log = get_logger(__name__)
+PREFIX = "enc:v1:"
+KEY_FILE = "secret.key"
+
+
+class SecretBox:
+    """Fernet (AES-128-CBC with HMAC-SHA256) with a key from settings."""
+
+    def __init__(self, key: str | bytes) -> None:
+        try:
+            self._fernet = Fernet(key)
+        except ValueError as exc:
+            raise ConfigurationError(
+                "AKASHONE_SECRET_KEY must be 32 url-safe base64-encoded bytes "
+                "(make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')") from exc
+
+    def seal(self, value: str | None) -> str | None:
+        """Encrypt ``value`` (None stays None)."""
+        if value is None or value.startswith(PREFIX):
+            return value
+        return PREFIX + self._fernet.encrypt(value.encode()).decode()
+
+    def open(self, value: str | None) -> str | None:
+        """Decrypt a sealed value; plain values (never sealed) are returned as they are."""
+        if value is None or not value.startswith(PREFIX):
+            return value
+        try:
+            return self._fernet.decrypt(value[len(PREFIX):].encode()).decode()
+        except InvalidToken:
+            raise ConfigurationError("a stored secret does not open with AKASHONE_SECRET_KEY: "
+                                     "the key changed") from None
+
+
+def load_key(configured: str | None, data_dir: Path) -> str:
+    """The configured key, else one kept in ``data_dir/secret.key`` (created once, 0600)."""
+    if configured:
+        return configured
+    path = data_dir.expanduser() / KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.expanduser().mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key().decode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    log.warning("secrets.key_created", path=str(path),
+                hint="set AKASHONE_SECRET_KEY in production and keep it safe")
+    return key
