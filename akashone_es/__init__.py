@@ -1,5 +1,9 @@
 """akashone-es: event-sourced PostgreSQL persistence for the AkashOne cloud portal."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from akashone_es.context import acting_as
 from akashone_es.errors import (
     AkashOneError,
@@ -12,7 +16,20 @@ from akashone_es.errors import (
     ValidationError,
 )
 from akashone_es.settings import Settings
-from akashone_es.storage import Storage, open_storage
+
+if TYPE_CHECKING:
+    from akashone_es.storage import Storage, open_storage
+
+
+def __getattr__(name: str) -> Any:
+    # The facade is imported on first use: ``projections`` imports this package's leaf
+    # modules (errors, domain), and ``storage`` imports ``projections``.
+    if name in ("Storage", "open_storage"):
+        from akashone_es import storage  # noqa: PLC0415 - breaks the import cycle
+
+        return getattr(storage, name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "AkashOneError", "ConfigurationError", "ConflictError", "DuplicateError", "NotFoundError",

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from akashone_es.errors import ValidationError
+from akashone_es.money import apply_bp
+
 ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 #: State / UT codes valid as a GSTIN prefix (§4.3). 96 is a place-of-supply code only.
@@ -58,3 +61,91 @@ def is_valid_gstin(gstin: str) -> bool:
 def is_legacy_state_code(gstin: str) -> bool:
     """True when the GSTIN's state code is one no longer issued (25, 28)."""
     return gstin[:2] in LEGACY_STATE_CODES
+
+
+# -- place of supply and tax heads (gst-india.md §2, §3, §6: rules R2-R5, R8) -----------------
+
+#: Union territories without a legislature levy UTGST instead of SGST (CGST s. 2(114)).
+UT_WITHOUT_LEGISLATURE: Final = frozenset({"04", "25", "26", "31", "35", "38", "97"})
+#: Place-of-supply code for a recipient outside India.
+OTHER_COUNTRIES: Final = "96"
+DEFAULT_SAC: Final = "998315"
+STANDARD_RATE_BP: Final = 1800
+
+
+class SupplyKind:
+    """How a supply is taxed."""
+
+    INTRA_STATE = "intra_state"
+    INTER_STATE = "inter_state"
+    SEZ = "sez"
+    EXPORT = "export"
+
+
+def state_code_error(code: str) -> str | None:
+    """Why ``code`` is not a usable state / UT code, or None."""
+    if code not in STATE_CODES:
+        return f"unknown state code {code!r}"
+    return None
+
+
+def place_of_supply(*, customer_gstin: str | None, address_state_code: str | None,
+                    country: str = "IN") -> str:
+    """POS state code: the GSTIN's state for a registered customer, else the address's state
+    (a domestic B2C invoice must have one, Circular 242/36/2024); '96' outside India."""
+    if country.upper() not in ("IN", "INDIA"):
+        return OTHER_COUNTRIES
+    if customer_gstin:
+        problem = gstin_error(customer_gstin)
+        if problem:
+            raise ValidationError.single("gst_number", f"not a valid GSTIN: {problem}")
+        return customer_gstin[:2]
+    if not address_state_code:
+        raise ValidationError.single(
+            "state_code", "an unregistered customer in India needs the state of the address "
+                          "on record (place of supply); it must not default to the supplier's")
+    problem = state_code_error(address_state_code)
+    if problem:
+        raise ValidationError.single("state_code", problem)
+    return address_state_code
+
+
+class TaxTreatment:
+    """The heads (in basis points) that apply to a supply; per-line amounts via ``tax``."""
+
+    __slots__ = ("cgst_bp", "igst_bp", "kind", "sgst_bp", "utgst_bp", "zero_rated")
+
+    def __init__(self, kind: str, *, cgst_bp: int = 0, sgst_bp: int = 0, utgst_bp: int = 0,
+                 igst_bp: int = 0, zero_rated: bool = False) -> None:
+        self.kind = kind
+        self.cgst_bp, self.sgst_bp, self.utgst_bp, self.igst_bp = (cgst_bp, sgst_bp, utgst_bp,
+                                                                   igst_bp)
+        self.zero_rated = zero_rated
+
+    def tax(self, taxable_paise: int) -> dict[str, int]:
+        """Each head's tax on one line, rounded half-up to the paisa (CGST = SGST always)."""
+        return {"cgst": apply_bp(taxable_paise, self.cgst_bp),
+                "sgst": apply_bp(taxable_paise, self.sgst_bp),
+                "utgst": apply_bp(taxable_paise, self.utgst_bp),
+                "igst": apply_bp(taxable_paise, self.igst_bp)}
+
+    def __repr__(self) -> str:
+        return (f"TaxTreatment({self.kind!r}, cgst={self.cgst_bp}, sgst={self.sgst_bp}, "
+                f"utgst={self.utgst_bp}, igst={self.igst_bp}, zero_rated={self.zero_rated})")
+
+
+def tax_treatment(*, supplier_state: str, place_of_supply_code: str, rate_bp: int,
+                  sez: bool = False, lut: bool = False) -> TaxTreatment:
+    """Intra-state: CGST + SGST (CGST + UTGST in a UT without legislature). Inter-state, SEZ,
+    export: IGST, or zero-rated under a Letter of Undertaking (SEZ and export only)."""
+    if place_of_supply_code == OTHER_COUNTRIES or sez:
+        kind = SupplyKind.EXPORT if place_of_supply_code == OTHER_COUNTRIES else SupplyKind.SEZ
+        if lut:
+            return TaxTreatment(kind, zero_rated=True)
+        return TaxTreatment(kind, igst_bp=rate_bp)
+    if place_of_supply_code != supplier_state:
+        return TaxTreatment(SupplyKind.INTER_STATE, igst_bp=rate_bp)
+    half = rate_bp // 2
+    if place_of_supply_code in UT_WITHOUT_LEGISLATURE:
+        return TaxTreatment(SupplyKind.INTRA_STATE, cgst_bp=half, utgst_bp=half)
+    return TaxTreatment(SupplyKind.INTRA_STATE, cgst_bp=half, sgst_bp=half)
