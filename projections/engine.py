@@ -19,7 +19,8 @@ from psycopg import sql
 #: a statement: composed SQL, or bytes rendered once (psycopg then caches its conversion)
 Query = bytes | sql.SQL | sql.Composed
 CHECKPOINTS_TABLE = "akashone_checkpoints"
-EVENTS_QUALIFIED = "public.akashone_events"
+#: the events table's notification id sequence (bigserial's default name)
+EVENTS_SEQUENCE = "public.akashone_events_notification_id_seq"
 LIVE_SCHEMA = "public"
 
 F = TypeVar("F", bound=Callable[..., None])
@@ -169,9 +170,9 @@ CHECKPOINTS_DDL = sql.SQL(
 
 #: inside the append transaction, which holds the events table's lock: our last id is currval
 SET_CHECKPOINTS_TO_CURRENT = sql.SQL(
-    "UPDATE {table} SET position = currval(pg_get_serial_sequence(%s, 'notification_id')),"
-    " updated_at = now() WHERE name = ANY(%s)"
-).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
+    "UPDATE {table} SET position = currval({sequence}), updated_at = now() WHERE name = ANY(%s)"
+).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE),
+         sequence=sql.Literal(EVENTS_SEQUENCE)).as_bytes(None)
 
 SET_CHECKPOINTS = sql.SQL(
     "UPDATE {table} SET position = %s, updated_at = now() WHERE name = ANY(%s)"
@@ -210,5 +211,5 @@ class InlineProjections:
         pairs = [(event, 0) for event in events]  # inline handlers do not use positions
         for projection in self.projections:
             projection.apply(pairs, batch)
-        batch.add(SET_CHECKPOINTS_TO_CURRENT, (EVENTS_QUALIFIED, self.names))
+        batch.add(SET_CHECKPOINTS_TO_CURRENT, (self.names,))
         return batch

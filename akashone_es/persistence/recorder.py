@@ -19,6 +19,7 @@ from projections.engine import Batch, RowKey
 #: builds the inline projections' statements for the events being appended
 InlineHook = Callable[[Sequence[Any]], Batch]
 
+
 _captured: ContextVar[dict[RowKey, dict[str, Any]] | None] = ContextVar(
     "akashone_captured_rows", default=None)
 
@@ -49,7 +50,8 @@ class AkashOneRecorder(PostgresApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._preamble: list[bytes] | None = None
+        self._preamble: bytes | None = None
+        self._insert_queries: dict[int, bytes] = {}
         self.insert_values_statement = sql.SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
             " VALUES {values} RETURNING notification_id")
@@ -65,33 +67,43 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn:
             cur = psycopg.ClientCursor(conn)
             if self._preamble is None:  # constant: BEGIN, lock timeout, lock, notify
-                self._preamble = [b"BEGIN", *(cur.mogrify(s).encode()
-                                              for s in self.lock_table_statements),
-                                  cur.mogrify(sql.SQL("NOTIFY {0}").format(
-                                      sql.Identifier(self.channel_name))).encode()]
-            head = [*self._preamble, self._mogrify_insert(cur, stored_events)]
-            body = [cur.mogrify(query, params).encode() for query, params in batch.statements]
+                self._preamble = b";\n".join([b"BEGIN", *(cur.mogrify(s).encode()
+                                                         for s in self.lock_table_statements),
+                                              cur.mogrify(sql.SQL("NOTIFY {0}").format(
+                                                  sql.Identifier(self.channel_name))).encode()])
+            # One mogrify for the INSERT and every inline statement: the joined query text is
+            # the same for every save of the same shape, so psycopg's conversion cache hits.
+            queries = [self._insert_query(len(stored_events))]
+            params: list[Any] = [value for e in stored_events for value in
+                                 (e.originator_id, e.originator_version, e.topic, e.state)]
+            for query, query_params in batch.statements:
+                queries.append(query if isinstance(query, bytes) else query.as_bytes(conn))
+                params.extend(query_params)
+            body = cur.mogrify(b";\n".join(queries), params).encode()
             try:
-                cur.execute(b";\n".join([*head, *body, b"COMMIT"]))
+                cur.execute(b";\n".join([self._preamble, body, b"COMMIT"]))
             except BaseException:
                 if conn.info.transaction_status != TransactionStatus.IDLE:
                     conn.execute("ROLLBACK")
                 raise
-            for _ in range(len(head) - 1):  # the INSERT is the last statement of the head
+            # the INSERT's result follows BEGIN, the lock statements and NOTIFY
+            for _ in range(len(self.lock_table_statements) + 2):
                 cur.nextset()
             ids = [row["notification_id"] for row in cur.fetchall()]
             self._capture(cur, batch)
             return ids
 
-    def _mogrify_insert(self, cur: psycopg.ClientCursor[Any],
-                        stored_events: Sequence[StoredEvent]) -> bytes:
-        values = sql.SQL(", ").join([sql.SQL("(%s, %s, %s, %s)")] * len(stored_events))
-        query = self.insert_values_statement.format(
-            schema=sql.Identifier(self.datastore.schema),
-            table=sql.Identifier(self.events_table_name), values=values)
-        params = [value for e in stored_events
-                  for value in (e.originator_id, e.originator_version, e.topic, e.state)]
-        return cur.mogrify(query, params).encode()
+    def _insert_query(self, count: int) -> bytes:
+        """``INSERT ... VALUES (...) x count RETURNING notification_id``, rendered once."""
+        query = self._insert_queries.get(count)
+        if query is None:
+            values = sql.SQL(", ").join([sql.SQL("(%s, %s, %s, %s)")] * count)
+            query = self.insert_values_statement.format(
+                schema=sql.Identifier(self.datastore.schema),
+                table=sql.Identifier(self.events_table_name), values=values).as_bytes(None)
+            if len(self._insert_queries) < 256:
+                self._insert_queries[count] = query
+        return query
 
     @staticmethod
     def _capture(cur: psycopg.ClientCursor[Any], batch: Batch) -> None:

@@ -8,9 +8,16 @@ from typing import Any
 
 import psycopg
 
+from akashone_es.errors import ConfigurationError
 from akashone_es.logging import get_logger
 from akashone_es.persistence.database import install_append_only_guard
-from projections.engine import CHECKPOINTS_DDL, REGISTER_CHECKPOINT, Projection, read_checkpoints
+from projections.engine import (
+    CHECKPOINTS_DDL,
+    EVENTS_SEQUENCE,
+    REGISTER_CHECKPOINT,
+    Projection,
+    read_checkpoints,
+)
 from projections.log import LogReader, head
 from projections.rebuild import rebuild
 
@@ -45,6 +52,11 @@ def create_schema(conn: psycopg.Connection[Any], projections: Sequence[Projectio
     """Idempotent DDL (call it under ``schema_lock``)."""
     with conn.transaction():
         install_append_only_guard(conn)
+        row = conn.execute("SELECT pg_get_serial_sequence('public.akashone_events',"
+                           " 'notification_id')").fetchone()
+        if row is None or row[0] != EVENTS_SEQUENCE:
+            raise ConfigurationError(f"the events table's sequence is {row and row[0]!r}, "
+                                     f"expected {EVENTS_SEQUENCE!r}")
         conn.execute(CHECKPOINTS_DDL)
         for projection in projections:
             for statement in projection.ddl():
