@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Final
 
 from akashone_es.errors import ValidationError
@@ -149,3 +150,55 @@ def tax_treatment(*, supplier_state: str, place_of_supply_code: str, rate_bp: in
     if place_of_supply_code in UT_WITHOUT_LEGISLATURE:
         return TaxTreatment(SupplyKind.INTRA_STATE, cgst_bp=half, utgst_bp=half)
     return TaxTreatment(SupplyKind.INTRA_STATE, cgst_bp=half, sgst_bp=half)
+
+
+# -- document numbers (R7) and rates as data (R1, R2) -------------------------------------------
+
+DOCUMENT_NUMBER: Final = re.compile(r"^[A-Z1-9][A-Z0-9/-]{0,15}$")
+DOCUMENT_PREFIXES: Final = {"invoice": "INV", "credit_note": "CN", "debit_note": "DN"}
+
+
+def financial_year(on: date) -> str:
+    """The Indian financial year (1 April - 31 March) of a date: '2026-27'."""
+    start = on.year if on.month >= 4 else on.year - 1
+    return f"{start}-{(start + 1) % 100:02d}"
+
+
+def document_number_error(number: str) -> str | None:
+    """Why ``number`` cannot be a GST document number (Rule 46(b), IRP rules), or None."""
+    if len(number) > 16:
+        return "at most 16 characters"
+    if not DOCUMENT_NUMBER.match(number):
+        return "must match ^[A-Z1-9][A-Z0-9/-]{0,15}$ (upper case; no leading 0, / or -)"
+    return None
+
+
+def document_number(kind: str, fy: str, sequence: int) -> str:
+    """'INV/2627/000123': prefix, financial year, 6-digit serial (15 characters)."""
+    number = f"{DOCUMENT_PREFIXES[kind]}/{fy[2:4]}{fy[5:7]}/{sequence:06d}"
+    problem = document_number_error(number)
+    if problem:
+        raise ValidationError.single("invoice_number", problem)
+    return number
+
+
+class RateTable:
+    """GST rates per SAC as data with effective-from dates (rates change: 22 Sep 2025)."""
+
+    def __init__(self, rows: list[tuple[str, date, int]]) -> None:
+        self._rows = sorted(rows, key=lambda row: (row[0], row[1]))
+
+    def rate_bp(self, sac: str, on: date) -> int:
+        """The rate in force for ``sac`` on ``on``."""
+        found = [bp for code, start, bp in self._rows if code == sac and start <= on]
+        if not found:
+            raise ValidationError.single("sac_code", f"no GST rate for SAC {sac} on {on}")
+        return found[-1]
+
+
+#: IT infrastructure services stayed at 18 % across the 22 Sep 2025 change (gst-india.md §1).
+DEFAULT_RATES: Final = RateTable([
+    ("998313", date(2017, 7, 1), 1800), ("998314", date(2017, 7, 1), 1800),
+    ("998315", date(2017, 7, 1), 1800), ("998316", date(2017, 7, 1), 1800),
+    ("998315", date(2025, 9, 22), 1800), ("998316", date(2025, 9, 22), 1800),
+])

@@ -63,3 +63,18 @@ def format_inr(paise: int) -> str:
         groups.insert(0, head)
     grouped = ",".join([*groups, tail]) if groups else tail
     return f"{sign}₹{grouped}.{rest:02d}"
+
+
+def allocate(total: int, weights: list[int]) -> list[int]:
+    """Split ``total`` paise across ``weights`` proportionally, exactly (largest remainder);
+    ties go to the earlier weight, so the result is deterministic."""
+    if total == 0 or not weights:
+        return [0] * len(weights)
+    whole = sum(weights)
+    if whole <= 0:
+        raise ValidationError.single("amount", "cannot allocate over lines that sum to zero")
+    shares = [total * w // whole for w in weights]
+    remainders = [(total * w % whole, -i) for i, w in enumerate(weights)]
+    for _, negative_index in sorted(remainders, reverse=True)[: total - sum(shares)]:
+        shares[-negative_index] += 1
+    return shares

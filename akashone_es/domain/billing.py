@@ -1,0 +1,515 @@
+"""Billing: addresses, document series, invoices, credit/debit notes, usage, payments."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import event
+
+from akashone_es.domain.base import Aggregate
+from akashone_es.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
+
+INVOICE_STATUSES = ("draft", "issued", "paid", "overdue", "cancelled")
+_NS = uuid5(NAMESPACE_URL, "https://akashone.com/akashone-es/billing")
+
+
+def series_id(supplier_gstin: str, fy: str, kind: str) -> UUID:
+    """One numbering series per supplier GSTIN, financial year and document kind."""
+    return uuid5(_NS, f"series:{supplier_gstin}:{fy}:{kind}")
+
+
+class BillingAddress(Aggregate):
+    """A customer's billing address; its state decides the place of supply for B2C."""
+
+    class Created(Aggregate.Created):
+        user_id: str
+        fields: dict[str, Any]
+
+    class Updated(Aggregate.Event):
+        changes: dict[str, Any]
+
+    class DefaultSet(Aggregate.Event):
+        is_default: bool
+
+    class Deleted(Aggregate.Event):
+        pass
+
+    @event(Created)
+    def __init__(self, user_id: str, fields: dict[str, Any]) -> None:
+        self.user_id = user_id
+        self.is_default = bool(fields.get("is_default"))
+        self.deleted = False
+
+    def check_present(self) -> None:
+        if self.deleted:
+            raise NotFoundError("billing_address", str(self.id))
+
+    @event(Updated)
+    def update(self, changes: dict[str, Any]) -> None:
+        pass
+
+    def set_default(self, is_default: bool) -> None:
+        self.check_present()
+        if self.is_default != is_default:
+            self._set_default(is_default)
+
+    @event(DefaultSet)
+    def _set_default(self, is_default: bool) -> None:
+        self.is_default = is_default
+
+    def delete(self) -> None:
+        self.check_present()
+        self._delete()
+
+    @event(Deleted)
+    def _delete(self) -> None:
+        self.deleted = True
+
+
+class DocumentSeries(Aggregate):
+    """Consecutive numbers for one (supplier GSTIN, financial year, kind).
+
+    A number is allocated in the same transaction as the document's issue event; two
+    processes issuing at once conflict on this aggregate's version, and the loser retries,
+    so the series has no gap and no duplicate.
+    """
+
+    class Opened(Aggregate.Created):
+        supplier_gstin: str
+        fy: str
+        kind: str
+
+    class Allocated(Aggregate.Event):
+        sequence: int
+        document_id: str
+
+    @staticmethod
+    def create_id(supplier_gstin: str, fy: str, kind: str, **_: Any) -> UUID:
+        return series_id(supplier_gstin, fy, kind)
+
+    @event(Opened)
+    def __init__(self, supplier_gstin: str, fy: str, kind: str) -> None:
+        self.supplier_gstin = supplier_gstin
+        self.fy = fy
+        self.kind = kind
+        self.last = 0
+
+    def allocate(self, document_id: UUID) -> int:
+        self._allocate(self.last + 1, str(document_id))
+        return self.last
+
+    @event(Allocated)
+    def _allocate(self, sequence: int, document_id: str) -> None:
+        self.last = sequence
+
+
+class Invoice(Aggregate):
+    """draft -> issued -> paid | overdue | cancelled. An issued invoice never changes."""
+
+    class Drafted(Aggregate.Created):
+        user_id: str
+        organization_id: str | None
+        billing_address_id: str
+        buyer: dict[str, Any]
+        billing_period_start: datetime
+        billing_period_end: datetime
+        due_date: datetime
+        currency: str
+        notes: str | None
+        lines: list[dict[str, Any]]
+
+    class LineAdded(Aggregate.Event):
+        line: dict[str, Any]
+
+    class LineRemoved(Aggregate.Event):
+        line_id: str
+
+    class DraftUpdated(Aggregate.Event):
+        changes: dict[str, Any]
+
+    class Discarded(Aggregate.Event):
+        pass
+
+    class Issued(Aggregate.Event):
+        """Everything a tax auditor needs, computed once and never recomputed."""
+
+        invoice_number: str
+        fy: str
+        issued_at: datetime
+        supplier_gstin: str
+        supplier_state_code: str
+        place_of_supply: str
+        tax_type: str
+        zero_rated: bool
+        rate_bp: int
+        heads_bp: dict[str, int]
+        sac_code: str
+        lines: list[dict[str, Any]]
+        totals: dict[str, int]
+        coupon_code: str | None
+        discount_percentage: int
+
+    class PaymentApplied(Aggregate.Event):
+        transaction_id: str
+        amount: int
+
+    class PaymentReversed(Aggregate.Event):
+        transaction_id: str
+        amount: int
+
+    class Paid(Aggregate.Event):
+        paid_at: datetime
+
+    class MarkedOverdue(Aggregate.Event):
+        pass
+
+    class Cancelled(Aggregate.Event):
+        reason: str | None
+
+    @event(Drafted)
+    def __init__(self, user_id: str, organization_id: str | None, billing_address_id: str,
+                 buyer: dict[str, Any], billing_period_start: datetime,
+                 billing_period_end: datetime, due_date: datetime, currency: str,
+                 notes: str | None, lines: list[dict[str, Any]]) -> None:
+        self.user_id = user_id
+        self.organization_id = organization_id
+        self.status = "draft"
+        self.lines = list(lines)
+        self.total = 0
+        self.amount_paid = 0
+        self.due_date = due_date
+        self.payments: list[str] = []
+        self.deleted = False
+
+    # -- drafts -------------------------------------------------------------------------
+    def check_draft(self, action: str) -> None:
+        if self.deleted:
+            raise NotFoundError("invoice", str(self.id))
+        if self.status != "draft":
+            raise PermissionDeniedError(
+                f"cannot {action}: invoice is {self.status}; an issued invoice never changes "
+                "(correct it with a credit or debit note)")
+
+    def add_line(self, line: dict[str, Any]) -> None:
+        self.check_draft("add a line")
+        self._add_line(line)
+
+    @event(LineAdded)
+    def _add_line(self, line: dict[str, Any]) -> None:
+        self.lines.append(line)
+
+    def remove_line(self, line_id: str) -> None:
+        self.check_draft("remove a line")
+        if not any(line["id"] == line_id for line in self.lines):
+            raise NotFoundError("invoice_line_item", line_id)
+        self._remove_line(line_id)
+
+    @event(LineRemoved)
+    def _remove_line(self, line_id: str) -> None:
+        self.lines = [line for line in self.lines if line["id"] != line_id]
+
+    def update_draft(self, changes: dict[str, Any]) -> None:
+        self.check_draft("update it")
+        self._update_draft(changes)
+
+    @event(DraftUpdated)
+    def _update_draft(self, changes: dict[str, Any]) -> None:
+        if "due_date" in changes:
+            self.due_date = changes["due_date"]
+
+    def discard(self) -> None:
+        self.check_draft("delete it")
+        self._discard()
+
+    @event(Discarded)
+    def _discard(self) -> None:
+        self.deleted = True
+
+    # -- issue ----------------------------------------------------------------------------
+    def issue(self, **issued: Any) -> None:
+        self.check_draft("issue it")
+        if not self.lines:
+            raise ValidationError.single("lines", "an invoice needs at least one line")
+        self._issue(**issued)
+
+    @event(Issued)
+    def _issue(self, invoice_number: str, fy: str, issued_at: datetime, supplier_gstin: str,
+               supplier_state_code: str, place_of_supply: str, tax_type: str,
+               zero_rated: bool, rate_bp: int, heads_bp: dict[str, int], sac_code: str,
+               lines: list[dict[str, Any]], totals: dict[str, int], coupon_code: str | None,
+               discount_percentage: int) -> None:
+        self.status = "issued"
+        self.invoice_number = invoice_number
+        self.lines = lines
+        self.total = totals["total_amount"]
+
+    # -- payments -------------------------------------------------------------------------
+    def apply_payment(self, transaction_id: UUID, amount: int, paid_at: datetime) -> None:
+        if self.status not in ("issued", "overdue"):
+            raise ValidationError.single("invoice_id", f"invoice is {self.status}; "
+                                                       "only issued or overdue invoices take "
+                                                       "payments")
+        if str(transaction_id) in self.payments:
+            return  # the same gateway callback twice has one effect
+        if amount <= 0:
+            raise ValidationError.single("amount", "must be positive")
+        self._apply_payment(str(transaction_id), amount)
+        if self.amount_paid >= self.total:
+            self._paid(paid_at)
+
+    @event(PaymentApplied)
+    def _apply_payment(self, transaction_id: str, amount: int) -> None:
+        self.payments.append(transaction_id)
+        self.amount_paid += amount
+
+    @event(Paid)
+    def _paid(self, paid_at: datetime) -> None:
+        self.status = "paid"
+
+    def reverse_payment(self, transaction_id: UUID, amount: int) -> None:
+        if str(transaction_id) not in self.payments:
+            raise NotFoundError("payment_transaction", str(transaction_id), "transaction_id")
+        self._reverse_payment(str(transaction_id), amount)
+
+    @event(PaymentReversed)
+    def _reverse_payment(self, transaction_id: str, amount: int) -> None:
+        self.payments.remove(transaction_id)
+        self.amount_paid -= amount
+        if self.status == "paid" and self.amount_paid < self.total:
+            self.status = "issued"
+
+    def mark_overdue(self, today: datetime) -> bool:
+        if self.status != "issued" or self.due_date >= today:
+            return False
+        self._mark_overdue()
+        return True
+
+    @event(MarkedOverdue)
+    def _mark_overdue(self) -> None:
+        self.status = "overdue"
+
+    def cancel(self, reason: str | None) -> None:
+        if self.status in ("paid", "cancelled") or self.deleted:
+            raise PermissionDeniedError(f"cannot cancel an invoice that is {self.status}")
+        if self.amount_paid:
+            raise PermissionDeniedError("cannot cancel an invoice with payments; refund first")
+        self._cancel(reason)
+
+    @event(Cancelled)
+    def _cancel(self, reason: str | None) -> None:
+        self.status = "cancelled"
+
+
+class AdjustmentNote(Aggregate):
+    """A credit note (or debit note): its own series, its own tax lines, the invoice it fixes."""
+
+    class Issued(Aggregate.Created):
+        kind: str
+        note_number: str
+        fy: str
+        invoice_id: str
+        invoice_number: str
+        user_id: str
+        organization_id: str | None
+        reason: str
+        tax_type: str
+        heads_bp: dict[str, int]
+        lines: list[dict[str, Any]]
+        totals: dict[str, int]
+
+    @event(Issued)
+    def __init__(self, kind: str, note_number: str, fy: str, invoice_id: str,
+                 invoice_number: str, user_id: str, organization_id: str | None, reason: str,
+                 tax_type: str, heads_bp: dict[str, int], lines: list[dict[str, Any]],
+                 totals: dict[str, int]) -> None:
+        self.kind = kind
+        self.invoice_id = invoice_id
+
+
+class UsageRecord(Aggregate):
+    """Metered usage: fractional paise kept exactly (Decimal) until invoicing; billed once."""
+
+    class Recorded(Aggregate.Created):
+        user_id: str
+        organization_id: str | None
+        resource_type: str
+        resource_id: str
+        resource_name: str
+        metric_type: str
+        quantity: Decimal
+        unit: str
+        unit_price: Decimal
+        total_cost: Decimal
+        recorded_at: datetime
+        period_start: datetime
+        period_end: datetime
+        metadata_json: dict[str, Any] | None
+
+    class Billed(Aggregate.Event):
+        invoice_id: str
+
+    @event(Recorded)
+    def __init__(self, user_id: str, organization_id: str | None, resource_type: str,
+                 resource_id: str, resource_name: str, metric_type: str, quantity: Decimal,
+                 unit: str, unit_price: Decimal, total_cost: Decimal, recorded_at: datetime,
+                 period_start: datetime, period_end: datetime,
+                 metadata_json: dict[str, Any] | None) -> None:
+        self.user_id = user_id
+        self.invoice_id: str | None = None
+
+    def bill(self, invoice_id: UUID) -> None:
+        if self.invoice_id is not None:
+            raise ConflictError(f"usage record {self.id} is already billed on {self.invoice_id}")
+        self._bill(str(invoice_id))
+
+    @event(Billed)
+    def _bill(self, invoice_id: str) -> None:
+        self.invoice_id = invoice_id
+
+
+class PaymentMethod(Aggregate):
+    """A saved card, UPI id, net-banking or wallet reference (never a full card number)."""
+
+    class Added(Aggregate.Created):
+        user_id: str
+        fields: dict[str, Any]
+
+    class Updated(Aggregate.Event):
+        changes: dict[str, Any]
+
+    class DefaultSet(Aggregate.Event):
+        is_default: bool
+
+    class Removed(Aggregate.Event):
+        pass
+
+    @event(Added)
+    def __init__(self, user_id: str, fields: dict[str, Any]) -> None:
+        self.user_id = user_id
+        self.is_default = bool(fields.get("is_default"))
+        self.removed = False
+
+    def check_present(self) -> None:
+        if self.removed:
+            raise NotFoundError("payment_method", str(self.id))
+
+    @event(Updated)
+    def update(self, changes: dict[str, Any]) -> None:
+        pass
+
+    def set_default(self, is_default: bool) -> None:
+        self.check_present()
+        if self.is_default != is_default:
+            self._set_default(is_default)
+
+    @event(DefaultSet)
+    def _set_default(self, is_default: bool) -> None:
+        self.is_default = is_default
+
+    def remove(self) -> None:
+        self.check_present()
+        self._remove()
+
+    @event(Removed)
+    def _remove(self) -> None:
+        self.removed = True
+
+
+class PaymentTransaction(Aggregate):
+    """One gateway payment: pending -> success | failed; success -> refunded."""
+
+    class Initiated(Aggregate.Created):
+        invoice_id: str
+        user_id: str
+        fields: dict[str, Any]
+
+    class Succeeded(Aggregate.Event):
+        completed_at: datetime
+        gateway_response: dict[str, Any] | None
+
+    class Failed(Aggregate.Event):
+        error_code: str | None
+        error_message: str | None
+        gateway_response: dict[str, Any] | None
+
+    class Refunded(Aggregate.Event):
+        amount: int
+        refunded_at: datetime
+
+    class Updated(Aggregate.Event):
+        changes: dict[str, Any]
+
+    @event(Initiated)
+    def __init__(self, invoice_id: str, user_id: str, fields: dict[str, Any]) -> None:
+        self.invoice_id = invoice_id
+        self.amount: int = fields["amount"]
+        self.status: str = fields.get("status", "pending")
+
+    def succeed(self, completed_at: datetime, response: dict[str, Any] | None) -> bool:
+        """False when it already succeeded (an idempotent callback)."""
+        if self.status == "success":
+            return False
+        if self.status not in ("pending", "processing"):
+            raise ValidationError.single("status", f"transaction is {self.status}")
+        self._succeed(completed_at, response)
+        return True
+
+    @event(Succeeded)
+    def _succeed(self, completed_at: datetime, gateway_response: dict[str, Any] | None) -> None:
+        self.status = "success"
+
+    def fail(self, code: str | None, message: str | None,
+             response: dict[str, Any] | None) -> bool:
+        if self.status == "failed":
+            return False
+        if self.status not in ("pending", "processing"):
+            raise ValidationError.single("status", f"transaction is {self.status}")
+        self._fail(code, message, response)
+        return True
+
+    @event(Failed)
+    def _fail(self, error_code: str | None, error_message: str | None,
+              gateway_response: dict[str, Any] | None) -> None:
+        self.status = "failed"
+
+    def refund(self, refunded_at: datetime) -> None:
+        if self.status != "success":
+            raise ValidationError.single("status", f"only a successful payment can be "
+                                                   f"refunded; this one is {self.status}")
+        self._refund(self.amount, refunded_at)
+
+    @event(Refunded)
+    def _refund(self, amount: int, refunded_at: datetime) -> None:
+        self.status = "refunded"
+
+    @event(Updated)
+    def update(self, changes: dict[str, Any]) -> None:
+        pass
+
+
+class TaxCalculation(Aggregate):
+    """A GST audit record (append-only), written at issue or recorded explicitly."""
+
+    class Recorded(Aggregate.Created):
+        invoice_id: str
+        user_id: str
+        fields: dict[str, Any]
+
+    @event(Recorded)
+    def __init__(self, invoice_id: str, user_id: str, fields: dict[str, Any]) -> None:
+        self.invoice_id = invoice_id
+
+
+def due(at: date | datetime) -> date:
+    """The date part of a date or datetime."""
+    return at.date() if isinstance(at, datetime) else at
+
+

@@ -1,0 +1,105 @@
+"""Commercial catalogue: HSN/SAC codes, discount coupons, service plans."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from akashone_es.domain.base import Aggregate
+from akashone_es.errors import NotFoundError, ValidationError
+from akashone_es.money import apply_bp
+
+
+class Record(Aggregate):
+    """A catalogue record: created with fields, updated by changes, deleted."""
+
+    class Created(Aggregate.Created):
+        fields: dict[str, Any]
+
+    class Updated(Aggregate.Event):
+        changes: dict[str, Any]
+
+    class Deleted(Aggregate.Event):
+        pass
+
+    @event(Created)
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = dict(fields)
+        self.deleted = False
+
+    def check_present(self) -> None:
+        if self.deleted:
+            raise NotFoundError(type(self).__name__, str(self.id))
+
+    def update(self, changes: dict[str, Any]) -> None:
+        self.check_present()
+        self._update(changes)
+
+    @event(Updated)
+    def _update(self, changes: dict[str, Any]) -> None:
+        self.fields.update(changes)
+
+    def delete(self) -> None:
+        self.check_present()
+        self._delete()
+
+    @event(Deleted)
+    def _delete(self) -> None:
+        self.deleted = True
+
+
+class HsnCode(Record):
+    """SAC/HSN code and GST rate for a service type (one active row per type)."""
+
+
+class ServicePlan(Record):
+    """A machine size for sale; ``price`` is whole rupees per month (AkashOne's unit)."""
+
+
+class DiscountCoupon(Record):
+    """A coupon: validated in AkashOne's order of checks; redemptions never exceed max_uses."""
+
+    class Redeemed(Aggregate.Event):
+        invoice_id: str
+        times_used: int
+
+    def validation_error(self, order_amount: int | None,  # noqa: PLR0911 - one return per check
+                         now: datetime) -> str | None:
+        """AkashOne's order: exists (caller), active, valid_from, valid_until, uses, minimum."""
+        f = self.fields
+        if self.deleted:
+            return "Invalid coupon code"
+        if not f.get("is_active", True):
+            return "Coupon is not active"
+        if f.get("valid_from") and datetime.fromisoformat(str(f["valid_from"])) > now:
+            return "Coupon is not yet valid"
+        if f.get("valid_until") and datetime.fromisoformat(str(f["valid_until"])) < now:
+            return "Coupon has expired"
+        max_uses = f.get("max_uses")
+        if max_uses is not None and f.get("times_used", 0) >= max_uses:
+            return "Coupon usage limit reached"
+        minimum = f.get("min_order_amount")
+        if order_amount is not None and minimum is not None and order_amount < minimum:
+            return f"Minimum order amount is ₹{minimum / 100:.2f}"
+        return None
+
+    def redeem(self, invoice_id: UUID, order_amount: int, now: datetime) -> None:
+        """Use the coupon once; concurrent redemptions conflict on this aggregate's version."""
+        problem = self.validation_error(order_amount, now)
+        if problem:
+            raise ValidationError.single("coupon_code", problem)
+        self._redeem(str(invoice_id), self.fields.get("times_used", 0) + 1)
+
+    @event(Redeemed)
+    def _redeem(self, invoice_id: str, times_used: int) -> None:
+        self.fields["times_used"] = times_used
+
+    def discount_for(self, amount: int) -> int:
+        """Paise off ``amount``: a percentage (1-100), or a fixed amount in paise (capped)."""
+        value = int(self.fields["discount_value"])
+        if self.fields["discount_type"] == "percentage":
+            return apply_bp(amount, value * 100)
+        return min(amount, value)
