@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     snapshot_interval: int = Field(default=50, ge=2)
     batch_size: int = Field(default=2000, ge=1, description="events per catch-up transaction")
     lock_timeout_seconds: int = Field(default=10, ge=0)
+    supplier_gstin: str | None = Field(
+        default=None, description="the GSTIN invoices are issued from; its state decides "
+                                  "intra- or inter-state supply (never hard-coded)")
+    invoice_due_days: int = Field(default=30, ge=0, le=365)
+    lut_financial_years: list[str] = Field(
+        default_factory=list, description="financial years ('2026-27') with a Letter of "
+                                          "Undertaking on file: exports and SEZ zero-rated")
     secret_key: str | None = Field(
         default=None, repr=False,
         description="Fernet key for TOTP secrets; unset: a key kept in data_dir/secret.key")

@@ -10,6 +10,7 @@ from psycopg.types.json import Jsonb
 from akashone_es.domain.billing import (
     AdjustmentNote,
     BillingAddress,
+    DocumentSeries,
     Invoice,
     PaymentMethod,
     PaymentTransaction,
@@ -175,6 +176,13 @@ SERVICE_PLANS = Table("service_plans", """
     ["CREATE INDEX IF NOT EXISTS service_plans_org_idx ON {table} (organization_id)"])
 
 
+DOCUMENT_SERIES = Table("document_series", """
+    id uuid PRIMARY KEY, supplier_gstin text NOT NULL, fy text NOT NULL, kind text NOT NULL,
+    last_sequence bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL""",
+    ["CREATE UNIQUE INDEX IF NOT EXISTS document_series_key"
+     " ON {table} (supplier_gstin, fy, kind)"])
+
+
 def _json(value: Any) -> Any:
     return Jsonb(value) if isinstance(value, dict | list) else value
 
@@ -186,7 +194,7 @@ class BillingProjection(Projection):
     mode = "inline"
     tables = (BILLING_ADDRESSES, INVOICES, INVOICE_LINE_ITEMS, ADJUSTMENT_NOTES, USAGE_RECORDS,
               PAYMENT_METHODS, PAYMENT_TRANSACTIONS, TAX_CALCULATIONS, HSN_CODES,
-              DISCOUNT_COUPONS, SERVICE_PLANS)
+              DISCOUNT_COUPONS, SERVICE_PLANS, DOCUMENT_SERIES)
     unique_constraints = {
         "invoices_number_key": ("invoice", "invoice_number"),
         "adjustment_notes_number_key": ("adjustment_note", "note_number"),
@@ -209,6 +217,12 @@ class BillingProjection(Projection):
                           t=table) for c in columns}
 
     def prepare(self) -> None:
+        self.open_series = self.q(
+            "INSERT INTO {t} (id, supplier_gstin, fy, kind, updated_at) VALUES (%s, %s, %s, %s,"
+            " %s) ON CONFLICT (id) DO NOTHING", t="document_series")
+        self.advance_series = self.q(
+            "UPDATE {t} SET last_sequence = %s, updated_at = %s WHERE id = %s",
+            t="document_series")
         self.insert_address = self._insert(
             "billing_addresses", ("user_id", *ADDRESS_COLUMNS, "is_default"),
             stamps=("created_at", "updated_at"))
@@ -276,6 +290,15 @@ class BillingProjection(Projection):
                 self._insert(table, columns, stamps=stamps),
                 self._updates(table, columns, "updated_at" if "updated_at" in stamps else None),
                 self.q("DELETE FROM {t} WHERE id = %s", t=table), columns, stamps)
+
+    # -- document series ------------------------------------------------------------------
+    @handles(DocumentSeries.Opened)
+    def _series_opened(self, e: DocumentSeries.Opened, _: int, b: Batch) -> None:
+        b.add(self.open_series, (e.originator_id, e.supplier_gstin, e.fy, e.kind, e.timestamp))
+
+    @handles(DocumentSeries.Allocated)
+    def _series_allocated(self, e: DocumentSeries.Allocated, _: int, b: Batch) -> None:
+        b.add(self.advance_series, (e.sequence, e.timestamp, e.originator_id))
 
     # -- billing addresses ----------------------------------------------------------------
     @handles(BillingAddress.Created)

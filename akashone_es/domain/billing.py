@@ -16,6 +16,7 @@ from akashone_es.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from akashone_es.money import allocate
 
 INVOICE_STATUSES = ("draft", "issued", "paid", "overdue", "cancelled")
 _NS = uuid5(NAMESPACE_URL, "https://akashone.com/akashone-es/billing")
@@ -365,6 +366,14 @@ class UsageRecord(Aggregate):
         self.user_id = user_id
         self.invoice_id: str | None = None
 
+    @classmethod
+    def billed_event(cls, record_id: UUID, invoice_id: UUID) -> UsageRecord.Billed:
+        """The Billed event of an unbilled record without loading it: an unbilled record is
+        always at version 1 (Recorded), so this is version 2; if a racing writer billed it
+        first, the version clashes and the whole save fails with ConflictError."""
+        return cls.Billed(originator_id=record_id, originator_version=2,
+                          timestamp=cls.Billed.create_timestamp(), invoice_id=str(invoice_id))
+
     def bill(self, invoice_id: UUID) -> None:
         if self.invoice_id is not None:
             raise ConflictError(f"usage record {self.id} is already billed on {self.invoice_id}")
@@ -513,3 +522,42 @@ def due(at: date | datetime) -> date:
     return at.date() if isinstance(at, datetime) else at
 
 
+
+
+#: AkashOne's metering rates (paise per unit), the defaults when a usage record names none
+METERING_RATES: dict[str, tuple[str, Decimal]] = {
+    "compute": ("hours", Decimal(500)),
+    "block_storage": ("GB-hours", Decimal(1)),
+    "object_storage": ("GB-hours", Decimal(1)),
+    "bandwidth": ("GB", Decimal(1200)),
+    "kubernetes": ("node-hours", Decimal(1000)),
+    "database": ("hours", Decimal(500)),
+}
+LINE_DESCRIPTIONS = {
+    "compute": "Virtual Machine Usage", "block_storage": "Block Storage",
+    "object_storage": "Object Storage", "bandwidth": "Data Transfer",
+    "kubernetes": "Kubernetes Cluster Usage", "database": "Managed Database Usage",
+}
+
+
+def price_lines(lines: list[dict[str, Any]], discount: int,
+                tax: Any) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Allocate the invoice discount over the lines (before tax), tax each line per head
+    (half-up to the paisa), and total the header as the sum of the lines (R8)."""
+    amounts = [int(line["amount"]) for line in lines]
+    discounts = allocate(min(discount, sum(amounts)), amounts)
+    priced = []
+    for line, line_discount in zip(lines, discounts, strict=True):
+        taxable = int(line["amount"]) - line_discount
+        heads = tax.tax(taxable)
+        priced.append({**line, "discount_amount": line_discount, "taxable_amount": taxable,
+                       "cgst_amount": heads["cgst"], "sgst_amount": heads["sgst"],
+                       "utgst_amount": heads["utgst"], "igst_amount": heads["igst"]})
+    totals = {"subtotal_amount": sum(amounts), "discount_amount": sum(discounts)}
+    for key in ("taxable_amount", "cgst_amount", "sgst_amount", "utgst_amount", "igst_amount"):
+        totals[key] = sum(int(line[key]) for line in priced)
+    totals["round_off_amount"] = 0
+    totals["total_amount"] = sum(totals[k] for k in ("taxable_amount", "cgst_amount",
+                                                     "sgst_amount", "utgst_amount",
+                                                     "igst_amount"))
+    return priced, totals

@@ -8,24 +8,29 @@ import psycopg
 
 from akashone_es.application import AkashOneApplication
 from akashone_es.domain import identity as identity_domain
+from akashone_es.domain.billing import DocumentSeries
+from akashone_es.domain.catalog import DiscountCoupon
 from akashone_es.logging import configure_logging, get_logger
 from akashone_es.persistence.database import ensure_database, eventsourcing_env
 from akashone_es.persistence.embedded import EmbeddedServer
 from akashone_es.persistence.recorder import AkashOneRecorder
 from akashone_es.settings import Settings
 from akashone_es.storage.activity import ActivityStorage
-from akashone_es.storage.identity import IdentityStorage
+from akashone_es.storage.billing import BillingStorage
+from akashone_es.storage.catalog import CatalogStorage
 from akashone_es.storage.setup import bring_current, create_schema, missing_tables, schema_lock
 from projections.activity import ActivityProjection
+from projections.billing import BillingProjection
 from projections.engine import InlineProjections, Projection
 from projections.identity import IdentityProjection
 
 log = get_logger(__name__)
-PROJECTIONS: tuple[type[Projection], ...] = (IdentityProjection, ActivityProjection)
+PROJECTIONS: tuple[type[Projection], ...] = (IdentityProjection, BillingProjection,
+                                              ActivityProjection)
 EMBEDDED_DATABASE = "akashone"
 
 
-class Storage(IdentityStorage, ActivityStorage):
+class Storage(BillingStorage, CatalogStorage, ActivityStorage):
     """Snake_case equivalents of AkashOne's ``IStorage`` methods, on the event log."""
 
     def projection(self, name: str) -> Projection:
@@ -74,6 +79,8 @@ def _compose(app: AkashOneApplication, settings: Settings, dsn: str,
         identity_domain.User: settings.snapshot_interval,
         identity_domain.Role: settings.snapshot_interval,
         identity_domain.Organization: settings.snapshot_interval,
+        DocumentSeries: settings.snapshot_interval,
+        DiscountCoupon: settings.snapshot_interval,
     }
     instances = [cls() for cls in projections]
     storage = Storage(app, settings, dsn, instances,

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from akashone_es import context
 from akashone_es.application import AkashOneApplication
-from akashone_es.domain.base import Aggregate
+from akashone_es.domain.base import Aggregate, DomainEvent
 from akashone_es.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
 from akashone_es.persistence.recorder import capture_rows
 from akashone_es.secrets import SecretBox, load_key
@@ -77,7 +77,7 @@ class StorageBase:
         return str(organization_id) == str(tenant)
 
     # -- write side ---------------------------------------------------------------------
-    def _save(self, *aggregates: Aggregate) -> int:
+    def _save(self, *aggregates: Aggregate | DomainEvent) -> int:
         """Append the aggregates' pending events in one transaction; returns the position."""
         try:
             recordings = self.app.save(*aggregates)
@@ -85,7 +85,8 @@ class StorageBase:
             raise self._integrity_error(exc) from None
         return max((r.notification.id for r in recordings), default=0)
 
-    def _save_returning(self, model: type[R], key: RowKey, *aggregates: Aggregate) -> R | None:
+    def _save_returning(self, model: type[R], key: RowKey, *aggregates: Aggregate | DomainEvent
+                        ) -> R | None:
         """Save, and return the read-table row the inline projection wrote under ``key``
         (None when it wrote none, e.g. an idempotent replay)."""
         with capture_rows() as rows:

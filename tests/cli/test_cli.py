@@ -22,6 +22,10 @@ READ_TABLES = {
     "identity.organizations", "identity.users", "identity.roles", "identity.permissions",
     "identity.role_permissions", "identity.user_roles", "identity.team_members",
     "user_activities.user_activities", "user_activities.activity_actors",
+    *(f"billing.{t}" for t in (
+        "billing_addresses", "invoices", "invoice_line_items", "adjustment_notes",
+        "usage_records", "payment_methods", "payment_transactions", "tax_calculations",
+        "hsn_codes", "discount_coupons", "service_plans", "document_series")),
 }
 VERIFY_LINE = re.compile(r"^(\w+\.\w+): (ok|DIFFERS) rows=(\d+) live=(\w+) replayed=(\w+)"
                          r" \(position (\d+)\)$", re.MULTILINE)
@@ -148,6 +152,7 @@ class TestProjectionsStatus:
         assert last > 0
         assert status_rows(cli) == {
             "identity": ["inline", str(last), str(last), "0"],
+            "billing": ["inline", str(last), str(last), "0"],
             "user_activities": ["async", "0", str(last), str(last)],
         }
 
@@ -167,7 +172,7 @@ class TestProjectionsCatchUp:
         """An unknown name is a usage error that names it and lists the known projections."""
         result = cli("projections", "catch-up", "nosuch")
         assert result.returncode == 2
-        assert "unknown projection(s): nosuch; known: identity, user_activities" in result.stderr
+        assert "unknown projection(s): nosuch; known: billing, identity, user_activities" in result.stderr
 
 
 class TestProjectionsVerify:
@@ -230,7 +235,7 @@ class TestProjectionsRebuild:
         assert cli("init").returncode == 0
         result = cli("projections", "rebuild", "nosuch", "identity")
         assert result.returncode == 2
-        assert "unknown projection(s): nosuch; known: identity, user_activities" in result.stderr
+        assert "unknown projection(s): nosuch; known: billing, identity, user_activities" in result.stderr
         assert "rebuilt" not in result.stdout
 
 
