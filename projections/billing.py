@@ -23,6 +23,7 @@ from projections.engine import Batch, Projection, Table, handles
 
 ADDRESS_COLUMNS = ("address_line1", "address_line2", "city", "state", "state_code",
                    "postal_code", "country", "gst_number", "is_sez", "lut_number")
+ADDRESS_DEFAULTS: dict[str, Any] = {"is_sez": False, "country": "India"}
 METHOD_COLUMNS = ("gateway", "gateway_method_id", "type", "card_last4", "card_brand",
                   "card_exp_month", "card_exp_year", "upi_id", "status")
 TRANSACTION_COLUMNS = ("payment_method_id", "gateway", "gateway_transaction_id",
@@ -264,8 +265,10 @@ class BillingProjection(Projection):
                               "resource_name", "metric_type", "quantity", "unit",
                               "unit_price", "total_cost", "recorded_at", "period_start",
                               "period_end", "metadata"), stamps=("created_at",))
-        self.bill_usage = self.q("UPDATE {t} SET invoice_id = %s, billed = true WHERE id = %s"
-                                 " RETURNING *", t="usage_records")
+        self.bill_usage = self.q(
+            "UPDATE {t} u SET invoice_id = v.invoice_id, billed = true"
+            " FROM unnest(%s::uuid[], %s::uuid[]) AS v(invoice_id, id) WHERE u.id = v.id",
+            t="usage_records")
         self.insert_method = self._insert("payment_methods",
                                           ("user_id", *METHOD_COLUMNS, "is_default"),
                                           stamps=("created_at", "updated_at"))
@@ -303,7 +306,7 @@ class BillingProjection(Projection):
     # -- billing addresses ----------------------------------------------------------------
     @handles(BillingAddress.Created)
     def _address_created(self, e: BillingAddress.Created, _: int, b: Batch) -> None:
-        values = [e.fields.get(c) for c in ADDRESS_COLUMNS]
+        values = [e.fields.get(c, ADDRESS_DEFAULTS.get(c)) for c in ADDRESS_COLUMNS]
         b.add(self.insert_address, (e.originator_id, e.user_id, *values,
                                     bool(e.fields.get("is_default")), e.timestamp, e.timestamp),
               returns=("billing_addresses", e.originator_id))
@@ -423,7 +426,7 @@ class BillingProjection(Projection):
 
     @handles(UsageRecord.Billed)
     def _usage_billed(self, e: UsageRecord.Billed, _: int, b: Batch) -> None:
-        b.add(self.bill_usage, (e.invoice_id, e.originator_id))
+        b.add_row(self.bill_usage, (e.invoice_id, e.originator_id))
 
     # -- payments -------------------------------------------------------------------------
     @handles(PaymentMethod.Added)

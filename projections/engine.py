@@ -59,6 +59,18 @@ class Batch:
             self.returns[len(self.statements)] = returns
         self.statements.append((query, params))
 
+    def add_row(self, query: Query, row: Sequence[Any]) -> None:
+        """Add one row to a set-based statement whose parameters are arrays (``unnest``):
+        consecutive rows for the same statement become one statement, e.g. 100 usage
+        records billed by one invoice are one UPDATE, not 100."""
+        if self.statements and self.statements[-1][0] is query and (
+                len(self.statements) - 1) not in self.returns:
+            columns = self.statements[-1][1]
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        else:
+            self.statements.append((query, [[value] for value in row]))
+
     def __len__(self) -> int:
         return len(self.statements)
 

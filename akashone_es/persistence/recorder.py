@@ -20,6 +20,9 @@ from projections.engine import Batch, RowKey
 InlineHook = Callable[[Sequence[Any]], Batch]
 
 
+#: saves with more events or statements than this go through the pipelined path
+SMALL_SAVE_EVENTS = 20
+
 _captured: ContextVar[dict[RowKey, dict[str, Any]] | None] = ContextVar(
     "akashone_captured_rows", default=None)
 
@@ -52,6 +55,12 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         super().__init__(*args, **kwargs)
         self._preamble: bytes | None = None
         self._insert_queries: dict[int, bytes] = {}
+        self._unnest_insert = sql.SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
+            " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
+            " RETURNING notification_id").format(
+                schema=sql.Identifier(self.datastore.schema),
+                table=sql.Identifier(self.events_table_name)).as_bytes(None)
         self.insert_values_statement = sql.SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
             " VALUES {values} RETURNING notification_id")
@@ -65,33 +74,73 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         batch = (self.inline_hook(inline_events)
                  if self.inline_hook is not None and inline_events else Batch())
         with self.datastore.get_connection() as conn:
-            cur = psycopg.ClientCursor(conn)
-            if self._preamble is None:  # constant: BEGIN, lock timeout, lock, notify
-                self._preamble = b";\n".join([b"BEGIN", *(cur.mogrify(s).encode()
-                                                         for s in self.lock_table_statements),
-                                              cur.mogrify(sql.SQL("NOTIFY {0}").format(
-                                                  sql.Identifier(self.channel_name))).encode()])
-            # One mogrify for the INSERT and every inline statement: the joined query text is
-            # the same for every save of the same shape, so psycopg's conversion cache hits.
-            queries = [self._insert_query(len(stored_events))]
-            params: list[Any] = [value for e in stored_events for value in
-                                 (e.originator_id, e.originator_version, e.topic, e.state)]
-            for query, query_params in batch.statements:
-                queries.append(query if isinstance(query, bytes) else query.as_bytes(conn))
-                params.extend(query_params)
-            body = cur.mogrify(b";\n".join(queries), params).encode()
             try:
-                cur.execute(b";\n".join([self._preamble, body, b"COMMIT"]))
+                if len(stored_events) > SMALL_SAVE_EVENTS or len(batch) > SMALL_SAVE_EVENTS:
+                    return self._insert_pipelined(conn, stored_events, batch)
+                return self._insert_one_message(conn, stored_events, batch)
             except BaseException:
                 if conn.info.transaction_status != TransactionStatus.IDLE:
                     conn.execute("ROLLBACK")
                 raise
-            # the INSERT's result follows BEGIN, the lock statements and NOTIFY
-            for _ in range(len(self.lock_table_statements) + 2):
-                cur.nextset()
-            ids = [row["notification_id"] for row in cur.fetchall()]
-            self._capture(cur, batch)
-            return ids
+
+    def _insert_one_message(self, conn: psycopg.Connection[Any],
+                            stored_events: Sequence[StoredEvent], batch: Batch) -> list[int]:
+        """Small saves: the whole transaction as one simple-query message (one round trip,
+        parameters bound client-side)."""
+        cur = psycopg.ClientCursor(conn)
+        if self._preamble is None:  # constant: BEGIN, lock timeout, lock, notify
+            self._preamble = b";\n".join([b"BEGIN", *(cur.mogrify(s).encode()
+                                                     for s in self.lock_table_statements),
+                                          cur.mogrify(sql.SQL("NOTIFY {0}").format(
+                                              sql.Identifier(self.channel_name))).encode()])
+        # One mogrify for the INSERT and every inline statement: the joined query text is
+        # the same for every save of the same shape, so psycopg's conversion cache hits.
+        queries = [self._insert_query(len(stored_events))]
+        params: list[Any] = [value for e in stored_events for value in
+                             (e.originator_id, e.originator_version, e.topic, e.state)]
+        for query, query_params in batch.statements:
+            queries.append(query if isinstance(query, bytes) else query.as_bytes(conn))
+            params.extend(query_params)
+        body = cur.mogrify(b";\n".join(queries), params).encode()
+        cur.execute(b";\n".join([self._preamble, body, b"COMMIT"]))
+        # the INSERT's result follows BEGIN, the lock statements and NOTIFY
+        for _ in range(len(self.lock_table_statements) + 2):
+            cur.nextset()
+        ids = [row["notification_id"] for row in cur.fetchall()]
+        self._capture(cur, batch)
+        return ids
+
+    def _insert_pipelined(self, conn: psycopg.Connection[Any],
+                          stored_events: Sequence[StoredEvent], batch: Batch) -> list[int]:
+        """Large saves (an invoice billing 100 usage records): the same statements in one
+        pipeline with binary parameters (quoting thousands of values client-side costs more
+        than the pipeline), BEGIN and COMMIT included, synced once."""
+        insert = conn.cursor()
+        returning: dict[int, psycopg.Cursor[Any]] = {}
+        with conn.pipeline():
+            conn.execute(b"BEGIN")
+            for statement in self.lock_table_statements:
+                conn.execute(statement)
+            conn.execute(sql.SQL("NOTIFY {0}").format(sql.Identifier(self.channel_name)))
+            insert.execute(self._unnest_insert, (
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events], [e.state for e in stored_events]))
+            shared = conn.cursor()
+            for index, (query, params) in enumerate(batch.statements):
+                cursor = shared
+                if index in batch.returns:
+                    cursor = returning[index] = conn.cursor()
+                cursor.execute(query, params, prepare=True)
+            conn.execute(b"COMMIT")
+        ids = [row["notification_id"] for row in insert.fetchall()]
+        rows = _captured.get()
+        if rows is not None:
+            for index, cursor in returning.items():
+                row = cursor.fetchone()
+                if row is not None:
+                    rows[batch.returns[index]] = dict(row)
+        return ids
 
     def _insert_query(self, count: int) -> bytes:
         """``INSERT ... VALUES (...) x count RETURNING notification_id``, rendered once."""

@@ -1,0 +1,339 @@
+"""Billing under real concurrency: processes racing to issue, generate, redeem and pay."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from akashone_es.gst import financial_year
+from akashone_es.settings import Settings
+from akashone_es.storage import Storage, open_storage
+from tests.conftest import TEST_SETTINGS
+
+GSTIN = "27AAPFU0939F1ZV"  # Maharashtra: customers in state 27 pay CGST + SGST
+SETTINGS = {**TEST_SETTINGS, "supplier_gstin": GSTIN}
+PERIOD_START = datetime(2026, 4, 1, tzinfo=UTC)
+PERIOD_END = datetime(2026, 5, 1, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
+
+#: A worker: opens its own storage, says "ready", waits for the go file, runs its body's
+#: ``run(storage, args)`` and prints one ``result`` line (a ValidationError is a result too).
+WORKER = """
+import json, os, sys, time
+from akashone_es import Settings, ValidationError, open_storage
+dsn, go, payload = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+storage = open_storage(Settings(**payload["settings"]), dsn=dsn)
+storage.get_users()  # the pool is connected before the race, not during it
+{body}
+print("ready", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.0005)
+started = time.time()
+try:
+    outcome = {{"value": run(storage, payload["args"]), "error": None}}
+except ValidationError as exc:
+    print("ValidationError:", exc, flush=True)
+    outcome = {{"value": None, "error": {{"type": "ValidationError", "rules": exc.errors}}}}
+outcome.update(started=started, finished=time.time())
+print("result", json.dumps(outcome), flush=True)
+storage.close()
+"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one worker process reported."""
+
+    value: Any
+    error: dict[str, Any] | None
+    started: float
+    finished: float
+    stdout: str
+
+    @property
+    def rules(self) -> list[str]:
+        return [rule["rule"] for rule in (self.error or {}).get("rules", [])]
+
+
+def race(dsn: str, go: Path, body: str, args: list[dict[str, Any]]) -> list[Outcome]:
+    """Start one process per ``args``, release them together, and collect their outcomes."""
+    script = WORKER.format(body=body)
+    env = {**os.environ, "AKASHONE_LOG_LEVEL": "warning"}
+    workers = [subprocess.Popen(
+        [sys.executable, "-c", script, dsn, str(go),
+         json.dumps({"settings": SETTINGS, "args": worker_args})],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for worker_args in args]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            line = worker.stdout.readline().strip()
+            assert line == "ready", (line, worker.stderr.read() if worker.stderr else "")
+        go.touch()
+        outputs = [worker.communicate(timeout=60) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    outcomes = []
+    for worker, (stdout, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr
+        [result] = [line for line in stdout.splitlines() if line.startswith("result ")]
+        outcomes.append(Outcome(**json.loads(result.removeprefix("result ")), stdout=stdout))
+    starts = [o.started for o in outcomes]
+    assert max(starts) - min(starts) < 1.0, starts  # released together, not one by one
+    return outcomes
+
+
+# -- database helpers ------------------------------------------------------------------------
+def rows(dsn: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def scalar(dsn: str, query: str, params: tuple[Any, ...] = ()) -> Any:
+    [(value,)] = rows(dsn, query, params)
+    return value
+
+
+def events(dsn: str, name: str) -> int:
+    """How many events of ``name`` (e.g. 'Invoice.Issued') the log holds."""
+    return int(scalar(dsn, "SELECT count(*) FROM akashone_events WHERE topic LIKE %s",
+                      (f"%:{name}",)))
+
+
+def number(sequence: int) -> str:
+    """The invoice number this financial year's series gives ``sequence``."""
+    fy = financial_year(datetime.now(UTC).date())
+    return f"INV/{fy[2:4]}{fy[5:7]}/{sequence:06d}"
+
+
+# -- fixtures and set-up ------------------------------------------------------------------------
+@pytest.fixture
+def billing(dsn: str) -> Iterator[Storage]:
+    """Storage on a fresh database, issuing from the supplier GSTIN."""
+    store = open_storage(Settings(**SETTINGS), dsn=dsn)  # type: ignore[arg-type]
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def customer(storage: Storage, name: str) -> str:
+    """A customer in Maharashtra with a default billing address; returns the user id."""
+    user = storage.create_user({"username": name, "email": f"{name}@example.com",
+                                "password": "long-enough-1"})
+    storage.create_billing_address({"user_id": user.id, "address_line1": "12 MG Road",
+                                    "city": "Pune", "state_code": "27",
+                                    "postal_code": "411001", "is_default": True})
+    return str(user.id)
+
+
+def draft(storage: Storage, user_id: str, quantity: str, unit_price: str) -> str:
+    """A draft invoice with one compute line; returns the invoice id."""
+    address = storage.get_default_billing_address(user_id)
+    assert address is not None
+    invoice = storage.create_invoice({
+        "user_id": user_id, "billing_address_id": address.id,
+        "billing_period_start": PERIOD_START, "billing_period_end": PERIOD_END,
+        "lines": [{"resource_type": "compute", "resource_name": "vm-1",
+                   "description": "Virtual Machine Usage", "quantity": quantity,
+                   "unit": "hours", "unit_price": unit_price}]})
+    return str(invoice.id)
+
+
+def meter(storage: Storage, user_id: str, resource_type: str, quantity: str, count: int
+          ) -> None:
+    """``count`` usage records in the period, each of ``quantity`` at the default rate."""
+    for n in range(count):
+        storage.create_usage_record({
+            "user_id": user_id, "resource_type": resource_type,
+            "resource_id": f"{resource_type}-{n}", "resource_name": f"{resource_type} {n}",
+            "metric_type": "usage", "quantity": quantity,
+            "period_start": PERIOD_START, "period_end": PERIOD_END})
+
+
+# -- invoice numbers -----------------------------------------------------------------------------
+ISSUE = """
+def run(storage, args):
+    return [[invoice_id, storage.issue_invoice(invoice_id).invoice_number]
+            for invoice_id in args["invoices"]]
+"""
+
+
+class TestIssueInvoiceConcurrently:
+    @pytest.mark.slow
+    def test_processes_issuing_at_once_get_consecutive_numbers_without_gap_or_duplicate(
+            self, billing: Storage, dsn: str, tmp_path: Path) -> None:
+        """4 processes x 6 drafts issued at once: numbers 000001..000024 of this FY, each
+        once, the series at 24, 24 Issued events, each process's numbers ascending."""
+        drafts = {}
+        for n in range(4):
+            user_id = customer(billing, f"buyer{n}")
+            drafts[user_id] = [draft(billing, user_id, "10", "500") for _ in range(6)]
+
+        outcomes = race(dsn, tmp_path / "go", ISSUE,
+                        [{"invoices": invoices} for invoices in drafts.values()])
+
+        assert [o.error for o in outcomes] == [None] * 4
+        assert max(o.started for o in outcomes) < min(o.finished for o in outcomes)
+        issued = [pair for o in outcomes for pair in o.value]
+        assert sorted(n for _, n in issued) == [number(s) for s in range(1, 25)]
+        for outcome in outcomes:
+            numbers = [n for _, n in outcome.value]
+            assert numbers == sorted(numbers)
+        assert sorted(rows(dsn, "SELECT id::text, invoice_number FROM invoices")) == sorted(
+            (invoice_id, n) for invoice_id, n in issued)
+        assert rows(dsn, "SELECT count(DISTINCT upper(invoice_number)), count(*),"
+                         " count(*) FILTER (WHERE status = 'issued') FROM invoices") == [
+            (24, 24, 24)]
+        fy = financial_year(datetime.now(UTC).date())
+        assert rows(dsn, "SELECT supplier_gstin, fy, kind, last_sequence"
+                         " FROM document_series") == [(GSTIN, fy, "invoice", 24)]
+        assert events(dsn, "Invoice.Issued") == 24
+        allocated = rows(dsn, "SELECT (s->>'sequence')::int, s->>'document_id' FROM"
+                              " (SELECT convert_from(state, 'UTF8')::jsonb AS s FROM"
+                              "  akashone_events WHERE topic LIKE '%:DocumentSeries.Allocated')"
+                              " AS a ORDER BY 1")
+        by_number = {n: invoice_id for invoice_id, n in issued}
+        assert allocated == [(s, by_number[number(s)]) for s in range(1, 25)]
+
+
+# -- usage billing -------------------------------------------------------------------------------
+GENERATE = """
+def run(storage, args):
+    invoice = storage.generate_invoice({"user_id": args["user_id"],
+                                        "period_start": args["start"],
+                                        "period_end": args["end"],
+                                        "coupon_code": args.get("coupon")})
+    return {"id": str(invoice.id), "number": invoice.invoice_number,
+            "coupon_code": invoice.coupon_code, "discount": invoice.discount_amount}
+"""
+
+
+def generate_args(user_id: str, coupon: str | None = None) -> dict[str, Any]:
+    return {"user_id": user_id, "start": PERIOD_START.isoformat(),
+            "end": PERIOD_END.isoformat(), "coupon": coupon}
+
+
+class TestGenerateInvoiceConcurrently:
+    @pytest.mark.slow
+    def test_racing_generations_bill_each_usage_record_once_on_one_invoice(
+            self, billing: Storage, dsn: str, tmp_path: Path) -> None:
+        """3 processes generate the same customer's period at once: one invoice with all 50
+        records (exact paise), the other two fail with 'no unbilled usage' and use no number."""
+        user_id = customer(billing, "metered")
+        meter(billing, user_id, "compute", "1.5", 20)  # 20 x 750 paise
+        meter(billing, user_id, "block_storage", "12.5", 30)  # 30 x 12.5 paise = 375
+
+        outcomes = race(dsn, tmp_path / "go", GENERATE, [generate_args(user_id)] * 3)
+
+        winners = [o for o in outcomes if o.error is None]
+        losers = [o for o in outcomes if o.error is not None]
+        assert len(winners) == 1, [o.stdout for o in outcomes]
+        assert [o.rules for o in losers] == [["no unbilled usage in the period"]] * 2
+        assert all("ValidationError: invalid input: period: no unbilled usage in the period"
+                   in o.stdout for o in losers)
+        invoice = winners[0].value
+        assert invoice["number"] == number(1)
+        assert rows(dsn, "SELECT id::text, subtotal_amount, cgst_amount, sgst_amount,"
+                         " total_amount FROM invoices") == [
+            (invoice["id"], 15375, 1384, 1384, 18143)]
+        assert rows(dsn, "SELECT resource_type, amount FROM invoice_line_items"
+                         " ORDER BY line_number") == [("block_storage", 375), ("compute", 15000)]
+        assert rows(dsn, "SELECT invoice_id::text, billed, count(*) FROM usage_records"
+                         " GROUP BY 1, 2") == [(invoice["id"], True, 50)]
+        assert events(dsn, "UsageRecord.Billed") == 50
+        assert rows(dsn, "SELECT DISTINCT convert_from(state, 'UTF8')::jsonb->>'invoice_id'"
+                         " FROM akashone_events WHERE topic LIKE '%:UsageRecord.Billed'") == [
+            (invoice["id"],)]
+        assert events(dsn, "Invoice.Issued") == 1
+        assert scalar(dsn, "SELECT last_sequence FROM document_series") == 1
+
+
+# -- coupons -------------------------------------------------------------------------------------
+class TestCouponRedemptionConcurrently:
+    @pytest.mark.slow
+    def test_concurrent_redemptions_never_exceed_max_uses(
+            self, billing: Storage, dsn: str, tmp_path: Path) -> None:
+        """6 processes invoice their own customer with a 3-use coupon at once: 3 invoices
+        carry the discount, times_used is 3, the other 3 fail and write nothing."""
+        billing.create_discount_coupon({"code": "race10", "name": "Race 10 %",
+                                        "discount_type": "percentage", "discount_value": 10,
+                                        "max_uses": 3})
+        users = [customer(billing, f"shopper{n}") for n in range(6)]
+        for user_id in users:
+            meter(billing, user_id, "compute", "2.5", 4)  # 4 x 1250 paise = 5000
+
+        outcomes = race(dsn, tmp_path / "go", GENERATE,
+                        [generate_args(user_id, "race10") for user_id in users])
+
+        redeemed = {u for u, o in zip(users, outcomes, strict=True) if o.error is None}
+        refused = [(u, o) for u, o in zip(users, outcomes, strict=True) if o.error is not None]
+        assert len(redeemed) == 3, [o.stdout for o in outcomes]
+        assert [o.rules for _, o in refused] == [["Coupon usage limit reached"]] * 3
+        assert all("Coupon usage limit reached" in o.stdout for _, o in refused)
+        assert sorted(rows(dsn, "SELECT user_id::text, coupon_code, subtotal_amount,"
+                                " discount_amount, cgst_amount, total_amount FROM invoices")) \
+            == sorted((u, "RACE10", 5000, 500, 405, 5310) for u in redeemed)
+        assert sorted(o.value["number"] for o in outcomes if o.value) == [
+            number(s) for s in (1, 2, 3)]
+        coupon = billing.get_discount_coupon_by_code("RACE10")
+        assert coupon is not None
+        assert coupon.times_used == 3
+        assert billing.validate_coupon("RACE10").error == "Coupon usage limit reached"
+        assert events(dsn, "DiscountCoupon.Redeemed") == 3
+        assert events(dsn, "Invoice.Drafted") == 3
+        for user_id, _ in refused:
+            assert billing.get_invoices(user_id) == []
+            assert len(billing.get_unbilled_usage_records(user_id)) == 4
+
+
+# -- payments ------------------------------------------------------------------------------------
+PAY = """
+def run(storage, args):
+    payment = storage.create_payment_transaction({
+        "invoice_id": args["invoice_id"], "gateway": "razorpay",
+        "gateway_transaction_id": args["gateway_id"], "amount": args["amount"],
+        "status": "success"})
+    return {"id": str(payment.id), "status": payment.status}
+"""
+
+
+class TestPaymentCallbackConcurrently:
+    @pytest.mark.slow
+    def test_the_same_gateway_callback_from_four_processes_pays_the_invoice_once(
+            self, billing: Storage, dsn: str, tmp_path: Path) -> None:
+        """4 processes deliver one successful callback at once: one transaction (returned to
+        all four), the invoice paid exactly its total, one PaymentApplied event."""
+        user_id = customer(billing, "payer")
+        invoice = billing.issue_invoice(draft(billing, user_id, "3", "99900"))
+        assert invoice.total_amount == 353646  # 299700 + 9 % CGST + 9 % SGST
+
+        outcomes = race(dsn, tmp_path / "go", PAY, [
+            {"invoice_id": str(invoice.id), "gateway_id": "pay_RACE0001",
+             "amount": invoice.total_amount}] * 4)
+
+        assert [o.error for o in outcomes] == [None] * 4
+        [(transaction_id, status)] = {(o.value["id"], o.value["status"]) for o in outcomes}
+        assert status == "success"
+        assert rows(dsn, "SELECT id::text, gateway_transaction_id, amount, status"
+                         " FROM payment_transactions") == [
+            (transaction_id, "pay_RACE0001", 353646, "success")]
+        assert rows(dsn, "SELECT amount_paid, total_amount, status FROM invoices") == [
+            (353646, 353646, "paid")]
+        assert events(dsn, "Invoice.PaymentApplied") == 1
+        assert events(dsn, "Invoice.Paid") == 1
+        assert events(dsn, "PaymentTransaction.Initiated") == 1
