@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from akashone_es.cli import demo, history, projections
+from akashone_es.cli import billing, demo, history, projections
 from akashone_es.cli.common import State, render_status
 from akashone_es.settings import Settings
 
@@ -17,6 +17,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 app.add_typer(projections.app, name="projections")
 app.command("demo")(demo.demo)
 app.command("history")(history.history)
+app.command("invoice")(billing.invoice)
 
 
 @app.callback()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from akashone_es.cli.billing import billing_story
 from akashone_es.cli.common import State, model_table, render_status
 from akashone_es.storage import Storage
 
@@ -75,5 +76,6 @@ def demo(ctx: typer.Context) -> None:
             say(model_table("activity log (newest first)", storage.get_recent_activities(12),
                             ["created_at", "username", "action", "resource_name",
                              "ip_address"]))
+        billing_story(storage, state.console, org.id, reseller.id, run)
         render_status(state.console, storage)
         say(f"try: akashone-es history {priya.id}")

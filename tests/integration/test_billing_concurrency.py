@@ -205,8 +205,8 @@ class TestIssueInvoiceConcurrently:
         assert events(dsn, "Invoice.Issued") == 24
         allocated = rows(dsn, "SELECT (s->>'sequence')::int, s->>'document_id' FROM"
                               " (SELECT convert_from(state, 'UTF8')::jsonb AS s FROM"
-                              "  akashone_events WHERE topic LIKE '%:DocumentSeries.Allocated')"
-                              " AS a ORDER BY 1")
+                              "  akashone_events WHERE topic LIKE %s) AS a ORDER BY 1",
+                         ("%:DocumentSeries.Allocated",))
         by_number = {n: invoice_id for invoice_id, n in issued}
         assert allocated == [(s, by_number[number(s)]) for s in range(1, 25)]
 
@@ -257,7 +257,8 @@ class TestGenerateInvoiceConcurrently:
                          " GROUP BY 1, 2") == [(invoice["id"], True, 50)]
         assert events(dsn, "UsageRecord.Billed") == 50
         assert rows(dsn, "SELECT DISTINCT convert_from(state, 'UTF8')::jsonb->>'invoice_id'"
-                         " FROM akashone_events WHERE topic LIKE '%:UsageRecord.Billed'") == [
+                         " FROM akashone_events WHERE topic LIKE %s",
+                ("%:UsageRecord.Billed",)) == [
             (invoice["id"],)]
         assert events(dsn, "Invoice.Issued") == 1
         assert scalar(dsn, "SELECT last_sequence FROM document_series") == 1

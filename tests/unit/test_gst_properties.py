@@ -12,7 +12,7 @@ from akashone_es.gst import STATE_CODES, UT_WITHOUT_LEGISLATURE, TaxTreatment, t
 from akashone_es.money import allocate, apply_bp
 
 HEADS = ("cgst_amount", "sgst_amount", "utgst_amount", "igst_amount")
-POS_CODES = sorted(STATE_CODES) + ["96"]
+POS_CODES = [*sorted(STATE_CODES), "96"]
 taxables = st.integers(min_value=0, max_value=10**12)
 rates = st.sampled_from([0, 500, 1200, 1800, 2800]) | st.integers(min_value=0, max_value=10_000)
 

@@ -1,0 +1,123 @@
+"""Invoices for people: the demo's billing story and ``akashone-es invoice <number>``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from akashone_es.cli.common import State
+from akashone_es.money import format_inr
+from akashone_es.storage import Storage
+
+PERIOD = (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+
+
+def render_invoice(console: Console, storage: Storage, invoice: Any) -> None:
+    """The invoice as a tax invoice reads: parties, lines with tax per head, totals, notes."""
+    console.print(f"[bold]TAX INVOICE {invoice.invoice_number or '(draft)'}[/bold]  "
+                  f"status {invoice.status}  FY {invoice.fy or '-'}")
+    console.print(f"supplier GSTIN {invoice.supplier_gstin}  buyer GSTIN "
+                  f"{invoice.buyer_gstin or 'unregistered'}  place of supply "
+                  f"{invoice.place_of_supply} ({invoice.place_of_supply_code})  "
+                  f"{invoice.tax_type}  SAC {invoice.sac_code}  reverse charge: No")
+    table = Table(title_justify="left")
+    for column in ("#", "description", "qty", "unit", "amount", "discount", "taxable", "CGST",
+                   "SGST/UTGST", "IGST"):
+        table.add_column(column, justify="right" if column not in ("description", "unit")
+                         else "left")
+    for line in storage.get_invoice_line_items(invoice.id):
+        table.add_row(str(line.line_number), line.description,
+                      f"{Decimal(line.quantity).normalize():f}", line.unit,
+                      format_inr(line.amount), format_inr(line.discount_amount),
+                      format_inr(line.taxable_amount), format_inr(line.cgst_amount),
+                      format_inr(line.sgst_amount + line.utgst_amount),
+                      format_inr(line.igst_amount))
+    console.print(table)
+    for label, value in (("subtotal", invoice.subtotal_amount),
+                         ("discount", -invoice.discount_amount),
+                         ("taxable value", invoice.taxable_amount),
+                         ("CGST", invoice.cgst_amount), ("SGST", invoice.sgst_amount),
+                         ("UTGST", invoice.utgst_amount), ("IGST", invoice.igst_amount),
+                         ("total", invoice.total_amount), ("paid", invoice.amount_paid)):
+        if value or label in ("taxable value", "total"):
+            console.print(f"  {label:>14}  {format_inr(value):>14}")
+    for note in storage.get_adjustment_notes(invoice.id):
+        console.print(f"  {note.kind.replace('_', ' ')} {note.note_number}: "
+                      f"{format_inr(note.total_amount)} ({note.reason})")
+
+
+def invoice(ctx: typer.Context,
+            number: Annotated[str, typer.Argument(help="invoice number or id")]) -> None:
+    """Show one invoice with its lines, tax and credit/debit notes."""
+    state: State = ctx.obj
+    with state.storage() as storage:
+        found = storage.get_invoice_by_number(number)
+        if found is None:
+            try:
+                found = storage.get_invoice(number)
+            except Exception:  # noqa: BLE001 - not a UUID either: report not found below
+                found = None
+        if found is None:
+            state.errors.print(f"[red]error:[/red] no invoice {number}")
+            raise typer.Exit(1)
+        render_invoice(state.console, storage, found)
+
+
+def billing_story(storage: Storage, console: Console, org_id: Any, actor_id: Any,
+                  run: int) -> None:
+    """Usage -> invoice with GST -> payment (a callback delivered twice) -> credit note."""
+    say = console.print
+    if not storage.settings.supplier_gstin:
+        say("[yellow]set AKASHONE_SUPPLIER_GSTIN (the GSTIN invoices are issued from) to see "
+            "the billing story[/yellow]")
+        return
+    with storage.acting_as(actor_id=actor_id, organization_id=org_id, ip="203.0.113.7",
+                           user_agent="akashone-demo"):
+        customer = storage.create_user({
+            "username": f"meera{run}", "email": f"accounts{run}@meeratech.in",
+            "password": "customer-secret", "gst_number": "29AAGCG6253J1Z8",
+            "organization_id": org_id})
+        storage.create_billing_address({
+            "user_id": customer.id, "address_line1": "12 Residency Road", "city": "Bengaluru",
+            "state_code": "29", "postal_code": "560025", "gst_number": "29AAGCG6253J1Z8"})
+        storage.update_user(customer.id, {"default_discount_percentage": 5})
+        for kind, resource, quantity in (("compute", "vm-web-1", "720"),
+                                         ("compute", "vm-db-1", "310.5"),
+                                         ("block_storage", "vol-data-1", "72000"),
+                                         ("bandwidth", "egress", "12.75")):
+            storage.create_usage_record({
+                "user_id": customer.id, "resource_type": kind, "resource_id": resource,
+                "resource_name": resource, "metric_type": "runtime",
+                "quantity": Decimal(quantity), "period_start": PERIOD[0],
+                "period_end": PERIOD[1]})
+    say(f"metered October usage for {customer.username} (Karnataka, GSTIN 29AAGCG6253J1Z8)")
+    coupon_code = f"LAUNCH{run}"
+    storage.create_discount_coupon({"code": coupon_code, "name": "Launch offer",
+                                    "discount_type": "percentage", "discount_value": 10,
+                                    "max_uses": 100})
+    with storage.acting_as(actor_id=actor_id, organization_id=org_id):
+        issued = storage.generate_invoice({"user_id": customer.id, "period_start": PERIOD[0],
+                                           "period_end": PERIOD[1],
+                                           "coupon_code": coupon_code})
+        say(f"issued {issued.invoice_number}: coupon {coupon_code} and the customer's 5% "
+            f"discount before tax, {issued.tax_type} supply: IGST")
+        first = storage.create_payment_transaction({
+            "invoice_id": issued.id, "gateway": "razorpay",
+            "gateway_transaction_id": f"pay_demo_{run}_1", "amount": issued.total_amount // 2,
+            "status": "success"})
+        for _ in range(2):  # the gateway retries its callback: one effect
+            storage.create_payment_transaction({
+                "invoice_id": issued.id, "gateway": "razorpay",
+                "gateway_transaction_id": f"pay_demo_{run}_2",
+                "amount": issued.total_amount - first.amount, "status": "success"})
+        say("payments: half, then the rest (its callback delivered twice, applied once)")
+        storage.issue_credit_note(issued.id, 10_000, "SLA credit: 2 h outage on vm-web-1")
+        say("credit note for an SLA credit of ₹100.00 plus its tax")
+        final = storage.get_invoice(issued.id)
+        if final is not None:
+            render_invoice(console, storage, final)
