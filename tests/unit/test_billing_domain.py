@@ -19,11 +19,7 @@ from akashone_es.domain.billing import (
     price_lines,
 )
 from akashone_es.domain.catalog import DiscountCoupon
-from akashone_es.errors import (
-    ConflictError,
-    PermissionDeniedError,
-    ValidationError,
-)
+from akashone_es.errors import ConflictError, PermissionDeniedError, ValidationError
 from akashone_es.gst import tax_treatment
 
 NOW = datetime(2026, 5, 15, 12, 0, tzinfo=UTC)
