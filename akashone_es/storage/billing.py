@@ -728,14 +728,13 @@ class BillingStorage(IdentityStorage):
         values = update.model_dump(mode="json", exclude_unset=True)
         status = values.pop("status", None)
         response = values.pop("gateway_response", None)
+        code, message = values.pop("error_code", None), values.pop("error_message", None)
 
         def attempt() -> bm.PaymentTransaction | None:
             with context.command():
                 transaction = self._load(domain.PaymentTransaction, current.id,
                                          "payment_transaction")
                 saved: list[Aggregate] = [transaction]
-                code, message = values.pop("error_code", None), values.pop("error_message",
-                                                                           None)
                 if values:
                     transaction.update(values)
                 at = now()
