@@ -254,12 +254,12 @@ class Invoice(Aggregate):
 
     # -- payments -------------------------------------------------------------------------
     def apply_payment(self, transaction_id: UUID, amount: int, paid_at: datetime) -> None:
+        if str(transaction_id) in self.payments:
+            return  # the same gateway callback twice has one effect
         if self.status not in ("issued", "overdue"):
             raise ValidationError.single("invoice_id", f"invoice is {self.status}; "
                                                        "only issued or overdue invoices take "
                                                        "payments")
-        if str(transaction_id) in self.payments:
-            return  # the same gateway callback twice has one effect
         if amount <= 0:
             raise ValidationError.single("amount", "must be positive")
         self._apply_payment(str(transaction_id), amount)

@@ -136,10 +136,21 @@ def parse(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ValidationError([
-            {"field": ".".join(str(part) for part in err["loc"]) or "input", "rule": err["msg"]}
-            for err in exc.errors()
-        ]) from None
+        raise ValidationError([_error(err) for err in exc.errors()]) from None
+
+
+#: a model-level check says which field it is about: "<field>: <rule>"
+_FIELD_RULE = re.compile(r"^(?:Value error, )?([a-z_][a-z0-9_]*): (.+)$", re.DOTALL)
+
+
+def _error(err: Any) -> dict[str, str]:
+    field = ".".join(str(part) for part in err["loc"])
+    rule = str(err["msg"])
+    if not field:
+        named = _FIELD_RULE.match(rule)
+        if named:
+            field, rule = named.group(1), named.group(2)
+    return {"field": field or "input", "rule": rule}
 
 
 def parse_id(value: Any, field: str) -> UUID:

@@ -187,3 +187,30 @@ class TestInsertInvoiceLine:
         """A fractional-paise unit price is kept exactly."""
         assert Decimal("0.125") == parse(InsertInvoiceLine, {**LINE, "unit_price": "0.125"}
                                          ).unit_price
+
+
+class TestCrossFieldErrorsNameTheField:
+    def test_model_level_checks_name_their_field(self) -> None:
+        """A check spanning fields still reports the field it is about, not 'input'."""
+        from datetime import UTC, datetime
+
+        from akashone_es.errors import ValidationError as AkashOneValidationError
+        from akashone_es.storage.billing_inputs import InsertDiscountCoupon, InsertUsageRecord
+        from akashone_es.storage.inputs import parse as parse_input
+
+        cases = [
+            (InsertUsageRecord, {"user_id": "00000000-0000-0000-0000-000000000001",
+                                 "resource_type": "compute", "resource_id": "vm-1",
+                                 "resource_name": "vm", "metric_type": "runtime",
+                                 "quantity": "1", "period_start": datetime(2026, 2, 1, tzinfo=UTC),
+                                 "period_end": datetime(2026, 1, 1, tzinfo=UTC)}, "period_end"),
+            (InsertDiscountCoupon, {"code": "ABC", "name": "x", "discount_type": "percentage",
+                                    "discount_value": 101}, "discount_value"),
+        ]
+        for model, data, field in cases:
+            try:
+                parse_input(model, data)
+            except AkashOneValidationError as exc:
+                assert [field] == exc.fields
+            else:
+                raise AssertionError(f"{model.__name__} accepted {data}")
