@@ -208,9 +208,6 @@ class TestCrossFieldErrorsNameTheField:
                                     "discount_value": 101}, "discount_value"),
         ]
         for model, data, field in cases:
-            try:
+            with pytest.raises(AkashOneValidationError) as caught:
                 parse_input(model, data)
-            except AkashOneValidationError as exc:
-                assert [field] == exc.fields
-            else:
-                raise AssertionError(f"{model.__name__} accepted {data}")
+            assert [field] == caught.value.fields
