@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Final
 
 from akashone_es.errors import ValidationError
@@ -158,8 +158,15 @@ DOCUMENT_NUMBER: Final = re.compile(r"^[A-Z1-9][A-Z0-9/-]{0,15}$")
 DOCUMENT_PREFIXES: Final = {"invoice": "INV", "credit_note": "CN", "debit_note": "DN"}
 
 
-def financial_year(on: date) -> str:
-    """The Indian financial year (1 April - 31 March) of a date: '2026-27'."""
+#: Indian Standard Time (no daylight saving): documents are dated in India
+IST: Final = timezone(timedelta(hours=5, minutes=30), "IST")
+
+
+def financial_year(on: date | datetime) -> str:
+    """The Indian financial year (1 April - 31 March) of a date, or of a moment taken in IST
+    (00:30 IST on 1 April is 19:00 UTC on 31 March, and already the new year): '2026-27'."""
+    if isinstance(on, datetime):
+        on = (on if on.tzinfo else on.replace(tzinfo=UTC)).astimezone(IST).date()
     start = on.year if on.month >= 4 else on.year - 1
     return f"{start}-{(start + 1) % 100:02d}"
 

@@ -298,7 +298,7 @@ class BillingStorage(IdentityStorage):
     def get_next_invoice_number(self) -> str:
         """The number the next issued invoice will get (this financial year, this GSTIN)."""
         gstin, _ = self._supplier()
-        fy = financial_year(now().date())
+        fy = financial_year(now())
         last = self._scalar(SERIES_LAST, (domain.series_id(gstin, fy, "invoice"),)) or 0
         return document_number("invoice", fy, int(last) + 1)
 
@@ -325,7 +325,7 @@ class BillingStorage(IdentityStorage):
         address = self._must(self._one(bm.BillingAddress, ADDRESS, (address_id,)))
         user = self._user_of(invoice.user_id)
         at = now()
-        fy = financial_year(at.date())
+        fy = financial_year(at)
         pos = place_of_supply(customer_gstin=address.gst_number,
                               address_state_code=address.state_code, country=address.country)
         rate_bp = DEFAULT_RATES.rate_bp(DEFAULT_SAC, at.date())
@@ -437,7 +437,7 @@ class BillingStorage(IdentityStorage):
     def _note(self, invoice: bm.Invoice, amount: int, reason: str, kind: str
               ) -> list[Any]:
         gstin, _ = self._supplier()
-        fy = financial_year(now().date())
+        fy = financial_year(now())
         lines = self._all(bm.InvoiceLineItem, LINES_OF, (invoice.id,))
         event_lines: list[dict[str, Any]] = [
             {"id": str(uuid.uuid4()), "invoice_line_id": str(line.id),

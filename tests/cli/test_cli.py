@@ -172,7 +172,8 @@ class TestProjectionsCatchUp:
         """An unknown name is a usage error that names it and lists the known projections."""
         result = cli("projections", "catch-up", "nosuch")
         assert result.returncode == 2
-        assert "unknown projection(s): nosuch; known: billing, identity, user_activities" in result.stderr
+        assert ("unknown projection(s): nosuch; known: billing, identity, user_activities"
+                in result.stderr)
 
 
 class TestProjectionsVerify:
@@ -235,7 +236,8 @@ class TestProjectionsRebuild:
         assert cli("init").returncode == 0
         result = cli("projections", "rebuild", "nosuch", "identity")
         assert result.returncode == 2
-        assert "unknown projection(s): nosuch; known: billing, identity, user_activities" in result.stderr
+        assert ("unknown projection(s): nosuch; known: billing, identity, user_activities"
+                in result.stderr)
         assert "rebuilt" not in result.stdout
 
 

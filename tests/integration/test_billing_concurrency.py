@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,7 +78,9 @@ def race(dsn: str, go: Path, body: str, args: list[dict[str, Any]]) -> list[Outc
         for worker in workers:
             assert worker.stdout is not None
             line = worker.stdout.readline().strip()
-            assert line == "ready", (line, worker.stderr.read() if worker.stderr else "")
+            if line != "ready":
+                worker.kill()
+                pytest.fail(f"worker not ready ({line!r}): {worker.communicate()[1]}")
         go.touch()
         outputs = [worker.communicate(timeout=60) for worker in workers]
     finally:
@@ -188,6 +189,7 @@ class TestIssueInvoiceConcurrently:
                         [{"invoices": invoices} for invoices in drafts.values()])
 
         assert [o.error for o in outcomes] == [None] * 4
+        # every process was still issuing when the last one began: a race, not a queue
         assert max(o.started for o in outcomes) < min(o.finished for o in outcomes)
         issued = [pair for o in outcomes for pair in o.value]
         assert sorted(n for _, n in issued) == [number(s) for s in range(1, 25)]

@@ -220,3 +220,13 @@ class TestRateTable:
     def test_hosting_stays_at_18_percent_across_2025_change(self, on: date) -> None:
         """SAC 998315 is 18 % before and after 22 Sep 2025."""
         assert 1800 == DEFAULT_RATES.rate_bp("998315", on)
+
+
+class TestFinancialYearInIndia:
+    def test_a_moment_belongs_to_the_financial_year_of_its_indian_date(self) -> None:
+        """19:00 UTC on 31 March is 00:30 IST on 1 April: the new financial year."""
+        from datetime import UTC, datetime
+
+        assert ("2026-27", "2027-28") == (
+            financial_year(datetime(2027, 3, 31, 18, 0, tzinfo=UTC)),
+            financial_year(datetime(2027, 3, 31, 19, 0, tzinfo=UTC)))
