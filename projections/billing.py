@@ -251,9 +251,9 @@ class BillingProjection(Projection):
             " hsn_code = %s, sac_code = %s, coupon_code = %s, discount_percentage = %s, "
             + ", ".join(f"{c} = %s" for c in INVOICE_TOTALS)
             + ", updated_at = %s WHERE id = %s RETURNING *", t="invoices")
-        self.add_paid = self.q(
-            "UPDATE {t} SET amount_paid = amount_paid + %s, updated_at = %s WHERE id = %s"
-            " RETURNING *", t="invoices")
+        self.set_paid = self.q(
+            "UPDATE {t} SET amount_paid = %s, updated_at = %s WHERE id = %s RETURNING *",
+            t="invoices")
         self.insert_note = self._insert(
             "adjustment_notes", ("kind", "note_number", "fy", "invoice_id", "invoice_number",
                                  "user_id", "organization_id", "reason", "tax_type",
@@ -377,12 +377,12 @@ class BillingProjection(Projection):
 
     @handles(Invoice.PaymentApplied)
     def _payment_applied(self, e: Invoice.PaymentApplied, _: int, b: Batch) -> None:
-        b.add(self.add_paid, (e.amount, e.timestamp, e.originator_id),
+        b.add(self.set_paid, (e.amount_paid, e.timestamp, e.originator_id),
               returns=("invoices", e.originator_id))
 
     @handles(Invoice.PaymentReversed)
     def _payment_reversed(self, e: Invoice.PaymentReversed, _: int, b: Batch) -> None:
-        b.add(self.add_paid, (-e.amount, e.timestamp, e.originator_id),
+        b.add(self.set_paid, (e.amount_paid, e.timestamp, e.originator_id),
               returns=("invoices", e.originator_id))
         b.add(self.q("UPDATE {t} SET status = 'issued', paid_at = NULL WHERE id = %s"
                      " AND status = 'paid' AND amount_paid < total_amount", t="invoices"),

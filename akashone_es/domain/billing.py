@@ -161,10 +161,12 @@ class Invoice(Aggregate):
     class PaymentApplied(Aggregate.Event):
         transaction_id: str
         amount: int
+        amount_paid: int  # the invoice's total paid after this payment (idempotent replays)
 
     class PaymentReversed(Aggregate.Event):
         transaction_id: str
         amount: int
+        amount_paid: int
 
     class Paid(Aggregate.Event):
         paid_at: datetime
@@ -262,14 +264,14 @@ class Invoice(Aggregate):
                                                        "payments")
         if amount <= 0:
             raise ValidationError.single("amount", "must be positive")
-        self._apply_payment(str(transaction_id), amount)
+        self._apply_payment(str(transaction_id), amount, self.amount_paid + amount)
         if self.amount_paid >= self.total:
             self._paid(paid_at)
 
     @event(PaymentApplied)
-    def _apply_payment(self, transaction_id: str, amount: int) -> None:
+    def _apply_payment(self, transaction_id: str, amount: int, amount_paid: int) -> None:
         self.payments.append(transaction_id)
-        self.amount_paid += amount
+        self.amount_paid = amount_paid
 
     @event(Paid)
     def _paid(self, paid_at: datetime) -> None:
@@ -278,12 +280,12 @@ class Invoice(Aggregate):
     def reverse_payment(self, transaction_id: UUID, amount: int) -> None:
         if str(transaction_id) not in self.payments:
             raise NotFoundError("payment_transaction", str(transaction_id), "transaction_id")
-        self._reverse_payment(str(transaction_id), amount)
+        self._reverse_payment(str(transaction_id), amount, self.amount_paid - amount)
 
     @event(PaymentReversed)
-    def _reverse_payment(self, transaction_id: str, amount: int) -> None:
+    def _reverse_payment(self, transaction_id: str, amount: int, amount_paid: int) -> None:
         self.payments.remove(transaction_id)
-        self.amount_paid -= amount
+        self.amount_paid = amount_paid
         if self.status == "paid" and self.amount_paid < self.total:
             self.status = "issued"
 

@@ -14,7 +14,11 @@ from akashone_es.money import apply_bp
 
 
 class Record(Aggregate):
-    """A catalogue record: created with fields, updated by changes, deleted."""
+    """A catalogue record: created with fields, updated by changes, deleted.
+
+    Updated and Deleted are triggered as ``type(self).Updated`` so each subclass stores its
+    own topics (``HsnCode.Updated``, ...), which its projection handles.
+    """
 
     class Created(Aggregate.Created):
         fields: dict[str, Any]
@@ -22,8 +26,12 @@ class Record(Aggregate):
     class Updated(Aggregate.Event):
         changes: dict[str, Any]
 
+        def apply(self, aggregate: Any) -> None:
+            aggregate.fields.update(self.changes)
+
     class Deleted(Aggregate.Event):
-        pass
+        def apply(self, aggregate: Any) -> None:
+            aggregate.deleted = True
 
     @event(Created)
     def __init__(self, fields: dict[str, Any]) -> None:
@@ -36,19 +44,11 @@ class Record(Aggregate):
 
     def update(self, changes: dict[str, Any]) -> None:
         self.check_present()
-        self._update(changes)
-
-    @event(Updated)
-    def _update(self, changes: dict[str, Any]) -> None:
-        self.fields.update(changes)
+        self.trigger_event(type(self).Updated, changes=changes)
 
     def delete(self) -> None:
         self.check_present()
-        self._delete()
-
-    @event(Deleted)
-    def _delete(self) -> None:
-        self.deleted = True
+        self.trigger_event(type(self).Deleted)
 
 
 class HsnCode(Record):
@@ -65,6 +65,9 @@ class DiscountCoupon(Record):
     class Redeemed(Aggregate.Event):
         invoice_id: str
         times_used: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.fields["times_used"] = self.times_used
 
     def validation_error(self, order_amount: int | None,  # noqa: PLR0911 - one return per check
                          now: datetime) -> str | None:
@@ -91,11 +94,8 @@ class DiscountCoupon(Record):
         problem = self.validation_error(order_amount, now)
         if problem:
             raise ValidationError.single("coupon_code", problem)
-        self._redeem(str(invoice_id), self.fields.get("times_used", 0) + 1)
-
-    @event(Redeemed)
-    def _redeem(self, invoice_id: str, times_used: int) -> None:
-        self.fields["times_used"] = times_used
+        self.trigger_event(self.Redeemed, invoice_id=str(invoice_id),
+                           times_used=self.fields.get("times_used", 0) + 1)
 
     def discount_for(self, amount: int) -> int:
         """Paise off ``amount``: a percentage (1-100), or a fixed amount in paise (capped)."""

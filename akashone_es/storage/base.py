@@ -103,6 +103,11 @@ class StorageBase:
             return DuplicateError(kind, field)
         if isinstance(cause, psycopg.errors.CheckViolation):
             return ValidationError.single(constraint or "input", str(cause).splitlines()[0])
+        if isinstance(cause, psycopg.errors.NotNullViolation):
+            column = getattr(diag, "column_name", None) or "input"
+            return ValidationError.single(column, "is required")
+        if not isinstance(cause, psycopg.errors.UniqueViolation):
+            return ValidationError.single("input", str(cause).splitlines()[0])
         return ConflictError(f"a concurrent write changed the record first ({constraint})")
 
     def _load(self, cls: type[A], aggregate_id: UUID, kind: str) -> A:

@@ -71,7 +71,9 @@ TRANSACTIONS_OF = Q("SELECT * FROM payment_transactions WHERE user_id = %s"
                     " ORDER BY initiated_at DESC, id")
 TRANSACTION = Q("SELECT * FROM payment_transactions WHERE id = %s")
 TRANSACTION_BY_GATEWAY_ID = Q("SELECT * FROM payment_transactions"
-                              " WHERE gateway_transaction_id = %s ORDER BY initiated_at LIMIT 1")
+                              " WHERE gateway_transaction_id = %s"
+                              " AND (%s::text IS NULL OR gateway = %s)"
+                              " ORDER BY initiated_at LIMIT 1")
 TAX_OF = Q("SELECT * FROM tax_calculations WHERE invoice_id = %s ORDER BY calculated_at, id")
 TAX = Q("SELECT * FROM tax_calculations WHERE id = %s")
 SERIES_LAST = Q("SELECT last_sequence FROM document_series WHERE id = %s")
@@ -421,9 +423,13 @@ class BillingStorage(IdentityStorage):
             raise NotFoundError("invoice", invoice_id)
         if invoice.invoice_number is None or invoice.status == "draft":
             raise ValidationError.single("invoice_id", "only an issued invoice can be credited")
-        if kind == "credit_note" and amount > invoice.taxable_amount:
-            raise ValidationError.single("amount", "a credit note cannot exceed the invoice's "
-                                                   "taxable value")
+        if kind == "credit_note":
+            credited = sum(note.taxable_amount for note in self.get_adjustment_notes(invoice.id)
+                           if note.kind == "credit_note")
+            if credited + amount > invoice.taxable_amount:
+                raise ValidationError.single(
+                    "amount", f"credit notes would exceed the invoice's taxable value "
+                              f"({credited} of {invoice.taxable_amount} paise already credited)")
 
         def attempt() -> bm.AdjustmentNote:
             with context.command():
@@ -558,8 +564,10 @@ class BillingStorage(IdentityStorage):
             raise NotFoundError("invoice", invoice_id, "invoice_id")
         records = []
         for record_id in record_ids:
-            record = self._load(domain.UsageRecord, i.parse_id(record_id, "record_ids"),
-                                "usage_record")
+            row = self.get_usage_record(i.parse_id(record_id, "record_ids"))
+            if row is None or row.user_id != invoice.user_id:  # not visible, or not theirs
+                raise NotFoundError("usage_record", record_id, "record_ids")
+            record = self._load(domain.UsageRecord, row.id, "usage_record")
             record.bill(invoice.id)
             records.append(record)
         with context.command():
@@ -667,10 +675,12 @@ class BillingStorage(IdentityStorage):
         return self._owned(self._one(bm.PaymentTransaction, TRANSACTION,
                                      (i.parse_id(transaction_id, "id"),)))
 
-    def get_payment_transaction_by_gateway_id(self, gateway_transaction_id: str
+    def get_payment_transaction_by_gateway_id(self, gateway_transaction_id: str,
+                                              gateway: str | None = None
                                               ) -> bm.PaymentTransaction | None:
+        """By the gateway's own id (optionally of one gateway: ids are unique per gateway)."""
         return self._owned(self._one(bm.PaymentTransaction, TRANSACTION_BY_GATEWAY_ID,
-                                     (gateway_transaction_id,)))
+                                     (gateway_transaction_id, gateway, gateway)))
 
     def create_payment_transaction(self, data: bi.InsertPaymentTransaction | dict[str, Any]
                                    ) -> bm.PaymentTransaction:
@@ -679,7 +689,8 @@ class BillingStorage(IdentityStorage):
         applied to its invoice in the same transaction (paid when fully paid)."""
         payment = i.parse(bi.InsertPaymentTransaction, data)
         if payment.gateway_transaction_id:
-            existing = self.get_payment_transaction_by_gateway_id(payment.gateway_transaction_id)
+            existing = self.get_payment_transaction_by_gateway_id(
+                payment.gateway_transaction_id, payment.gateway)
             if existing is not None:
                 return existing
         invoice = self.get_invoice(payment.invoice_id)
@@ -695,7 +706,7 @@ class BillingStorage(IdentityStorage):
         except Exception:
             if payment.gateway_transaction_id:  # lost a race with the same callback
                 existing = self.get_payment_transaction_by_gateway_id(
-                    payment.gateway_transaction_id)
+                    payment.gateway_transaction_id, payment.gateway)
                 if existing is not None:
                     return existing
             raise

@@ -86,6 +86,13 @@ class UpdateBillingAddress(Input):
     _gst = field_validator("gst_number")(_gstin)
     _code = field_validator("state_code")(_state_code)
 
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> UpdateBillingAddress:
+        for name in ("address_line1", "city", "state", "state_code", "postal_code", "country"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name}: is required and cannot be cleared")
+        return self
+
 
 class InsertInvoiceLine(Input):
     resource_type: str = Field(min_length=1)

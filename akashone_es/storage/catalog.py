@@ -160,8 +160,9 @@ class CatalogStorage(StorageBase):
     def get_service_plans(self, organization_id: UUID | str | None = None
                           ) -> list[bm.ServicePlan]:
         """Active plans: public ones, plus the organization's own when one is given."""
-        org = i.parse_id(organization_id, "organization_id") if organization_id else (
-            self.tenant_id)
+        org = i.parse_id(organization_id, "organization_id") if organization_id else None
+        if self.tenant_id is not None:  # a tenant sees public plans and its own, never others'
+            org = self.tenant_id
         if org is None:
             return self._all(bm.ServicePlan, PLANS_PUBLIC, ())
         return self._all(bm.ServicePlan, PLANS_FOR_ORG, (org,))
