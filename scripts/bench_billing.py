@@ -75,6 +75,7 @@ def populate(storage: Any, customers: int, records: int, password_hash: str) -> 
 RAW_DDL = """
 CREATE TABLE IF NOT EXISTS raw_usage AS SELECT id, user_id, resource_type, quantity, unit,
   total_cost, billed, invoice_id FROM usage_records WITH NO DATA;
+ALTER TABLE raw_usage ADD PRIMARY KEY (id);
 CREATE INDEX IF NOT EXISTS raw_usage_user ON raw_usage (user_id, billed);
 CREATE TABLE IF NOT EXISTS raw_invoices (id uuid PRIMARY KEY, number text UNIQUE,
   user_id uuid, subtotal bigint, tax bigint, total bigint, created_at timestamptz DEFAULT now());

@@ -1,0 +1,88 @@
+"""Invoice lifecycle transitions: overdue, cancelled, debit notes; each an event with its actor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from akashone_es import PermissionDeniedError, Storage
+from akashone_es.domain.billing import Invoice
+from akashone_es.settings import Settings
+from akashone_es.storage import open_storage
+from tests.conftest import TEST_SETTINGS
+from tests.integration.test_billing_storage import SUPPLIER, address, customer, line
+
+
+@pytest.fixture
+def issuer(dsn: str) -> Iterator[Storage]:
+    store = open_storage(Settings(**{**TEST_SETTINGS, "supplier_gstin": SUPPLIER}), dsn=dsn)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def draft(s: Storage, name: str, due: datetime | None = None) -> object:
+    user = customer(s, name)
+    where = address(s, user, state_code="27")
+    return s.create_invoice({"user_id": user.id, "billing_address_id": where.id,
+                             "billing_period_start": "2026-10-01T00:00:00Z",
+                             "billing_period_end": "2026-11-01T00:00:00Z",
+                             "due_date": due, "lines": [line(10_000)]})
+
+
+class TestOverdue:
+    def test_only_issued_invoices_past_due_become_overdue(self, issuer: Storage) -> None:
+        """mark_overdue_invoices marks issued invoices past their due date, nothing else."""
+        past = datetime.now(UTC) - timedelta(days=1)
+        late = issuer.issue_invoice(draft(issuer, "late", past).id)  # type: ignore[attr-defined]
+        on_time = issuer.issue_invoice(draft(issuer, "ontime").id)  # type: ignore[attr-defined]
+        still_draft = draft(issuer, "drafty", past)
+        assert 1 == issuer.mark_overdue_invoices()
+        statuses = [issuer.get_invoice(i.id).status  # type: ignore[union-attr,attr-defined]
+                    for i in (late, on_time, still_draft)]
+        assert ["overdue", "issued", "draft"] == statuses
+        assert 0 == issuer.mark_overdue_invoices()
+
+
+class TestCancel:
+    def test_cancelling_keeps_the_number_and_records_the_actor(self, issuer: Storage) -> None:
+        """A cancelled invoice keeps its number (never reused); the event names who did it."""
+        invoice = issuer.issue_invoice(draft(issuer, "asha").id)  # type: ignore[attr-defined]
+        admin = customer(issuer, "admin")
+        with issuer.acting_as(actor_id=admin.id):
+            cancelled = issuer.cancel_invoice(invoice.id, "ordered by mistake")
+        assert ("cancelled", invoice.invoice_number) == (cancelled.status,
+                                                         cancelled.invoice_number)
+        events = [issuer.app.mapper.to_domain_event(e)
+                  for e in issuer.app.recorder.select_events(invoice.id)]
+        last = events[-1]
+        assert isinstance(last, Invoice.Cancelled)
+        assert str(admin.id) == last.metadata["actor_id"]
+        following = issuer.issue_invoice(draft(issuer, "ravi").id)  # type: ignore[attr-defined]
+        assert following.invoice_number != invoice.invoice_number
+
+    def test_a_paid_invoice_cannot_be_cancelled(self, issuer: Storage) -> None:
+        """Paid invoices are corrected with credit notes, not cancelled."""
+        invoice = issuer.issue_invoice(draft(issuer, "asha").id)  # type: ignore[attr-defined]
+        issuer.create_payment_transaction({"invoice_id": invoice.id, "gateway": "razorpay",
+                                           "gateway_transaction_id": "pay_1",
+                                           "amount": invoice.total_amount, "status": "success"})
+        with pytest.raises(PermissionDeniedError):
+            issuer.cancel_invoice(invoice.id)
+
+
+class TestDebitNote:
+    def test_debit_note_has_its_own_series_and_intra_state_tax(self, issuer: Storage) -> None:
+        """A debit note for an intra-state invoice carries CGST = SGST and its own number."""
+        invoice = issuer.issue_invoice(draft(issuer, "asha").id)  # type: ignore[attr-defined]
+        note = issuer.issue_credit_note(invoice.id, 2_000, "under-billed bandwidth",
+                                        kind="debit_note")
+        assert note.note_number.startswith("DN/")
+        assert note.note_number.endswith("/000001")
+        assert (2_000, 180, 180, 0, 2_360) == (note.taxable_amount, note.cgst_amount,
+                                                note.sgst_amount, note.igst_amount,
+                                                note.total_amount)
+        assert invoice.total_amount == issuer.get_invoice(invoice.id).total_amount  # type: ignore[union-attr]
