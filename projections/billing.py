@@ -429,8 +429,8 @@ class BillingProjection(Projection):
         b.add_row(self.bill_usage, (e.invoice_id, e.originator_id))
 
     # -- payments -------------------------------------------------------------------------
-    @handles(PaymentMethod.Added)
-    def _method_added(self, e: PaymentMethod.Added, _: int, b: Batch) -> None:
+    @handles(PaymentMethod.Created)
+    def _method_added(self, e: PaymentMethod.Created, _: int, b: Batch) -> None:
         values = [e.fields.get(c) for c in METHOD_COLUMNS]
         b.add(self.insert_method, (e.originator_id, e.user_id, *values,
                                    bool(e.fields.get("is_default")), e.timestamp, e.timestamp),
@@ -447,8 +447,8 @@ class BillingProjection(Projection):
         b.add(self.update_method["is_default"], (e.is_default, e.timestamp, e.originator_id),
               returns=("payment_methods", e.originator_id))
 
-    @handles(PaymentMethod.Removed)
-    def _method_removed(self, e: PaymentMethod.Removed, _: int, b: Batch) -> None:
+    @handles(PaymentMethod.Deleted)
+    def _method_removed(self, e: PaymentMethod.Deleted, _: int, b: Batch) -> None:
         b.add(self.update_method["status"], ("removed", e.timestamp, e.originator_id))
         b.add(self.update_method["is_default"], (False, e.timestamp, e.originator_id),
               returns=("payment_methods", e.originator_id))

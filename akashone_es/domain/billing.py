@@ -27,8 +27,11 @@ def series_id(supplier_gstin: str, fy: str, kind: str) -> UUID:
     return uuid5(_NS, f"series:{supplier_gstin}:{fy}:{kind}")
 
 
-class BillingAddress(Aggregate):
-    """A customer's billing address; its state decides the place of supply for B2C."""
+class OwnedRecord(Aggregate):
+    """A customer's record with a default flag (billing address, payment method).
+
+    Events are triggered as ``type(self).X`` so each subclass stores its own topics.
+    """
 
     class Created(Aggregate.Created):
         user_id: str
@@ -40,8 +43,12 @@ class BillingAddress(Aggregate):
     class DefaultSet(Aggregate.Event):
         is_default: bool
 
+        def apply(self, aggregate: Any) -> None:
+            aggregate.is_default = self.is_default
+
     class Deleted(Aggregate.Event):
-        pass
+        def apply(self, aggregate: Any) -> None:
+            aggregate.deleted = True
 
     @event(Created)
     def __init__(self, user_id: str, fields: dict[str, Any]) -> None:
@@ -51,28 +58,24 @@ class BillingAddress(Aggregate):
 
     def check_present(self) -> None:
         if self.deleted:
-            raise NotFoundError("billing_address", str(self.id))
+            raise NotFoundError(type(self).__name__, str(self.id))
 
-    @event(Updated)
     def update(self, changes: dict[str, Any]) -> None:
-        pass
+        self.check_present()
+        self.trigger_event(type(self).Updated, changes=changes)
 
     def set_default(self, is_default: bool) -> None:
         self.check_present()
         if self.is_default != is_default:
-            self._set_default(is_default)
-
-    @event(DefaultSet)
-    def _set_default(self, is_default: bool) -> None:
-        self.is_default = is_default
+            self.trigger_event(type(self).DefaultSet, is_default=is_default)
 
     def delete(self) -> None:
         self.check_present()
-        self._delete()
+        self.trigger_event(type(self).Deleted)
 
-    @event(Deleted)
-    def _delete(self) -> None:
-        self.deleted = True
+
+class BillingAddress(OwnedRecord):
+    """A customer's billing address; its state decides the place of supply for B2C."""
 
 
 class DocumentSeries(Aggregate):
@@ -386,52 +389,8 @@ class UsageRecord(Aggregate):
         self.invoice_id = invoice_id
 
 
-class PaymentMethod(Aggregate):
+class PaymentMethod(OwnedRecord):
     """A saved card, UPI id, net-banking or wallet reference (never a full card number)."""
-
-    class Added(Aggregate.Created):
-        user_id: str
-        fields: dict[str, Any]
-
-    class Updated(Aggregate.Event):
-        changes: dict[str, Any]
-
-    class DefaultSet(Aggregate.Event):
-        is_default: bool
-
-    class Removed(Aggregate.Event):
-        pass
-
-    @event(Added)
-    def __init__(self, user_id: str, fields: dict[str, Any]) -> None:
-        self.user_id = user_id
-        self.is_default = bool(fields.get("is_default"))
-        self.removed = False
-
-    def check_present(self) -> None:
-        if self.removed:
-            raise NotFoundError("payment_method", str(self.id))
-
-    @event(Updated)
-    def update(self, changes: dict[str, Any]) -> None:
-        pass
-
-    def set_default(self, is_default: bool) -> None:
-        self.check_present()
-        if self.is_default != is_default:
-            self._set_default(is_default)
-
-    @event(DefaultSet)
-    def _set_default(self, is_default: bool) -> None:
-        self.is_default = is_default
-
-    def remove(self) -> None:
-        self.check_present()
-        self._remove()
-
-    @event(Removed)
-    def _remove(self) -> None:
-        self.removed = True
 
 
 class PaymentTransaction(Aggregate):

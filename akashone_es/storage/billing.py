@@ -653,7 +653,7 @@ class BillingStorage(IdentityStorage):
             return False
         with context.command():
             aggregate = self._load(domain.PaymentMethod, current.id, "payment_method")
-            aggregate.remove()
+            aggregate.delete()
             self._save(aggregate)
         return True
 

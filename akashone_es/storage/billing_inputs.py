@@ -16,8 +16,8 @@ from pydantic import (
     model_validator,
 )
 
-from akashone_es.gst import STATE_CODES, gstin_error
-from akashone_es.storage.inputs import Input
+from akashone_es.gst import STATE_CODES
+from akashone_es.storage.inputs import Input, check_gstin
 
 
 def _no_float(value: Any) -> Any:
@@ -31,14 +31,6 @@ ExactDecimal = Annotated[Decimal, BeforeValidator(_no_float)]
 Paise = Annotated[StrictInt, Field(ge=0, description="integer paise")]
 
 
-def _gstin(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.upper()
-    problem = gstin_error(value)
-    if problem:
-        raise ValueError(f"not a valid GSTIN: {problem}")
-    return value
 
 
 def _state_code(value: str | None) -> str | None:
@@ -61,7 +53,7 @@ class InsertBillingAddress(Input):
     lut_number: str | None = None
     is_default: bool = False
 
-    _gst = field_validator("gst_number")(_gstin)
+    _gst = field_validator("gst_number")(check_gstin)
     _code = field_validator("state_code")(_state_code)
 
     @model_validator(mode="after")
@@ -83,7 +75,7 @@ class UpdateBillingAddress(Input):
     is_sez: bool | None = None
     lut_number: str | None = None
 
-    _gst = field_validator("gst_number")(_gstin)
+    _gst = field_validator("gst_number")(check_gstin)
     _code = field_validator("state_code")(_state_code)
 
     @model_validator(mode="after")

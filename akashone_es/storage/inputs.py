@@ -25,7 +25,8 @@ class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
 
-def _check_gstin(value: str | None) -> str | None:
+def check_gstin(value: str | None) -> str | None:
+    """A field validator: upper-case and check a GSTIN (None passes)."""
     if value is None:
         return None
     value = value.upper()
@@ -45,7 +46,7 @@ class InsertUser(Input):
     organization_id: UUID | None = None
     status: UserStatus = "active"
 
-    _gstin = field_validator("gst_number")(_check_gstin)
+    _gstin = field_validator("gst_number")(check_gstin)
 
 
 class UpdateUser(Input):
@@ -64,7 +65,7 @@ class UpdateUser(Input):
     status: UserStatus | None = None
     last_login: pydantic.AwareDatetime | None = None
 
-    _gstin = field_validator("gst_number")(_check_gstin)
+    _gstin = field_validator("gst_number")(check_gstin)
 
 
 class InsertOrganization(Input):
@@ -109,7 +110,7 @@ class AcceptInvitation(Input):
     password: str = Field(min_length=8, max_length=200)
     gst_number: str | None = None
 
-    _gstin = field_validator("gst_number")(_check_gstin)
+    _gstin = field_validator("gst_number")(check_gstin)
 
 
 class InsertUserActivity(Input):

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from akashone_es import NotFoundError, Storage, ValidationError
-from akashone_es.settings import Settings
-from akashone_es.storage import open_storage
 from projections.billing import BillingProjection
-from tests.conftest import TEST_SETTINGS
 from tests.integration.projection_helpers import project_all, project_all_twice
-from tests.integration.test_billing_storage import SUPPLIER, address, customer, line, sql
-
-
-@pytest.fixture
-def issuer(dsn: str) -> Iterator[Storage]:
-    store = open_storage(Settings(**{**TEST_SETTINGS, "supplier_gstin": SUPPLIER}), dsn=dsn)
-    try:
-        yield store
-    finally:
-        store.close()
+from tests.integration.test_billing_storage import address, customer, line, sql
 
 
 def issued_invoice(s: Storage, name: str = "asha", price: int = 10_000) -> object:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,14 +15,11 @@ from psycopg.rows import dict_row
 
 from akashone_es import NotFoundError, Storage, ValidationError
 from akashone_es.gst import document_number, financial_year
-from akashone_es.settings import Settings
-from akashone_es.storage import open_storage
 from projections import billing_models as bm
 from projections import models as m
 from projections.billing import BillingProjection
 from projections.log import head
 from projections.rebuild import checksums, rebuild, verify
-from tests.conftest import TEST_SETTINGS
 from tests.integration.projection_helpers import project_all, project_all_twice
 
 SUPPLIER = "27AAPFU0939F1ZV"  # registered in Maharashtra
@@ -31,14 +28,6 @@ START, END = datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 5, 1, tzinfo=UTC)
 FY = financial_year(datetime.now(UTC).date())
 
 
-@pytest.fixture
-def issuer(dsn: str) -> Iterator[Storage]:
-    """Storage of a supplier registered in Maharashtra (GSTIN state code 27)."""
-    store = open_storage(Settings(**{**TEST_SETTINGS, "supplier_gstin": SUPPLIER}), dsn=dsn)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def log_size(dsn: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,11 +13,8 @@ import pytest
 from akashone_es import ConflictError, DuplicateError, PermissionDeniedError, Storage
 from akashone_es.errors import ValidationError
 from akashone_es.gst import financial_year
-from akashone_es.settings import Settings
-from akashone_es.storage import open_storage
 from projections import billing_models as bm
 from projections import models as m
-from tests.conftest import TEST_SETTINGS
 
 SUPPLIER = "27AAPFU0939F1ZV"  # registered in Maharashtra
 START, END = datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 5, 1, tzinfo=UTC)
@@ -26,14 +22,6 @@ FY = financial_year(datetime.now(UTC).date())
 INV, CN = f"INV/{FY[2:4]}{FY[5:7]}/", f"CN/{FY[2:4]}{FY[5:7]}/"  # "INV/2627/" in 2026-27
 
 
-@pytest.fixture
-def issuer(dsn: str) -> Iterator[Storage]:
-    """Storage of a supplier registered in Maharashtra (GSTIN state code 27)."""
-    store = open_storage(Settings(**{**TEST_SETTINGS, "supplier_gstin": SUPPLIER}), dsn=dsn)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def sql(dsn: str, query: str, *params: Any) -> list[tuple[Any, ...]]:

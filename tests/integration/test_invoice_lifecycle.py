@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from akashone_es import PermissionDeniedError, Storage
 from akashone_es.domain.billing import Invoice
-from akashone_es.settings import Settings
-from akashone_es.storage import open_storage
-from tests.conftest import TEST_SETTINGS
-from tests.integration.test_billing_storage import SUPPLIER, address, customer, line
-
-
-@pytest.fixture
-def issuer(dsn: str) -> Iterator[Storage]:
-    store = open_storage(Settings(**{**TEST_SETTINGS, "supplier_gstin": SUPPLIER}), dsn=dsn)
-    try:
-        yield store
-    finally:
-        store.close()
+from tests.integration.test_billing_storage import address, customer, line
 
 
 def draft(s: Storage, name: str, due: datetime | None = None) -> object:
