@@ -49,6 +49,14 @@ def rupees_to_paise(rupees: object, field: str = "amount") -> int:
     return int(paise)
 
 
+def round_off_to_rupee(total_paise: int) -> int:
+    """The signed round-off that brings a total to whole rupees, half-up (|x| <= 50 paise);
+    kept apart from taxable value and tax (gst-india.md §6, step 6)."""
+    rupees = (abs(total_paise) + PAISE_PER_RUPEE // 2) // PAISE_PER_RUPEE
+    rounded = rupees * PAISE_PER_RUPEE if total_paise >= 0 else -rupees * PAISE_PER_RUPEE
+    return rounded - total_paise
+
+
 def format_inr(paise: int) -> str:
     """₹ with Indian digit grouping: 12345678 paise -> '₹1,23,456.78'."""
     sign = "-" if paise < 0 else ""

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
         default=None, description="the GSTIN invoices are issued from; its state decides "
                                   "intra- or inter-state supply (never hard-coded)")
     invoice_due_days: int = Field(default=30, ge=0, le=365)
+    invoice_round_off: bool = Field(
+        default=False, description="round invoice totals to whole rupees; the difference is "
+                                   "a separate round_off_amount, never tax or taxable value")
     lut_financial_years: list[str] = Field(
         default_factory=list, description="financial years ('2026-27') with a Letter of "
                                           "Undertaking on file: exports and SEZ zero-rated")

@@ -34,7 +34,7 @@ from akashone_es.gst import (
     place_of_supply,
     tax_treatment,
 )
-from akashone_es.money import apply_bp, round_half_up
+from akashone_es.money import apply_bp, round_half_up, round_off_to_rupee
 from akashone_es.storage import billing_inputs as bi
 from akashone_es.storage import inputs as i
 from akashone_es.storage.identity import IdentityStorage
@@ -345,6 +345,9 @@ class BillingStorage(IdentityStorage):
         percentage = user.default_discount_percentage
         discount = coupon_off + apply_bp(subtotal - coupon_off, percentage * 100)
         lines, totals = domain.price_lines(invoice.lines, discount, treatment)
+        if self.settings.invoice_round_off:
+            totals["round_off_amount"] = round_off_to_rupee(totals["total_amount"])
+            totals["total_amount"] += totals["round_off_amount"]
         series = self._load_or_none(domain.DocumentSeries, domain.series_id(gstin, fy,
                                                                             "invoice"))
         if series is None:

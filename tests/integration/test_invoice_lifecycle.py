@@ -73,3 +73,29 @@ class TestDebitNote:
                                                 note.sgst_amount, note.igst_amount,
                                                 note.total_amount)
         assert invoice.total_amount == issuer.get_invoice(invoice.id).total_amount  # type: ignore[union-attr]
+
+
+class TestRoundOff:
+    def test_round_off_is_kept_apart_from_tax_and_taxable_value(self, dsn: str) -> None:
+        """With round-off on, the total is whole rupees and only round_off_amount differs."""
+        from akashone_es.settings import Settings
+        from akashone_es.storage import open_storage
+        from tests.conftest import TEST_SETTINGS
+        from tests.integration.conftest import SUPPLIER
+
+        store = open_storage(Settings(**{**TEST_SETTINGS, "supplier_gstin": SUPPLIER,
+                                         "invoice_round_off": True}), dsn=dsn)
+        try:
+            user = customer(store, "asha")
+            where = address(store, user, state_code="27")
+            made = store.create_invoice({
+                "user_id": user.id, "billing_address_id": where.id,
+                "billing_period_start": "2026-10-01T00:00:00Z",
+                "billing_period_end": "2026-11-01T00:00:00Z", "lines": [line(10_001)]})
+            invoice = store.issue_invoice(made.id)
+        finally:
+            store.close()
+        taxes = invoice.cgst_amount + invoice.sgst_amount
+        assert (10_001, 1_800, 11_801) == (invoice.taxable_amount, taxes,
+                                           invoice.taxable_amount + taxes)
+        assert (-1, 11_800) == (invoice.round_off_amount, invoice.total_amount)

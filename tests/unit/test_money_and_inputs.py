@@ -211,3 +211,15 @@ class TestCrossFieldErrorsNameTheField:
             with pytest.raises(AkashOneValidationError) as caught:
                 parse_input(model, data)
             assert [field] == caught.value.fields
+
+
+class TestRoundOff:
+    @pytest.mark.parametrize(("total", "expected"), [
+        (12_349, -49), (12_350, 50), (12_300, 0), (1, -1), (99, 1), (-12_350, -50)])
+    def test_round_off_brings_the_total_to_whole_rupees_half_up(self, total: int,
+                                                                 expected: int) -> None:
+        """The round-off is signed, at most 50 paise, and lands on a whole rupee."""
+        from akashone_es.money import round_off_to_rupee
+
+        assert expected == round_off_to_rupee(total)
+        assert 0 == (total + expected) % 100
