@@ -27,8 +27,9 @@ from psycopg import sql
 from rich.console import Console
 
 from akashone_es.application import AkashOneApplication
-from akashone_es.domain.billing import BillingAddress, UsageRecord
+from akashone_es.domain.billing import BillingAddress
 from akashone_es.domain.identity import User
+from akashone_es.domain.usage import UsageRecord
 from akashone_es.money import round_half_up
 from akashone_es.persistence.database import eventsourcing_env
 from projections.billing import BillingProjection

@@ -1,9 +1,8 @@
-"""Billing: addresses, document series, invoices, credit/debit notes, usage, payments."""
+"""Billing: addresses and payment methods, document series, invoices, credit/debit notes."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -11,7 +10,6 @@ from eventsourcing.domain import event
 
 from akashone_es.domain.base import Aggregate
 from akashone_es.errors import (
-    ConflictError,
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
@@ -340,165 +338,8 @@ class AdjustmentNote(Aggregate):
         self.invoice_id = invoice_id
 
 
-class UsageRecord(Aggregate):
-    """Metered usage: fractional paise kept exactly (Decimal) until invoicing; billed once."""
-
-    class Recorded(Aggregate.Created):
-        user_id: str
-        organization_id: str | None
-        resource_type: str
-        resource_id: str
-        resource_name: str
-        metric_type: str
-        quantity: Decimal
-        unit: str
-        unit_price: Decimal
-        total_cost: Decimal
-        recorded_at: datetime
-        period_start: datetime
-        period_end: datetime
-        metadata_json: dict[str, Any] | None
-
-    class Billed(Aggregate.Event):
-        invoice_id: str
-
-    @event(Recorded)
-    def __init__(self, user_id: str, organization_id: str | None, resource_type: str,
-                 resource_id: str, resource_name: str, metric_type: str, quantity: Decimal,
-                 unit: str, unit_price: Decimal, total_cost: Decimal, recorded_at: datetime,
-                 period_start: datetime, period_end: datetime,
-                 metadata_json: dict[str, Any] | None) -> None:
-        self.user_id = user_id
-        self.invoice_id: str | None = None
-
-    @classmethod
-    def billed_event(cls, record_id: UUID, invoice_id: UUID) -> UsageRecord.Billed:
-        """The Billed event of an unbilled record without loading it: an unbilled record is
-        always at version 1 (Recorded), so this is version 2; if a racing writer billed it
-        first, the version clashes and the whole save fails with ConflictError."""
-        return cls.Billed(originator_id=record_id, originator_version=2,
-                          timestamp=cls.Billed.create_timestamp(), invoice_id=str(invoice_id))
-
-    def bill(self, invoice_id: UUID) -> None:
-        if self.invoice_id is not None:
-            raise ConflictError(f"usage record {self.id} is already billed on {self.invoice_id}")
-        self._bill(str(invoice_id))
-
-    @event(Billed)
-    def _bill(self, invoice_id: str) -> None:
-        self.invoice_id = invoice_id
-
-
 class PaymentMethod(OwnedRecord):
     """A saved card, UPI id, net-banking or wallet reference (never a full card number)."""
-
-
-class PaymentTransaction(Aggregate):
-    """One gateway payment: pending -> success | failed; success -> refunded."""
-
-    class Initiated(Aggregate.Created):
-        invoice_id: str
-        user_id: str
-        fields: dict[str, Any]
-
-    class Succeeded(Aggregate.Event):
-        completed_at: datetime
-        gateway_response: dict[str, Any] | None
-
-    class Failed(Aggregate.Event):
-        error_code: str | None
-        error_message: str | None
-        gateway_response: dict[str, Any] | None
-
-    class Refunded(Aggregate.Event):
-        amount: int
-        refunded_at: datetime
-
-    class Updated(Aggregate.Event):
-        changes: dict[str, Any]
-
-    @event(Initiated)
-    def __init__(self, invoice_id: str, user_id: str, fields: dict[str, Any]) -> None:
-        self.invoice_id = invoice_id
-        self.amount: int = fields["amount"]
-        self.status: str = fields.get("status", "pending")
-
-    def succeed(self, completed_at: datetime, response: dict[str, Any] | None) -> bool:
-        """False when it already succeeded (an idempotent callback)."""
-        if self.status == "success":
-            return False
-        if self.status not in ("pending", "processing"):
-            raise ValidationError.single("status", f"transaction is {self.status}")
-        self._succeed(completed_at, response)
-        return True
-
-    @event(Succeeded)
-    def _succeed(self, completed_at: datetime, gateway_response: dict[str, Any] | None) -> None:
-        self.status = "success"
-
-    def fail(self, code: str | None, message: str | None,
-             response: dict[str, Any] | None) -> bool:
-        if self.status == "failed":
-            return False
-        if self.status not in ("pending", "processing"):
-            raise ValidationError.single("status", f"transaction is {self.status}")
-        self._fail(code, message, response)
-        return True
-
-    @event(Failed)
-    def _fail(self, error_code: str | None, error_message: str | None,
-              gateway_response: dict[str, Any] | None) -> None:
-        self.status = "failed"
-
-    def refund(self, refunded_at: datetime) -> None:
-        if self.status != "success":
-            raise ValidationError.single("status", f"only a successful payment can be "
-                                                   f"refunded; this one is {self.status}")
-        self._refund(self.amount, refunded_at)
-
-    @event(Refunded)
-    def _refund(self, amount: int, refunded_at: datetime) -> None:
-        self.status = "refunded"
-
-    @event(Updated)
-    def update(self, changes: dict[str, Any]) -> None:
-        pass
-
-
-class TaxCalculation(Aggregate):
-    """A GST audit record (append-only), written at issue or recorded explicitly."""
-
-    class Recorded(Aggregate.Created):
-        invoice_id: str
-        user_id: str
-        fields: dict[str, Any]
-
-    @event(Recorded)
-    def __init__(self, invoice_id: str, user_id: str, fields: dict[str, Any]) -> None:
-        self.invoice_id = invoice_id
-
-
-def due(at: date | datetime) -> date:
-    """The date part of a date or datetime."""
-    return at.date() if isinstance(at, datetime) else at
-
-
-
-
-#: AkashOne's metering rates (paise per unit), the defaults when a usage record names none
-METERING_RATES: dict[str, tuple[str, Decimal]] = {
-    "compute": ("hours", Decimal(500)),
-    "block_storage": ("GB-hours", Decimal(1)),
-    "object_storage": ("GB-hours", Decimal(1)),
-    "bandwidth": ("GB", Decimal(1200)),
-    "kubernetes": ("node-hours", Decimal(1000)),
-    "database": ("hours", Decimal(500)),
-}
-LINE_DESCRIPTIONS = {
-    "compute": "Virtual Machine Usage", "block_storage": "Block Storage",
-    "object_storage": "Object Storage", "bandwidth": "Data Transfer",
-    "kubernetes": "Kubernetes Cluster Usage", "database": "Managed Database Usage",
-}
 
 
 def price_lines(lines: list[dict[str, Any]], discount: int,

@@ -10,15 +10,10 @@ from uuid import uuid4
 
 import pytest
 
-from akashone_es.domain.billing import (
-    METERING_RATES,
-    DocumentSeries,
-    Invoice,
-    PaymentTransaction,
-    UsageRecord,
-    price_lines,
-)
+from akashone_es.domain.billing import DocumentSeries, Invoice, price_lines
 from akashone_es.domain.catalog import DiscountCoupon
+from akashone_es.domain.payments import PaymentTransaction
+from akashone_es.domain.usage import METERING_RATES, UsageRecord
 from akashone_es.errors import ConflictError, PermissionDeniedError, ValidationError
 from akashone_es.gst import tax_treatment
 

@@ -1,0 +1,171 @@
+"""Customer records on the storage facade: billing addresses and payment methods."""
+
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+
+from akashone_es import context
+from akashone_es.domain import billing as domain
+from akashone_es.errors import (
+    NotFoundError,
+    ValidationError,
+)
+from akashone_es.gst import (
+    STATE_CODES,
+)
+from akashone_es.storage import billing_inputs as bi
+from akashone_es.storage import inputs as i
+from akashone_es.storage.billing_base import BillingBase
+from projections import billing_models as bm
+
+Q = sql.SQL
+ADDRESSES_OF = Q("SELECT * FROM billing_addresses WHERE user_id = %s ORDER BY created_at, id")
+ADDRESS = Q("SELECT * FROM billing_addresses WHERE id = %s")
+DEFAULT_ADDRESS = Q("SELECT * FROM billing_addresses WHERE user_id = %s AND is_default")
+METHODS_OF = Q("SELECT * FROM payment_methods WHERE user_id = %s AND status <> 'removed'"
+               " ORDER BY created_at, id")
+METHOD = Q("SELECT * FROM payment_methods WHERE id = %s")
+DEFAULT_METHOD = Q("SELECT * FROM payment_methods WHERE user_id = %s AND is_default")
+
+
+class CustomerRecordsStorage(BillingBase):
+    """The IStorage groups billing addresses (7) and payment methods (7)."""
+
+    # -- billing addresses (7) ------------------------------------------------------------
+    def get_billing_addresses(self, user_id: UUID | str) -> list[bm.BillingAddress]:
+        user = self.get_user(user_id)
+        return self._all(bm.BillingAddress, ADDRESSES_OF, (user.id,)) if user else []
+
+    def get_billing_address(self, address_id: UUID | str) -> bm.BillingAddress | None:
+        return self._owned(self._one(bm.BillingAddress, ADDRESS, (i.parse_id(address_id, "id"),)))
+
+    def get_default_billing_address(self, user_id: UUID | str) -> bm.BillingAddress | None:
+        user = self.get_user(user_id)
+        return self._one(bm.BillingAddress, DEFAULT_ADDRESS, (user.id,)) if user else None
+
+    def create_billing_address(self, data: bi.InsertBillingAddress | dict[str, Any]
+                               ) -> bm.BillingAddress:
+        """Add an address; a default one (or the user's first) clears the other defaults."""
+        address = i.parse(bi.InsertBillingAddress, data)
+        user = self._user_of(address.user_id)
+        fields = address.model_dump(mode="json", exclude={"user_id"})
+        fields["state"] = fields["state"] or STATE_CODES.get(fields["state_code"] or "", "")
+        if not fields["state"]:
+            raise ValidationError.single("state", "the state name is required outside India")
+        current = self.get_default_billing_address(user.id)
+        fields["is_default"] = address.is_default or current is None
+        with context.command():
+            aggregate = domain.BillingAddress(user_id=str(user.id), fields=fields)
+            cleared = self._clear_default(domain.BillingAddress, current) if (
+                fields["is_default"] and current) else []
+            row = self._save_returning(bm.BillingAddress, ("billing_addresses", aggregate.id),
+                                       *cleared, aggregate)
+        return self._must(row or self.get_billing_address(aggregate.id))
+
+    def update_billing_address(self, address_id: UUID | str,
+                               changes: bi.UpdateBillingAddress | dict[str, Any]
+                               ) -> bm.BillingAddress | None:
+        update = i.parse(bi.UpdateBillingAddress, changes)
+        current = self.get_billing_address(address_id)
+        if current is None:
+            return None
+        values = update.model_dump(mode="json", exclude_unset=True)
+        if values.get("state_code") and "state" not in values:
+            values["state"] = STATE_CODES[values["state_code"]]
+        if not values:
+            return current
+        with context.command():
+            aggregate = self._load(domain.BillingAddress, current.id, "billing_address")
+            aggregate.check_present()
+            aggregate.update(values)
+            row = self._save_returning(bm.BillingAddress, ("billing_addresses", current.id),
+                                       aggregate)
+        return row or self.get_billing_address(current.id)
+
+    def delete_billing_address(self, address_id: UUID | str) -> bool:
+        current = self.get_billing_address(address_id)
+        if current is None:
+            return False
+        with context.command():
+            aggregate = self._load(domain.BillingAddress, current.id, "billing_address")
+            aggregate.delete()
+            self._save(aggregate)
+        return True
+
+    def set_default_billing_address(self, user_id: UUID | str,
+                                    address_id: UUID | str) -> None:
+        """Make one address the default; every other address of the user stops being one."""
+        user = self._user_of(user_id)
+        target = self.get_billing_address(address_id)
+        if target is None or target.user_id != user.id:
+            raise NotFoundError("billing_address", address_id, "address_id")
+        self._set_default(domain.BillingAddress, target.id,
+                          self.get_default_billing_address(user.id), "billing_address")
+
+    # -- payment methods (7) --------------------------------------------------------------
+    def get_payment_methods(self, user_id: UUID | str) -> list[bm.PaymentMethod]:
+        user = self.get_user(user_id)
+        return self._all(bm.PaymentMethod, METHODS_OF, (user.id,)) if user else []
+
+    def get_payment_method(self, method_id: UUID | str) -> bm.PaymentMethod | None:
+        return self._owned(self._one(bm.PaymentMethod, METHOD, (i.parse_id(method_id, "id"),)))
+
+    def get_default_payment_method(self, user_id: UUID | str) -> bm.PaymentMethod | None:
+        user = self.get_user(user_id)
+        return self._one(bm.PaymentMethod, DEFAULT_METHOD, (user.id,)) if user else None
+
+    def create_payment_method(self, data: bi.InsertPaymentMethod | dict[str, Any]
+                              ) -> bm.PaymentMethod:
+        method = i.parse(bi.InsertPaymentMethod, data)
+        user = self._user_of(method.user_id)
+        fields = method.model_dump(mode="json", exclude={"user_id"})
+        current = self.get_default_payment_method(user.id)
+        fields["is_default"] = method.is_default or current is None
+        with context.command():
+            aggregate = domain.PaymentMethod(user_id=str(user.id), fields=fields)
+            cleared = self._clear_default(domain.PaymentMethod, current) if (
+                fields["is_default"] and current) else []
+            row = self._save_returning(bm.PaymentMethod, ("payment_methods", aggregate.id),
+                                       *cleared, aggregate)
+        return self._must(row)
+
+    def update_payment_method(self, method_id: UUID | str,
+                              changes: bi.UpdatePaymentMethod | dict[str, Any]
+                              ) -> bm.PaymentMethod | None:
+        update = i.parse(bi.UpdatePaymentMethod, changes)
+        current = self.get_payment_method(method_id)
+        if current is None:
+            return None
+        values = update.model_dump(mode="json", exclude_unset=True)
+        if not values:
+            return current
+        with context.command():
+            aggregate = self._load(domain.PaymentMethod, current.id, "payment_method")
+            aggregate.check_present()
+            aggregate.update(values)
+            row = self._save_returning(bm.PaymentMethod, ("payment_methods", current.id),
+                                       aggregate)
+        return row or self.get_payment_method(current.id)
+
+    def delete_payment_method(self, method_id: UUID | str) -> bool:
+        current = self.get_payment_method(method_id)
+        if current is None or current.status == "removed":
+            return False
+        with context.command():
+            aggregate = self._load(domain.PaymentMethod, current.id, "payment_method")
+            aggregate.delete()
+            self._save(aggregate)
+        return True
+
+    def set_default_payment_method(self, user_id: UUID | str, method_id: UUID | str) -> None:
+        user = self._user_of(user_id)
+        target = self.get_payment_method(method_id)
+        if target is None or target.user_id != user.id or target.status == "removed":
+            raise NotFoundError("payment_method", method_id, "method_id")
+        self._set_default(domain.PaymentMethod, target.id,
+                          self.get_default_payment_method(user.id), "payment_method")
+

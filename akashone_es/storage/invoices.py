@@ -1,0 +1,390 @@
+"""Invoices on the storage facade: drafts, issue with GST, lines, notes, tax records."""
+
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+
+from akashone_es import context
+from akashone_es.domain import billing as domain
+from akashone_es.domain.base import Aggregate
+from akashone_es.domain.catalog import DiscountCoupon
+from akashone_es.domain.payments import TaxCalculation
+from akashone_es.errors import (
+    NotFoundError,
+    ValidationError,
+)
+from akashone_es.gst import (
+    DEFAULT_RATES,
+    DEFAULT_SAC,
+    STATE_CODES,
+    document_number,
+    financial_year,
+    place_of_supply,
+    tax_treatment,
+)
+from akashone_es.money import apply_bp, round_half_up, round_off_to_rupee
+from akashone_es.storage import billing_inputs as bi
+from akashone_es.storage import inputs as i
+from akashone_es.storage.billing_base import now, retrying
+from akashone_es.storage.customers import CustomerRecordsStorage
+from projections import billing_models as bm
+
+Q = sql.SQL
+ADDRESS = Q("SELECT * FROM billing_addresses WHERE id = %s")
+INVOICE = Q("SELECT * FROM invoices WHERE id = %s")
+INVOICE_BY_NUMBER = Q("SELECT * FROM invoices WHERE upper(invoice_number) = upper(%s)")
+INVOICES_OF = Q("SELECT * FROM invoices WHERE user_id = %s"
+                " AND (%s::text IS NULL OR status = %s)"
+                " AND (%s::timestamptz IS NULL OR created_at >= %s)"
+                " AND (%s::timestamptz IS NULL OR created_at <= %s)"
+                " ORDER BY created_at DESC, id")
+LINES_OF = Q("SELECT * FROM invoice_line_items WHERE invoice_id = %s ORDER BY line_number, id")
+LINE = Q("SELECT * FROM invoice_line_items WHERE id = %s")
+NOTES_OF = Q("SELECT * FROM adjustment_notes WHERE invoice_id = %s ORDER BY issued_at, id")
+TAX_OF = Q("SELECT * FROM tax_calculations WHERE invoice_id = %s ORDER BY calculated_at, id")
+TAX = Q("SELECT * FROM tax_calculations WHERE id = %s")
+SERIES_LAST = Q("SELECT last_sequence FROM document_series WHERE id = %s")
+COUPON_BY_CODE = Q("SELECT * FROM discount_coupons WHERE upper(code) = upper(%s)")
+
+
+class InvoiceStorage(CustomerRecordsStorage):
+    """The IStorage groups invoices (7), invoice lines (4), tax calculations (3); issuing
+    and credit/debit notes."""
+
+    # -- invoices (7) ---------------------------------------------------------------------
+    def get_invoices(self, user_id: UUID | str, filters: dict[str, Any] | None = None
+                     ) -> list[bm.Invoice]:
+        """Newest first; ``filters`` may hold status, start_date and end_date (created_at)."""
+        user = self.get_user(user_id)
+        if user is None:
+            return []
+        f = filters or {}
+        status, start, end = f.get("status"), f.get("start_date"), f.get("end_date")
+        return self._all(bm.Invoice, INVOICES_OF, (user.id, status, status, start, start, end,
+                                                   end))
+
+    def get_invoice(self, invoice_id: UUID | str) -> bm.Invoice | None:
+        return self._owned(self._one(bm.Invoice, INVOICE, (i.parse_id(invoice_id, "id"),)))
+
+    def get_invoice_by_number(self, invoice_number: str) -> bm.Invoice | None:
+        """Case-insensitive, as GST document numbers are."""
+        return self._owned(self._one(bm.Invoice, INVOICE_BY_NUMBER, (invoice_number,)))
+
+    def create_invoice(self, data: bi.InsertInvoice | dict[str, Any]) -> bm.Invoice:
+        """A draft (no number yet: numbers are assigned at issue, so drafts leave no gaps)."""
+        draft = i.parse(bi.InsertInvoice, data)
+        user = self._user_of(draft.user_id)
+        address = self.get_billing_address(draft.billing_address_id)
+        if address is None or address.user_id != user.id:
+            raise NotFoundError("billing_address", draft.billing_address_id,
+                                "billing_address_id")
+        lines = [self._line(line) for line in draft.lines]
+        with context.command():
+            aggregate = self._draft(user, address, draft.billing_period_start,
+                                    draft.billing_period_end, draft.due_date, draft.notes, lines)
+            row = self._save_returning(bm.Invoice, ("invoices", aggregate.id), aggregate)
+        return self._must(row or self.get_invoice(aggregate.id))
+
+    def _draft(self, user: Any, address: bm.BillingAddress, start: datetime, end: datetime,
+               due: datetime | None, notes: str | None, lines: list[dict[str, Any]]
+               ) -> domain.Invoice:
+        buyer = address.model_dump(mode="json", include={
+            "gst_number", "state_code", "state", "country", "is_sez", "address_line1", "city",
+            "postal_code"})
+        return domain.Invoice(
+            user_id=str(user.id),
+            organization_id=str(user.organization_id) if user.organization_id else None,
+            billing_address_id=str(address.id), buyer=buyer, billing_period_start=start,
+            billing_period_end=end,
+            due_date=due or now() + timedelta(days=self.settings.invoice_due_days),
+            currency="INR", notes=notes, lines=lines)
+
+    @staticmethod
+    def _line(line: bi.InsertInvoiceLine) -> dict[str, Any]:
+        values = line.model_dump(mode="json")
+        values["id"] = str(uuid.uuid4())
+        values["amount"] = round_half_up(line.quantity * line.unit_price)
+        values["sac_code"] = line.sac_code or DEFAULT_SAC
+        return values
+
+    def update_invoice(self, invoice_id: UUID | str,
+                       changes: bi.UpdateInvoice | dict[str, Any]) -> bm.Invoice | None:
+        """Drafts only: an issued invoice never changes (PermissionDeniedError)."""
+        update = i.parse(bi.UpdateInvoice, changes)
+        current = self.get_invoice(invoice_id)
+        if current is None:
+            return None
+        values = update.model_dump(mode="json", exclude_unset=True)
+        with context.command():
+            aggregate = self._load(domain.Invoice, current.id, "invoice")
+            aggregate.update_draft(values)
+            row = self._save_returning(bm.Invoice, ("invoices", current.id), aggregate)
+        return row or self.get_invoice(current.id)
+
+    def delete_invoice(self, invoice_id: UUID | str) -> bool:
+        """Discard a draft; an issued invoice is cancelled or credited, never deleted."""
+        current = self.get_invoice(invoice_id)
+        if current is None:
+            return False
+        with context.command():
+            aggregate = self._load(domain.Invoice, current.id, "invoice")
+            aggregate.discard()
+            self._save(aggregate)
+        return True
+
+    def get_next_invoice_number(self) -> str:
+        """The number the next issued invoice will get (this financial year, this GSTIN)."""
+        gstin, _ = self._supplier()
+        fy = financial_year(now())
+        last = self._scalar(SERIES_LAST, (domain.series_id(gstin, fy, "invoice"),)) or 0
+        return document_number("invoice", fy, int(last) + 1)
+
+    # -- issuing --------------------------------------------------------------------------
+    def issue_invoice(self, invoice_id: UUID | str, coupon_code: str | None = None
+                      ) -> bm.Invoice:
+        """Number, tax and freeze a draft: one transaction with its series and tax record."""
+        current = self.get_invoice(invoice_id)
+        if current is None:
+            raise NotFoundError("invoice", invoice_id)
+
+        def attempt() -> bm.Invoice:
+            with context.command():
+                aggregate = self._load(domain.Invoice, current.id, "invoice")
+                aggregates = self._issue(aggregate, current.billing_address_id, coupon_code)
+                row = self._save_returning(bm.Invoice, ("invoices", current.id), *aggregates)
+            return self._must(row or self.get_invoice(current.id))
+
+        return retrying(attempt)
+
+    def _issue(self, invoice: domain.Invoice, address_id: UUID, coupon_code: str | None
+               ) -> list[Aggregate]:
+        gstin, supplier_state = self._supplier()
+        address = self._must(self._one(bm.BillingAddress, ADDRESS, (address_id,)))
+        user = self._user_of(invoice.user_id)
+        at = now()
+        fy = financial_year(at)
+        pos = place_of_supply(customer_gstin=address.gst_number,
+                              address_state_code=address.state_code, country=address.country)
+        rate_bp = DEFAULT_RATES.rate_bp(DEFAULT_SAC, at.date())
+        treatment = tax_treatment(supplier_state=supplier_state, place_of_supply_code=pos,
+                                  rate_bp=rate_bp, sez=address.is_sez,
+                                  lut=fy in self.settings.lut_financial_years)
+        subtotal = sum(int(line["amount"]) for line in invoice.lines)
+        saved: list[Aggregate] = []
+        coupon_off = 0
+        if coupon_code:
+            coupon = self._coupon_aggregate(coupon_code)
+            coupon.redeem(invoice.id, subtotal, at)
+            coupon_off = coupon.discount_for(subtotal)
+            saved.append(coupon)
+        percentage = user.default_discount_percentage
+        discount = coupon_off + apply_bp(subtotal - coupon_off, percentage * 100)
+        lines, totals = domain.price_lines(invoice.lines, discount, treatment)
+        if self.settings.invoice_round_off:
+            totals["round_off_amount"] = round_off_to_rupee(totals["total_amount"])
+            totals["total_amount"] += totals["round_off_amount"]
+        series = self._load_or_none(domain.DocumentSeries, domain.series_id(gstin, fy,
+                                                                            "invoice"))
+        if series is None:
+            series = domain.DocumentSeries(supplier_gstin=gstin, fy=fy, kind="invoice")
+        number = document_number("invoice", fy, series.allocate(invoice.id))
+        heads = {"cgst": treatment.cgst_bp, "sgst": treatment.sgst_bp,
+                 "utgst": treatment.utgst_bp, "igst": treatment.igst_bp}
+        invoice.issue(invoice_number=number, fy=fy, issued_at=at, supplier_gstin=gstin,
+                      supplier_state_code=supplier_state, place_of_supply=pos,
+                      tax_type=treatment.kind, zero_rated=treatment.zero_rated, rate_bp=rate_bp,
+                      heads_bp=heads, sac_code=DEFAULT_SAC, lines=lines, totals=totals,
+                      coupon_code=coupon_code.upper() if coupon_code else None,
+                      discount_percentage=percentage)
+        tax = TaxCalculation(invoice_id=str(invoice.id), user_id=str(invoice.user_id),
+                                    fields=self._tax_fields(supplier_state, pos, treatment,
+                                                            heads, totals, rate_bp, at))
+        return [series, invoice, tax, *saved]
+
+    @staticmethod
+    def _tax_fields(supplier_state: str, pos: str, treatment: Any, heads: dict[str, int],
+                    totals: dict[str, int], rate_bp: int, at: datetime) -> dict[str, Any]:
+        taxes = {f"{h}_amount": totals[f"{h}_amount"] for h in heads}
+        return {"supplier_state": STATE_CODES[supplier_state],
+                "supplier_state_code": supplier_state,
+                "customer_state": STATE_CODES.get(pos, "Other Countries"),
+                "customer_state_code": pos, "tax_type": treatment.kind,
+                "taxable_amount": totals["taxable_amount"],
+                **{f"{h}_rate": str(Decimal(bp) / 100) for h, bp in heads.items()},
+                **taxes, "total_tax_amount": sum(taxes.values()),
+                "gst_rate": str(Decimal(rate_bp) / 100), "hsn_sac_code": DEFAULT_SAC,
+                "calculated_at": at.isoformat()}
+
+    def _coupon_aggregate(self, code: str) -> DiscountCoupon:
+        row = self._one(bm.DiscountCoupon, COUPON_BY_CODE, (code,))
+        if row is None:
+            raise ValidationError.single("coupon_code", "Invalid coupon code")
+        coupon: DiscountCoupon = self._load(DiscountCoupon, row.id, "discount_coupon")
+        return coupon
+
+    def cancel_invoice(self, invoice_id: UUID | str, reason: str | None = None) -> bm.Invoice:
+        current = self.get_invoice(invoice_id)
+        if current is None:
+            raise NotFoundError("invoice", invoice_id)
+        with context.command():
+            aggregate = self._load(domain.Invoice, current.id, "invoice")
+            aggregate.cancel(reason)
+            row = self._save_returning(bm.Invoice, ("invoices", current.id), aggregate)
+        return self._must(row or self.get_invoice(current.id))
+
+    def mark_overdue_invoices(self, at: datetime | None = None) -> int:
+        """Mark every issued invoice past its due date as overdue; returns how many."""
+        moment = at or now()
+        rows = self._all(bm.Invoice, Q("SELECT * FROM invoices WHERE status = 'issued'"
+                                       " AND due_date < %s"), (moment,))
+        marked = 0
+        for row in rows:
+            aggregate = self._load(domain.Invoice, row.id, "invoice")
+            with context.command():
+                if aggregate.mark_overdue(moment):
+                    self._save(aggregate)
+                    marked += 1
+        return marked
+
+    def issue_credit_note(self, invoice_id: UUID | str, amount: int, reason: str,
+                          *, kind: str = "credit_note") -> bm.AdjustmentNote:
+        """A credit (or debit) note against an issued invoice: its own series, its own tax
+        lines at the invoice's rates, the invoice itself unchanged."""
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            raise ValidationError.single("amount", "must be a positive integer of paise")
+        if kind not in ("credit_note", "debit_note"):
+            raise ValidationError.single("kind", "must be credit_note or debit_note")
+        if not reason.strip():
+            raise ValidationError.single("reason", "a note must say why")
+        invoice = self.get_invoice(invoice_id)
+        if invoice is None:
+            raise NotFoundError("invoice", invoice_id)
+        if invoice.invoice_number is None or invoice.status == "draft":
+            raise ValidationError.single("invoice_id", "only an issued invoice can be credited")
+        if kind == "credit_note":
+            credited = sum(note.taxable_amount for note in self.get_adjustment_notes(invoice.id)
+                           if note.kind == "credit_note")
+            if credited + amount > invoice.taxable_amount:
+                raise ValidationError.single(
+                    "amount", f"credit notes would exceed the invoice's taxable value "
+                              f"({credited} of {invoice.taxable_amount} paise already credited)")
+
+        def attempt() -> bm.AdjustmentNote:
+            with context.command():
+                note = self._note(invoice, amount, reason, kind)
+                row = self._save_returning(bm.AdjustmentNote, ("adjustment_notes", note[1].id),
+                                           *note)
+            return self._must(row)
+
+        return retrying(attempt)
+
+    def _note(self, invoice: bm.Invoice, amount: int, reason: str, kind: str
+              ) -> list[Any]:
+        gstin, _ = self._supplier()
+        fy = financial_year(now())
+        lines = self._all(bm.InvoiceLineItem, LINES_OF, (invoice.id,))
+        event_lines: list[dict[str, Any]] = [
+            {"id": str(uuid.uuid4()), "invoice_line_id": str(line.id),
+             "description": line.description, "amount": line.taxable_amount}
+            for line in lines]
+        stored = self.app.recorder.select_events(invoice.id)
+        issued = next(e for e in map(self.app.mapper.to_domain_event, stored)
+                      if isinstance(e, domain.Invoice.Issued))
+        heads = dict(issued.heads_bp)
+        treatment = tax_treatment_from_heads(issued.tax_type, heads)
+        # the credited amount is spread over the invoice's lines, then taxed line by line
+        priced, totals = domain.price_lines(event_lines, sum(
+            int(line["amount"]) for line in event_lines) - amount, treatment)
+        priced = [line for line in priced if line["taxable_amount"]]
+        series = self._load_or_none(domain.DocumentSeries, domain.series_id(gstin, fy, kind))
+        if series is None:
+            series = domain.DocumentSeries(supplier_gstin=gstin, fy=fy, kind=kind)
+        note_id = uuid.uuid4()
+        number = document_number(kind, fy, series.allocate(note_id))
+        note = domain.AdjustmentNote(
+            kind=kind, note_number=number, fy=fy, invoice_id=str(invoice.id),
+            invoice_number=str(invoice.invoice_number), user_id=str(invoice.user_id),
+            organization_id=str(invoice.organization_id) if invoice.organization_id else None,
+            reason=reason, tax_type=issued.tax_type, heads_bp=heads, lines=priced,
+            totals={k: v for k, v in totals.items() if k != "subtotal_amount"})
+        return [series, note]
+
+    def get_adjustment_notes(self, invoice_id: UUID | str) -> list[bm.AdjustmentNote]:
+        invoice = self.get_invoice(invoice_id)
+        return self._all(bm.AdjustmentNote, NOTES_OF, (invoice.id,)) if invoice else []
+
+    # -- invoice lines (4) ----------------------------------------------------------------
+    def get_invoice_line_items(self, invoice_id: UUID | str) -> list[bm.InvoiceLineItem]:
+        invoice = self.get_invoice(invoice_id)
+        return self._all(bm.InvoiceLineItem, LINES_OF, (invoice.id,)) if invoice else []
+
+    def get_invoice_line_item(self, line_id: UUID | str) -> bm.InvoiceLineItem | None:
+        line = self._one(bm.InvoiceLineItem, LINE, (i.parse_id(line_id, "id"),))
+        return line if line and self.get_invoice(line.invoice_id) else None
+
+    def create_invoice_line_item(self, data: dict[str, Any]) -> bm.InvoiceLineItem:
+        """Add a line to a draft invoice (``invoice_id`` plus the line's fields)."""
+        values = dict(data)
+        invoice = self.get_invoice(i.parse_id(values.pop("invoice_id", None), "invoice_id"))
+        if invoice is None:
+            raise NotFoundError("invoice", data.get("invoice_id"), "invoice_id")
+        line = self._line(i.parse(bi.InsertInvoiceLine, values))
+        with context.command():
+            aggregate = self._load(domain.Invoice, invoice.id, "invoice")
+            aggregate.add_line(line)
+            row = self._save_returning(bm.InvoiceLineItem,
+                                       ("invoice_line_items", line["id"]), aggregate)
+        return self._must(row)
+
+    def delete_invoice_line_item(self, line_id: UUID | str) -> bool:
+        line = self.get_invoice_line_item(line_id)
+        if line is None:
+            return False
+        with context.command():
+            aggregate = self._load(domain.Invoice, line.invoice_id, "invoice")
+            aggregate.remove_line(str(line.id))
+            self._save(aggregate)
+        return True
+
+    # -- tax calculations (3) -------------------------------------------------------------
+    def get_tax_calculations(self, invoice_id: UUID | str) -> list[bm.TaxCalculation]:
+        invoice = self.get_invoice(invoice_id)
+        return self._all(bm.TaxCalculation, TAX_OF, (invoice.id,)) if invoice else []
+
+    def get_tax_calculation(self, calculation_id: UUID | str) -> bm.TaxCalculation | None:
+        return self._owned(self._one(bm.TaxCalculation, TAX,
+                                     (i.parse_id(calculation_id, "id"),)))
+
+    def create_tax_calculation(self, data: bi.InsertTaxCalculation | dict[str, Any]
+                               ) -> bm.TaxCalculation:
+        calc = i.parse(bi.InsertTaxCalculation, data)
+        if self.get_invoice(calc.invoice_id) is None:
+            raise NotFoundError("invoice", calc.invoice_id, "invoice_id")
+        fields = calc.model_dump(mode="json", exclude={"invoice_id", "user_id"})
+        fields["calculated_at"] = fields["calculated_at"] or now().isoformat()
+        with context.command():
+            aggregate = TaxCalculation(invoice_id=str(calc.invoice_id),
+                                              user_id=str(calc.user_id), fields=fields)
+            row = self._save_returning(bm.TaxCalculation, ("tax_calculations", aggregate.id),
+                                       aggregate)
+        return self._must(row)
+
+
+
+
+def tax_treatment_from_heads(kind: str, heads: dict[str, int]) -> Any:
+    """The treatment an issued invoice used, rebuilt from its recorded basis points."""
+    from akashone_es.gst import TaxTreatment  # noqa: PLC0415 - local to notes
+
+    return TaxTreatment(kind, cgst_bp=heads.get("cgst", 0), sgst_bp=heads.get("sgst", 0),
+                        utgst_bp=heads.get("utgst", 0), igst_bp=heads.get("igst", 0),
+                        zero_rated=not any(heads.values()))
+
+

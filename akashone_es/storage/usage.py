@@ -1,0 +1,161 @@
+"""Usage metering on the storage facade, and invoice generation from usage."""
+
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+
+from akashone_es import context
+from akashone_es.domain import usage as usage_domain
+from akashone_es.errors import (
+    NotFoundError,
+    ValidationError,
+)
+from akashone_es.gst import (
+    DEFAULT_SAC,
+)
+from akashone_es.money import round_half_up
+from akashone_es.storage import billing_inputs as bi
+from akashone_es.storage import inputs as i
+from akashone_es.storage.billing_base import now, retrying
+from akashone_es.storage.invoices import InvoiceStorage
+from projections import billing_models as bm
+
+Q = sql.SQL
+USAGE = Q("SELECT * FROM usage_records WHERE id = %s")
+USAGE_OF = Q("SELECT * FROM usage_records WHERE user_id = %s"
+             " AND (%s::timestamptz IS NULL OR period_start >= %s)"
+             " AND (%s::timestamptz IS NULL OR period_end <= %s)"
+             " AND (%s::boolean IS NULL OR billed = %s)"
+             " ORDER BY recorded_at DESC, id")
+UNBILLED_IN = Q("SELECT * FROM usage_records WHERE user_id = %s AND NOT billed"
+                " AND period_start >= %s AND period_end <= %s ORDER BY resource_type, id")
+
+
+class UsageStorage(InvoiceStorage):
+    """The IStorage group usage records (5), and generate_invoice."""
+
+    # -- usage records (5) ----------------------------------------------------------------
+    def get_usage_records(self, user_id: UUID | str, filters: dict[str, Any] | None = None
+                          ) -> list[bm.UsageRecord]:
+        """Newest first; ``filters``: start_date (period_start >=), end_date (period_end <=),
+        billed."""
+        user = self.get_user(user_id)
+        if user is None:
+            return []
+        f = filters or {}
+        start, end, billed = f.get("start_date"), f.get("end_date"), f.get("billed")
+        return self._all(bm.UsageRecord, USAGE_OF, (user.id, start, start, end, end, billed,
+                                                    billed))
+
+    def get_usage_record(self, record_id: UUID | str) -> bm.UsageRecord | None:
+        return self._owned(self._one(bm.UsageRecord, USAGE, (i.parse_id(record_id, "id"),)))
+
+    def get_unbilled_usage_records(self, user_id: UUID | str) -> list[bm.UsageRecord]:
+        return self.get_usage_records(user_id, {"billed": False})
+
+    def create_usage_record(self, data: bi.InsertUsageRecord | dict[str, Any]
+                            ) -> bm.UsageRecord:
+        """Meter usage; fractional paise are kept exactly (total = quantity x unit price)."""
+        aggregate = self._usage(i.parse(bi.InsertUsageRecord, data))
+        with context.command():
+            row = self._save_returning(bm.UsageRecord, ("usage_records", aggregate.id),
+                                       aggregate)
+        return self._must(row)
+
+    def _usage(self, usage: bi.InsertUsageRecord) -> usage_domain.UsageRecord:
+        user = self._user_of(usage.user_id)
+        unit, rate = usage_domain.METERING_RATES.get(usage.resource_type, (None, None))
+        price = usage.unit_price if usage.unit_price is not None else rate
+        if price is None:
+            raise ValidationError.single("unit_price", f"no metering rate for resource type "
+                                                       f"{usage.resource_type!r}: give one")
+        unit_name = usage.unit or unit
+        if unit_name is None:
+            raise ValidationError.single("unit", "required for this resource type")
+        return usage_domain.UsageRecord(
+            user_id=str(user.id),
+            organization_id=str(user.organization_id) if user.organization_id else None,
+            resource_type=usage.resource_type, resource_id=usage.resource_id,
+            resource_name=usage.resource_name, metric_type=usage.metric_type,
+            quantity=usage.quantity, unit=unit_name, unit_price=price,
+            total_cost=usage.quantity * price, recorded_at=usage.recorded_at or now(),
+            period_start=usage.period_start, period_end=usage.period_end,
+            metadata_json=usage.metadata)
+
+    def mark_usage_records_as_billed(self, record_ids: Sequence[UUID | str],
+                                     invoice_id: UUID | str) -> None:
+        """All or nothing: a record already billed raises ConflictError and nothing changes."""
+        invoice = self.get_invoice(invoice_id)
+        if invoice is None:
+            raise NotFoundError("invoice", invoice_id, "invoice_id")
+        records = []
+        for record_id in record_ids:
+            row = self.get_usage_record(i.parse_id(record_id, "record_ids"))
+            if row is None or row.user_id != invoice.user_id:  # not visible, or not theirs
+                raise NotFoundError("usage_record", record_id, "record_ids")
+            record = self._load(usage_domain.UsageRecord, row.id, "usage_record")
+            record.bill(invoice.id)
+            records.append(record)
+        with context.command():
+            self._save(*records)
+
+    def generate_invoice(self, data: bi.GenerateInvoice | dict[str, Any]) -> bm.Invoice:
+        """Group the period's unbilled usage into lines, apply the coupon and the customer's
+        discount, compute GST, issue, and mark the usage billed: one transaction. Two racing
+        generations cannot bill a record twice: the loser finds nothing left to bill."""
+        request = i.parse(bi.GenerateInvoice, data)
+        user = self._user_of(request.user_id)
+        address = self.get_default_billing_address(user.id)
+        if address is None:
+            raise ValidationError.single("billing_address", "the customer has no default "
+                                                            "billing address (needed for the "
+                                                            "place of supply)")
+
+        def attempt() -> bm.Invoice:
+            usage = self._all(bm.UsageRecord, UNBILLED_IN, (user.id, request.period_start,
+                                                            request.period_end))
+            if not usage:
+                raise ValidationError.single("period", "no unbilled usage in the period")
+            with context.command():
+                invoice = self._draft(user, address, request.period_start, request.period_end,
+                                      None, request.notes, usage_lines(usage))
+                billed = [usage_domain.UsageRecord.billed_event(record.id, invoice.id)
+                          for record in usage]
+                aggregates = self._issue(invoice, address.id, request.coupon_code)
+                row = self._save_returning(bm.Invoice, ("invoices", invoice.id), *aggregates,
+                                           *billed)
+            return self._must(row)
+
+        return retrying(attempt)
+
+
+
+def usage_lines(usage: list[bm.UsageRecord]) -> list[dict[str, Any]]:
+    """One line per resource type: quantities and exact costs summed, rounded once."""
+    groups: dict[str, list[bm.UsageRecord]] = {}
+    for record in usage:
+        groups.setdefault(record.resource_type, []).append(record)
+    lines = []
+    for resource_type, records in sorted(groups.items()):
+        quantity = sum((r.quantity for r in records), Decimal(0))
+        cost = sum((r.total_cost for r in records), Decimal(0))
+        lines.append({
+            "id": str(uuid.uuid4()), "resource_type": resource_type, "resource_id": None,
+            "resource_name": usage_domain.LINE_DESCRIPTIONS.get(resource_type, resource_type),
+            "description": f"{usage_domain.LINE_DESCRIPTIONS.get(resource_type, resource_type)}"
+                           f" ({len(records)} records)",
+            "quantity": str(quantity), "unit": records[0].unit,
+            "unit_price": str((cost / quantity).quantize(Decimal("0.0001"))) if quantity
+            else "0", "amount": round_half_up(cost), "sac_code": DEFAULT_SAC,
+            "usage_start": min(r.period_start for r in records).isoformat(),
+            "usage_end": max(r.period_end for r in records).isoformat()})
+    return lines
+
+
