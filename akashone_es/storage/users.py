@@ -1,0 +1,166 @@
+"""Users and organizations on the storage facade (IStorage group Users, 7 methods)."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+from uuid import UUID
+
+import bcrypt
+from psycopg import sql
+
+from akashone_es import context
+from akashone_es.domain import identity as domain
+from akashone_es.errors import NotFoundError
+from akashone_es.storage import inputs as i
+from akashone_es.storage.base import StorageBase
+from projections import models as m
+
+T = TypeVar("T")
+
+
+def Q(text: str) -> sql.SQL:  # noqa: N802 - reads like a literal
+    return sql.SQL(text)
+
+
+USER_BY_ID = Q("SELECT * FROM users WHERE id = %s")
+USER_BY_USERNAME = Q("SELECT * FROM users WHERE username = %s")
+USER_BY_EMAIL = Q("SELECT * FROM users WHERE lower(email) = lower(%s)")
+USERS_ALL = Q("SELECT * FROM users ORDER BY created_at, id")
+USERS_OF_ORG = Q("SELECT * FROM users WHERE organization_id = %s ORDER BY created_at, id")
+HAS_SUPER_ADMIN = Q("SELECT EXISTS (SELECT 1 FROM users WHERE account_type = 'super_admin')")
+ORG_BY_ID = Q("SELECT * FROM organizations WHERE id = %s")
+ORGS_ALL = Q("SELECT * FROM organizations ORDER BY created_at, id")
+
+
+#: user columns kept encrypted in the log and the table, decrypted when read
+SEALED_USER_FIELDS = ("two_factor_secret", "email_verification_code")
+
+
+class UsersStorage(StorageBase):
+    """Users, organizations and passwords: what the other contexts build on."""
+
+    # -- passwords ------------------------------------------------------------------------
+    def _password_hash(self, password: str) -> str:
+        if i.is_bcrypt_hash(password):  # an imported hash is kept as it is
+            return password
+        salt = bcrypt.gensalt(rounds=self.settings.bcrypt_rounds)
+        return bcrypt.hashpw(password.encode(), salt).decode()
+
+    def verify_password(self, user_id: UUID | str, password: str) -> bool:
+        """Whether ``password`` matches the user's stored bcrypt hash."""
+        user = self.get_user(user_id)
+        return bool(user) and bcrypt.checkpw(password.encode(), user.password.encode())  # type: ignore[union-attr]
+
+    # -- organizations --------------------------------------------------------------------
+    def create_organization(self, data: i.InsertOrganization | dict[str, Any]) -> m.Organization:
+        """Create a tenant (reseller or customer company); explicit, unlike AkashOne's ids."""
+        org = i.parse(i.InsertOrganization, data)
+        if org.parent_id is not None:
+            self._require_organization(org.parent_id, "parent_id")
+        with context.command():
+            aggregate = domain.Organization(name=org.name, kind=org.kind,
+                                            parent_id=str(org.parent_id) if org.parent_id else None)
+            row = self._save_returning(m.Organization, ("organizations", aggregate.id), aggregate)
+        return row or self._must(self.get_organization(aggregate.id))
+
+    def get_organization(self, organization_id: UUID | str) -> m.Organization | None:
+        oid = i.parse_id(organization_id, "organization_id")
+        if not self.visible(oid):
+            return None
+        return self._one(m.Organization, ORG_BY_ID, (oid,))
+
+    def get_organizations(self) -> list[m.Organization]:
+        tenant = self.tenant_id
+        if tenant is not None:
+            return [o for o in [self.get_organization(tenant)] if o]
+        return self._all(m.Organization, ORGS_ALL, ())
+
+    def _require_organization(self, organization_id: UUID, field: str) -> m.Organization:
+        org = self.get_organization(organization_id)
+        if org is None:
+            raise NotFoundError("organization", organization_id, field)
+        return org
+
+    # -- users (7) ------------------------------------------------------------------------
+    def _reveal(self, user: m.User | None) -> m.User | None:
+        """The user as the caller may see it: None across tenants, secrets decrypted."""
+        if user is None or not self.visible(user.organization_id):
+            return None
+        sealed = {f: self.secrets.open(getattr(user, f)) for f in SEALED_USER_FIELDS
+                  if getattr(user, f) is not None}
+        return user.model_copy(update=sealed) if sealed else user
+
+    def get_users(self) -> list[m.User]:
+        """All users; a tenant user sees only its organization's users."""
+        tenant = self.tenant_id
+        if tenant is not None:
+            users = self._all(m.User, USERS_OF_ORG, (tenant,))
+        else:
+            users = self._all(m.User, USERS_ALL, ())
+        return [u for u in map(self._reveal, users) if u is not None]
+
+    def get_user(self, user_id: UUID | str) -> m.User | None:
+        return self._reveal(self._one(m.User, USER_BY_ID, (i.parse_id(user_id, "user_id"),)))
+
+    def get_user_by_username(self, username: str) -> m.User | None:
+        return self._reveal(self._one(m.User, USER_BY_USERNAME, (username,)))
+
+    def get_user_by_email(self, email: str) -> m.User | None:
+        """Case-insensitive, as email addresses are unique case-insensitively."""
+        return self._reveal(self._one(m.User, USER_BY_EMAIL, (email,)))
+
+    def create_user(self, data: i.InsertUser | dict[str, Any]) -> m.User:
+        """Register a user; the account type is kept as given (AkashOne forced 'customer')."""
+        user = i.parse(i.InsertUser, data)
+        organization_id = user.organization_id or self.tenant_id
+        if organization_id is not None:
+            self._require_organization(organization_id, "organization_id")
+        with context.command():
+            aggregate = domain.User(
+                username=user.username, email=str(user.email),
+                password_hash=self._password_hash(user.password), gst_number=user.gst_number,
+                account_type=user.account_type,
+                organization_id=str(organization_id) if organization_id else None,
+                status=user.status)
+            row = self._save_returning(m.User, ("users", aggregate.id), aggregate)
+        return self._must(self._reveal(row) or self.get_user(aggregate.id))
+
+    def update_user(self, user_id: UUID | str,
+                    changes: i.UpdateUser | dict[str, Any]) -> m.User | None:
+        """Change some of a user's columns; None when no such (visible) user exists."""
+        update = i.parse(i.UpdateUser, changes)
+        uid = i.parse_id(user_id, "user_id")
+        if self.get_user(uid) is None:
+            return None
+        values = update.model_dump(mode="json", exclude_unset=True)
+        if "email" in values:
+            values["email"] = str(update.email)
+        if values.get("password"):
+            values["password"] = self._password_hash(values["password"])
+        for field in SEALED_USER_FIELDS:  # TOTP secrets never enter the log in clear
+            if values.get(field):
+                values[field] = self.secrets.seal(values[field])
+        if values.get("organization_id"):
+            self._require_organization(UUID(values["organization_id"]), "organization_id")
+        if not values:
+            return self.get_user(uid)
+        with context.command():
+            aggregate = self._load(domain.User, uid, "user")
+            aggregate.update(values)
+            row = self._save_returning(m.User, ("users", uid), aggregate)
+        return self._reveal(row) or self.get_user(uid)
+
+    def has_super_admin(self) -> bool:
+        return bool(self._scalar(HAS_SUPER_ADMIN, ()))
+
+    def _require_user(self, user_id: UUID | str, field: str = "user_id") -> m.User:
+        user = self.get_user(i.parse_id(user_id, field))
+        if user is None:
+            raise NotFoundError("user", user_id, field)
+        return user
+
+    @staticmethod
+    def _must(value: T | None) -> T:
+        if value is None:  # the inline projection wrote it in the same transaction
+            raise NotFoundError("record", "(just written)")
+        return value
