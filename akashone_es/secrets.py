@@ -29,8 +29,8 @@ class SecretBox:
 
     def seal(self, value: str | None) -> str | None:
         """Encrypt ``value`` (None stays None)."""
-        if value is None or value.startswith(PREFIX):
-            return value
+        if value is None:
+            return None
         return PREFIX + self._fernet.encrypt(value.encode()).decode()
 
     def open(self, value: str | None) -> str | None:
@@ -40,8 +40,9 @@ class SecretBox:
         try:
             return self._fernet.decrypt(value[len(PREFIX):].encode()).decode()
         except InvalidToken:
-            raise ConfigurationError("a stored secret does not open with AKASHONE_SECRET_KEY: "
-                                     "the key changed") from None
+            # one unreadable value must not break every read of its table
+            log.error("secrets.cannot_open", hint="AKASHONE_SECRET_KEY changed?")
+            return None
 
 
 def load_key(configured: str | None, data_dir: Path) -> str:

@@ -20,6 +20,15 @@ INVOICE_STATUSES = ("draft", "issued", "paid", "overdue", "cancelled")
 _NS = uuid5(NAMESPACE_URL, "https://akashone.com/akashone-es/billing")
 
 
+def _as_datetime(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def note_id_for(invoice_id: str, note_number: str) -> UUID:
+    """A credit/debit note's id, known before the note exists (its series records it)."""
+    return uuid5(_NS, f"note:{invoice_id}:{note_number}")
+
+
 def series_id(supplier_gstin: str, fy: str, kind: str) -> UUID:
     """One numbering series per supplier GSTIN, financial year and document kind."""
     return uuid5(_NS, f"series:{supplier_gstin}:{fy}:{kind}")
@@ -178,6 +187,13 @@ class Invoice(Aggregate):
     class Cancelled(Aggregate.Event):
         reason: str | None
 
+    class Adjusted(Aggregate.Event):
+        """A credit or debit note was issued against this invoice (it stays unchanged)."""
+
+        note_id: str
+        kind: str
+        taxable_amount: int
+
     @event(Drafted)
     def __init__(self, user_id: str, organization_id: str | None, billing_address_id: str,
                  buyer: dict[str, Any], billing_period_start: datetime,
@@ -192,6 +208,9 @@ class Invoice(Aggregate):
         self.due_date = due_date
         self.payments: list[str] = []
         self.deleted = False
+        self.taxable = 0
+        self.credited = 0
+        self.notes = 0
 
     # -- drafts -------------------------------------------------------------------------
     def check_draft(self, action: str) -> None:
@@ -226,8 +245,8 @@ class Invoice(Aggregate):
 
     @event(DraftUpdated)
     def _update_draft(self, changes: dict[str, Any]) -> None:
-        if "due_date" in changes:
-            self.due_date = changes["due_date"]
+        if "due_date" in changes:  # JSON in the event: parse back to a datetime
+            self.due_date = _as_datetime(changes["due_date"])
 
     def discard(self) -> None:
         self.check_draft("delete it")
@@ -254,6 +273,7 @@ class Invoice(Aggregate):
         self.invoice_number = invoice_number
         self.lines = lines
         self.total = totals["total_amount"]
+        self.taxable = totals["taxable_amount"]
 
     # -- payments -------------------------------------------------------------------------
     def apply_payment(self, transaction_id: UUID, amount: int, paid_at: datetime) -> None:
@@ -300,9 +320,31 @@ class Invoice(Aggregate):
     def _mark_overdue(self) -> None:
         self.status = "overdue"
 
+    def adjust(self, note_id: UUID, kind: str, taxable_amount: int) -> None:
+        """Record a credit/debit note in this invoice's history, inside the note's own
+        transaction: racing notes conflict here, so credits never exceed the taxable value."""
+        if self.deleted or self.status not in ("issued", "paid", "overdue"):
+            raise ValidationError.single("invoice_id", f"invoice is {self.status}; only an "
+                                                       "issued, paid or overdue invoice takes "
+                                                       "credit or debit notes")
+        if kind == "credit_note" and self.credited + taxable_amount > self.taxable:
+            raise ValidationError.single(
+                "amount", f"credit notes would exceed the invoice's taxable value "
+                          f"({self.credited} of {self.taxable} paise already credited)")
+        self._adjust(str(note_id), kind, taxable_amount)
+
+    @event(Adjusted)
+    def _adjust(self, note_id: str, kind: str, taxable_amount: int) -> None:
+        self.notes += 1
+        if kind == "credit_note":
+            self.credited += taxable_amount
+
     def cancel(self, reason: str | None) -> None:
         if self.status in ("paid", "cancelled") or self.deleted:
             raise PermissionDeniedError(f"cannot cancel an invoice that is {self.status}")
+        if self.notes:
+            raise PermissionDeniedError("cannot cancel an invoice that has credit or debit "
+                                        "notes; credit the rest instead")
         if self.amount_paid:
             raise PermissionDeniedError("cannot cancel an invoice with payments; refund first")
         self._cancel(reason)
@@ -328,6 +370,10 @@ class AdjustmentNote(Aggregate):
         heads_bp: dict[str, int]
         lines: list[dict[str, Any]]
         totals: dict[str, int]
+
+    @staticmethod
+    def create_id(invoice_id: str, note_number: str, **_: Any) -> UUID:
+        return note_id_for(invoice_id, note_number)
 
     @event(Issued)
     def __init__(self, kind: str, note_number: str, fy: str, invoice_id: str,

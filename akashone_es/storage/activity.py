@@ -10,7 +10,7 @@ from psycopg import sql
 from akashone_es import context
 from akashone_es.domain.identity import Activity
 from akashone_es.storage import inputs as i
-from akashone_es.storage.base import StorageBase
+from akashone_es.storage.users import UsersStorage
 from projections import models as m
 from projections.activity import ActivityProjection
 
@@ -25,7 +25,7 @@ OF_USER_ACTION = sql.SQL("SELECT * FROM user_activities WHERE user_id = %s AND a
 NO_LIMIT = 2**62
 
 
-class ActivityStorage(StorageBase):
+class ActivityStorage(UsersStorage):
     """Reads catch the async projection up first, so a caller reads its own writes."""
 
     def _activities(self) -> None:
@@ -50,6 +50,8 @@ class ActivityStorage(StorageBase):
                              ) -> m.UserActivity:
         """Record an activity the application saw (a login, say) as an event in the log."""
         activity = i.parse(i.InsertUserActivity, data)
+        if activity.user_id is not None:
+            self._require_user(activity.user_id)  # another tenant's user reads as not found
         with context.command():
             aggregate = Activity(
                 user_id=str(activity.user_id) if activity.user_id else None,
@@ -58,9 +60,7 @@ class ActivityStorage(StorageBase):
                 resource_name=activity.resource_name, ip_address=activity.ip_address,
                 user_agent=activity.user_agent, details=activity.metadata)
             self._save(aggregate)
-        row = self.get_user_activity(aggregate.id)
-        assert row is not None  # noqa: S101 - caught up just above
-        return row
+        return self._must(self.get_user_activity(aggregate.id))
 
     def get_recent_activities(self, limit: int = 100) -> list[m.UserActivity]:
         self._activities()

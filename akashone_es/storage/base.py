@@ -9,7 +9,7 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.persistence import DataError, IntegrityError
 from pydantic import BaseModel
 
 from akashone_es import context
@@ -83,6 +83,10 @@ class StorageBase:
             recordings = self.app.save(*aggregates)
         except IntegrityError as exc:
             raise self._integrity_error(exc) from None
+        except DataError as exc:  # a value the column cannot hold (range, encoding)
+            raise ValidationError.single("input", str(exc).splitlines()[0]) from None
+        except (TypeError, OverflowError) as exc:  # the event encoder refused a value
+            raise ValidationError.single("input", f"cannot be stored: {exc}") from None
         return max((r.notification.id for r in recordings), default=0)
 
     def _save_returning(self, model: type[R], key: RowKey, *aggregates: Aggregate | DomainEvent
@@ -125,8 +129,8 @@ class StorageBase:
         try:
             with self._datastore.get_connection() as conn, conn.cursor() as cur:
                 yield cur
-        except PersistenceError:
-            raise
+        except DataError as exc:  # e.g. a NUL character or an out-of-range lookup value
+            raise ValidationError.single("input", str(exc).splitlines()[0]) from None
 
     def _one(self, model: type[R], query: Query, params: Sequence[Any]) -> R | None:
         with self._cursor() as cur:

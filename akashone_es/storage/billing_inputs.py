@@ -27,8 +27,12 @@ def _no_float(value: Any) -> Any:
     return value
 
 
-ExactDecimal = Annotated[Decimal, BeforeValidator(_no_float)]
-Paise = Annotated[StrictInt, Field(ge=0, description="integer paise")]
+INT4_MAX = 2**31 - 1  # integer columns
+PAISE_MAX = 2**62  # bigint columns, and what the JSON encoder of events holds exactly
+DECIMAL_MAX = Decimal(10) ** 15  # quantities and unit prices (paise)
+
+ExactDecimal = Annotated[Decimal, BeforeValidator(_no_float), Field(le=DECIMAL_MAX)]
+Paise = Annotated[StrictInt, Field(ge=0, le=PAISE_MAX, description="integer paise")]
 
 
 
@@ -178,7 +182,7 @@ class InsertPaymentTransaction(Input):
     gateway: Literal["razorpay", "cashfree", "stripe"]
     gateway_transaction_id: str | None = Field(default=None, min_length=1, max_length=200)
     gateway_order_id: str | None = None
-    amount: Annotated[StrictInt, Field(gt=0, description="integer paise")]
+    amount: Annotated[StrictInt, Field(gt=0, le=PAISE_MAX, description="integer paise")]
     currency: Literal["INR"] = "INR"
     status: TransactionStatus = "pending"
     payment_method: str | None = None
@@ -241,10 +245,11 @@ class InsertDiscountCoupon(Input):
     name: str = Field(min_length=1)
     description: str | None = None
     discount_type: Literal["percentage", "fixed"]
-    discount_value: Annotated[StrictInt, Field(gt=0, description="percent, or paise if fixed")]
+    discount_value: Annotated[StrictInt, Field(gt=0, le=INT4_MAX,
+                                               description="percent, or paise if fixed")]
     duration_type: Literal["once", "forever", "repeating"] = "once"
-    duration_months: int | None = Field(default=None, ge=1)
-    max_uses: int | None = Field(default=None, ge=1)
+    duration_months: int | None = Field(default=None, ge=1, le=INT4_MAX)
+    max_uses: int | None = Field(default=None, ge=1, le=INT4_MAX)
     min_order_amount: Paise | None = None
     valid_from: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
@@ -265,7 +270,7 @@ class InsertDiscountCoupon(Input):
 class UpdateDiscountCoupon(Input):
     name: str | None = None
     description: str | None = None
-    max_uses: int | None = Field(default=None, ge=1)
+    max_uses: int | None = Field(default=None, ge=1, le=INT4_MAX)
     min_order_amount: Paise | None = None
     valid_from: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
@@ -275,30 +280,30 @@ class UpdateDiscountCoupon(Input):
 class InsertServicePlan(Input):
     name: str = Field(min_length=1)
     description: str | None = None
-    cpu: int = Field(gt=0)
-    memory: int = Field(gt=0, description="MB")
-    storage: int = Field(gt=0, description="GB")
-    bandwidth: int | None = Field(default=None, ge=0)
+    cpu: int = Field(gt=0, le=INT4_MAX)
+    memory: int = Field(gt=0, le=INT4_MAX, description="MB")
+    storage: int = Field(gt=0, le=INT4_MAX, description="GB")
+    bandwidth: int | None = Field(default=None, ge=0, le=INT4_MAX)
     cloudstack_offering_id: str | None = None
-    price: int = Field(default=0, ge=0, description="whole rupees per month")
+    price: int = Field(default=0, ge=0, le=INT4_MAX, description="whole rupees per month")
     is_active: bool = True
     is_public: bool = True
     organization_id: UUID | None = None
-    sort_order: int = 0
+    sort_order: int = Field(default=0, ge=-INT4_MAX, le=INT4_MAX)
 
 
 class UpdateServicePlan(Input):
     name: str | None = None
     description: str | None = None
-    cpu: int | None = Field(default=None, gt=0)
-    memory: int | None = Field(default=None, gt=0)
-    storage: int | None = Field(default=None, gt=0)
-    bandwidth: int | None = Field(default=None, ge=0)
+    cpu: int | None = Field(default=None, gt=0, le=INT4_MAX)
+    memory: int | None = Field(default=None, gt=0, le=INT4_MAX)
+    storage: int | None = Field(default=None, gt=0, le=INT4_MAX)
+    bandwidth: int | None = Field(default=None, ge=0, le=INT4_MAX)
     cloudstack_offering_id: str | None = None
-    price: int | None = Field(default=None, ge=0)
+    price: int | None = Field(default=None, ge=0, le=INT4_MAX)
     is_active: bool | None = None
     is_public: bool | None = None
-    sort_order: int | None = None
+    sort_order: int | None = Field(default=None, ge=-INT4_MAX, le=INT4_MAX)
 
 
 class GenerateInvoice(Input):
@@ -311,3 +316,15 @@ class GenerateInvoice(Input):
 
 def when(value: datetime | None, default: datetime) -> datetime:
     return value if value is not None else default
+
+
+class InvoiceFilters(Input):
+    status: Literal["draft", "issued", "paid", "overdue", "cancelled"] | None = None
+    start_date: AwareDatetime | None = None
+    end_date: AwareDatetime | None = None
+
+
+class UsageFilters(Input):
+    start_date: AwareDatetime | None = None
+    end_date: AwareDatetime | None = None
+    billed: bool | None = None

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from akashone_es import context
 from akashone_es.domain.catalog import DiscountCoupon, HsnCode, Record, ServicePlan
-from akashone_es.errors import DuplicateError, NotFoundError
+from akashone_es.errors import DuplicateError, NotFoundError, PermissionDeniedError
 from akashone_es.storage import billing_inputs as bi
 from akashone_es.storage import inputs as i
 from akashone_es.storage.base import StorageBase
@@ -39,6 +39,12 @@ DEFAULT_PLANS = (("Micro", 1, 1024, 25, 1000, 500), ("Small", 2, 2048, 50, 2000,
 
 class CatalogStorage(StorageBase):
     """The IStorage groups HSN/SAC codes (6), discount coupons (8) and service plans (6)."""
+
+    def _platform_only(self, what: str) -> None:
+        """The shared catalogue (HSN codes, coupons) is changed by the platform, not tenants."""
+        if self.tenant_id is not None:
+            raise PermissionDeniedError(f"{what} belong to the platform catalogue: a tenant "
+                                        "user cannot change them")
 
     def _create(self, cls: type[Record], model: type[R], table: str, fields: dict[str, Any]
                 ) -> R:
@@ -75,17 +81,20 @@ class CatalogStorage(StorageBase):
 
     def create_hsn_code(self, data: bi.InsertHsnCode | dict[str, Any]) -> bm.HsnCode:
         code = i.parse(bi.InsertHsnCode, data)
+        self._platform_only("HSN/SAC codes")
         return self._create(HsnCode, bm.HsnCode, "hsn_codes", code.model_dump(mode="json"))
 
     def update_hsn_code(self, code_id: UUID | str, changes: bi.UpdateHsnCode | dict[str, Any]
                         ) -> bm.HsnCode | None:
         values = i.parse(bi.UpdateHsnCode, changes).model_dump(mode="json", exclude_unset=True)
+        self._platform_only("HSN/SAC codes")
         current = self.get_hsn_code(code_id)
         if current is None or not values:
             return current
         return self._update(HsnCode, bm.HsnCode, current.id, values)
 
     def delete_hsn_code(self, code_id: UUID | str) -> bool:
+        self._platform_only("HSN/SAC codes")
         current = self.get_hsn_code(code_id)
         if current is None:
             return False
@@ -106,6 +115,7 @@ class CatalogStorage(StorageBase):
     def create_discount_coupon(self, data: bi.InsertDiscountCoupon | dict[str, Any]
                                ) -> bm.DiscountCoupon:
         coupon = i.parse(bi.InsertDiscountCoupon, data)
+        self._platform_only("discount coupons")
         if self.get_discount_coupon_by_code(coupon.code):
             raise DuplicateError("discount_coupon", "code", coupon.code)
         actor = context.current().actor_id
@@ -118,12 +128,14 @@ class CatalogStorage(StorageBase):
                                ) -> bm.DiscountCoupon | None:
         values = i.parse(bi.UpdateDiscountCoupon, changes).model_dump(mode="json",
                                                                       exclude_unset=True)
+        self._platform_only("discount coupons")
         current = self.get_discount_coupon(coupon_id)
         if current is None or not values:
             return current
         return self._update(DiscountCoupon, bm.DiscountCoupon, current.id, values)
 
     def delete_discount_coupon(self, coupon_id: UUID | str) -> bool:
+        self._platform_only("discount coupons")
         current = self.get_discount_coupon(coupon_id)
         if current is None:
             return False
@@ -174,21 +186,31 @@ class CatalogStorage(StorageBase):
     def create_service_plan(self, data: bi.InsertServicePlan | dict[str, Any]
                             ) -> bm.ServicePlan:
         plan = i.parse(bi.InsertServicePlan, data)
-        return self._create(ServicePlan, bm.ServicePlan, "service_plans",
-                            plan.model_dump(mode="json"))
+        fields = plan.model_dump(mode="json")
+        tenant = self.tenant_id
+        if tenant is not None:  # a tenant creates plans for its own organization only
+            if plan.organization_id not in (None, tenant):
+                raise NotFoundError("organization", plan.organization_id, "organization_id")
+            fields["organization_id"] = str(tenant)
+        return self._create(ServicePlan, bm.ServicePlan, "service_plans", fields)
+
+    def _writable_plan(self, plan_id: UUID | str) -> bm.ServicePlan | None:
+        """A plan the acting party may change: a tenant only its own organization's."""
+        plan = self._one(bm.ServicePlan, PLAN, (i.parse_id(plan_id, "id"),))
+        return plan if plan and self.visible(plan.organization_id) else None
 
     def update_service_plan(self, plan_id: UUID | str,
                             changes: bi.UpdateServicePlan | dict[str, Any]
                             ) -> bm.ServicePlan | None:
         values = i.parse(bi.UpdateServicePlan, changes).model_dump(mode="json",
                                                                    exclude_unset=True)
-        current = self.get_service_plan(plan_id)
+        current = self._writable_plan(plan_id)
         if current is None or not values:
             return current
         return self._update(ServicePlan, bm.ServicePlan, current.id, values)
 
     def delete_service_plan(self, plan_id: UUID | str) -> bool:
-        current = self.get_service_plan(plan_id)
+        current = self._writable_plan(plan_id)
         if current is None:
             return False
         self._delete(ServicePlan, current.id)

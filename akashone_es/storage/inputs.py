@@ -24,6 +24,14 @@ TeamStatus = Literal["invited", "active", "suspended"]
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL: say so here rather than fail in the database
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
 
 def check_gstin(value: str | None) -> str | None:
     """A field validator: upper-case and check a GSTIN (None passes)."""

@@ -65,8 +65,8 @@ class InvoiceStorage(CustomerRecordsStorage):
         user = self.get_user(user_id)
         if user is None:
             return []
-        f = filters or {}
-        status, start, end = f.get("status"), f.get("start_date"), f.get("end_date")
+        f = i.parse(bi.InvoiceFilters, filters or {})
+        status, start, end = f.status, f.start_date, f.end_date
         return self._all(bm.Invoice, INVOICES_OF, (user.id, status, status, start, start, end,
                                                    end))
 
@@ -261,26 +261,19 @@ class InvoiceStorage(CustomerRecordsStorage):
             raise ValidationError.single("amount", "must be a positive integer of paise")
         if kind not in ("credit_note", "debit_note"):
             raise ValidationError.single("kind", "must be credit_note or debit_note")
-        if not reason.strip():
+        if not isinstance(reason, str) or not reason.strip():
             raise ValidationError.single("reason", "a note must say why")
         invoice = self.get_invoice(invoice_id)
         if invoice is None:
             raise NotFoundError("invoice", invoice_id)
-        if invoice.invoice_number is None or invoice.status == "draft":
-            raise ValidationError.single("invoice_id", "only an issued invoice can be credited")
-        if kind == "credit_note":
-            credited = sum(note.taxable_amount for note in self.get_adjustment_notes(invoice.id)
-                           if note.kind == "credit_note")
-            if credited + amount > invoice.taxable_amount:
-                raise ValidationError.single(
-                    "amount", f"credit notes would exceed the invoice's taxable value "
-                              f"({credited} of {invoice.taxable_amount} paise already credited)")
 
         def attempt() -> bm.AdjustmentNote:
             with context.command():
-                note = self._note(invoice, amount, reason, kind)
-                row = self._save_returning(bm.AdjustmentNote, ("adjustment_notes", note[1].id),
-                                           *note)
+                aggregate = self._load(domain.Invoice, invoice.id, "invoice")
+                series, note = self._note(invoice, amount, reason, kind)
+                aggregate.adjust(note.id, kind, amount)  # checked again on every retry
+                row = self._save_returning(bm.AdjustmentNote, ("adjustment_notes", note.id),
+                                           series, note, aggregate)
             return self._must(row)
 
         return retrying(attempt)
@@ -306,8 +299,8 @@ class InvoiceStorage(CustomerRecordsStorage):
         series = self._load_or_none(domain.DocumentSeries, domain.series_id(gstin, fy, kind))
         if series is None:
             series = domain.DocumentSeries(supplier_gstin=gstin, fy=fy, kind=kind)
-        note_id = uuid.uuid4()
-        number = document_number(kind, fy, series.allocate(note_id))
+        number = document_number(kind, fy, series.last + 1)
+        series.allocate(domain.note_id_for(str(invoice.id), number))
         note = domain.AdjustmentNote(
             kind=kind, note_number=number, fy=fy, invoice_id=str(invoice.id),
             invoice_number=str(invoice.invoice_number), user_id=str(invoice.user_id),

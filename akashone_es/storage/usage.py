@@ -34,8 +34,10 @@ USAGE_OF = Q("SELECT * FROM usage_records WHERE user_id = %s"
              " AND (%s::timestamptz IS NULL OR period_end <= %s)"
              " AND (%s::boolean IS NULL OR billed = %s)"
              " ORDER BY recorded_at DESC, id")
+#: a record belongs to the billing window its metering period ends in, so a record that
+#: straddles a window boundary is billed once, in the later window
 UNBILLED_IN = Q("SELECT * FROM usage_records WHERE user_id = %s AND NOT billed"
-                " AND period_start >= %s AND period_end <= %s ORDER BY resource_type, id")
+                " AND period_end > %s AND period_end <= %s ORDER BY resource_type, id")
 
 
 class UsageStorage(InvoiceStorage):
@@ -49,8 +51,8 @@ class UsageStorage(InvoiceStorage):
         user = self.get_user(user_id)
         if user is None:
             return []
-        f = filters or {}
-        start, end, billed = f.get("start_date"), f.get("end_date"), f.get("billed")
+        f = i.parse(bi.UsageFilters, filters or {})
+        start, end, billed = f.start_date, f.end_date, f.billed
         return self._all(bm.UsageRecord, USAGE_OF, (user.id, start, start, end, end, billed,
                                                     billed))
 

@@ -10,7 +10,7 @@ from psycopg import sql
 
 from akashone_es import context
 from akashone_es.domain import identity as domain
-from akashone_es.errors import NotFoundError
+from akashone_es.errors import NotFoundError, PermissionDeniedError
 from akashone_es.storage import inputs as i
 from akashone_es.storage.base import StorageBase
 from projections import models as m
@@ -112,6 +112,7 @@ class UsersStorage(StorageBase):
     def create_user(self, data: i.InsertUser | dict[str, Any]) -> m.User:
         """Register a user; the account type is kept as given (AkashOne forced 'customer')."""
         user = i.parse(i.InsertUser, data)
+        self._no_escalation(user.account_type)
         organization_id = user.organization_id or self.tenant_id
         if organization_id is not None:
             self._require_organization(organization_id, "organization_id")
@@ -129,6 +130,7 @@ class UsersStorage(StorageBase):
                     changes: i.UpdateUser | dict[str, Any]) -> m.User | None:
         """Change some of a user's columns; None when no such (visible) user exists."""
         update = i.parse(i.UpdateUser, changes)
+        self._no_escalation(update.account_type)
         uid = i.parse_id(user_id, "user_id")
         if self.get_user(uid) is None:
             return None
@@ -149,6 +151,11 @@ class UsersStorage(StorageBase):
             aggregate.update(values)
             row = self._save_returning(m.User, ("users", uid), aggregate)
         return self._reveal(row) or self.get_user(uid)
+
+    def _no_escalation(self, account_type: str | None) -> None:
+        """A tenant user cannot make anyone (itself included) a platform super admin."""
+        if account_type == "super_admin" and self.tenant_id is not None:
+            raise PermissionDeniedError("only the platform can create or promote a super admin")
 
     def has_super_admin(self) -> bool:
         return bool(self._scalar(HAS_SUPER_ADMIN, ()))

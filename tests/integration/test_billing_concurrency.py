@@ -340,3 +340,30 @@ class TestPaymentCallbackConcurrently:
         assert events(dsn, "Invoice.PaymentApplied") == 1
         assert events(dsn, "Invoice.Paid") == 1
         assert events(dsn, "PaymentTransaction.Initiated") == 1
+
+
+# -- credit notes --------------------------------------------------------------------------------
+CREDIT = """
+def run(storage, args):
+    note = storage.issue_credit_note(args["invoice_id"], args["amount"], "racing credit")
+    return {"number": note.note_number}
+"""
+
+
+class TestCreditNotesConcurrently:
+    @pytest.mark.slow
+    def test_racing_credit_notes_never_exceed_the_taxable_value(
+            self, billing: Storage, dsn: str, tmp_path: Path) -> None:
+        """6 processes credit 30% each at once: 3 notes go through (90%), 3 are refused."""
+        user_id = customer(billing, "credited")
+        invoice = billing.issue_invoice(draft(billing, user_id, "1", "100000"))
+        assert invoice.taxable_amount == 100_000
+
+        outcomes = race(dsn, tmp_path / "go", CREDIT, [
+            {"invoice_id": str(invoice.id), "amount": 30_000}] * 6)
+
+        issued = sorted(o.value["number"] for o in outcomes if o.error is None)
+        assert len(issued) == 3
+        assert [o.error is not None for o in outcomes].count(True) == 3
+        assert scalar(dsn, "SELECT sum(taxable_amount) FROM adjustment_notes") == 90_000
+        assert events(dsn, "Invoice.Adjusted") == 3
