@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from uuid import UUID
 
 from psycopg import sql
+from pydantic import BaseModel
 
 from akashone_es import context
 from akashone_es.domain import billing as domain
 from akashone_es.errors import (
+    ConflictError,
+    DuplicateError,
     NotFoundError,
     ValidationError,
 )
@@ -19,8 +23,10 @@ from akashone_es.gst import (
 )
 from akashone_es.storage import billing_inputs as bi
 from akashone_es.storage import inputs as i
-from akashone_es.storage.billing_base import BillingBase
+from akashone_es.storage.billing_base import BillingBase, retrying
 from projections import billing_models as bm
+
+R = TypeVar("R", bound=BaseModel)
 
 Q = sql.SQL
 ADDRESSES_OF = Q("SELECT * FROM billing_addresses WHERE user_id = %s ORDER BY created_at, id")
@@ -34,6 +40,31 @@ DEFAULT_METHOD = Q("SELECT * FROM payment_methods WHERE user_id = %s AND is_defa
 
 class CustomerRecordsStorage(BillingBase):
     """The IStorage groups billing addresses (7) and payment methods (7)."""
+
+    def _create_owned(self, cls: type[domain.OwnedRecord], model: type[R], table: str,
+                      user_id: UUID, fields: dict[str, Any], wants_default: bool,
+                      default_of: Callable[[UUID], Any]) -> R:
+        """Create an address or payment method. A default one (or the user's first) clears
+        the current default in the same save; if a racing writer made another default first,
+        the partial unique index refuses this save and it is retried against the new state."""
+
+        def attempt() -> R:
+            current = default_of(user_id)
+            values = {**fields, "is_default": wants_default or current is None}
+            with context.command():
+                aggregate = cls(user_id=str(user_id), fields=values)
+                cleared = self._clear_default(cls, current) if (
+                    values["is_default"] and current) else []
+                try:
+                    row = self._save_returning(model, (table, aggregate.id), *cleared,
+                                               aggregate)
+                except DuplicateError as exc:
+                    if exc.field != "is_default":
+                        raise
+                    raise ConflictError("another default was set first") from None
+            return self._must(row)
+
+        return retrying(attempt)
 
     # -- billing addresses (7) ------------------------------------------------------------
     def get_billing_addresses(self, user_id: UUID | str) -> list[bm.BillingAddress]:
@@ -56,15 +87,9 @@ class CustomerRecordsStorage(BillingBase):
         fields["state"] = fields["state"] or STATE_CODES.get(fields["state_code"] or "", "")
         if not fields["state"]:
             raise ValidationError.single("state", "the state name is required outside India")
-        current = self.get_default_billing_address(user.id)
-        fields["is_default"] = address.is_default or current is None
-        with context.command():
-            aggregate = domain.BillingAddress(user_id=str(user.id), fields=fields)
-            cleared = self._clear_default(domain.BillingAddress, current) if (
-                fields["is_default"] and current) else []
-            row = self._save_returning(bm.BillingAddress, ("billing_addresses", aggregate.id),
-                                       *cleared, aggregate)
-        return self._must(row or self.get_billing_address(aggregate.id))
+        return self._create_owned(domain.BillingAddress, bm.BillingAddress, "billing_addresses",
+                                  user.id, fields, address.is_default,
+                                  self.get_default_billing_address)
 
     def update_billing_address(self, address_id: UUID | str,
                                changes: bi.UpdateBillingAddress | dict[str, Any]
@@ -123,15 +148,9 @@ class CustomerRecordsStorage(BillingBase):
         method = i.parse(bi.InsertPaymentMethod, data)
         user = self._user_of(method.user_id)
         fields = method.model_dump(mode="json", exclude={"user_id"})
-        current = self.get_default_payment_method(user.id)
-        fields["is_default"] = method.is_default or current is None
-        with context.command():
-            aggregate = domain.PaymentMethod(user_id=str(user.id), fields=fields)
-            cleared = self._clear_default(domain.PaymentMethod, current) if (
-                fields["is_default"] and current) else []
-            row = self._save_returning(bm.PaymentMethod, ("payment_methods", aggregate.id),
-                                       *cleared, aggregate)
-        return self._must(row)
+        return self._create_owned(domain.PaymentMethod, bm.PaymentMethod, "payment_methods",
+                                  user.id, fields, method.is_default,
+                                  self.get_default_payment_method)
 
     def update_payment_method(self, method_id: UUID | str,
                               changes: bi.UpdatePaymentMethod | dict[str, Any]

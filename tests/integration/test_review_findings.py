@@ -114,3 +114,32 @@ class TestBadInputIsAValidationError:
         storage.update_user(user.id, {"two_factor_secret": "enc:v1:abc"})
         assert "enc:v1:abc" == storage.get_user(user.id).two_factor_secret  # type: ignore[union-attr]
         assert 1 == len(storage.get_users())
+
+
+class TestFirstDefaultRace:
+    def test_two_first_addresses_at_once_both_save_and_one_is_default(
+            self, storage: Storage) -> None:
+        """Racing 'first' addresses: both are saved, exactly one is the default."""
+        import threading
+
+        for attempt in range(5):
+            user = customer(storage, f"racer{attempt}")
+            barrier = threading.Barrier(2)
+            errors: list[BaseException] = []
+
+            def add(n: int, owner: Any = user, barrier: Any = barrier,
+                    errors: list[BaseException] = errors) -> None:
+                barrier.wait()
+                try:
+                    address(storage, owner, city=f"City {n}")
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=add, args=(n,)) for n in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert [] == errors
+            saved = storage.get_billing_addresses(user.id)
+            assert (2, 1) == (len(saved), sum(a.is_default for a in saved))
