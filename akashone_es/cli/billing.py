@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from akashone_es.cli.common import State
+from akashone_es.errors import ValidationError
 from akashone_es.money import format_inr
 from akashone_es.storage import Storage
 
@@ -60,7 +61,7 @@ def invoice(ctx: typer.Context,
         if found is None:
             try:
                 found = storage.get_invoice(number)
-            except Exception:  # noqa: BLE001 - not a UUID either: report not found below
+            except ValidationError:  # not a UUID either: reported as not found below
                 found = None
         if found is None:
             state.errors.print(f"[red]error:[/red] no invoice {number}")
