@@ -211,7 +211,6 @@ def bench_rebuild(storage: Any, rounds: int, library_events: int) -> dict[str, A
 # -- startup --------------------------------------------------------------------------------
 STARTUP_SCRIPT = """
 import sys, time
-import bench_billing
 from akashone_es import Settings, open_storage
 start = time.perf_counter()
 s = open_storage(Settings(log_level="warning"), dsn=sys.argv[1])
