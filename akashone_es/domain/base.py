@@ -14,6 +14,8 @@ from eventsourcing.domain import (
 )
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from akashone_es.errors import NotFoundError
+
 _datetime = TypeAdapter(datetime)
 
 
@@ -59,3 +61,28 @@ class Aggregate(BaseAggregate[UUID]):
 
     class Created(Event, CanInitAggregate[UUID]):
         originator_topic: str
+
+
+class EditableRecord(Aggregate):
+    """A record changed by ``changes`` and deleted once. Events are triggered as
+    ``type(self).X``, so each subclass stores its own topics (``HsnCode.Updated``, ...).
+    Subclasses define ``Created`` and ``__init__`` (which sets ``self.deleted = False``)."""
+
+    class Updated(Aggregate.Event):
+        changes: dict[str, Any]
+
+    class Deleted(Aggregate.Event):
+        def apply(self, aggregate: Any) -> None:
+            aggregate.deleted = True
+
+    def check_present(self) -> None:
+        if getattr(self, "deleted", False):  # set by the subclass's __init__ and Deleted
+            raise NotFoundError(type(self).__name__, str(self.id))
+
+    def update(self, changes: dict[str, Any]) -> None:
+        self.check_present()
+        self.trigger_event(type(self).Updated, changes=changes)
+
+    def delete(self) -> None:
+        self.check_present()
+        self.trigger_event(type(self).Deleted)

@@ -8,7 +8,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from akashone_es.domain.base import Aggregate
+from akashone_es.domain.base import Aggregate, EditableRecord
 from akashone_es.errors import (
     NotFoundError,
     PermissionDeniedError,
@@ -34,7 +34,7 @@ def series_id(supplier_gstin: str, fy: str, kind: str) -> UUID:
     return uuid5(_NS, f"series:{supplier_gstin}:{fy}:{kind}")
 
 
-class OwnedRecord(Aggregate):
+class OwnedRecord(EditableRecord):
     """A customer's record with a default flag (billing address, payment method).
 
     Events are triggered as ``type(self).X`` so each subclass stores its own topics.
@@ -44,18 +44,11 @@ class OwnedRecord(Aggregate):
         user_id: str
         fields: dict[str, Any]
 
-    class Updated(Aggregate.Event):
-        changes: dict[str, Any]
-
     class DefaultSet(Aggregate.Event):
         is_default: bool
 
         def apply(self, aggregate: Any) -> None:
             aggregate.is_default = self.is_default
-
-    class Deleted(Aggregate.Event):
-        def apply(self, aggregate: Any) -> None:
-            aggregate.deleted = True
 
     @event(Created)
     def __init__(self, user_id: str, fields: dict[str, Any]) -> None:
@@ -63,23 +56,10 @@ class OwnedRecord(Aggregate):
         self.is_default = bool(fields.get("is_default"))
         self.deleted = False
 
-    def check_present(self) -> None:
-        if self.deleted:
-            raise NotFoundError(type(self).__name__, str(self.id))
-
-    def update(self, changes: dict[str, Any]) -> None:
-        self.check_present()
-        self.trigger_event(type(self).Updated, changes=changes)
-
     def set_default(self, is_default: bool) -> None:
         self.check_present()
         if self.is_default != is_default:
             self.trigger_event(type(self).DefaultSet, is_default=is_default)
-
-    def delete(self) -> None:
-        self.check_present()
-        self.trigger_event(type(self).Deleted)
-
 
 class BillingAddress(OwnedRecord):
     """A customer's billing address; its state decides the place of supply for B2C."""

@@ -8,12 +8,12 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from akashone_es.domain.base import Aggregate
-from akashone_es.errors import NotFoundError, ValidationError
+from akashone_es.domain.base import Aggregate, EditableRecord
+from akashone_es.errors import ValidationError
 from akashone_es.money import apply_bp
 
 
-class Record(Aggregate):
+class Record(EditableRecord):
     """A catalogue record: created with fields, updated by changes, deleted.
 
     Updated and Deleted are triggered as ``type(self).Updated`` so each subclass stores its
@@ -23,32 +23,14 @@ class Record(Aggregate):
     class Created(Aggregate.Created):
         fields: dict[str, Any]
 
-    class Updated(Aggregate.Event):
-        changes: dict[str, Any]
-
+    class Updated(EditableRecord.Updated):
         def apply(self, aggregate: Any) -> None:
             aggregate.fields.update(self.changes)
-
-    class Deleted(Aggregate.Event):
-        def apply(self, aggregate: Any) -> None:
-            aggregate.deleted = True
 
     @event(Created)
     def __init__(self, fields: dict[str, Any]) -> None:
         self.fields = dict(fields)
         self.deleted = False
-
-    def check_present(self) -> None:
-        if self.deleted:
-            raise NotFoundError(type(self).__name__, str(self.id))
-
-    def update(self, changes: dict[str, Any]) -> None:
-        self.check_present()
-        self.trigger_event(type(self).Updated, changes=changes)
-
-    def delete(self) -> None:
-        self.check_present()
-        self.trigger_event(type(self).Deleted)
 
 
 class HsnCode(Record):
