@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import NAMESPACE_OID, UUID, uuid5
 
 from akashone_es.domain.identity import Organization, Permission, Role, TeamMember, User
@@ -230,7 +229,3 @@ class IdentityProjection(Projection):
     def _member_removed(self, e: TeamMember.Removed, _: int, b: Batch) -> None:
         b.add(self.delete_member, (e.originator_id,))
 
-
-def row_dict(row: Any) -> dict[str, Any]:
-    """A dict row as plain dict (psycopg dict_row rows already are)."""
-    return dict(row)

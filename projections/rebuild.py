@@ -10,10 +10,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from akashone_es.errors import ProjectionError
 from akashone_es.logging import get_logger
 from projections.engine import (
-    CHECKPOINTS_TABLE,
     LIVE_SCHEMA,
     LOCK_CHECKPOINT,
     REGISTER_CHECKPOINT,
@@ -183,14 +181,4 @@ def status(conn: psycopg.Connection[Any], projections: list[Projection]) -> list
     return [ProjectionStatus(p.name, p.mode, positions.get(p.name, 0), last) for p in projections]
 
 
-def require_tables(conn: psycopg.Connection[Any], projection: Projection) -> None:
-    """Raise ProjectionError when a table of the projection is missing."""
-    for table in projection.tables:
-        found = conn.execute("SELECT to_regclass(%s)",
-                             (f"{projection.schema}.{table.name}",)).fetchone()
-        if not found or found[0] is None:
-            raise ProjectionError(f"table {table.name} of projection {projection.name} is missing")
 
-
-__all__ = ["CHECKPOINTS_TABLE", "ProjectionStatus", "VerifyResult", "rebuild", "status",
-           "verify"]

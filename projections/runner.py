@@ -112,6 +112,3 @@ class Runner:
                 for _ in locks.notifies(timeout=self.poll_seconds, stop_after=1):
                     pass
 
-
-def lag(conn: psycopg.Connection[Any], position: int) -> int:
-    return max(0, head(conn) - position)

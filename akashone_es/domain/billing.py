@@ -16,7 +16,6 @@ from akashone_es.errors import (
 )
 from akashone_es.money import allocate
 
-INVOICE_STATUSES = ("draft", "issued", "paid", "overdue", "cancelled")
 _NS = uuid5(NAMESPACE_URL, "https://akashone.com/akashone-es/billing")
 
 
@@ -254,6 +253,8 @@ class Invoice(Aggregate):
         self.lines = lines
         self.total = totals["total_amount"]
         self.taxable = totals["taxable_amount"]
+        self.tax_type = tax_type
+        self.heads_bp = dict(heads_bp)
 
     # -- payments -------------------------------------------------------------------------
     def apply_payment(self, transaction_id: UUID, amount: int, paid_at: datetime) -> None:

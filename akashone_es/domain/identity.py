@@ -11,11 +11,6 @@ from eventsourcing.domain import event
 from akashone_es.domain.base import Aggregate
 from akashone_es.errors import DuplicateError, NotFoundError, PermissionDeniedError, ValidationError
 
-ACCOUNT_TYPES = ("super_admin", "reseller", "customer", "team_member")
-USER_STATUSES = ("active", "suspended", "invited")
-TEAM_STATUSES = ("invited", "active", "suspended")
-ORGANIZATION_KINDS = ("platform", "reseller", "customer")
-
 _NS = uuid5(NAMESPACE_URL, "https://akashone.com/akashone-es")
 
 

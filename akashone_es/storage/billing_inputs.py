@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -313,9 +312,6 @@ class GenerateInvoice(Input):
     coupon_code: str | None = None
     notes: str | None = None
 
-
-def when(value: datetime | None, default: datetime) -> datetime:
-    return value if value is not None else default
 
 
 class InvoiceFilters(Input):

@@ -66,6 +66,25 @@ class CustomerRecordsStorage(BillingBase):
 
         return retrying(attempt)
 
+    def _update_owned(self, cls: type[domain.OwnedRecord], model: type[R], table: str,
+                      current: R, values: dict[str, Any]) -> R | None:
+        if not values:
+            return current
+        row_id = current.id  # type: ignore[attr-defined]
+        with context.command():
+            aggregate = self._load(cls, row_id, cls.__name__)
+            aggregate.update(values)
+            row = self._save_returning(model, (table, row_id), aggregate)
+        return row or self._one(model, sql.SQL("SELECT * FROM {} WHERE id = %s").format(
+            sql.Identifier(table)), (row_id,))
+
+    def _delete_owned(self, cls: type[domain.OwnedRecord], row_id: UUID) -> bool:
+        with context.command():
+            aggregate = self._load(cls, row_id, cls.__name__)
+            aggregate.delete()
+            self._save(aggregate)
+        return True
+
     # -- billing addresses (7) ------------------------------------------------------------
     def get_billing_addresses(self, user_id: UUID | str) -> list[bm.BillingAddress]:
         user = self.get_user(user_id)
@@ -101,25 +120,12 @@ class CustomerRecordsStorage(BillingBase):
         values = update.model_dump(mode="json", exclude_unset=True)
         if values.get("state_code") and "state" not in values:
             values["state"] = STATE_CODES[values["state_code"]]
-        if not values:
-            return current
-        with context.command():
-            aggregate = self._load(domain.BillingAddress, current.id, "billing_address")
-            aggregate.check_present()
-            aggregate.update(values)
-            row = self._save_returning(bm.BillingAddress, ("billing_addresses", current.id),
-                                       aggregate)
-        return row or self.get_billing_address(current.id)
+        return self._update_owned(domain.BillingAddress, bm.BillingAddress,
+                                  "billing_addresses", current, values)
 
     def delete_billing_address(self, address_id: UUID | str) -> bool:
         current = self.get_billing_address(address_id)
-        if current is None:
-            return False
-        with context.command():
-            aggregate = self._load(domain.BillingAddress, current.id, "billing_address")
-            aggregate.delete()
-            self._save(aggregate)
-        return True
+        return current is not None and self._delete_owned(domain.BillingAddress, current.id)
 
     def set_default_billing_address(self, user_id: UUID | str,
                                     address_id: UUID | str) -> None:
@@ -159,26 +165,14 @@ class CustomerRecordsStorage(BillingBase):
         current = self.get_payment_method(method_id)
         if current is None:
             return None
-        values = update.model_dump(mode="json", exclude_unset=True)
-        if not values:
-            return current
-        with context.command():
-            aggregate = self._load(domain.PaymentMethod, current.id, "payment_method")
-            aggregate.check_present()
-            aggregate.update(values)
-            row = self._save_returning(bm.PaymentMethod, ("payment_methods", current.id),
-                                       aggregate)
-        return row or self.get_payment_method(current.id)
+        return self._update_owned(domain.PaymentMethod, bm.PaymentMethod, "payment_methods",
+                                  current, update.model_dump(mode="json", exclude_unset=True))
 
     def delete_payment_method(self, method_id: UUID | str) -> bool:
         current = self.get_payment_method(method_id)
         if current is None or current.status == "removed":
             return False
-        with context.command():
-            aggregate = self._load(domain.PaymentMethod, current.id, "payment_method")
-            aggregate.delete()
-            self._save(aggregate)
-        return True
+        return self._delete_owned(domain.PaymentMethod, current.id)
 
     def set_default_payment_method(self, user_id: UUID | str, method_id: UUID | str) -> None:
         user = self._user_of(user_id)

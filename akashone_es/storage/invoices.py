@@ -270,7 +270,7 @@ class InvoiceStorage(CustomerRecordsStorage):
         def attempt() -> bm.AdjustmentNote:
             with context.command():
                 aggregate = self._load(domain.Invoice, invoice.id, "invoice")
-                series, note = self._note(invoice, amount, reason, kind)
+                series, note = self._note(invoice, aggregate, amount, reason, kind)
                 aggregate.adjust(note.id, kind, amount)  # checked again on every retry
                 row = self._save_returning(bm.AdjustmentNote, ("adjustment_notes", note.id),
                                            series, note, aggregate)
@@ -278,18 +278,19 @@ class InvoiceStorage(CustomerRecordsStorage):
 
         return retrying(attempt)
 
-    def _note(self, invoice: bm.Invoice, amount: int, reason: str, kind: str
-              ) -> list[Any]:
+    def _note(self, invoice: bm.Invoice, issued: domain.Invoice, amount: int, reason: str,
+              kind: str) -> list[Any]:
+        """The series and the note for ``amount`` against ``issued`` (the loaded invoice,
+        whose lines and tax heads are those of its Issued event)."""
+        if issued.status == "draft":
+            raise ValidationError.single("invoice_id", "invoice is draft; only an issued, paid "
+                                                       "or overdue invoice takes notes")
         gstin, _ = self._supplier()
         fy = financial_year(now())
-        lines = self._all(bm.InvoiceLineItem, LINES_OF, (invoice.id,))
         event_lines: list[dict[str, Any]] = [
-            {"id": str(uuid.uuid4()), "invoice_line_id": str(line.id),
-             "description": line.description, "amount": line.taxable_amount}
-            for line in lines]
-        stored = self.app.recorder.select_events(invoice.id)
-        issued = next(e for e in map(self.app.mapper.to_domain_event, stored)
-                      if isinstance(e, domain.Invoice.Issued))
+            {"id": str(uuid.uuid4()), "invoice_line_id": line["id"],
+             "description": line["description"], "amount": line["taxable_amount"]}
+            for line in issued.lines]
         heads = dict(issued.heads_bp)
         treatment = tax_treatment_from_heads(issued.tax_type, heads)
         # the credited amount is spread over the invoice's lines, then taxed line by line
