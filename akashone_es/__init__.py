@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from akashone_es.context import acting_as
 from akashone_es.errors import (
     AkashOneError,
     ConfigurationError,
     ConflictError,
+    ContextError,
     DuplicateError,
     NotFoundError,
     PermissionDeniedError,
     ProjectionError,
+    UnavailableError,
     ValidationError,
 )
 from akashone_es.settings import Settings
@@ -32,7 +33,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "AkashOneError", "ConfigurationError", "ConflictError", "DuplicateError", "NotFoundError",
-    "PermissionDeniedError", "ProjectionError", "Settings", "Storage", "ValidationError",
-    "acting_as", "open_storage",
+    "AkashOneError", "ConfigurationError", "ConflictError", "ContextError", "DuplicateError",
+    "NotFoundError", "PermissionDeniedError", "ProjectionError", "Settings", "Storage",
+    "UnavailableError", "ValidationError", "open_storage",
 ]

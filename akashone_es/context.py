@@ -1,38 +1,93 @@
-"""Who is acting: actor, tenant, correlation id, ip and user agent, carried in a contextvar."""
+"""Who is acting: actor, tenant scope, correlation id, ip and user agent, in a contextvar.
+
+A context is never taken on the caller's word: ``Storage.acting_as`` resolves it (the tenant
+comes from the actor's own row) and enters it here. Without a context nothing may be read or
+written (fail closed); platform scope is a super admin actor or a named system context whose
+reason is recorded in every event's metadata.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-SYSTEM_ACTOR = "system"
+from akashone_es.errors import ContextError
+
+ActorKind = Literal["user", "system"]
+#: the tenant scope of a user who belongs to no organization: matches no organization's rows
+NO_ORGANIZATION = uuid.UUID(int=0)
+#: bounds of the free-text context fields, which are copied into every event's metadata
+MAX_USER_AGENT = 512
+MAX_REASON = 200
+
+
+def check_text(value: str | None, *, limit: int) -> str | None:
+    """A context text: printable, valid Unicode, at most ``limit`` characters."""
+    if value is None:
+        return None
+    if len(value) > limit:
+        raise ValueError(f"at most {limit} characters")
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise ValueError("must not contain control characters or lone surrogates")
+    return value
 
 
 class ActingContext(BaseModel):
-    """The acting party of a command; copied into every event's metadata."""
+    """The acting party of a command, as resolved and vouched for; copied into metadata."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     actor_id: uuid.UUID | None = None
-    actor_kind: str = SYSTEM_ACTOR  # "system" | "user"
-    organization_id: uuid.UUID | None = None
+    actor_kind: ActorKind
+    #: the organization whose records this context is confined to; None = platform-wide
+    tenant_id: uuid.UUID | None = None
+    #: the platform (super admin or system) acting for this tenant
+    on_behalf_of: uuid.UUID | None = None
+    #: why a system context acts (required for system contexts)
+    reason: str | None = Field(default=None, max_length=MAX_REASON)
     correlation_id: uuid.UUID | None = None
     ip: str | None = None
     user_agent: str | None = None
 
+    @field_validator("ip")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError("must be an IPv4 or IPv6 address") from None
+
+    @field_validator("user_agent")
+    @classmethod
+    def _user_agent(cls, value: str | None) -> str | None:
+        return check_text(value, limit=MAX_USER_AGENT)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str | None) -> str | None:
+        return check_text(value, limit=MAX_REASON)
+
     @property
-    def tenant_id(self) -> uuid.UUID | None:
-        """The organization a tenant user is confined to; None means platform-wide."""
-        return self.organization_id if self.actor_kind == "user" else None
+    def is_platform(self) -> bool:
+        """Platform-wide: a super admin or a system context not acting for a tenant."""
+        return self.tenant_id is None
+
+    @property
+    def organization_id(self) -> uuid.UUID | None:
+        """The organization acted in (the tenant scope), None for platform-wide work."""
+        return None if self.tenant_id == NO_ORGANIZATION else self.tenant_id
 
     def metadata(self, correlation_id: uuid.UUID) -> dict[str, Any]:
         """Event metadata for one command."""
-        return {
+        meta: dict[str, Any] = {
             "actor_id": str(self.actor_id) if self.actor_id else None,
             "actor_kind": self.actor_kind,
             "organization_id": str(self.organization_id) if self.organization_id else None,
@@ -40,37 +95,36 @@ class ActingContext(BaseModel):
             "ip": self.ip,
             "user_agent": self.user_agent,
         }
+        if self.reason is not None:
+            meta["reason"] = self.reason
+        if self.on_behalf_of is not None:
+            meta["on_behalf_of"] = str(self.on_behalf_of)
+        return meta
 
 
-_SYSTEM = ActingContext()
-_current: ContextVar[ActingContext] = ContextVar("akashone_acting", default=_SYSTEM)
+_current: ContextVar[ActingContext | None] = ContextVar("akashone_acting", default=None)
 _command: ContextVar[dict[str, Any] | None] = ContextVar("akashone_command", default=None)
+
+NO_CONTEXT = ("no acting context: wrap the call in storage.acting_as(actor_id=...) or "
+              "storage.acting_as(system='<reason>')")
 
 
 def current() -> ActingContext:
-    """The acting context in force."""
+    """The acting context in force; refused when there is none (fail closed)."""
+    ctx = _current.get()
+    if ctx is None:
+        raise ContextError(NO_CONTEXT)
+    return ctx
+
+
+def current_or_none() -> ActingContext | None:
+    """The acting context in force, or None (for code that only reports it)."""
     return _current.get()
 
 
 @contextmanager
-def acting_as(
-    *,
-    actor_id: uuid.UUID | str | None = None,
-    organization_id: uuid.UUID | str | None = None,
-    ip: str | None = None,
-    user_agent: str | None = None,
-    actor_kind: str | None = None,
-    correlation_id: uuid.UUID | str | None = None,
-) -> Iterator[ActingContext]:
-    """Act as someone for the duration of the block."""
-    ctx = ActingContext(
-        actor_id=uuid.UUID(str(actor_id)) if actor_id else None,
-        actor_kind=actor_kind or ("user" if actor_id else SYSTEM_ACTOR),
-        organization_id=uuid.UUID(str(organization_id)) if organization_id else None,
-        correlation_id=uuid.UUID(str(correlation_id)) if correlation_id else None,
-        ip=ip,
-        user_agent=user_agent,
-    )
+def entered(ctx: ActingContext) -> Iterator[ActingContext]:
+    """Put a resolved context in force for the block (``Storage.acting_as`` resolves it)."""
     token = _current.set(ctx)
     try:
         yield ctx

@@ -8,8 +8,12 @@ Every error the package raises on purpose descends from ``AkashOneError``::
      ├── DuplicateError         a unique value is taken (username, email, permission key, ...)
      ├── ConflictError          a stale concurrent write lost the race; reload and retry
      ├── PermissionDeniedError  the rule forbids the change (e.g. editing a system role)
+     │    └── ContextError      the acting context is refused: none given, an unknown actor or
+     │                          kind, a suspended actor, or another tenant named
      ├── ConfigurationError     settings or the database are not usable
-     └── ProjectionError        a projection could not be built, verified or swapped
+     ├── UnavailableError       the database cannot be reached now (a read was retried once)
+     ├── ProjectionError        a projection could not be built, verified or swapped
+     └── InternalError          an unexpected failure inside akashone-es (logged with its cause)
 
 Library errors are translated at the boundary (``storage`` and ``persistence``), so callers
 catch these and nothing else.
@@ -70,9 +74,21 @@ class PermissionDeniedError(AkashOneError, PermissionError):
     """The change is not allowed by a business rule."""
 
 
+class ContextError(PermissionDeniedError):
+    """The acting context cannot be vouched for; nothing was read or written."""
+
+
 class ConfigurationError(AkashOneError):
     """Settings or the database are not usable as configured."""
 
 
 class ProjectionError(AkashOneError):
     """A projection could not be built, verified or swapped."""
+
+
+class UnavailableError(AkashOneError):
+    """The database could not be reached (connection refused or dropped); try again later."""
+
+
+class InternalError(AkashOneError):
+    """An unexpected failure of a library below akashone-es; the cause is logged."""

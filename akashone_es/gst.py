@@ -90,11 +90,45 @@ def state_code_error(code: str) -> str | None:
     return None
 
 
+#: How an address names India (compared stripped and case-folded); anything else is abroad.
+INDIA_NAMES: Final = frozenset({"in", "ind", "india"})
+
+
+def is_india(country: str) -> bool:
+    """True when an address's ``country`` is India."""
+    return country.strip().casefold() in INDIA_NAMES
+
+
+def address_state_code_error(*, country: str, state_code: str | None) -> str | None:
+    """Why ``state_code`` cannot be the GST state code of an address in ``country``, or None.
+
+    In India: a known state / UT code, required (place of supply for B2C, R4); 96 is refused,
+    it is the code of a place outside India. Abroad: 96 (Other Countries) or nothing (R5)."""
+    if is_india(country):
+        if not state_code:
+            return "an address in India needs its GST state code"
+        if state_code == OTHER_COUNTRIES:
+            return "96 (Other Countries) is for an address outside India, not in India"
+        return state_code_error(state_code)
+    if state_code not in (None, "", OTHER_COUNTRIES):
+        return (f"an address outside India takes place-of-supply code 96 (Other Countries), "
+                f"not {state_code!r}")
+    return None
+
+
+def address_pos_code(*, country: str, state_code: str | None) -> str:
+    """The state code to store for an address: its Indian state / UT code, or 96 abroad."""
+    problem = address_state_code_error(country=country, state_code=state_code)
+    if problem:
+        raise ValidationError.single("state_code", problem)
+    return state_code if is_india(country) and state_code else OTHER_COUNTRIES
+
+
 def place_of_supply(*, customer_gstin: str | None, address_state_code: str | None,
                     country: str = "IN") -> str:
     """POS state code: the GSTIN's state for a registered customer, else the address's state
     (a domestic B2C invoice must have one, Circular 242/36/2024); '96' outside India."""
-    if country.upper() not in ("IN", "INDIA"):
+    if not is_india(country):
         return OTHER_COUNTRIES
     if customer_gstin:
         problem = gstin_error(customer_gstin)

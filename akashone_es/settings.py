@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +20,14 @@ class Settings(BaseSettings):
         description="PostgreSQL DSN; unset starts the embedded server in data_dir",
     )
     data_dir: Path = Field(default=Path(".akashone"), description="embedded PostgreSQL home")
+    app_role: str = Field(
+        default="akashone_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="the role the application connects as: it can append to and read the "
+                    "log and snapshots and write the read tables, nothing else; the "
+                    "DATABASE_URL user (the owner) only creates and upgrades the schema")
+    app_password: SecretStr | None = Field(
+        default=None, description="the application role's password; unset: derived from the "
+                                  "owner's password in DATABASE_URL (none when it has none)")
     pool_size: int = Field(default=5, ge=1, le=100)
     pool_max_overflow: int = Field(default=5, ge=0, le=100)
     log_format: Literal["console", "json"] = "console"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from akashone_es.domain.billing import (
@@ -36,13 +37,14 @@ from projections.billing_tables import (
     PAYMENT_METHODS,
     PAYMENT_TRANSACTIONS,
     PLAN_COLUMNS,
+    RETIRED_INDEXES,
     SERVICE_PLANS,
     TAX_CALCULATIONS,
     TAX_COLUMNS,
     TRANSACTION_COLUMNS,
     USAGE_RECORDS,
 )
-from projections.engine import Batch, Projection, handles
+from projections.engine import Batch, Projection, Query, handles
 
 
 def _json(value: Any) -> Any:
@@ -58,14 +60,30 @@ class BillingProjection(Projection):
               PAYMENT_METHODS, PAYMENT_TRANSACTIONS, TAX_CALCULATIONS, HSN_CODES,
               DISCOUNT_COUPONS, SERVICE_PLANS, DOCUMENT_SERIES)
     unique_constraints = {
-        "invoices_number_key": ("invoice", "invoice_number"),
-        "adjustment_notes_number_key": ("adjustment_note", "note_number"),
+        "invoices_supplier_number_key": ("invoice", "invoice_number"),
+        "adjustment_notes_supplier_number_key": ("adjustment_note", "note_number"),
         "payment_transactions_gateway_key": ("payment_transaction", "gateway_transaction_id"),
         "hsn_codes_service_type_key": ("hsn_code", "service_type"),
         "discount_coupons_code_key": ("discount_coupon", "code"),
         "billing_addresses_one_default": ("billing_address", "is_default"),
         "payment_methods_one_default": ("payment_method", "is_default"),
     }
+
+    def ddl(self) -> list[Query]:
+        """The tables, plus bringing a database made by an earlier version up to date: notes
+        made before they carried a supplier GSTIN take their invoice's, then the indexes that
+        made numbers unique across all suppliers are dropped (only once: the DO block does
+        nothing after that)."""
+        notes, invoices = self.t("adjustment_notes"), self.t("invoices")
+        upgrades: list[Query] = [sql.SQL(
+            "DO $$ BEGIN IF to_regclass({retired}) IS NOT NULL THEN"
+            " UPDATE {notes} n SET supplier_gstin = i.supplier_gstin FROM {invoices} i"
+            " WHERE n.supplier_gstin IS NULL AND i.id = n.invoice_id; END IF; END $$").format(
+            retired=sql.Literal(f"{self.schema}.adjustment_notes_number_key"), notes=notes,
+            invoices=invoices)]
+        upgrades += [sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(self.schema, name))
+                     for name in RETIRED_INDEXES]
+        return [*super().ddl(), *upgrades]
 
     def _insert(self, table: str, columns: Sequence[str], *, stamps: Sequence[str]) -> bytes:
         names = ["id", *columns, *stamps]
@@ -107,7 +125,9 @@ class BillingProjection(Projection):
         self.delete_invoice = self.q("DELETE FROM {t} WHERE id = %s", t="invoices")
         self.issue_invoice = self.q(
             "UPDATE {t} SET invoice_number = %s, fy = %s, issued_at = %s, status = 'issued',"
-            " supplier_gstin = %s, supplier_state_code = %s, place_of_supply = %s,"
+            # a v1 Issued event has no buyer GSTIN: the draft's stays
+            " buyer_gstin = COALESCE(%s, buyer_gstin), supplier_gstin = %s,"
+            " supplier_state_code = %s, place_of_supply = %s,"
             " place_of_supply_code = %s, tax_type = %s, zero_rated = %s, gst_rate = %s,"
             " hsn_code = %s, sac_code = %s, coupon_code = %s, discount_percentage = %s, "
             + ", ".join(f"{c} = %s" for c in INVOICE_TOTALS)
@@ -115,12 +135,14 @@ class BillingProjection(Projection):
         self.set_paid = self.q(
             "UPDATE {t} SET amount_paid = %s, updated_at = %s WHERE id = %s RETURNING *",
             t="invoices")
-        self.insert_note = self._insert(
-            "adjustment_notes", ("kind", "note_number", "fy", "invoice_id", "invoice_number",
-                                 "user_id", "organization_id", "reason", "tax_type",
-                                 "taxable_amount", "cgst_amount", "sgst_amount",
-                                 "utgst_amount", "igst_amount", "total_amount", "lines"),
-            stamps=("issued_at",))
+        # a v1 note has no supplier GSTIN: it is its invoice's (issued before the note)
+        self.insert_note = self.q(
+            "INSERT INTO {t} (id, kind, note_number, fy, invoice_id, invoice_number, user_id,"
+            " organization_id, reason, tax_type, taxable_amount, cgst_amount, sgst_amount,"
+            " utgst_amount, igst_amount, total_amount, lines, issued_at, supplier_gstin)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " COALESCE(%s, (SELECT supplier_gstin FROM {i} WHERE id = %s)))"
+            " ON CONFLICT (id) DO NOTHING RETURNING *", t="adjustment_notes", i="invoices")
         self.insert_usage = self._insert(
             "usage_records", ("user_id", "organization_id", "resource_type", "resource_id",
                               "resource_name", "metric_type", "quantity", "unit",
@@ -230,7 +252,8 @@ class BillingProjection(Projection):
         for number, line in enumerate(e.lines, start=1):
             self._line(e.originator_id, number, line, e.timestamp, b)
         b.add(self.issue_invoice, (
-            e.invoice_number, e.fy, e.issued_at, e.supplier_gstin, e.supplier_state_code,
+            e.invoice_number, e.fy, e.issued_at, e.buyer_gstin, e.supplier_gstin,
+            e.supplier_state_code,
             STATE_CODES.get(e.place_of_supply, "Other Countries"), e.place_of_supply,
             e.tax_type, e.zero_rated, e.rate_bp / 100, e.sac_code, e.sac_code, e.coupon_code,
             e.discount_percentage, *[e.totals[c] for c in INVOICE_TOTALS], e.timestamp,
@@ -272,7 +295,8 @@ class BillingProjection(Projection):
                                  e.invoice_number, e.user_id, e.organization_id, e.reason,
                                  e.tax_type, t["taxable_amount"], t["cgst_amount"],
                                  t["sgst_amount"], t["utgst_amount"], t["igst_amount"],
-                                 t["total_amount"], Jsonb(e.lines), e.timestamp),
+                                 t["total_amount"], Jsonb(e.lines), e.timestamp,
+                                 e.supplier_gstin, e.invoice_id),
               returns=("adjustment_notes", e.originator_id))
 
     # -- usage ----------------------------------------------------------------------------

@@ -117,6 +117,7 @@ class AdjustmentNote(Row):
     total_amount: int
     lines: list[dict[str, Any]]
     issued_at: datetime
+    supplier_gstin: str | None = None  # the invoice's; None only on a row made before v2
 
 
 class UsageRecord(Row):

@@ -62,7 +62,10 @@ INVOICES = Table("invoices", """
     due_date timestamptz NOT NULL, paid_at timestamptz, notes text,
     currency text NOT NULL DEFAULT 'INR', created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL""",
-    ["CREATE UNIQUE INDEX IF NOT EXISTS invoices_number_key ON {table} (upper(invoice_number))",
+    # R7: unique per supplier GSTIN (each has its own series), case-insensitively; the
+    # number carries the financial year, so it is unique per (GSTIN, FY, number) as well
+    ["CREATE UNIQUE INDEX IF NOT EXISTS invoices_supplier_number_key"
+     " ON {table} (supplier_gstin, upper(invoice_number))",
      "CREATE INDEX IF NOT EXISTS invoices_user_idx ON {table} (user_id, created_at DESC)"])
 
 INVOICE_LINE_ITEMS = Table("invoice_line_items", """
@@ -84,9 +87,11 @@ ADJUSTMENT_NOTES = Table("adjustment_notes", """
     organization_id uuid, reason text NOT NULL, tax_type text NOT NULL,
     taxable_amount bigint NOT NULL, cgst_amount bigint NOT NULL, sgst_amount bigint NOT NULL,
     utgst_amount bigint NOT NULL, igst_amount bigint NOT NULL, total_amount bigint NOT NULL,
-    lines jsonb NOT NULL, issued_at timestamptz NOT NULL""",
-    ["CREATE UNIQUE INDEX IF NOT EXISTS adjustment_notes_number_key"
-     " ON {table} (upper(note_number))",
+    lines jsonb NOT NULL, issued_at timestamptz NOT NULL, supplier_gstin text""",
+    # a table made before the column existed gets it here (see BillingProjection.ddl)
+    ["ALTER TABLE {table} ADD COLUMN IF NOT EXISTS supplier_gstin text",
+     "CREATE UNIQUE INDEX IF NOT EXISTS adjustment_notes_supplier_number_key"
+     " ON {table} (supplier_gstin, upper(note_number))",
      "CREATE INDEX IF NOT EXISTS adjustment_notes_invoice_idx ON {table} (invoice_id)"])
 
 USAGE_RECORDS = Table("usage_records", """
@@ -167,3 +172,7 @@ DOCUMENT_SERIES = Table("document_series", """
     last_sequence bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL""",
     ["CREATE UNIQUE INDEX IF NOT EXISTS document_series_key"
      " ON {table} (supplier_gstin, fy, kind)"])
+
+#: Indexes of earlier versions, dropped when the schema is brought up to date: numbers were
+#: unique across every supplier GSTIN, so a second GSTIN could not issue its own 000001.
+RETIRED_INDEXES = ("invoices_number_key", "adjustment_notes_number_key")

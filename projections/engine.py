@@ -9,12 +9,15 @@ leaves the rows as they were.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
 import psycopg
 from eventsourcing.utils import get_topic
 from psycopg import sql
+
+from projections.failures import FAILURES_DDL
+from projections.quarantine import QUARANTINE_INDEX_DDL
 
 #: a statement: composed SQL, or bytes rendered once (psycopg then caches its conversion)
 Query = bytes | sql.SQL | sql.Composed
@@ -53,6 +56,14 @@ class Batch:
         self.statements: list[tuple[Query, Sequence[Any]]] = []
         self.returns: dict[int, RowKey] = {}
 
+    @classmethod
+    def of(cls, statements: Sequence[tuple[Query, Sequence[Any]]]) -> Batch:
+        """A batch of the given statements."""
+        batch = cls()
+        for query, params in statements:
+            batch.add(query, params)
+        return batch
+
     def add(self, query: Query, params: Sequence[Any], *, returns: RowKey | None = None
             ) -> None:
         if returns is not None:
@@ -84,17 +95,26 @@ class Table:
     """One read table: its name, columns DDL and extra index DDL (``{table}`` placeholders)."""
 
     def __init__(self, name: str, columns: str, indexes: Sequence[str] = (),
-                 order_by: str = "id") -> None:
+                 order_by: str = "id", added: Mapping[str, str] | None = None) -> None:
         self.name = name
         self.columns = columns
         self.indexes = tuple(indexes)
         self.order_by = order_by
+        #: columns added after the table first shipped (name -> type): an older live table
+        #: gets them (empty, nullable) so its new indexes can be created, and set-up then
+        #: rebuilds the projection to fill them (``setup.missing_tables``)
+        self.added = dict(added or {})
 
     def ddl(self, schema: str) -> list[Query]:
         table = sql.Identifier(schema, self.name)
         statements: list[Query] = [
             sql.SQL("CREATE TABLE IF NOT EXISTS {table} (" + self.columns + ")").format(
                 table=table)
+        ]
+        statements += [
+            sql.SQL("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} " + kind).format(
+                table=table, column=sql.Identifier(column))
+            for column, kind in self.added.items()
         ]
         statements += [sql.SQL(ix).format(table=table) for ix in self.indexes]
         return statements
@@ -166,6 +186,11 @@ class Projection:
             handler = self.fallback
         handler(event, position, batch)
 
+    def handler_name(self, event: Any) -> str:
+        """The handler that applies ``event``, as named in errors (``Class.method``)."""
+        attr = self._handlers.get(type(event), "fallback")
+        return f"{type(self).__name__}.{attr}"
+
     def fallback(self, event: Any, position: int, batch: Batch) -> None:
         """Called for events without a handler; ignore by default."""
 
@@ -174,11 +199,17 @@ class Projection:
             self.handle(event, position, batch)
 
 
-CHECKPOINTS_DDL = sql.SQL(
-    "CREATE TABLE IF NOT EXISTS {table} ("
-    " name text PRIMARY KEY, position bigint NOT NULL DEFAULT 0,"
-    " updated_at timestamptz NOT NULL DEFAULT now())"
-).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
+#: the engine's own tables (checkpoints, failures) and the quarantine lookup's index, as one
+#: multi-statement string (no parameters), so the schema setup runs them in one call
+CHECKPOINTS_DDL = sql.SQL("; ").join([
+    sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {table} ("
+        " name text PRIMARY KEY, position bigint NOT NULL DEFAULT 0,"
+        " updated_at timestamptz NOT NULL DEFAULT now())"
+    ).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE)),
+    FAILURES_DDL,
+    QUARANTINE_INDEX_DDL,
+])
 
 #: inside the append transaction, which holds the events table's lock: our last id is currval
 SET_CHECKPOINTS_TO_CURRENT = sql.SQL(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import NAMESPACE_OID, UUID, uuid5
 
+from akashone_es.domain.confusables import identity_key
 from akashone_es.domain.identity import Organization, Permission, Role, TeamMember, User
 from projections.engine import Batch, Projection, Table, handles
 
@@ -11,10 +12,13 @@ ORGANIZATIONS = Table("organizations", """
     id uuid PRIMARY KEY, name text NOT NULL, kind text NOT NULL, parent_id uuid,
     created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL""")
 
+#: usernames and emails are kept as given; uniqueness and lookups use their identity keys
+#: (NFKC + case-fold, ``domain.confusables.identity_key``), computed here so a rebuild of
+#: old events gives the same keys
 USERS = Table("users", """
     id uuid PRIMARY KEY,
-    username text NOT NULL CONSTRAINT users_username_key UNIQUE,
-    email text NOT NULL, password text NOT NULL, gst_number text,
+    username text NOT NULL, username_key text NOT NULL,
+    email text NOT NULL, email_key text NOT NULL, password text NOT NULL, gst_number text,
     email_verified boolean NOT NULL DEFAULT false,
     email_verification_code text, email_verification_expiry timestamptz,
     two_factor_secret text, two_factor_enabled boolean NOT NULL DEFAULT false,
@@ -23,8 +27,10 @@ USERS = Table("users", """
         CHECK (default_discount_percentage BETWEEN 0 AND 100),
     status text NOT NULL DEFAULT 'active',
     created_at timestamptz NOT NULL, last_login timestamptz, updated_at timestamptz NOT NULL""",
-    ["CREATE UNIQUE INDEX IF NOT EXISTS users_email_lower_key ON {table} (lower(email))",
-     "CREATE INDEX IF NOT EXISTS users_organization_id_idx ON {table} (organization_id)"])
+    ["CREATE UNIQUE INDEX IF NOT EXISTS users_username_norm_key ON {table} (username_key)",
+     "CREATE UNIQUE INDEX IF NOT EXISTS users_email_norm_key ON {table} (email_key)",
+     "CREATE INDEX IF NOT EXISTS users_organization_id_idx ON {table} (organization_id)"],
+    added={"username_key": "text", "email_key": "text"})
 
 ROLES = Table("roles", """
     id uuid PRIMARY KEY, name varchar(100) NOT NULL, description text,
@@ -50,12 +56,14 @@ USER_ROLES = Table("user_roles", """
     ["CREATE INDEX IF NOT EXISTS user_roles_role_idx ON {table} (role_id)"])
 
 TEAM_MEMBERS = Table("team_members", """
-    id uuid PRIMARY KEY, email text NOT NULL, user_id uuid, organization_id uuid NOT NULL,
+    id uuid PRIMARY KEY, email text NOT NULL, email_key text NOT NULL, user_id uuid,
+    organization_id uuid NOT NULL,
     status text NOT NULL DEFAULT 'invited', invited_by uuid NOT NULL,
     invitation_token varchar(255), invited_at timestamptz NOT NULL, joined_at timestamptz""",
-    ["CREATE UNIQUE INDEX IF NOT EXISTS team_members_org_email_key"
-     " ON {table} (organization_id, lower(email))",
-     "CREATE INDEX IF NOT EXISTS team_members_token_idx ON {table} (invitation_token)"])
+    ["CREATE UNIQUE INDEX IF NOT EXISTS team_members_org_email_norm_key"
+     " ON {table} (organization_id, email_key)",
+     "CREATE INDEX IF NOT EXISTS team_members_token_idx ON {table} (invitation_token)"],
+    added={"email_key": "text"})
 
 #: update_user may change these columns (validated by the storage layer first)
 USER_COLUMNS = (
@@ -64,6 +72,8 @@ USER_COLUMNS = (
     "organization_id", "default_discount_percentage", "status", "last_login",
 )
 TEAM_MEMBER_COLUMNS = ("email", "status")
+#: columns whose identity key column changes with them
+KEYED_COLUMNS = {"username": "username_key", "email": "email_key"}
 
 
 def link_id(left: str | UUID, right: str | UUID) -> UUID:
@@ -79,12 +89,12 @@ class IdentityProjection(Projection):
     tables = (ORGANIZATIONS, USERS, ROLES, PERMISSIONS, ROLE_PERMISSIONS, USER_ROLES,
               TEAM_MEMBERS)
     unique_constraints = {
-        "users_username_key": ("user", "username"),
-        "users_email_lower_key": ("user", "email"),
+        "users_username_norm_key": ("user", "username"),
+        "users_email_norm_key": ("user", "email"),
         "permissions_key_key": ("permission", "key"),
         "role_permissions_pair_key": ("role_permission", "permission_id"),
         "user_roles_pair_key": ("user_role", "role_id"),
-        "team_members_org_email_key": ("team_member", "email"),
+        "team_members_org_email_norm_key": ("team_member", "email"),
     }
 
     def prepare(self) -> None:
@@ -95,14 +105,19 @@ class IdentityProjection(Projection):
         self.rename_org = self.q("UPDATE {t} SET name = %s, updated_at = %s WHERE id = %s"
                                  " RETURNING *", t="organizations")
         self.insert_user = self.q(
-            "INSERT INTO {t} (id, username, email, password, gst_number, account_type,"
-            " organization_id, status, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO {t} (id, username, username_key, email, email_key, password,"
+            " gst_number, account_type, organization_id, status, created_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
             " RETURNING *", t="users")
         self.update_user = {
             col: self.q("UPDATE {t} SET " + col + " = %s, updated_at = %s WHERE id = %s"
                         " RETURNING *", t="users")
             for col in USER_COLUMNS
+        }
+        self.update_user_keyed = {
+            col: self.q("UPDATE {t} SET " + col + " = %s, " + key + " = %s, updated_at = %s"
+                        " WHERE id = %s RETURNING *", t="users")
+            for col, key in KEYED_COLUMNS.items()
         }
         self.insert_role = self.q(
             "INSERT INTO {t} (id, name, description, is_system, organization_id, created_at,"
@@ -130,9 +145,9 @@ class IdentityProjection(Projection):
         self.delete_user_role = self.q("DELETE FROM {t} WHERE user_id = %s AND role_id = %s",
                                        t="user_roles")
         self.insert_member = self.q(
-            "INSERT INTO {t} (id, email, organization_id, status, invited_by, invitation_token,"
-            " invited_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
-            " RETURNING *", t="team_members")
+            "INSERT INTO {t} (id, email, email_key, organization_id, status, invited_by,"
+            " invitation_token, invited_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING RETURNING *", t="team_members")
         self.accept_member = self.q(
             "UPDATE {t} SET user_id = %s, status = 'active', joined_at = %s,"
             " invitation_token = NULL WHERE id = %s RETURNING *", t="team_members")
@@ -141,6 +156,9 @@ class IdentityProjection(Projection):
                         t="team_members")
             for col in TEAM_MEMBER_COLUMNS
         }
+        self.update_member_email = self.q(
+            "UPDATE {t} SET email = %s, email_key = %s WHERE id = %s RETURNING *",
+            t="team_members")
         self.delete_member = self.q("DELETE FROM {t} WHERE id = %s", t="team_members")
 
     @handles(Organization.Created)
@@ -155,15 +173,21 @@ class IdentityProjection(Projection):
 
     @handles(User.Registered)
     def _user_registered(self, e: User.Registered, _: int, b: Batch) -> None:
-        b.add(self.insert_user, (e.originator_id, e.username, e.email, e.password_hash,
+        b.add(self.insert_user, (e.originator_id, e.username, identity_key(e.username),
+                                 e.email, identity_key(e.email), e.password_hash,
                                  e.gst_number, e.account_type, e.organization_id, e.status,
                                  e.timestamp, e.timestamp), returns=("users", e.originator_id))
 
     @handles(User.Updated)
     def _user_updated(self, e: User.Updated, _: int, b: Batch) -> None:
         for column, value in e.changes.items():
-            b.add(self.update_user[column], (value, e.timestamp, e.originator_id),
-                  returns=("users", e.originator_id))
+            if column in KEYED_COLUMNS and isinstance(value, str):
+                b.add(self.update_user_keyed[column],
+                      (value, identity_key(value), e.timestamp, e.originator_id),
+                      returns=("users", e.originator_id))
+            else:
+                b.add(self.update_user[column], (value, e.timestamp, e.originator_id),
+                      returns=("users", e.originator_id))
 
     @handles(User.RoleGranted)
     def _role_granted(self, e: User.RoleGranted, _: int, b: Batch) -> None:
@@ -210,8 +234,9 @@ class IdentityProjection(Projection):
 
     @handles(TeamMember.Invited)
     def _member_invited(self, e: TeamMember.Invited, _: int, b: Batch) -> None:
-        b.add(self.insert_member, (e.originator_id, e.email, e.organization_id, e.status,
-                                   e.invited_by, e.token_hash, e.timestamp),
+        b.add(self.insert_member, (e.originator_id, e.email, identity_key(e.email),
+                                   e.organization_id, e.status, e.invited_by, e.token_hash,
+                                   e.timestamp),
               returns=("team_members", e.originator_id))
 
     @handles(TeamMember.Accepted)
@@ -222,8 +247,12 @@ class IdentityProjection(Projection):
     @handles(TeamMember.Updated)
     def _member_updated(self, e: TeamMember.Updated, _: int, b: Batch) -> None:
         for column, value in e.changes.items():
-            b.add(self.update_member[column], (value, e.originator_id),
-                  returns=("team_members", e.originator_id))
+            if column == "email" and isinstance(value, str):
+                b.add(self.update_member_email, (value, identity_key(value), e.originator_id),
+                      returns=("team_members", e.originator_id))
+            else:
+                b.add(self.update_member[column], (value, e.originator_id),
+                      returns=("team_members", e.originator_id))
 
     @handles(TeamMember.Removed)
     def _member_removed(self, e: TeamMember.Removed, _: int, b: Batch) -> None:

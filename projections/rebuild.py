@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -10,16 +10,20 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from akashone_es.errors import ProjectionError
 from akashone_es.logging import get_logger
+from projections.apply import apply_rows
 from projections.engine import (
     LIVE_SCHEMA,
     LOCK_CHECKPOINT,
     REGISTER_CHECKPOINT,
     SET_CHECKPOINTS,
-    Batch,
     Projection,
+    Query,
     read_checkpoints,
 )
+from projections.failures import CLEAR as CLEAR_FAILURE
+from projections.failures import Failure, read_failures, record_failure
 from projections.log import LOCK_EVENTS, LogReader, head
 
 log = get_logger(__name__)
@@ -42,10 +46,12 @@ class VerifyResult:
     position: int
     live: list[TableChecksum]
     replayed: list[TableChecksum]
+    #: an event the projection cannot apply, at or past ``position``; None when there is none
+    problem: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.live == self.replayed
+        return self.problem is None and self.live == self.replayed
 
 
 def checksums(conn: psycopg.Connection[Any], projection: Projection) -> list[TableChecksum]:
@@ -61,19 +67,32 @@ def checksums(conn: psycopg.Connection[Any], projection: Projection) -> list[Tab
 
 
 def _replay(conn: psycopg.Connection[Any], target: Projection, reader: LogReader, start: int,
-            stop: int, batch_size: int, progress: Progress | None) -> int:
-    """Apply events in (start, stop] to ``target`` batch by batch; returns the position."""
+            stop: int, batch_size: int, progress: Progress | None
+            ) -> tuple[int, Failure | None]:
+    """Apply events in (start, stop] to ``target`` batch by batch, skipping quarantined
+    positions; returns the position reached and the event it could not apply, if any."""
     position = start
+    skip = reader.quarantined(conn, target.name)
     while position < stop:
-        events, reached = reader.read(conn, position, stop, batch_size, target.topics())
-        batch = Batch()
-        target.apply(events, batch)
-        with conn.transaction(), conn.cursor() as cur, conn.pipeline():
-            batch.execute(cur)
+        rows, reached = reader.read_rows(conn, position, stop, batch_size, target.topics())
+        with conn.transaction():
+            failure = apply_rows(conn, target, reader.mapper.decode, rows, skip)
+        if failure is not None:
+            return failure.position - 1, failure
         position = reached
         if progress:
             progress(target.name, position, stop)
-    return position
+    return position, None
+
+
+def _stopped(dsn: str, failure: Failure, what: str) -> ProjectionError:
+    """Record the failure (status shows it until a rebuild or catch-up gets past it)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        record_failure(conn, failure)
+    log.error("projection.rebuild_stopped", projection=failure.projection,
+              position=failure.position, originator_id=failure.originator_id,
+              topic=failure.topic, handler=failure.handler, error=failure.error)
+    return ProjectionError(failure.message(what))
 
 
 def _fresh_shadow(conn: psycopg.Connection[Any], projection_cls: type[Projection]) -> Projection:
@@ -112,54 +131,79 @@ def rebuild(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
 
     Writers keep appending during the long replay; only the final step (the tail of the log,
     then DROP live + SET SCHEMA shadow + checkpoint) holds the events table's EXCLUSIVE lock
-    and the checkpoint row, so nothing appended meanwhile is missed or applied twice.
+    and the checkpoint row, so nothing appended meanwhile is missed or applied twice. An event
+    the projection cannot apply (and no operator quarantined) leaves the live tables as they
+    were, is recorded, and raises ``ProjectionError`` naming it.
     """
     with psycopg.connect(dsn, autocommit=True) as conn, _exclusive(conn):
         shadow = _fresh_shadow(conn, projection_cls)
-        position = _replay(conn, shadow, reader, 0, head(conn), batch_size, progress)
+        position, failure = _replay(conn, shadow, reader, 0, head(conn), batch_size, progress)
+        if failure is not None:
+            _drop_shadow(conn)
+            raise _stopped(dsn, failure, "rebuild of projection")
         live = projection_cls(schema=LIVE_SCHEMA)
-        with conn.transaction():
-            conn.execute(LOCK_EVENTS)
-            conn.execute(REGISTER_CHECKPOINT, (live.name,))
-            conn.execute(LOCK_CHECKPOINT, (live.name,))
-            final = head(conn)
-            events, _ = reader.read(conn, position, final, 10**9, shadow.topics())
-            batch = Batch()
-            shadow.apply(events, batch)
-            for table in live.tables:
-                batch.add(sql.SQL("DROP TABLE IF EXISTS {}").format(
-                    sql.Identifier(LIVE_SCHEMA, table.name)), ())
-                batch.add(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
-                    sql.Identifier(SHADOW_SCHEMA, table.name), sql.Identifier(LIVE_SCHEMA)), ())
-            batch.add(SET_CHECKPOINTS, (final, [live.name]))
-            with conn.cursor() as cur:
-                for query, params in batch.statements:
-                    cur.execute(query, params)
+        swap: list[tuple[Query, Sequence[Any]]] = []
+        for table in live.tables:
+            swap.append((sql.SQL("DROP TABLE IF EXISTS {}").format(
+                sql.Identifier(LIVE_SCHEMA, table.name)), ()))
+            swap.append((sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                sql.Identifier(SHADOW_SCHEMA, table.name), sql.Identifier(LIVE_SCHEMA)), ()))
+        try:
+            with conn.transaction():
+                conn.execute(LOCK_EVENTS)
+                conn.execute(REGISTER_CHECKPOINT, (live.name,))
+                conn.execute(LOCK_CHECKPOINT, (live.name,))
+                final = head(conn)
+                rows, _ = reader.read_rows(conn, position, final, 10**9, shadow.topics())
+                failure = apply_rows(conn, shadow, reader.mapper.decode, rows,
+                                     reader.quarantined(conn, live.name), then=[
+                                         *swap, (CLEAR_FAILURE, (live.name, final)),
+                                         (SET_CHECKPOINTS, (final, [live.name]))])
+                if failure is not None:
+                    raise _Abandon  # roll the tail back: the live tables stay as they were
+        except _Abandon:
+            _drop_shadow(conn)
+            assert failure is not None  # noqa: S101 - _Abandon is raised only with a failure
+            raise _stopped(dsn, failure, "rebuild of projection") from None
         _drop_shadow(conn)
     log.info("projection.rebuilt", projection=projection_cls.name, position=final)
     return final
 
 
+class _Abandon(Exception):  # noqa: N818 - a control-flow signal, never seen outside
+    """Leave the swap transaction, rolling it back."""
+
+
 def verify(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
            batch_size: int = 5000, progress: Progress | None = None) -> VerifyResult:
-    """Replay into shadow tables up to the live checkpoint and compare content checksums."""
+    """Replay into shadow tables up to the live checkpoint and compare content checksums;
+    then replay on to the head, so an event the projection cannot apply (a stuck checkpoint)
+    is reported even when the live tables agree with the log below it."""
     with psycopg.connect(dsn, autocommit=True) as conn, _exclusive(conn):
         live = projection_cls(schema=LIVE_SCHEMA)
         shadow = _fresh_shadow(conn, projection_cls)
-        position = _replay(conn, shadow, reader, 0, _current_position(conn, live), batch_size,
-                           progress)
         try:
+            position, failure = _replay(conn, shadow, reader, 0, _current_position(conn, live),
+                                        batch_size, progress)
+            if failure is not None:
+                return VerifyResult(live.name, position, [], [],
+                                    failure.message("replay of projection"))
             with conn.transaction():
                 if live.mode == "inline":
                     conn.execute(LOCK_EVENTS)
                 conn.execute(LOCK_CHECKPOINT, (live.name,))
                 target = _current_position(conn, live)
-                _replay(conn, shadow, reader, position, target, 10**9, None)
-                result = VerifyResult(live.name, target, checksums(conn, live),
-                                      checksums(conn, shadow))
+                _, failure = _replay(conn, shadow, reader, position, target, 10**9, None)
+                live_sums, replayed = checksums(conn, live), checksums(conn, shadow)
+            problem = failure.message("replay of projection") if failure else None
+            if problem is None:
+                _, failure = _replay(conn, shadow, reader, target, head(conn), batch_size, None)
+                recorded = read_failures(conn).get(live.name)
+                failure = failure or recorded
+                problem = failure.message() if failure else None
+            return VerifyResult(live.name, target, live_sums, replayed, problem)
         finally:
             _drop_shadow(conn)
-    return result
 
 
 @dataclass(frozen=True)
@@ -168,6 +212,8 @@ class ProjectionStatus:
     mode: str
     position: int
     head: int
+    #: the event it stopped at, when it stopped
+    failure: Failure | None = None
 
     @property
     def lag(self) -> int:
@@ -175,10 +221,12 @@ class ProjectionStatus:
 
 
 def status(conn: psycopg.Connection[Any], projections: list[Projection]) -> list[ProjectionStatus]:
-    """Head position, checkpoint and lag of each projection."""
+    """Head position, checkpoint, lag and stop (if any) of each projection."""
     last = head(conn)
     positions = read_checkpoints(conn)
-    return [ProjectionStatus(p.name, p.mode, positions.get(p.name, 0), last) for p in projections]
+    failures = read_failures(conn)
+    return [ProjectionStatus(p.name, p.mode, positions.get(p.name, 0), last,
+                             failures.get(p.name)) for p in projections]
 
 
 

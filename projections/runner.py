@@ -10,14 +10,17 @@ import psycopg
 from psycopg import sql
 
 from akashone_es.application import EVENTS_TABLE
+from akashone_es.errors import ProjectionError
 from akashone_es.logging import get_logger
+from projections.apply import apply_rows
 from projections.engine import (
     LOCK_CHECKPOINT,
     REGISTER_CHECKPOINT,
     SET_CHECKPOINTS,
-    Batch,
     Projection,
 )
+from projections.failures import CLEAR as CLEAR_FAILURE
+from projections.failures import record_failure
 from projections.log import LogReader, head
 
 log = get_logger(__name__)
@@ -33,7 +36,9 @@ def catch_up_step(conn: psycopg.Connection[Any], projection: Projection, reader:
     """Apply one batch in one transaction with its checkpoint; returns (position, head).
 
     The checkpoint row is locked FOR UPDATE, so two runners never apply the same batch:
-    the second waits, then reads the new checkpoint.
+    the second waits, then reads the new checkpoint. An event the projection cannot apply
+    stops it: the events before it are committed with the checkpoint just below it, the
+    failure is recorded in the same transaction, and ``ProjectionError`` names it.
     """
     with conn.transaction():
         conn.execute(REGISTER_CHECKPOINT, (projection.name,))
@@ -42,18 +47,29 @@ def catch_up_step(conn: psycopg.Connection[Any], projection: Projection, reader:
         last = head(conn)
         if position >= last:
             return position, last
-        events, reached = reader.read(conn, position, last, batch_size, projection.topics())
-        batch = Batch()
-        projection.apply(events, batch)
-        batch.add(SET_CHECKPOINTS, (reached, [projection.name]))
-        with conn.cursor() as cur, conn.pipeline():
-            batch.execute(cur)
+        rows, reached = reader.read_rows(conn, position, last, batch_size, projection.topics())
+        skip = reader.quarantined(conn, projection.name) if rows else frozenset()
+        failure = apply_rows(conn, projection, reader.mapper.decode, rows, skip, then=[
+            (CLEAR_FAILURE, (projection.name, reached)),
+            (SET_CHECKPOINTS, (reached, [projection.name]))])
+        if failure is not None:
+            reached = failure.position - 1
+            record_failure(conn, failure)
+            conn.execute(SET_CHECKPOINTS, (reached, [projection.name]))
+    if failure is not None:
+        log.error("projection.stopped", projection=projection.name, position=failure.position,
+                  originator_id=failure.originator_id, topic=failure.topic,
+                  handler=failure.handler, error=failure.error)
+        raise ProjectionError(failure.message())
     return reached, last
 
 
 def catch_up(conn: psycopg.Connection[Any], projection: Projection, reader: LogReader, *,
              batch_size: int = 2000, progress: Progress | None = None) -> int:
-    """Apply every pending event, batch by batch; returns the final checkpoint."""
+    """Apply every pending event, batch by batch; returns the final checkpoint.
+
+    Raises ``ProjectionError`` when the projection stops at an event it cannot apply.
+    """
     while True:
         position, last = catch_up_step(conn, projection, reader, batch_size)
         if progress:
@@ -92,23 +108,45 @@ class Runner:
                 log.info("projection.runner_standby", projection=projection.name)
 
     def run(self, *, once: bool = False, progress: Progress | None = None) -> None:
-        """Catch up once (safe beside an active runner), or follow until ``stop()``."""
+        """Catch up once (safe beside an active runner), or follow until ``stop()``.
+
+        A projection that stops at an event it cannot apply does not stop the others: once,
+        the first such error is raised after every projection had its turn; following, it is
+        logged and the projection is retried on the next wake-up (a quarantine or a fixed
+        handler lets it resume).
+        """
         if once:
+            errors: list[ProjectionError] = []
             with psycopg.connect(self.dsn, autocommit=True) as work:
                 for projection in self.projections:
-                    catch_up(work, projection, self.reader, batch_size=self.batch_size,
-                             progress=progress)
+                    try:
+                        catch_up(work, projection, self.reader, batch_size=self.batch_size,
+                                 progress=progress)
+                    except ProjectionError as exc:
+                        errors.append(exc)
+            if errors:
+                raise errors[0]
             return
         owned: set[str] = set()
+        stopped: set[str] = set()
+        woken = True
         with psycopg.connect(self.dsn, autocommit=True) as locks, \
                 psycopg.connect(self.dsn, autocommit=True) as work:
             locks.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVENTS_TABLE)))
             while not self.stopping.is_set():
                 self._take_locks(locks, owned)
                 for projection in self.projections:
-                    if projection.name in owned:
+                    # a stopped projection is retried when the log moves (a quarantine is an
+                    # event), not every poll: that would log the same error every second
+                    if projection.name not in owned or (projection.name in stopped
+                                                        and not woken):
+                        continue
+                    try:
                         catch_up(work, projection, self.reader, batch_size=self.batch_size,
                                  progress=progress)
+                        stopped.discard(projection.name)
+                    except ProjectionError:  # logged as projection.stopped
+                        stopped.add(projection.name)
+                woken = False
                 for _ in locks.notifies(timeout=self.poll_seconds, stop_after=1):
-                    pass
-
+                    woken = True

@@ -4,7 +4,10 @@ generation  generate_invoice for customers with 100 usage records each  vs the s
             one raw psycopg transaction per customer (select usage, insert invoice and lines,
             mark usage billed) on copies of the same rows
 rebuild     billing projection rebuild                                    vs the library's
-            ProjectionRunner writing an equivalent usage table, one transaction per event
+            ProjectionRunner writing an equivalent usage table, one transaction per event,
+            timed on the same mix of events as ours: its rate on UsageRecord.Recorded (an
+            INSERT each) and on UsageRecord.Billed (an UPDATE each, rows present) is weighted
+            by how many of each our rebuild replays
 """
 
 from __future__ import annotations
@@ -132,15 +135,17 @@ def bench_generation(storage: Any, customers: list[Any], rounds: int) -> dict[st
     results = []
     for r in range(rounds):
         chunk = customers[r * size:(r + 1) * size]
-        with psycopg.connect(storage.dsn, autocommit=True) as conn:
-            conn.execute("CHECKPOINT")
-        base = raw_generation(storage.dsn, chunk, r * size + 1)
-        with psycopg.connect(storage.dsn, autocommit=True) as conn:
-            conn.execute("CHECKPOINT")
-        ours = ours_generation(storage, chunk)
+        rates: dict[str, float] = {}
+        sides = ("raw", "ours") if r % 2 == 0 else ("ours", "raw")  # alternate who goes first
+        for side in sides:
+            with psycopg.connect(storage.dsn, autocommit=True) as conn:
+                conn.execute("CHECKPOINT")
+            rates[side] = (raw_generation(storage.dsn, chunk, r * size + 1) if side == "raw"
+                           else ours_generation(storage, chunk))
+        ours, base = rates["ours"], rates["raw"]
         results.append({"ours": ours, "baseline": base, "ratio": ours / base})
-        console.log(f"generation round {r + 1}: {ours:,.1f} invoices/s vs raw {base:,.1f}"
-                    f" invoices/s = {ours / base:.2f}x ({len(chunk)} customers)")
+        console.log(f"generation round {r + 1} ({sides[0]} first): {ours:,.1f} invoices/s vs"
+                    f" raw {base:,.1f} invoices/s = {ours / base:.2f}x ({len(chunk)} customers)")
     return {"name": "generation", "unit": "invoices/s",
             "baseline": "raw psycopg, one transaction per customer",
             "rounds": results, "customers": len(customers),
@@ -191,41 +196,105 @@ class LibraryUsageProjection(LibraryProjection[LibraryUsageView]):
         self.view.billed(domain_event, tracking)
 
 
-def library_rate(dsn: str, events: int) -> float:
+def _starting_after(view_class: type[Any], position: int) -> type[Any]:
+    """``view_class`` whose runner starts after ``position`` (a window in mid-log)."""
+
+    class StartingAfter(view_class):  # type: ignore[misc]
+        def max_tracking_id(self, application_name: str) -> int | None:
+            found = super().max_tracking_id(application_name)
+            return position if found is None else max(found, position)
+
+    return StartingAfter
+
+
+def library_runner_rate(dsn: str, projection_class: type[Any], view_class: type[Any], *,
+                        after: int, events: int, drop: str) -> float:
+    """Events/s of the library's ProjectionRunner over its next ``events`` events (of its
+    topics) after position ``after``; ``drop`` names the tables to start it afresh."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS lib_usage, libusage_tracking")
+        conn.execute(f"DROP TABLE IF EXISTS {drop}")
         row = conn.execute("SELECT notification_id FROM akashone_events WHERE topic = ANY(%s)"
-                           " ORDER BY notification_id OFFSET %s LIMIT 1",
-                           (list(LibraryUsageProjection.topics), events - 1)).fetchone()
+                           " AND notification_id > %s ORDER BY notification_id"
+                           " OFFSET %s LIMIT 1",
+                           (list(projection_class.topics), after, events - 1)).fetchone()
         conn.execute("CHECKPOINT")
-    assert row is not None
+    if row is None:
+        raise SystemExit(f"fewer than {events} {projection_class.name} events after {after}:"
+                         " lower --library-events")
     env = eventsourcing_env(dsn, pool_size=2, max_overflow=2, lock_timeout=10)
+    target = int(row[0])
     start = time.perf_counter()
     with ProjectionRunner(application_class=AkashOneApplication,
-                          projection_class=LibraryUsageProjection,
-                          view_class=LibraryUsageView, env=env) as runner:
-        runner.wait(int(row[0]), timeout=3600)
+                          projection_class=projection_class,
+                          view_class=_starting_after(view_class, after), env=env) as runner:
+        # poll every 10 ms: runner.wait() backs off to 800 ms sleeps, which would add up to
+        # 0.8 s to the library's time
+        deadline = time.monotonic() + 3600
+        while not (runner.view.has_tracking_id(runner.app_name, target)
+                   or runner.is_interrupted.is_set() or time.monotonic() > deadline):
+            time.sleep(0.01)
         elapsed = time.perf_counter() - start
+        runner.wait(target, timeout=1)  # raises the runner's error, if it stopped on one
     return events / elapsed
+
+
+def library_mix_rate(dsn: str, events: int, counts: dict[str, int]) -> dict[str, float]:
+    """The library's rate on the same mix of inserts and updates as our rebuild.
+
+    Inserts: the first ``events`` Recorded events into an empty table. Updates: the first
+    ``events`` Billed events, on a table holding every usage row (as our rebuild's table does
+    by then). The mix rate is total events over the time the library would take for our
+    counts of each: n / (n_ins / rate_ins + n_upd / rate_upd).
+    """
+    recorded, billed = (get_topic(UsageRecord.Recorded), get_topic(UsageRecord.Billed))
+    inserts = library_runner_rate(dsn, LibraryUsageProjection, LibraryUsageView, after=0,
+                                  events=events, drop="lib_usage, libusage_tracking")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO lib_usage SELECT id, user_id, resource_type, quantity,"
+                     " total_cost, false, NULL FROM usage_records ON CONFLICT (id) DO NOTHING")
+        first = conn.execute("SELECT min(notification_id) FROM akashone_events"
+                             " WHERE topic = %s", (billed,)).fetchone()
+    if first is None or first[0] is None:
+        raise SystemExit("no UsageRecord.Billed events: the generation benchmark bills them")
+    updates = library_runner_rate(dsn, LibraryUsageProjection, LibraryUsageView,
+                                  after=int(first[0]) - 1, events=events,
+                                  drop="libusage_tracking")
+    n_ins, n_upd = counts.get(recorded, 0), counts.get(billed, 0)
+    mix = (n_ins + n_upd) / (n_ins / inserts + n_upd / updates)
+    return {"baseline": mix, "baseline_inserts": inserts, "baseline_updates": updates}
 
 
 def bench_billing_rebuild(storage: Any, rounds: int, library_events: int) -> dict[str, Any]:
     with psycopg.connect(storage.dsn) as conn:
-        events = conn.execute("SELECT count(*) FROM akashone_events WHERE topic = ANY(%s)",
-                              (BillingProjection().topics(),)).fetchone()[0]  # type: ignore[index]
+        counts: dict[str, int] = dict(conn.execute(
+            "SELECT topic, count(*) FROM akashone_events WHERE topic = ANY(%s) GROUP BY topic",
+            (BillingProjection().topics(),)).fetchall())
+    events = sum(counts.values())
+    recorded, billed = (counts.get(get_topic(UsageRecord.Recorded), 0),
+                        counts.get(get_topic(UsageRecord.Billed), 0))
     results = []
     for r in range(rounds):
-        with psycopg.connect(storage.dsn, autocommit=True) as conn:
-            conn.execute("CHECKPOINT")
-        start = time.perf_counter()
-        rebuild(storage.dsn, BillingProjection, storage.reader, batch_size=5000)
-        ours = events / (time.perf_counter() - start)
-        base = library_rate(storage.dsn, library_events)
-        results.append({"ours": ours, "baseline": base, "ratio": ours / base})
-        console.log(f"billing rebuild round {r + 1}: {ours:,.0f} ev/s over {events:,} events"
-                    f" vs ProjectionRunner {base:,.0f} ev/s = {ours / base:.1f}x")
+        # alternate which side runs first: the other's writes leave dirty pages and WAL
+        sides = ("ours", "library") if r % 2 == 0 else ("library", "ours")
+        row: dict[str, float] = {}
+        for side in sides:
+            if side == "ours":
+                with psycopg.connect(storage.dsn, autocommit=True) as conn:
+                    conn.execute("CHECKPOINT")
+                start = time.perf_counter()
+                rebuild(storage.dsn, BillingProjection, storage.reader, batch_size=5000)
+                row["ours"] = events / (time.perf_counter() - start)
+            else:
+                row.update(library_mix_rate(storage.dsn, library_events, counts))
+        row["ratio"] = row["ours"] / row["baseline"]
+        results.append(row)
+        console.log(f"billing rebuild round {r + 1} ({sides[0]} first): {row['ours']:,.0f} ev/s"
+                    f" over {events:,} events vs ProjectionRunner {row['baseline']:,.0f} ev/s"
+                    f" on the same mix (inserts {row['baseline_inserts']:,.0f},"
+                    f" updates {row['baseline_updates']:,.0f}) = {row['ratio']:.1f}x")
     return {"name": "billing_rebuild", "unit": "events/s",
-            "baseline": "eventsourcing ProjectionRunner", "events": events,
+            "baseline": "eventsourcing ProjectionRunner, same mix of inserts and updates",
+            "events": events, "recorded_events": recorded, "billed_events": billed,
             "library_events_measured": library_events, "rounds": results,
             "ours_median": statistics.median(r["ours"] for r in results),
             "baseline_median": statistics.median(r["baseline"] for r in results),

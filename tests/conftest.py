@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,22 +19,44 @@ TEST_SETTINGS = {"bcrypt_rounds": 4, "pool_size": 2, "pool_max_overflow": 4,
                  "secret_key": "kQ0jJ5Q1d1o1QeWl0h5i2m6h8GQe7bq0m0J7r3m3X2Y="}
 
 
+@contextmanager
+def private_data_dir(purpose: str) -> Iterator[Path]:
+    """A fresh directory for an embedded server's data, removed afterwards.
+
+    Never under pytest's temp dir: every pytest run resets ``/tmp/pytest-of-<user>`` to 0700,
+    and as root the server runs as another user (pgserver's), so a second run would cut a
+    first run's server off its own files. This lives under the user's cache directory, which
+    no test run changes.
+    """
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    root = cache / "akashone-es"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = root / f"{purpose}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    path.mkdir(mode=0o700)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """DSN of the server under test: ``DATABASE_URL`` when set, else an embedded server."""
+def server_dsn() -> Iterator[str]:
+    """DSN of the server under test: ``DATABASE_URL`` when set, else an embedded server
+    (in ``AKASHONE_TEST_DATA_DIR`` when set, kept for the next run; else a private
+    directory removed at the end)."""
     url = os.environ.get("DATABASE_URL")
     if url:
         yield url
         return
     from akashone_es.persistence.embedded import EmbeddedServer
 
-    base = Path(os.environ.get("AKASHONE_TEST_DATA_DIR") or tmp_path_factory.mktemp("pg"))
-    server = EmbeddedServer(base)
-    os.environ["AKASHONE_TEST_SERVER_DSN"] = server.dsn()
-    try:
+    with ExitStack() as stack:
+        configured = os.environ.get("AKASHONE_TEST_DATA_DIR")
+        base = Path(configured) if configured else stack.enter_context(private_data_dir("pg"))
+        server = EmbeddedServer(base)
+        stack.callback(server.stop)  # before the directory goes
+        os.environ["AKASHONE_TEST_SERVER_DSN"] = server.dsn()
         yield server.dsn("postgres")
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -56,8 +80,11 @@ def settings() -> Settings:
 def storage(dsn: str, settings: Settings) -> Iterator[Storage]:
     """Storage on a fresh database with the schema created and the default roles seeded."""
     store = open_storage(settings, dsn=dsn)
-    store.initialize_default_roles()
     try:
-        yield store
+        # platform work is explicit: the test body acts as a named system context, and
+        # tests of tenancy open their own ``acting_as`` blocks inside it
+        with store.acting_as(system="tests"):
+            store.initialize_default_roles()
+            yield store
     finally:
         store.close()

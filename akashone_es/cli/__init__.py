@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from akashone_es.cli import billing, demo, history, projections
-from akashone_es.cli.common import State, render_status
-from akashone_es.settings import Settings
+from akashone_es.cli.common import EXIT_USAGE, State, load_settings, one_line, render_status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Event-sourced persistence for AkashOne: schema, demo, projections, "
-                       "history.")
+                       "history. Exit codes: 0 done, 1 the command failed, 2 configuration "
+                       "or usage error.")
 app.add_typer(projections.app, name="projections")
 app.command("demo")(demo.demo)
 app.command("history")(history.history)
@@ -34,14 +35,14 @@ def root(
         overrides["database_url"] = database_url
     if data_dir:
         overrides["data_dir"] = data_dir
-    ctx.obj = State(Settings(**overrides))  # type: ignore[arg-type]
+    ctx.obj = State(load_settings(overrides), command=ctx.invoked_subcommand or "cli")
 
 
 @app.command()
 def init(ctx: typer.Context) -> None:
-    """Create or upgrade the schema and seed the permissions and system roles."""
+    """Create the database if needed, create or upgrade the schema, seed permissions and roles."""
     state: State = ctx.obj
-    with state.storage() as storage:
+    with state.storage("init", create=True) as storage:
         permissions = storage.initialize_default_permissions()
         roles = storage.initialize_default_roles()
         state.console.print(f"schema ready; seeded {permissions} permissions, {roles} roles")
@@ -49,4 +50,15 @@ def init(ctx: typer.Context) -> None:
 
 
 def main() -> None:
-    app()
+    """Run the CLI; a usage error is one ``error:`` line and exit 2, like any other error."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # typer's usage errors: a bad or missing argument
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare command: its help, as a hint
+            typer.echo(exc.format_message(), err=True)
+        else:
+            typer.echo(f"error: {one_line(exc.format_message())}", err=True)
+        sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
+    except typer.Abort:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

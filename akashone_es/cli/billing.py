@@ -7,10 +7,13 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.columns import Columns
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
-from akashone_es.cli.common import State
+from akashone_es.cli.common import State, cell, fail, fits
 from akashone_es.errors import ValidationError
 from akashone_es.money import format_inr
 from akashone_es.storage import Storage
@@ -18,32 +21,72 @@ from akashone_es.storage import Storage
 PERIOD = (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
 
 
+#: tax heads in the order a tax invoice prints them, with the line item field of each
+HEADS = (("CGST", "cgst_amount"), ("SGST", "sgst_amount"), ("UTGST", "utgst_amount"),
+         ("IGST", "igst_amount"))
+
+
+def _heads(invoice: Any, lines: list[Any]) -> list[tuple[str, str]]:
+    """The tax heads this invoice charges (IGST alone when none: zero-rated, exempt)."""
+    used = [(label, field) for label, field in HEADS
+            if getattr(invoice, field) or any(getattr(line, field) for line in lines)]
+    return used or [("IGST", "igst_amount")]
+
+
+def _line_table(lines: list[Any], heads: list[tuple[str, str]]) -> Table:
+    # only the description may wrap (between words): amounts are never cut or wrapped
+    table = Table(title_justify="left")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("description", min_width=12)
+    for column in ("qty", "unit", "amount", "discount", "taxable", *(h for h, _ in heads)):
+        table.add_column(column, justify="left" if column == "unit" else "right",
+                         no_wrap=True)
+    for line in lines:
+        table.add_row(str(line.line_number), line.description, _quantity(line), line.unit,
+                      format_inr(line.amount), format_inr(line.discount_amount),
+                      format_inr(line.taxable_amount),
+                      *(format_inr(getattr(line, field)) for _, field in heads))
+    return table
+
+
+def _line_blocks(lines: list[Any], heads: list[tuple[str, str]]) -> Group:
+    """Narrow terminals: each line as a heading and its figures flowing under it."""
+    blocks: list[RenderableType] = []
+    for line in lines:
+        blocks.append(Text(f"{line.line_number}. {line.description}: {_quantity(line)} "
+                           f"{line.unit}", style="bold"))
+        figures = [("amount", line.amount), ("discount", line.discount_amount),
+                   ("taxable", line.taxable_amount),
+                   *((label, getattr(line, field)) for label, field in heads)]
+        blocks.append(Padding(Columns(
+            [Text(f"{label} {format_inr(value)}", no_wrap=True) for label, value in figures],
+            padding=(0, 3)), (0, 0, 0, 3)))
+    return Group(*blocks)
+
+
+def _quantity(line: Any) -> str:
+    return f"{Decimal(line.quantity).normalize():f}"
+
+
 def render_invoice(console: Console, storage: Storage, invoice: Any) -> None:
     """The invoice as a tax invoice reads: parties, lines with tax per head, totals, notes."""
     console.print(f"[bold]TAX INVOICE {invoice.invoice_number or '(draft)'}[/bold]  "
                   f"status {invoice.status}  FY {invoice.fy or '-'}")
     console.print(f"supplier GSTIN {invoice.supplier_gstin}  buyer GSTIN "
-                  f"{invoice.buyer_gstin or 'unregistered'}  place of supply "
-                  f"{invoice.place_of_supply} ({invoice.place_of_supply_code})  "
-                  f"{invoice.tax_type}  SAC {invoice.sac_code}  reverse charge: No")
-    table = Table(title_justify="left")
-    for column in ("#", "description", "qty", "unit", "amount", "discount", "taxable", "CGST",
-                   "SGST/UTGST", "IGST"):
-        table.add_column(column, justify="right" if column not in ("description", "unit")
-                         else "left")
-    for line in storage.get_invoice_line_items(invoice.id):
-        table.add_row(str(line.line_number), line.description,
-                      f"{Decimal(line.quantity).normalize():f}", line.unit,
-                      format_inr(line.amount), format_inr(line.discount_amount),
-                      format_inr(line.taxable_amount), format_inr(line.cgst_amount),
-                      format_inr(line.sgst_amount + line.utgst_amount),
-                      format_inr(line.igst_amount))
-    console.print(table)
+                  f"{invoice.buyer_gstin or 'unregistered'}")
+    console.print(f"place of supply {invoice.place_of_supply} ({invoice.place_of_supply_code}),"
+                  f" {(invoice.tax_type or '-').replace('_', '-')}, SAC {invoice.sac_code},"
+                  " reverse charge: No")
+    lines = storage.get_invoice_line_items(invoice.id)
+    heads = _heads(invoice, lines)
+    table = _line_table(lines, heads)
+    console.print(table if fits(console, table) else _line_blocks(lines, heads))
     for label, value in (("subtotal", invoice.subtotal_amount),
                          ("discount", -invoice.discount_amount),
                          ("taxable value", invoice.taxable_amount),
                          ("CGST", invoice.cgst_amount), ("SGST", invoice.sgst_amount),
                          ("UTGST", invoice.utgst_amount), ("IGST", invoice.igst_amount),
+                         ("round off", getattr(invoice, "round_off_amount", 0)),
                          ("total", invoice.total_amount), ("paid", invoice.amount_paid)):
         if value or label in ("taxable value", "total"):
             console.print(f"  {label:>14}  {format_inr(value):>14}")
@@ -52,20 +95,43 @@ def render_invoice(console: Console, storage: Storage, invoice: Any) -> None:
                       f"{format_inr(note.total_amount)} ({note.reason})")
 
 
+def render_note(console: Console, note: Any) -> None:
+    """A credit or debit note: its number, the invoice it adjusts, the reason and its tax."""
+    console.print(f"[bold]{note.kind.replace('_', ' ').upper()} {note.note_number}[/bold]  "
+                  f"for invoice {note.invoice_number}  FY {note.fy}")
+    console.print(f"issued {cell(note.issued_at)} UTC  reason: {note.reason}")
+    for label, value in (("taxable value", note.taxable_amount), ("CGST", note.cgst_amount),
+                         ("SGST", note.sgst_amount), ("UTGST", note.utgst_amount),
+                         ("IGST", note.igst_amount), ("total", note.total_amount)):
+        if value or label in ("taxable value", "total"):
+            console.print(f"  {label:>14}  {format_inr(value):>14}")
+
+
 def invoice(ctx: typer.Context,
-            number: Annotated[str, typer.Argument(help="invoice number or id")]) -> None:
-    """Show one invoice with its lines, tax and credit/debit notes."""
+            number: Annotated[str, typer.Argument(
+                help="invoice number, credit/debit note number, or invoice id")]) -> None:
+    """Show one invoice with its lines, tax and credit/debit notes (or a note and its
+    invoice)."""
     state: State = ctx.obj
-    with state.storage() as storage:
+    with state.storage("invoice") as storage:
         found = storage.get_invoice_by_number(number)
+        if found is None:
+            notes = storage.get_adjustment_notes_by_number(number)
+            for note in notes:
+                render_note(state.console, note)
+                adjusted = storage.get_invoice(note.invoice_id)
+                if adjusted is not None:
+                    state.console.print()
+                    render_invoice(state.console, storage, adjusted)
+            if notes:
+                return
         if found is None:
             try:
                 found = storage.get_invoice(number)
             except ValidationError:  # not a UUID either: reported as not found below
                 found = None
         if found is None:
-            state.errors.print(f"[red]error:[/red] no invoice {number}")
-            raise typer.Exit(1)
+            fail(f"no invoice {number} (nor a credit or debit note with that number)")
         render_invoice(state.console, storage, found)
 
 
@@ -106,7 +172,7 @@ def billing_story(storage: Storage, console: Console, org_id: Any, actor_id: Any
                                            "period_end": PERIOD[1],
                                            "coupon_code": coupon_code})
         say(f"issued {issued.invoice_number}: coupon {coupon_code} and the customer's 5% "
-            f"discount before tax, {issued.tax_type} supply: IGST")
+            f"discount before tax, {(issued.tax_type or '-').replace('_', '-')} supply: IGST")
         first = storage.create_payment_transaction({
             "invoice_id": issued.id, "gateway": "razorpay",
             "gateway_transaction_id": f"pay_demo_{run}_1", "amount": issued.total_amount // 2,

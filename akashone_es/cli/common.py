@@ -1,63 +1,160 @@
-"""Shared CLI pieces: settings state, opening storage, rendering tables."""
+"""Shared CLI pieces: settings state, opening storage, one-line errors, tables that fit.
+
+Exit codes: 0 done; 1 the command ran and failed (not found, a rule refused the change,
+``verify`` found a difference); 2 configuration or usage (a setting, the DSN, a database
+that is unreachable or missing, a bad argument). Every error is one ``error: ...`` line on
+stderr, never a traceback.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NoReturn
 
+import psycopg
 import typer
 from pydantic import BaseModel
+from pydantic import ValidationError as SettingsValidationError
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
-from akashone_es.errors import AkashOneError
+from akashone_es.errors import AkashOneError, ConfigurationError
 from akashone_es.settings import Settings
 from akashone_es.storage import Storage, open_storage
 from projections.rebuild import status
+from projections.runner import Runner
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks and runs of spaces folded into single spaces."""
+    return " ".join(text.split())
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    """Print ``error: message`` as one line on stderr and exit with ``code``."""
+    # typer.echo, not rich: rich wraps long lines at the terminal's width
+    typer.echo(f"error: {one_line(message)}", err=True)
+    raise typer.Exit(code)
+
+
+def load_settings(overrides: dict[str, Any]) -> Settings:
+    """Settings from the environment and options; a bad value exits 2 naming the variable."""
+    try:
+        return Settings(**overrides)
+    except SettingsValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "settings"
+            variable = field.upper() if field.upper() == "DATABASE_URL" else (
+                f"AKASHONE_{field.upper()}")
+            problems.append(f"{variable}={error.get('input')!r}: {error['msg']}")
+        fail("invalid setting " + "; ".join(problems), EXIT_USAGE)
 
 
 class State:
     """What every command gets: settings and consoles."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, command: str = "cli") -> None:
         self.settings = settings
+        self.command = command
         self.console = Console()
         self.errors = Console(stderr=True)
 
     @contextmanager
-    def storage(self) -> Iterator[Storage]:
-        """Open storage for one command; domain errors become a message and exit code 1."""
+    def storage(self, command: str | None = None, *, create: bool = False
+                ) -> Iterator[Storage]:
+        """Open storage for one command, acting as the CLI; errors become one line.
+
+        ``command`` names the reason recorded for the platform context (``cli <command>``).
+        Only ``init`` and ``demo`` pass ``create=True``: every other command refuses a
+        missing database rather than create an empty one under a mistyped name.
+        """
         try:
-            storage = open_storage(self.settings)
+            storage = open_storage(self.settings, create_database=create)
+        except ConfigurationError as exc:
+            fail(str(exc), EXIT_USAGE)
         except AkashOneError as exc:
-            self.errors.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
+            fail(str(exc))
+        except psycopg.Error as exc:  # e.g. the role may not create the schema
+            fail(f"database: {exc}", EXIT_USAGE)
         try:
-            yield storage
+            with storage.acting_as(system=f"cli {command or self.command}"):
+                yield storage
+        except ConfigurationError as exc:
+            fail(str(exc), EXIT_USAGE)
         except AkashOneError as exc:
-            self.errors.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
+            fail(str(exc))
+        except psycopg.Error as exc:  # the server went away mid-command
+            fail(f"database: {exc}")
         finally:
             storage.close()
 
 
-def model_table(title: str, rows: Sequence[BaseModel], columns: Sequence[str]) -> Table:
-    """A rich table of some columns of read models."""
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*[_cell(getattr(row, column)) for column in columns])
-    return table
+def fits(console: Console, table: Table) -> bool:
+    """Whether ``table`` fits the console without cutting a ``no_wrap`` cell or breaking a
+    word in another (rich would squeeze it to fit, ellipsis and all). A column whose
+    overflow is ``fold`` may break anywhere: it needs only its ``min_width``."""
+    wide = console.options.update_width(10_000)
+    needed = len(table.columns) * 3 + 1  # the default box: a border and two spaces a column
+    for column in table.columns:
+        widest = 0
+        for renderable in () if column.overflow == "fold" else (column.header, *column.cells):
+            measured = Measurement.get(console, wide, renderable)
+            widest = max(widest, measured.maximum if column.no_wrap else measured.minimum)
+        needed += max(widest, column.min_width or 0)
+    return needed <= console.width
 
 
-def _cell(value: Any) -> str:
+def model_table(console: Console, title: str, rows: Sequence[BaseModel],
+                columns: Sequence[str]) -> Table:
+    """A table of some columns of read models, never wrapping a value.
+
+    Columns are given most important first; when the terminal is too narrow the last ones
+    are left out, and the caption says which.
+    """
+    shown = list(columns)
+    while True:
+        table = Table(title=title, title_justify="left", caption_justify="left")
+        for column in shown:
+            table.add_column(column, no_wrap=True)
+        for row in rows:
+            table.add_row(*[cell(getattr(row, column)) for column in shown])
+        hidden = [c for c in columns if c not in shown]
+        if hidden:
+            table.caption = f"(too narrow for {', '.join(hidden)})"
+        if len(shown) == 1 or fits(console, table):
+            return table
+        shown.pop()
+
+
+def cell(value: Any) -> str:
+    """A value as a table shows it: times in UTC to the minute, ``-`` for none."""
     if value is None:
         return "-"
-    if hasattr(value, "isoformat"):
-        return str(value.isoformat(timespec="seconds"))
+    if isinstance(value, datetime):
+        moment = value.astimezone(UTC) if value.tzinfo else value
+        return moment.strftime("%Y-%m-%d %H:%M")
     return str(value)
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 event``, ``2 events``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def catch_up_async(storage: Storage) -> None:
+    """Apply every pending event to the async projections (what ``projections catch-up``
+    does), so a status printed next shows no lag."""
+    chosen = [p for p in storage.projections if p.mode == "async"]
+    if chosen:
+        Runner(storage.dsn, chosen, storage.reader,
+               batch_size=storage.settings.batch_size).run(once=True)
 
 
 def render_status(console: Console, storage: Storage) -> None:
@@ -66,7 +163,7 @@ def render_status(console: Console, storage: Storage) -> None:
         rows = status(conn, storage.projections)
     table = Table(title="projections", title_justify="left")
     for column in ("projection", "mode", "checkpoint", "head", "lag"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for row in rows:
         table.add_row(row.name, row.mode, str(row.position), str(row.head), str(row.lag))
     console.print(table)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import typer
 
 from akashone_es.cli.billing import billing_story
-from akashone_es.cli.common import State, model_table, render_status
+from akashone_es.cli.common import State, catch_up_async, model_table, render_status
 from akashone_es.storage import Storage
 
 GSTIN_MAHARASHTRA = "27AAPFU0939F1ZV"
@@ -29,7 +31,7 @@ def demo(ctx: typer.Context) -> None:
     """Bootstrap, a reseller, an invited team member, a custom role, grant and revoke."""
     state: State = ctx.obj
     say = state.console.print
-    with state.storage() as storage:
+    with state.storage("demo", create=True) as storage:
         storage.initialize_default_roles()
         root_id = _super_admin(storage, state)
         run = len([o for o in storage.get_organizations() if o.kind == "reseller"]) + 1
@@ -67,15 +69,19 @@ def demo(ctx: typer.Context) -> None:
             say(f"revoked it: billing.manage="
                 f"{storage.user_has_permission(priya.id, 'billing.manage')}")
 
-            say(model_table(f"users of {org.name}", storage.get_users(),
-                            ["username", "email", "account_type", "gst_number", "status"]))
-            say(model_table("roles visible to the reseller", storage.get_roles(),
-                            ["name", "is_system", "organization_id"]))
-            say(model_table("team members", storage.get_team_members(org.id),
-                            ["email", "status", "invited_at", "joined_at"]))
-            say(model_table("activity log (newest first)", storage.get_recent_activities(12),
-                            ["created_at", "username", "action", "resource_name",
-                             "ip_address"]))
+            table = partial(model_table, state.console)
+            say(table(f"users of {org.name}", storage.get_users(),
+                      ["username", "email", "account_type", "gst_number", "status"]))
+            say(table("roles visible to the reseller", storage.get_roles(),
+                      ["name", "is_system", "organization_id"]))
+            say(table("team members", storage.get_team_members(org.id),
+                      ["email", "status", "invited_at", "joined_at"]))
+            say(table("activity log (newest first, UTC)", storage.get_recent_activities(12),
+                      ["created_at", "username", "action", "resource_name", "ip_address"]))
         billing_story(storage, state.console, org.id, reseller.id, run)
+        # the activity log is an async projection (a follower applies it after the write):
+        # catch it up here, as `akashone-es projections run` would, so no lag is left
+        catch_up_async(storage)
+        say("async projections caught up (`akashone-es projections run` keeps them current)")
         render_status(state.console, storage)
         say(f"try: akashone-es history {priya.id}")

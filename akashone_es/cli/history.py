@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
 import typer
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
-from akashone_es.cli.common import State
+from akashone_es.cli.common import State, fail, fits, plural
 from akashone_es.domain.base import DomainEvent
 
 BASE_FIELDS = set(DomainEvent.model_fields) | {"originator_topic"}
@@ -28,11 +31,6 @@ def redact(data: Any) -> Any:
     return data
 
 
-def _changes(event: Any) -> str:
-    data = redact(event.model_dump(mode="json", exclude=BASE_FIELDS))
-    return orjson.dumps(data).decode() if data else ""
-
-
 def history(ctx: typer.Context,
             aggregate_id: Annotated[str, typer.Argument(help="id of a user, role, ...")],
             as_json: Annotated[bool, typer.Option("--json", help="one JSON line per event")]
@@ -43,11 +41,10 @@ def history(ctx: typer.Context,
         oid = UUID(aggregate_id)
     except ValueError:
         raise typer.BadParameter("must be a UUID", param_hint="AGGREGATE_ID") from None
-    with state.storage() as storage:
+    with state.storage("history") as storage:
         stored = storage.app.recorder.select_events(oid)
         if not stored:
-            state.errors.print(f"[red]error:[/red] no events for {oid}")
-            raise typer.Exit(1)
+            fail(f"no events for {oid}")
         events = [storage.app.mapper.to_domain_event(s) for s in stored]
         names = {str(u.id): u.username for u in storage.get_users()}
     if as_json:
@@ -55,14 +52,36 @@ def history(ctx: typer.Context,
             data = redact(event.model_dump(mode="json"))  # type: ignore[attr-defined]
             state.console.print_json(orjson.dumps(data).decode())
         return
+    rows = [_row(event, names) for event in events]
     table = Table(title=f"history of {oid}", title_justify="left")
-    for column in ("v", "when", "who", "event", "what changed"):
-        table.add_column(column, overflow="fold")
-    for event in events:
-        meta = event.metadata or {}  # type: ignore[attr-defined]
-        actor = meta.get("actor_id")
-        who = names.get(actor or "", actor or meta.get("actor_kind", "system"))
-        table.add_row(str(event.originator_version),
-                      event.timestamp.isoformat(timespec="seconds"),  # type: ignore[attr-defined]
-                      who, type(event).__qualname__, _changes(event))
-    state.console.print(table)
+    for column in ("v", "when", "who", "event"):
+        table.add_column(column, no_wrap=True)
+    # the changes wrap; below 40 characters a column of JSON is unreadable
+    table.add_column("what changed", min_width=40, overflow="fold")
+    for row in rows:
+        table.add_row(*row[:4], _changes(row[4], compact=True))
+    if fits(state.console, table):
+        state.console.print(table)
+        return
+    state.console.print(f"history of {oid} ({plural(len(rows), 'event')})", style="bold")
+    for row in rows:  # narrow terminal: one heading per event, its changes indented below
+        state.console.print("  ".join(row[:4]), no_wrap=True, overflow="ellipsis")
+        if row[4]:
+            state.console.print(Padding(Text(_changes(row[4], compact=False)), (0, 0, 0, 4)))
+
+
+def _row(event: Any, names: dict[str, str]) -> tuple[str, str, str, str, Any]:
+    """Version, time, actor name, event type and the redacted data of one event."""
+    meta = event.metadata or {}
+    actor = meta.get("actor_id")
+    who = names.get(actor or "", actor or meta.get("actor_kind", "system"))
+    data = redact(event.model_dump(mode="json", exclude=BASE_FIELDS))
+    return (str(event.originator_version), event.timestamp.isoformat(timespec="seconds"),
+            str(who), type(event).__qualname__, data)
+
+
+def _changes(data: Any, *, compact: bool) -> str:
+    """The data as JSON: compact in a table cell, spaced (so it wraps between fields) alone."""
+    if not data:
+        return ""
+    return orjson.dumps(data).decode() if compact else json.dumps(data, ensure_ascii=False)

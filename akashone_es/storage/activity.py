@@ -39,12 +39,12 @@ class ActivityStorage(UsersStorage):
             return self.get_recent_activities(limit or NO_LIMIT)
         rows = self._all(m.UserActivity, OF_USER, (i.parse_id(user_id, "user_id"),
                                                    limit or NO_LIMIT))
-        return [r for r in rows if self.visible(r.organization_id)]
+        return [r for r in rows if self._visible_row(r.organization_id, r.user_id)]
 
     def get_user_activity(self, activity_id: UUID | str) -> m.UserActivity | None:
         self._activities()
         row = self._one(m.UserActivity, BY_ID, (i.parse_id(activity_id, "id"),))
-        return row if row and self.visible(row.organization_id) else None
+        return row if row and self._visible_row(row.organization_id, row.user_id) else None
 
     def create_user_activity(self, data: i.InsertUserActivity | dict[str, Any]
                              ) -> m.UserActivity:
@@ -74,4 +74,4 @@ class ActivityStorage(UsersStorage):
         self._activities()
         rows = self._all(m.UserActivity, OF_USER_ACTION,
                          (i.parse_id(user_id, "user_id"), action))
-        return [r for r in rows if self.visible(r.organization_id)]
+        return [r for r in rows if self._visible_row(r.organization_id, r.user_id)]

@@ -19,6 +19,7 @@ from akashone_es.errors import ConflictError, DuplicateError, NotFoundError, Val
 from akashone_es.persistence.recorder import capture_rows
 from akashone_es.secrets import SecretBox, load_key
 from akashone_es.settings import Settings
+from akashone_es.storage import tenancy
 from projections.engine import Projection, Query, RowKey
 from projections.log import LogReader
 from projections.runner import catch_up
@@ -58,16 +59,30 @@ class StorageBase:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def acting_as(self, **kwargs: Any) -> AbstractContextManager[context.ActingContext]:
-        """Act as someone (actor_id, organization_id, ip, user_agent) inside the block."""
-        return context.acting_as(**kwargs)
+    def acting_as(self, actor_id: UUID | str | None = None, *, system: str | None = None,
+                  organization_id: UUID | str | None = None, ip: str | None = None,
+                  user_agent: str | None = None, correlation_id: UUID | str | None = None,
+                  actor_kind: str | None = None,
+                  ) -> AbstractContextManager[context.ActingContext]:
+        """Act inside the block as a user (``actor_id``: its tenant comes from its own row) or
+        as a named platform job (``system="nightly overdue run"``).
+
+        Unknown actors and kinds, suspended actors and a tenant user naming another
+        organization raise ``ContextError``; a super admin or a system context may name an
+        ``organization_id`` to act on its behalf (recorded in the metadata).
+        """
+        with self._datastore.get_connection() as conn:
+            ctx = tenancy.resolve(conn, actor_id=actor_id, system=system,
+                                  organization_id=organization_id, actor_kind=actor_kind,
+                                  ip=ip, user_agent=user_agent, correlation_id=correlation_id)
+        return context.entered(ctx)
 
     @property
     def tenant_id(self) -> UUID | None:
-        """The organization the acting tenant user is confined to (None: platform-wide)."""
+        """The organization the acting context is confined to (None: platform-wide)."""
         return context.current().tenant_id
 
-    def visible(self, organization_id: UUID | str | None, *, shared: bool = False) -> bool:
+    def _visible(self, organization_id: UUID | str | None, *, shared: bool = False) -> bool:
         """Whether a record of ``organization_id`` is visible to the acting party."""
         tenant = self.tenant_id
         if tenant is None:
@@ -75,6 +90,15 @@ class StorageBase:
         if organization_id is None:
             return shared
         return str(organization_id) == str(tenant)
+
+    def _visible_row(self, organization_id: UUID | str | None, user_id: UUID | str | None
+                     ) -> bool:
+        """A row of an organization, or about a user: visible in scope, or the actor's own
+        (a user who belongs to no organization still sees itself and its own records)."""
+        if self._visible(organization_id):
+            return True
+        actor = context.current().actor_id
+        return actor is not None and user_id is not None and str(user_id) == str(actor)
 
     # -- write side ---------------------------------------------------------------------
     def _save(self, *aggregates: Aggregate | DomainEvent) -> int:
@@ -151,7 +175,12 @@ class StorageBase:
         return None if row is None else next(iter(row.values()))
 
     def _catch_up(self, name: str) -> None:
-        """Read-your-writes for an async projection: apply what is pending before reading."""
+        """Read-your-writes for an async projection: apply what is pending before reading.
+
+        A projection stopped at an event it cannot apply raises ``ProjectionError`` naming
+        it: silently serving an audit trail that ends early (or not finding the row just
+        written) would mislead more than an error that says what to do.
+        """
         projection = next(p for p in self.projections if p.name == name)
         with self._datastore.get_connection() as conn:
             catch_up(conn, projection, self.reader, batch_size=self.settings.batch_size)

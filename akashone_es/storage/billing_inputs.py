@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BeforeValidator,
     Field,
@@ -15,8 +16,11 @@ from pydantic import (
     model_validator,
 )
 
-from akashone_es.gst import STATE_CODES
+from akashone_es.gst import OTHER_COUNTRIES, STATE_CODES, address_state_code_error
+from akashone_es.storage import limits as lim
+from akashone_es.storage.gateway_response import sanitize_gateway_response
 from akashone_es.storage.inputs import Input, check_gstin
+from akashone_es.storage.limits import INT4_MAX, PAISE_MAX, JsonObject
 
 
 def _no_float(value: Any) -> Any:
@@ -26,12 +30,25 @@ def _no_float(value: Any) -> Any:
     return value
 
 
-INT4_MAX = 2**31 - 1  # integer columns
-PAISE_MAX = 2**62  # bigint columns, and what the JSON encoder of events holds exactly
-DECIMAL_MAX = Decimal(10) ** 15  # quantities and unit prices (paise)
-
-ExactDecimal = Annotated[Decimal, BeforeValidator(_no_float), Field(le=DECIMAL_MAX)]
+# bounded so that no accepted line or usage record can overflow an invoice (see limits)
+Quantity = Annotated[Decimal, BeforeValidator(_no_float),
+                     Field(ge=0, le=lim.QUANTITY_MAX, decimal_places=lim.QUANTITY_PLACES)]
+UnitPrice = Annotated[Decimal, BeforeValidator(_no_float),
+                      Field(ge=0, le=lim.UNIT_PRICE_MAX, decimal_places=lim.UNIT_PRICE_PLACES,
+                            description="paise per unit")]
+#: a GST rate in percent: numeric(5,2) columns
+Rate = Annotated[Decimal, BeforeValidator(_no_float),
+                 Field(ge=0, le=lim.RATE_MAX, decimal_places=lim.RATE_PLACES)]
 Paise = Annotated[StrictInt, Field(ge=0, le=PAISE_MAX, description="integer paise")]
+#: a gateway's answer: bounded JSON, then trimmed to what a payment needs, secrets masked
+GatewayResponse = Annotated[dict[str, Any],
+                            AfterValidator(lim.check_json(lim.GATEWAY_JSON_BYTES_MAX)),
+                            AfterValidator(sanitize_gateway_response)]
+Code = Annotated[str, Field(min_length=1, max_length=lim.CODE_MAX)]
+Name = Annotated[str, Field(min_length=1, max_length=lim.NAME_MAX)]
+Description = Annotated[str, Field(min_length=1, max_length=lim.DESCRIPTION_MAX)]
+Notes = Annotated[str, Field(max_length=lim.DESCRIPTION_MAX)]
+ExternalId = Annotated[str, Field(min_length=1, max_length=lim.ID_MAX)]
 
 
 
@@ -42,44 +59,57 @@ def _state_code(value: str | None) -> str | None:
     return value
 
 
+def _address_code(value: str | None) -> str | None:
+    # 96 (Other Countries) is an address's code abroad; the model checks it against the country
+    return value if value == OTHER_COUNTRIES else _state_code(value)
+
+
+def _address_rules(country: str, state_code: str | None) -> None:
+    if not country:
+        raise ValueError("country: must not be empty (India, or the country abroad)")
+    problem = address_state_code_error(country=country, state_code=state_code)
+    if problem:
+        raise ValueError(f"state_code: {problem}")
+
+
 class InsertBillingAddress(Input):
     user_id: UUID
     address_line1: str = Field(min_length=1, max_length=200)
-    address_line2: str | None = None
+    address_line2: str | None = Field(default=None, max_length=lim.NAME_MAX)
     city: str = Field(min_length=1, max_length=100)
-    state: str | None = None
+    state: str | None = Field(default=None, max_length=100)
     state_code: str | None = None
     postal_code: str = Field(min_length=3, max_length=12)
-    country: str = "India"
-    gst_number: str | None = None
+    country: str = Field(default="India", max_length=100)
+    gst_number: str | None = Field(default=None, max_length=lim.GSTIN_MAX)
     is_sez: bool = False
-    lut_number: str | None = None
+    lut_number: str | None = Field(default=None, max_length=lim.CODE_MAX)
     is_default: bool = False
 
     _gst = field_validator("gst_number")(check_gstin)
-    _code = field_validator("state_code")(_state_code)
+    _code = field_validator("state_code")(_address_code)
 
     @model_validator(mode="after")
-    def _india_needs_a_state(self) -> InsertBillingAddress:
-        if self.country.strip().lower() in ("india", "in") and not self.state_code:
-            raise ValueError("state_code: an address in India needs its GST state code")
+    def _state_code_fits_country(self) -> InsertBillingAddress:
+        """India: a known state code (not 96); abroad: 96 or none (storage records 96)."""
+        _address_rules(self.country, self.state_code)
         return self
 
 
 class UpdateBillingAddress(Input):
     address_line1: str | None = Field(default=None, min_length=1, max_length=200)
-    address_line2: str | None = None
+    address_line2: str | None = Field(default=None, max_length=lim.NAME_MAX)
     city: str | None = Field(default=None, min_length=1, max_length=100)
-    state: str | None = None
+    state: str | None = Field(default=None, max_length=100)
     state_code: str | None = None
     postal_code: str | None = Field(default=None, min_length=3, max_length=12)
-    country: str | None = None
-    gst_number: str | None = None
+    country: str | None = Field(default=None, max_length=100)
+    gst_number: str | None = Field(default=None, max_length=lim.GSTIN_MAX)
     is_sez: bool | None = None
-    lut_number: str | None = None
+    lut_number: str | None = Field(default=None, max_length=lim.CODE_MAX)
 
     _gst = field_validator("gst_number")(check_gstin)
-    _code = field_validator("state_code")(_state_code)
+    _code = field_validator("state_code")(_address_code)  # checked with the country in storage
 
     @model_validator(mode="after")
     def _required_stay_set(self) -> UpdateBillingAddress:
@@ -90,16 +120,31 @@ class UpdateBillingAddress(Input):
 
 
 class InsertInvoiceLine(Input):
-    resource_type: str = Field(min_length=1)
-    resource_id: str | None = None
-    resource_name: str = Field(min_length=1)
-    description: str = Field(min_length=1)
-    quantity: ExactDecimal = Field(gt=0)
-    unit: str = Field(min_length=1)
-    unit_price: ExactDecimal = Field(ge=0, description="paise per unit")
-    sac_code: str | None = Field(default=None, pattern=r"^99\d{4}$")
+    resource_type: Code
+    resource_id: ExternalId | None = None
+    resource_name: Name
+    description: Description
+    quantity: Quantity = Field(gt=0)
+    unit: Code
+    unit_price: UnitPrice
+    sac_code: str | None = Field(default=None, max_length=6, pattern=r"^99\d{4}$")
     usage_start: AwareDatetime | None = None
     usage_end: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _amount(self) -> InsertInvoiceLine:
+        problem = line_amount_problem(self.quantity, self.unit_price)
+        if problem:
+            raise ValueError(f"quantity: {problem}")
+        return self
+
+
+def line_amount_problem(quantity: Decimal, unit_price: Decimal) -> str | None:
+    """Why quantity x unit price is more than one line (or usage record) may amount to."""
+    if quantity * unit_price > lim.LINE_AMOUNT_MAX:
+        return (f"quantity x unit_price is {quantity * unit_price:.0f} paise, above the "
+                f"{lim.LINE_AMOUNT_MAX} paise one line or usage record may amount to")
+    return None
 
 
 class InsertInvoice(Input):
@@ -109,8 +154,8 @@ class InsertInvoice(Input):
     billing_period_end: AwareDatetime
     due_date: AwareDatetime | None = None
     currency: Literal["INR"] = "INR"
-    notes: str | None = None
-    lines: list[InsertInvoiceLine] = []
+    notes: Notes | None = None
+    lines: list[InsertInvoiceLine] = Field(default=[], max_length=lim.INVOICE_LINES_MAX)
 
     @model_validator(mode="after")
     def _period(self) -> InsertInvoice:
@@ -121,24 +166,25 @@ class InsertInvoice(Input):
 
 class UpdateInvoice(Input):
     due_date: AwareDatetime | None = None
-    notes: str | None = None
+    notes: Notes | None = None
     billing_period_start: AwareDatetime | None = None
     billing_period_end: AwareDatetime | None = None
 
 
 class InsertUsageRecord(Input):
     user_id: UUID
-    resource_type: str = Field(min_length=1)
-    resource_id: str = Field(min_length=1)
-    resource_name: str = Field(min_length=1)
-    metric_type: str = Field(min_length=1)
-    quantity: ExactDecimal = Field(ge=0)
-    unit: str | None = None
-    unit_price: ExactDecimal | None = Field(default=None, ge=0, description="paise per unit")
+    resource_type: Code
+    resource_id: ExternalId
+    resource_name: Name
+    metric_type: Code
+    quantity: Quantity
+    unit: Code | None = None
+    #: the resource type's metering rate when not given; quantity x price is checked in storage
+    unit_price: UnitPrice | None = None
     recorded_at: AwareDatetime | None = None
     period_start: AwareDatetime
     period_end: AwareDatetime
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
 
     @model_validator(mode="after")
     def _period(self) -> InsertUsageRecord:
@@ -150,10 +196,10 @@ class InsertUsageRecord(Input):
 class InsertPaymentMethod(Input):
     user_id: UUID
     gateway: Literal["razorpay", "cashfree", "stripe"]
-    gateway_method_id: str | None = None
+    gateway_method_id: ExternalId | None = None
     type: Literal["card", "upi", "netbanking", "wallet"]
-    card_last4: str | None = Field(default=None, pattern=r"^\d{4}$")
-    card_brand: str | None = None
+    card_last4: str | None = Field(default=None, max_length=4, pattern=r"^\d{4}$")
+    card_brand: Code | None = None
     card_exp_month: int | None = Field(default=None, ge=1, le=12)
     card_exp_year: int | None = Field(default=None, ge=2000, le=2200)
     upi_id: str | None = Field(default=None, max_length=100,
@@ -163,11 +209,12 @@ class InsertPaymentMethod(Input):
 
 
 class UpdatePaymentMethod(Input):
-    gateway_method_id: str | None = None
-    card_brand: str | None = None
+    gateway_method_id: ExternalId | None = None
+    card_brand: Code | None = None
     card_exp_month: int | None = Field(default=None, ge=1, le=12)
     card_exp_year: int | None = Field(default=None, ge=2000, le=2200)
-    upi_id: str | None = None
+    upi_id: str | None = Field(default=None, max_length=100,
+                               pattern=r"^[A-Za-z0-9._-]+@[A-Za-z]+$")
     status: Literal["active", "expired", "removed"] | None = None
 
 
@@ -179,44 +226,46 @@ class InsertPaymentTransaction(Input):
     user_id: UUID | None = None
     payment_method_id: UUID | None = None
     gateway: Literal["razorpay", "cashfree", "stripe"]
-    gateway_transaction_id: str | None = Field(default=None, min_length=1, max_length=200)
-    gateway_order_id: str | None = None
-    amount: Annotated[StrictInt, Field(gt=0, le=PAISE_MAX, description="integer paise")]
+    gateway_transaction_id: ExternalId | None = None
+    gateway_order_id: ExternalId | None = None
+    #: no payment is larger than the largest invoice (so amount_paid stays within bigint)
+    amount: Annotated[StrictInt, Field(gt=0, le=lim.INVOICE_TOTAL_MAX,
+                                       description="integer paise")]
     currency: Literal["INR"] = "INR"
     status: TransactionStatus = "pending"
-    payment_method: str | None = None
-    gateway_response: dict[str, Any] | None = None
+    payment_method: Code | None = None
+    gateway_response: GatewayResponse | None = None
 
 
 class UpdatePaymentTransaction(Input):
     status: TransactionStatus | None = None
-    gateway_transaction_id: str | None = None
-    gateway_order_id: str | None = None
-    gateway_response: dict[str, Any] | None = None
-    error_code: str | None = None
-    error_message: str | None = None
+    gateway_transaction_id: ExternalId | None = None
+    gateway_order_id: ExternalId | None = None
+    gateway_response: GatewayResponse | None = None
+    error_code: Code | None = None
+    error_message: Notes | None = None
 
 
 class InsertTaxCalculation(Input):
     invoice_id: UUID
     user_id: UUID
-    supplier_state: str
+    supplier_state: Name
     supplier_state_code: str
-    customer_state: str
+    customer_state: Name
     customer_state_code: str
-    tax_type: str
+    tax_type: Code
     taxable_amount: Paise
-    cgst_rate: ExactDecimal = Decimal(0)
-    sgst_rate: ExactDecimal = Decimal(0)
-    utgst_rate: ExactDecimal = Decimal(0)
-    igst_rate: ExactDecimal = Decimal(0)
+    cgst_rate: Rate = Decimal(0)
+    sgst_rate: Rate = Decimal(0)
+    utgst_rate: Rate = Decimal(0)
+    igst_rate: Rate = Decimal(0)
     cgst_amount: Paise = 0
     sgst_amount: Paise = 0
     utgst_amount: Paise = 0
     igst_amount: Paise = 0
     total_tax_amount: Paise
-    gst_rate: ExactDecimal = Decimal(18)
-    hsn_sac_code: str = "998315"
+    gst_rate: Rate = Decimal(18)
+    hsn_sac_code: str = Field(default="998315", pattern=r"^\d{4,8}$", max_length=8)
     calculated_at: AwareDatetime | None = None
 
     _codes = field_validator("supplier_state_code", "customer_state_code")(_state_code)
@@ -224,25 +273,25 @@ class InsertTaxCalculation(Input):
 
 class InsertHsnCode(Input):
     service_type: str = Field(min_length=1, max_length=50)
-    hsn_code: str = Field(pattern=r"^\d{4,8}$")
-    sac_code: str = Field(pattern=r"^99\d{4}$")
-    description: str = Field(min_length=1)
-    gst_rate: ExactDecimal = Field(default=Decimal(18), ge=0, le=28)
+    hsn_code: str = Field(max_length=8, pattern=r"^\d{4,8}$")
+    sac_code: str = Field(max_length=6, pattern=r"^99\d{4}$")
+    description: Description
+    gst_rate: Rate = Field(default=Decimal(18), le=28)
     is_active: bool = True
 
 
 class UpdateHsnCode(Input):
-    hsn_code: str | None = Field(default=None, pattern=r"^\d{4,8}$")
-    sac_code: str | None = Field(default=None, pattern=r"^99\d{4}$")
-    description: str | None = None
-    gst_rate: ExactDecimal | None = Field(default=None, ge=0, le=28)
+    hsn_code: str | None = Field(default=None, max_length=8, pattern=r"^\d{4,8}$")
+    sac_code: str | None = Field(default=None, max_length=6, pattern=r"^99\d{4}$")
+    description: Description | None = None
+    gst_rate: Rate | None = Field(default=None, le=28)
     is_active: bool | None = None
 
 
 class InsertDiscountCoupon(Input):
     code: str = Field(min_length=3, max_length=50, pattern=r"^[A-Za-z0-9_-]+$")
-    name: str = Field(min_length=1)
-    description: str | None = None
+    name: Name
+    description: Notes | None = None
     discount_type: Literal["percentage", "fixed"]
     discount_value: Annotated[StrictInt, Field(gt=0, le=INT4_MAX,
                                                description="percent, or paise if fixed")]
@@ -267,8 +316,8 @@ class InsertDiscountCoupon(Input):
 
 
 class UpdateDiscountCoupon(Input):
-    name: str | None = None
-    description: str | None = None
+    name: Name | None = None
+    description: Notes | None = None
     max_uses: int | None = Field(default=None, ge=1, le=INT4_MAX)
     min_order_amount: Paise | None = None
     valid_from: AwareDatetime | None = None
@@ -277,13 +326,13 @@ class UpdateDiscountCoupon(Input):
 
 
 class InsertServicePlan(Input):
-    name: str = Field(min_length=1)
-    description: str | None = None
+    name: Name
+    description: Notes | None = None
     cpu: int = Field(gt=0, le=INT4_MAX)
     memory: int = Field(gt=0, le=INT4_MAX, description="MB")
     storage: int = Field(gt=0, le=INT4_MAX, description="GB")
     bandwidth: int | None = Field(default=None, ge=0, le=INT4_MAX)
-    cloudstack_offering_id: str | None = None
+    cloudstack_offering_id: ExternalId | None = None
     price: int = Field(default=0, ge=0, le=INT4_MAX, description="whole rupees per month")
     is_active: bool = True
     is_public: bool = True
@@ -292,13 +341,13 @@ class InsertServicePlan(Input):
 
 
 class UpdateServicePlan(Input):
-    name: str | None = None
-    description: str | None = None
+    name: Name | None = None
+    description: Notes | None = None
     cpu: int | None = Field(default=None, gt=0, le=INT4_MAX)
     memory: int | None = Field(default=None, gt=0, le=INT4_MAX)
     storage: int | None = Field(default=None, gt=0, le=INT4_MAX)
     bandwidth: int | None = Field(default=None, ge=0, le=INT4_MAX)
-    cloudstack_offering_id: str | None = None
+    cloudstack_offering_id: ExternalId | None = None
     price: int | None = Field(default=None, ge=0, le=INT4_MAX)
     is_active: bool | None = None
     is_public: bool | None = None
@@ -309,8 +358,8 @@ class GenerateInvoice(Input):
     user_id: UUID
     period_start: AwareDatetime
     period_end: AwareDatetime
-    coupon_code: str | None = None
-    notes: str | None = None
+    coupon_code: str | None = Field(default=None, max_length=50)  # as coupons' codes
+    notes: Notes | None = None
 
 
 

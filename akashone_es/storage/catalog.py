@@ -181,7 +181,7 @@ class CatalogStorage(StorageBase):
 
     def get_service_plan(self, plan_id: UUID | str) -> bm.ServicePlan | None:
         plan = self._one(bm.ServicePlan, PLAN, (i.parse_id(plan_id, "id"),))
-        return plan if plan and (plan.is_public or self.visible(plan.organization_id)) else None
+        return plan if plan and (plan.is_public or self._visible(plan.organization_id)) else None
 
     def create_service_plan(self, data: bi.InsertServicePlan | dict[str, Any]
                             ) -> bm.ServicePlan:
@@ -197,7 +197,7 @@ class CatalogStorage(StorageBase):
     def _writable_plan(self, plan_id: UUID | str) -> bm.ServicePlan | None:
         """A plan the acting party may change: a tenant only its own organization's."""
         plan = self._one(bm.ServicePlan, PLAN, (i.parse_id(plan_id, "id"),))
-        return plan if plan and self.visible(plan.organization_id) else None
+        return plan if plan and self._visible(plan.organization_id) else None
 
     def update_service_plan(self, plan_id: UUID | str,
                             changes: bi.UpdateServicePlan | dict[str, Any]

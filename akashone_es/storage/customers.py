@@ -20,6 +20,8 @@ from akashone_es.errors import (
 )
 from akashone_es.gst import (
     STATE_CODES,
+    address_pos_code,
+    is_india,
 )
 from akashone_es.storage import billing_inputs as bi
 from akashone_es.storage import inputs as i
@@ -103,9 +105,10 @@ class CustomerRecordsStorage(BillingBase):
         address = i.parse(bi.InsertBillingAddress, data)
         user = self._user_of(address.user_id)
         fields = address.model_dump(mode="json", exclude={"user_id"})
-        fields["state"] = fields["state"] or STATE_CODES.get(fields["state_code"] or "", "")
-        if not fields["state"]:
-            raise ValidationError.single("state", "the state name is required outside India")
+        fields["state_code"] = address_pos_code(country=address.country,
+                                                state_code=address.state_code)
+        fields["state"] = address_state_name(fields["state"], fields["state_code"],
+                                             address.country)
         return self._create_owned(domain.BillingAddress, bm.BillingAddress, "billing_addresses",
                                   user.id, fields, address.is_default,
                                   self.get_default_billing_address)
@@ -117,9 +120,7 @@ class CustomerRecordsStorage(BillingBase):
         current = self.get_billing_address(address_id)
         if current is None:
             return None
-        values = update.model_dump(mode="json", exclude_unset=True)
-        if values.get("state_code") and "state" not in values:
-            values["state"] = STATE_CODES[values["state_code"]]
+        values = address_changes(current, update.model_dump(mode="json", exclude_unset=True))
         return self._update_owned(domain.BillingAddress, bm.BillingAddress,
                                   "billing_addresses", current, values)
 
@@ -182,3 +183,26 @@ class CustomerRecordsStorage(BillingBase):
         self._set_default(domain.PaymentMethod, target.id,
                           self.get_default_payment_method(user.id), "payment_method")
 
+
+def address_state_name(state: str | None, state_code: str, country: str) -> str:
+    """The state as written, else the name of its GST code; abroad (96), the country."""
+    return state or STATE_CODES.get(state_code) or country
+
+
+def address_changes(current: bm.BillingAddress, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` checked against the address they change: the state code must fit the
+    (possibly new) country; a move abroad without a code takes 96, one into India needs one."""
+    if "country" not in values and "state_code" not in values:
+        return values
+    country = values.get("country", current.country)
+    if not country:
+        raise ValidationError.single("country", "must not be empty (India, or the country "
+                                                "abroad)")
+    moved = "country" in values and is_india(country) != is_india(current.country)
+    code = values.get("state_code", None if moved else current.state_code)
+    checked = address_pos_code(country=country, state_code=code)
+    if checked != current.state_code or "state_code" in values:
+        values["state_code"] = checked
+    if "state" not in values and (checked != current.state_code or moved):
+        values["state"] = address_state_name(None, checked, country)
+    return values

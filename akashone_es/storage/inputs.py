@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, field_validator
 
+from akashone_es.domain.confusables import mixed_script
 from akashone_es.errors import ValidationError
 from akashone_es.gst import gstin_error
+from akashone_es.storage import limits as lim
+from akashone_es.storage.limits import JsonObject
 
-BCRYPT_HASH = re.compile(r"^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$")
+#: cost 04-31: bcrypt refuses any other, so a hash outside it could never be verified
+BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$")
 USERNAME = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
 PERMISSION_KEY = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 
@@ -21,15 +25,28 @@ UserStatus = Literal["active", "suspended", "invited"]
 TeamStatus = Literal["invited", "active", "suspended"]
 
 
+def _email_length(value: Any) -> Any:
+    # EmailStr alone takes 2048 characters; an address has at most 254 (RFC 5321)
+    if isinstance(value, str) and len(value) > lim.EMAIL_MAX:
+        raise ValueError(f"an email address has at most {lim.EMAIL_MAX} characters")
+    return value
+
+
+Email = Annotated[EmailStr, BeforeValidator(_email_length)]
+
+
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
     @field_validator("*")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        # PostgreSQL text cannot hold NUL: say so here rather than fail in the database
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("must not contain NUL characters")
+    def _storable_text(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL nor UTF-8 a lone surrogate: say so here rather than
+        # fail in the database (or, in an event, in every projection that applies it)
+        if isinstance(value, str):
+            problem = lim.text_problem(value)
+            if problem:
+                raise ValueError(problem)
         return value
 
 
@@ -44,28 +61,66 @@ def check_gstin(value: str | None) -> str | None:
     return value
 
 
+#: bcrypt reads only the first 72 bytes of a password (and the library refuses more)
+BCRYPT_MAX_BYTES = 72
+
+
+def check_password(value: str | None) -> str | None:
+    """A field validator: a password bcrypt can hash whole (explicit null refused)."""
+    if value is None:
+        raise ValueError("must not be null; omit the field to keep the current password")
+    if len(value.encode("utf-8", "surrogatepass")) > BCRYPT_MAX_BYTES:
+        raise ValueError(f"at most {BCRYPT_MAX_BYTES} bytes in UTF-8 (bcrypt reads no further)")
+    return value
+
+
+def check_email(value: str | None) -> str | None:
+    """A field validator: an address whose local part and domain labels are each written in
+    one script (``alice`` with a Cyrillic a, U+0430, would pass for ``alice``)."""
+    if value is None:
+        raise ValueError("must not be null; omit the field to keep the current email")
+    local, _, domain = value.rpartition("@")
+    for part, what in [(local, "local part"), *((label, "domain label") for label in
+                                                 domain.split("."))]:
+        problem = mixed_script(part)
+        if problem:
+            raise ValueError(f"{what} {part!r} {problem}: use one script")
+    return value
+
+
+def check_username(value: str | None) -> str | None:
+    """A field validator: explicit null refused (the pattern keeps usernames to ASCII, so
+    they cannot mix scripts; uniqueness ignores case)."""
+    if value is None:
+        raise ValueError("must not be null; omit the field to keep the current username")
+    return value
+
+
 class InsertUser(Input):
     username: str = Field(min_length=1, max_length=64, pattern=USERNAME)
-    email: EmailStr
+    email: Email
     #: a clear password (at least 8 characters) or an existing bcrypt hash, kept as it is
     password: str = Field(min_length=8, max_length=200)
-    gst_number: str | None = None
+    gst_number: str | None = Field(default=None, max_length=lim.GSTIN_MAX)
     account_type: AccountType = "customer"
     organization_id: UUID | None = None
     status: UserStatus = "active"
 
     _gstin = field_validator("gst_number")(check_gstin)
+    _username = field_validator("username")(check_username)
+    _email = field_validator("email")(check_email)
+    _password = field_validator("password")(check_password)
 
 
 class UpdateUser(Input):
     username: str | None = Field(default=None, min_length=1, max_length=64, pattern=USERNAME)
-    email: EmailStr | None = None
+    email: Email | None = None
     password: str | None = Field(default=None, min_length=8, max_length=200)
-    gst_number: str | None = None
+    gst_number: str | None = Field(default=None, max_length=lim.GSTIN_MAX)
     email_verified: bool | None = None
-    email_verification_code: str | None = None
+    email_verification_code: str | None = Field(default=None, max_length=lim.SECRET_MAX)
     email_verification_expiry: pydantic.AwareDatetime | None = None
-    two_factor_secret: str | None = None
+    two_factor_secret: str | None = Field(default=None, max_length=lim.SECRET_MAX)
     two_factor_enabled: bool | None = None
     account_type: AccountType | None = None
     organization_id: UUID | None = None
@@ -74,63 +129,72 @@ class UpdateUser(Input):
     last_login: pydantic.AwareDatetime | None = None
 
     _gstin = field_validator("gst_number")(check_gstin)
+    _username = field_validator("username")(check_username)
+    _email = field_validator("email")(check_email)
+    _password = field_validator("password")(check_password)
 
 
 class InsertOrganization(Input):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=lim.NAME_MAX)
     kind: Literal["platform", "reseller", "customer"] = "customer"
     parent_id: UUID | None = None
 
 
 class InsertRole(Input):
-    name: str = Field(min_length=1, max_length=100)
-    description: str | None = None
+    name: str = Field(min_length=1, max_length=100)  # roles.name varchar(100)
+    description: str | None = Field(default=None, max_length=lim.DESCRIPTION_MAX)
     organization_id: UUID | None = None
 
 
 class UpdateRole(Input):
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=lim.DESCRIPTION_MAX)
 
 
 class InsertPermission(Input):
     key: str = Field(min_length=3, max_length=100, pattern=PERMISSION_KEY)
-    name: str = Field(min_length=1, max_length=255)
-    description: str | None = None
+    name: str = Field(min_length=1, max_length=255)  # permissions.name varchar(255)
+    description: str | None = Field(default=None, max_length=lim.DESCRIPTION_MAX)
     category: str = Field(min_length=1, max_length=50)
 
 
 class InsertTeamMember(Input):
-    email: EmailStr
+    email: Email
     organization_id: UUID
     invited_by: UUID
     status: TeamStatus = "invited"
 
+    _email = field_validator("email")(check_email)
+
 
 class UpdateTeamMember(Input):
-    email: EmailStr | None = None
+    email: Email | None = None
     status: TeamStatus | None = None
+
+    _email = field_validator("email")(check_email)
 
 
 class AcceptInvitation(Input):
-    token: str = Field(min_length=16)
+    token: str = Field(min_length=16, max_length=lim.SECRET_MAX)
     username: str = Field(min_length=1, max_length=64, pattern=USERNAME)
     password: str = Field(min_length=8, max_length=200)
-    gst_number: str | None = None
+    gst_number: str | None = Field(default=None, max_length=lim.GSTIN_MAX)
 
     _gstin = field_validator("gst_number")(check_gstin)
+    _username = field_validator("username")(check_username)
+    _password = field_validator("password")(check_password)
 
 
 class InsertUserActivity(Input):
     user_id: UUID | None = None
-    username: str | None = None
+    username: str | None = Field(default=None, max_length=lim.NAME_MAX)
     action: str = Field(min_length=1, max_length=100)
-    resource_type: str | None = None
-    resource_id: str | None = None
-    resource_name: str | None = None
-    ip_address: str | None = None
-    user_agent: str | None = None
-    metadata: dict[str, Any] | None = None
+    resource_type: str | None = Field(default=None, max_length=lim.CODE_MAX)
+    resource_id: str | None = Field(default=None, max_length=lim.ID_MAX)
+    resource_name: str | None = Field(default=None, max_length=lim.NAME_MAX)
+    ip_address: str | None = Field(default=None, max_length=lim.IP_ADDRESS_MAX)
+    user_agent: str | None = Field(default=None, max_length=lim.USER_AGENT_MAX)
+    metadata: JsonObject | None = None
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -155,6 +219,9 @@ _FIELD_RULE = re.compile(r"^(?:Value error, )?([a-z_][a-z0-9_]*): (.+)$", re.DOT
 def _error(err: Any) -> dict[str, str]:
     field = ".".join(str(part) for part in err["loc"])
     rule = str(err["msg"])
+    if err["type"] == "json_value":  # a rule broken inside a JSON field: name the inner path
+        inner = err["ctx"]["path"]
+        return {"field": f"{field}.{inner}" if inner else field, "rule": err["ctx"]["rule"]}
     if not field:
         named = _FIELD_RULE.match(rule)
         if named:

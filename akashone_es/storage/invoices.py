@@ -32,6 +32,7 @@ from akashone_es.gst import (
 from akashone_es.money import apply_bp, round_half_up, round_off_to_rupee
 from akashone_es.storage import billing_inputs as bi
 from akashone_es.storage import inputs as i
+from akashone_es.storage import limits as lim
 from akashone_es.storage.billing_base import now, retrying
 from akashone_es.storage.customers import CustomerRecordsStorage
 from projections import billing_models as bm
@@ -39,7 +40,10 @@ from projections import billing_models as bm
 Q = sql.SQL
 ADDRESS = Q("SELECT * FROM billing_addresses WHERE id = %s")
 INVOICE = Q("SELECT * FROM invoices WHERE id = %s")
-INVOICE_BY_NUMBER = Q("SELECT * FROM invoices WHERE upper(invoice_number) = upper(%s)")
+# numbers are unique per supplier GSTIN only: several suppliers may each have INV/2627/000001
+INVOICES_BY_NUMBER = Q("SELECT * FROM invoices WHERE upper(invoice_number) = upper(%s)"
+                       " AND (%s::text IS NULL OR supplier_gstin = upper(%s))"
+                       " ORDER BY supplier_gstin")
 INVOICES_OF = Q("SELECT * FROM invoices WHERE user_id = %s"
                 " AND (%s::text IS NULL OR status = %s)"
                 " AND (%s::timestamptz IS NULL OR created_at >= %s)"
@@ -48,6 +52,8 @@ INVOICES_OF = Q("SELECT * FROM invoices WHERE user_id = %s"
 LINES_OF = Q("SELECT * FROM invoice_line_items WHERE invoice_id = %s ORDER BY line_number, id")
 LINE = Q("SELECT * FROM invoice_line_items WHERE id = %s")
 NOTES_OF = Q("SELECT * FROM adjustment_notes WHERE invoice_id = %s ORDER BY issued_at, id")
+NOTES_BY_NUMBER = Q("SELECT * FROM adjustment_notes WHERE upper(note_number) = upper(%s)"
+                    " ORDER BY issued_at, id")
 TAX_OF = Q("SELECT * FROM tax_calculations WHERE invoice_id = %s ORDER BY calculated_at, id")
 TAX = Q("SELECT * FROM tax_calculations WHERE id = %s")
 SERIES_LAST = Q("SELECT last_sequence FROM document_series WHERE id = %s")
@@ -73,9 +79,24 @@ class InvoiceStorage(CustomerRecordsStorage):
     def get_invoice(self, invoice_id: UUID | str) -> bm.Invoice | None:
         return self._owned(self._one(bm.Invoice, INVOICE, (i.parse_id(invoice_id, "id"),)))
 
-    def get_invoice_by_number(self, invoice_number: str) -> bm.Invoice | None:
-        """Case-insensitive, as GST document numbers are."""
-        return self._owned(self._one(bm.Invoice, INVOICE_BY_NUMBER, (invoice_number,)))
+    def get_invoice_by_number(self, invoice_number: str, supplier_gstin: str | None = None
+                              ) -> bm.Invoice | None:
+        """Case-insensitive, as GST document numbers are. Numbers repeat across supplier
+        GSTINs: without ``supplier_gstin``, the one visible match, else this storage's
+        supplier's; several others are ambiguous (ValidationError naming supplier_gstin)."""
+        if supplier_gstin is not None and not isinstance(supplier_gstin, str):
+            raise ValidationError.single("supplier_gstin", "must be a GSTIN string")
+        found = [row for row in self._all(bm.Invoice, INVOICES_BY_NUMBER, (
+            invoice_number, supplier_gstin, supplier_gstin)) if self._owned(row)]
+        if len(found) <= 1:
+            return found[0] if found else None
+        own = (self.settings.supplier_gstin or "").upper()
+        for row in found:
+            if row.supplier_gstin == own:
+                return row
+        raise ValidationError.single(
+            "supplier_gstin", f"{len(found)} supplier GSTINs issued {invoice_number}: "
+                              f"name one ({', '.join(str(r.supplier_gstin) for r in found)})")
 
     def create_invoice(self, data: bi.InsertInvoice | dict[str, Any]) -> bm.Invoice:
         """A draft (no number yet: numbers are assigned at issue, so drafts leave no gaps)."""
@@ -98,6 +119,7 @@ class InvoiceStorage(CustomerRecordsStorage):
         buyer = address.model_dump(mode="json", include={
             "gst_number", "state_code", "state", "country", "is_sez", "address_line1", "city",
             "postal_code"})
+        buyer["gst_number"] = buyer_gstin(address, user)
         return domain.Invoice(
             user_id=str(user.id),
             organization_id=str(user.organization_id) if user.organization_id else None,
@@ -170,8 +192,9 @@ class InvoiceStorage(CustomerRecordsStorage):
         user = self._user_of(invoice.user_id)
         at = now()
         fy = financial_year(at)
-        pos = place_of_supply(customer_gstin=address.gst_number,
-                              address_state_code=address.state_code, country=address.country)
+        buyer = buyer_gstin(address, user)
+        pos = place_of_supply(customer_gstin=buyer, address_state_code=address.state_code,
+                              country=address.country)
         rate_bp = DEFAULT_RATES.rate_bp(DEFAULT_SAC, at.date())
         treatment = tax_treatment(supplier_state=supplier_state, place_of_supply_code=pos,
                                   rate_bp=rate_bp, sez=address.is_sez,
@@ -202,7 +225,7 @@ class InvoiceStorage(CustomerRecordsStorage):
                       tax_type=treatment.kind, zero_rated=treatment.zero_rated, rate_bp=rate_bp,
                       heads_bp=heads, sac_code=DEFAULT_SAC, lines=lines, totals=totals,
                       coupon_code=coupon_code.upper() if coupon_code else None,
-                      discount_percentage=percentage)
+                      discount_percentage=percentage, buyer_gstin=buyer)
         tax = TaxCalculation(invoice_id=str(invoice.id), user_id=str(invoice.user_id),
                                     fields=self._tax_fields(supplier_state, pos, treatment,
                                                             heads, totals, rate_bp, at))
@@ -285,7 +308,8 @@ class InvoiceStorage(CustomerRecordsStorage):
         if issued.status == "draft":
             raise ValidationError.single("invoice_id", "invoice is draft; only an issued, paid "
                                                        "or overdue invoice takes notes")
-        gstin, _ = self._supplier()
+        # the note comes from the GSTIN that issued the invoice, in that GSTIN's series
+        gstin = invoice.supplier_gstin or self._supplier()[0]
         fy = financial_year(now())
         event_lines: list[dict[str, Any]] = [
             {"id": str(uuid.uuid4()), "invoice_line_id": line["id"],
@@ -307,12 +331,21 @@ class InvoiceStorage(CustomerRecordsStorage):
             invoice_number=str(invoice.invoice_number), user_id=str(invoice.user_id),
             organization_id=str(invoice.organization_id) if invoice.organization_id else None,
             reason=reason, tax_type=issued.tax_type, heads_bp=heads, lines=priced,
-            totals={k: v for k, v in totals.items() if k != "subtotal_amount"})
+            totals={k: v for k, v in totals.items() if k != "subtotal_amount"},
+            supplier_gstin=gstin)
         return [series, note]
 
     def get_adjustment_notes(self, invoice_id: UUID | str) -> list[bm.AdjustmentNote]:
         invoice = self.get_invoice(invoice_id)
         return self._all(bm.AdjustmentNote, NOTES_OF, (invoice.id,)) if invoice else []
+
+    def get_adjustment_notes_by_number(self, note_number: str) -> list[bm.AdjustmentNote]:
+        """Credit/debit notes numbered ``note_number`` (case-insensitive) that the acting
+        party may see; several when supplier GSTINs repeat a number."""
+        if not isinstance(note_number, str):
+            raise ValidationError.single("note_number", "must be a string")
+        return [note for note in self._all(bm.AdjustmentNote, NOTES_BY_NUMBER, (note_number,))
+                if self._owned(note)]
 
     # -- invoice lines (4) ----------------------------------------------------------------
     def get_invoice_line_items(self, invoice_id: UUID | str) -> list[bm.InvoiceLineItem]:
@@ -332,6 +365,9 @@ class InvoiceStorage(CustomerRecordsStorage):
         line = self._line(i.parse(bi.InsertInvoiceLine, values))
         with context.command():
             aggregate = self._load(domain.Invoice, invoice.id, "invoice")
+            if len(aggregate.lines) >= lim.INVOICE_LINES_MAX:  # so the total cannot overflow
+                raise ValidationError.single("lines", f"an invoice has at most "
+                                                      f"{lim.INVOICE_LINES_MAX} lines")
             aggregate.add_line(line)
             row = self._save_returning(bm.InvoiceLineItem,
                                        ("invoice_line_items", line["id"]), aggregate)
@@ -382,3 +418,7 @@ def tax_treatment_from_heads(kind: str, heads: dict[str, int]) -> Any:
                         zero_rated=not any(heads.values()))
 
 
+def buyer_gstin(address: bm.BillingAddress, user: Any) -> str | None:
+    """The buyer's GSTIN: the billing address's, else the customer's own (a registered
+    customer stays registered when its address carries no GSTIN: R4)."""
+    return address.gst_number or getattr(user, "gst_number", None) or None

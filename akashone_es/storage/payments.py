@@ -13,6 +13,7 @@ from akashone_es.domain import billing as domain
 from akashone_es.domain.base import Aggregate
 from akashone_es.domain.payments import PaymentTransaction
 from akashone_es.errors import (
+    DuplicateError,
     NotFoundError,
     ValidationError,
 )
@@ -73,8 +74,10 @@ class PaymentStorage(InvoiceStorage):
             fields["status"] = "pending"  # becomes success through its Succeeded event
         try:
             return retrying(lambda: self._pay(invoice, fields, payment, success))
-        except Exception:
-            if payment.gateway_transaction_id:  # lost a race with the same callback
+        except DuplicateError:
+            # Lost a race with the same callback: the (gateway, transaction id) index refused
+            # ours. Only that is answered with the first record; any other error is raised.
+            if payment.gateway_transaction_id:
                 existing = self.get_payment_transaction_by_gateway_id(
                     payment.gateway_transaction_id, payment.gateway)
                 if existing is not None:

@@ -12,6 +12,7 @@ from psycopg import sql
 
 from akashone_es import context
 from akashone_es.domain import identity as domain
+from akashone_es.domain.confusables import identity_key
 from akashone_es.errors import NotFoundError
 from akashone_es.storage import inputs as i
 from akashone_es.storage.users import UsersStorage
@@ -26,7 +27,7 @@ USER_BY_ID = Q("SELECT * FROM users WHERE id = %s")
 MEMBERS_OF_ORG = Q("SELECT * FROM team_members WHERE organization_id = %s"
                    " ORDER BY invited_at, id")
 MEMBER_BY_ID = Q("SELECT * FROM team_members WHERE id = %s")
-MEMBER_BY_EMAIL = Q("SELECT * FROM team_members WHERE lower(email) = lower(%s)"
+MEMBER_BY_EMAIL = Q("SELECT * FROM team_members WHERE email_key = %s"
                     " AND organization_id = %s")
 MEMBER_BY_TOKEN = Q("SELECT * FROM team_members WHERE invitation_token = %s")
 
@@ -41,20 +42,20 @@ class TeamStorage(UsersStorage):
     # -- team members (6) -----------------------------------------------------------------
     def get_team_members(self, organization_id: UUID | str) -> list[m.TeamMember]:
         org = i.parse_id(organization_id, "organization_id")
-        if not self.visible(org):
+        if not self._visible(org):
             return []
         return self._all(m.TeamMember, MEMBERS_OF_ORG, (org,))
 
     def get_team_member(self, member_id: UUID | str) -> m.TeamMember | None:
         member = self._one(m.TeamMember, MEMBER_BY_ID, (i.parse_id(member_id, "id"),))
-        return member if member and self.visible(member.organization_id) else None
+        return member if member and self._visible(member.organization_id) else None
 
     def get_team_member_by_email(self, email: str,
                                  organization_id: UUID | str) -> m.TeamMember | None:
         org = i.parse_id(organization_id, "organization_id")
-        if not self.visible(org):
+        if not self._visible(org):
             return None
-        return self._one(m.TeamMember, MEMBER_BY_EMAIL, (email, org))
+        return self._one(m.TeamMember, MEMBER_BY_EMAIL, (identity_key(email), org))
 
     def create_team_member(self, data: i.InsertTeamMember | dict[str, Any]) -> m.TeamMember:
         """Invite an email into an organization.

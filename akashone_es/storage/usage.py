@@ -23,6 +23,7 @@ from akashone_es.gst import (
 from akashone_es.money import round_half_up
 from akashone_es.storage import billing_inputs as bi
 from akashone_es.storage import inputs as i
+from akashone_es.storage import limits as lim
 from akashone_es.storage.billing_base import now, retrying
 from akashone_es.storage.invoices import InvoiceStorage
 from projections import billing_models as bm
@@ -81,6 +82,9 @@ class UsageStorage(InvoiceStorage):
         unit_name = usage.unit or unit
         if unit_name is None:
             raise ValidationError.single("unit", "required for this resource type")
+        problem = bi.line_amount_problem(usage.quantity, price)  # here: price may be the rate
+        if problem:
+            raise ValidationError.single("quantity", problem)
         return usage_domain.UsageRecord(
             user_id=str(user.id),
             organization_id=str(user.organization_id) if user.organization_id else None,
@@ -94,6 +98,8 @@ class UsageStorage(InvoiceStorage):
     def mark_usage_records_as_billed(self, record_ids: Sequence[UUID | str],
                                      invoice_id: UUID | str) -> None:
         """All or nothing: a record already billed raises ConflictError and nothing changes."""
+        if isinstance(record_ids, str | bytes) or len(record_ids) > lim.IDS_MAX:
+            raise ValidationError.single("record_ids", f"a list of at most {lim.IDS_MAX} ids")
         invoice = self.get_invoice(invoice_id)
         if invoice is None:
             raise NotFoundError("invoice", invoice_id, "invoice_id")
@@ -111,7 +117,9 @@ class UsageStorage(InvoiceStorage):
     def generate_invoice(self, data: bi.GenerateInvoice | dict[str, Any]) -> bm.Invoice:
         """Group the period's unbilled usage into lines, apply the coupon and the customer's
         discount, compute GST, issue, and mark the usage billed: one transaction. Two racing
-        generations cannot bill a record twice: the loser finds nothing left to bill."""
+        generations cannot bill a record twice: the loser finds nothing left to bill. A period
+        with more usage than one invoice may hold (see ``invoice_share``) is billed over
+        several invoices: each call bills the next share."""
         request = i.parse(bi.GenerateInvoice, data)
         user = self._user_of(request.user_id)
         address = self.get_default_billing_address(user.id)
@@ -121,8 +129,8 @@ class UsageStorage(InvoiceStorage):
                                                             "place of supply)")
 
         def attempt() -> bm.Invoice:
-            usage = self._all(bm.UsageRecord, UNBILLED_IN, (user.id, request.period_start,
-                                                            request.period_end))
+            usage = invoice_share(self._all(bm.UsageRecord, UNBILLED_IN, (
+                user.id, request.period_start, request.period_end)))
             if not usage:
                 raise ValidationError.single("period", "no unbilled usage in the period")
             with context.command():
@@ -139,6 +147,27 @@ class UsageStorage(InvoiceStorage):
 
 
 
+def invoice_share(usage: list[bm.UsageRecord]) -> list[bm.UsageRecord]:
+    """The records one invoice bills: at most ``INVOICE_LINES_MAX`` resource types (one line
+    each), each line within ``LINE_AMOUNT_MAX``, and at most ``USAGE_RECORDS_PER_INVOICE_MAX``
+    records; the rest stays unbilled for the next invoice. Each record is itself within a
+    line's bound, so every period can be invoiced."""
+    share: list[bm.UsageRecord] = []
+    line_costs: dict[str, Decimal] = {}
+    for record in usage:
+        cost = line_costs.get(record.resource_type)
+        if cost is None and len(line_costs) >= lim.INVOICE_LINES_MAX:
+            continue
+        cost = (cost or Decimal(0)) + record.total_cost
+        if round_half_up(cost) > lim.LINE_AMOUNT_MAX:
+            continue
+        line_costs[record.resource_type] = cost
+        share.append(record)
+        if len(share) >= lim.USAGE_RECORDS_PER_INVOICE_MAX:
+            break
+    return share
+
+
 def usage_lines(usage: list[bm.UsageRecord]) -> list[dict[str, Any]]:
     """One line per resource type: quantities and exact costs summed, rounded once."""
     groups: dict[str, list[bm.UsageRecord]] = {}
@@ -152,7 +181,7 @@ def usage_lines(usage: list[bm.UsageRecord]) -> list[dict[str, Any]]:
             "id": str(uuid.uuid4()), "resource_type": resource_type, "resource_id": None,
             "resource_name": usage_domain.LINE_DESCRIPTIONS.get(resource_type, resource_type),
             "description": f"{usage_domain.LINE_DESCRIPTIONS.get(resource_type, resource_type)}"
-                           f" ({len(records)} records)",
+                           f" ({len(records)} record{'' if len(records) == 1 else 's'})",
             "quantity": str(quantity), "unit": records[0].unit,
             "unit_price": str((cost / quantity).quantize(Decimal("0.0001"))) if quantity
             else "0", "amount": round_half_up(cost), "sac_code": DEFAULT_SAC,

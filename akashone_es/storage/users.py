@@ -10,6 +10,7 @@ from psycopg import sql
 
 from akashone_es import context
 from akashone_es.domain import identity as domain
+from akashone_es.domain.confusables import identity_key
 from akashone_es.errors import NotFoundError, PermissionDeniedError
 from akashone_es.storage import inputs as i
 from akashone_es.storage.base import StorageBase
@@ -23,8 +24,8 @@ def Q(text: str) -> sql.SQL:  # noqa: N802 - reads like a literal
 
 
 USER_BY_ID = Q("SELECT * FROM users WHERE id = %s")
-USER_BY_USERNAME = Q("SELECT * FROM users WHERE username = %s")
-USER_BY_EMAIL = Q("SELECT * FROM users WHERE lower(email) = lower(%s)")
+USER_BY_USERNAME = Q("SELECT * FROM users WHERE username_key = %s")
+USER_BY_EMAIL = Q("SELECT * FROM users WHERE email_key = %s")
 USERS_ALL = Q("SELECT * FROM users ORDER BY created_at, id")
 USERS_OF_ORG = Q("SELECT * FROM users WHERE organization_id = %s ORDER BY created_at, id")
 HAS_SUPER_ADMIN = Q("SELECT EXISTS (SELECT 1 FROM users WHERE account_type = 'super_admin')")
@@ -49,7 +50,13 @@ class UsersStorage(StorageBase):
     def verify_password(self, user_id: UUID | str, password: str) -> bool:
         """Whether ``password`` matches the user's stored bcrypt hash."""
         user = self.get_user(user_id)
-        return bool(user) and bcrypt.checkpw(password.encode(), user.password.encode())  # type: ignore[union-attr]
+        clear = password.encode()
+        if user is None or len(clear) > i.BCRYPT_MAX_BYTES:  # such a password was never set
+            return False
+        try:
+            return bcrypt.checkpw(clear, user.password.encode())
+        except ValueError:  # a stored hash bcrypt cannot read matches nothing
+            return False
 
     # -- organizations --------------------------------------------------------------------
     def create_organization(self, data: i.InsertOrganization | dict[str, Any]) -> m.Organization:
@@ -65,7 +72,7 @@ class UsersStorage(StorageBase):
 
     def get_organization(self, organization_id: UUID | str) -> m.Organization | None:
         oid = i.parse_id(organization_id, "organization_id")
-        if not self.visible(oid):
+        if not self._visible(oid):
             return None
         return self._one(m.Organization, ORG_BY_ID, (oid,))
 
@@ -84,8 +91,8 @@ class UsersStorage(StorageBase):
     # -- users (7) ------------------------------------------------------------------------
     def _reveal(self, user: m.User | None) -> m.User | None:
         """The user as the caller may see it: None across tenants, secrets decrypted."""
-        if user is None or not self.visible(user.organization_id):
-            return None
+        if user is None or not self._visible_row(user.organization_id, user.id):
+            return None  # another tenant's user; a user always sees itself
         sealed = {f: self.secrets.open(getattr(user, f)) for f in SEALED_USER_FIELDS
                   if getattr(user, f) is not None}
         return user.model_copy(update=sealed) if sealed else user
@@ -103,11 +110,12 @@ class UsersStorage(StorageBase):
         return self._reveal(self._one(m.User, USER_BY_ID, (i.parse_id(user_id, "user_id"),)))
 
     def get_user_by_username(self, username: str) -> m.User | None:
-        return self._reveal(self._one(m.User, USER_BY_USERNAME, (username,)))
+        """By identity key: ``ALICE`` and fullwidth ``alice`` (U+FF41...) find ``alice``."""
+        return self._reveal(self._one(m.User, USER_BY_USERNAME, (identity_key(username),)))
 
     def get_user_by_email(self, email: str) -> m.User | None:
-        """Case-insensitive, as email addresses are unique case-insensitively."""
-        return self._reveal(self._one(m.User, USER_BY_EMAIL, (email,)))
+        """By identity key (NFKC, case-folded), the form email addresses are unique in."""
+        return self._reveal(self._one(m.User, USER_BY_EMAIL, (identity_key(email),)))
 
     def create_user(self, data: i.InsertUser | dict[str, Any]) -> m.User:
         """Register a user; the account type is kept as given (AkashOne forced 'customer')."""

@@ -335,12 +335,12 @@ class TestHistory:
 
 class TestConnection:
     def test_unreachable_database_is_a_message_not_a_traceback(self) -> None:
-        """``--database-url`` wins over the environment; a refused connection exits 1."""
+        """``--database-url`` wins over the environment; a refused connection exits 2."""
         with socket.socket() as probe:  # a port nothing listens on once closed
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         url = f"postgresql://postgres@127.0.0.1:{port}/nowhere?connect_timeout=5"
         result = run_cli("--database-url", url, "projections", "status")
-        assert result.returncode == 1
+        assert result.returncode == 2
         assert "error: cannot connect to PostgreSQL" in result.stderr
         assert "Traceback" not in result.stderr

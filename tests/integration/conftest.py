@@ -19,6 +19,7 @@ def issuer(dsn: str) -> Iterator[Storage]:
     """Storage of a supplier registered in Maharashtra (GSTIN state code 27)."""
     store = open_storage(Settings(**{**TEST_SETTINGS, "supplier_gstin": SUPPLIER}), dsn=dsn)
     try:
-        yield store
+        with store.acting_as(system="tests"):
+            yield store
     finally:
         store.close()

@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,15 +28,40 @@ PERIOD_START = datetime(2026, 4, 1, tzinfo=UTC)
 PERIOD_END = datetime(2026, 5, 1, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
 
+#: the advisory lock a gated worker waits on before its first gated save (see ``race``)
+GATE_KEY = 6010
+
 #: A worker: opens its own storage, says "ready", waits for the go file, runs its body's
 #: ``run(storage, args)`` and prints one ``result`` line (a ValidationError is a result too).
+#: With a ``gate`` (an aggregate or event class name), its first save of such an object waits
+#: on the GATE_KEY advisory lock the test holds, and it counts the saves refused with
+#: ConflictError (the proof that saves raced).
 WORKER = """
 import json, os, sys, time
 from akashone_es import Settings, ValidationError, open_storage
 dsn, go, payload = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 storage = open_storage(Settings(**payload["settings"]), dsn=dsn)
+acting = storage.acting_as(system="test worker")
+acting.__enter__()
 storage.get_users()  # the pool is connected before the race, not during it
 {body}
+gate, conflicts, waited = payload.get("gate"), [0], []
+if gate:
+    import psycopg
+    from akashone_es import ConflictError
+    barrier = psycopg.connect(dsn, autocommit=True)
+    save = storage._save
+    def gated_save(*objs):
+        if not waited and any(type(o).__qualname__.split(".")[0] == gate for o in objs):
+            waited.append(True)  # everything this attempt needs is loaded: wait for the others
+            barrier.execute("SELECT pg_advisory_lock_shared(%s)", (payload["gate_key"],))
+            barrier.execute("SELECT pg_advisory_unlock_shared(%s)", (payload["gate_key"],))
+        try:
+            return save(*objs)
+        except ConflictError:
+            conflicts[0] += 1
+            raise
+    storage._save = gated_save
 print("ready", flush=True)
 while not os.path.exists(go):
     time.sleep(0.0005)
@@ -44,7 +71,8 @@ try:
 except ValidationError as exc:
     print("ValidationError:", exc, flush=True)
     outcome = {{"value": None, "error": {{"type": "ValidationError", "rules": exc.errors}}}}
-outcome.update(started=started, finished=time.time())
+outcome.update(started=started, finished=time.time(), conflicts=conflicts[0],
+               gated=bool(waited))
 print("result", json.dumps(outcome), flush=True)
 storage.close()
 """
@@ -59,19 +87,58 @@ class Outcome:
     started: float
     finished: float
     stdout: str
+    #: saves of this worker refused because a racing save won (ConflictError)
+    conflicts: int = 0
+    #: whether it waited at the gate before its first gated save
+    gated: bool = False
 
     @property
     def rules(self) -> list[str]:
         return [rule["rule"] for rule in (self.error or {}).get("rules", [])]
 
 
-def race(dsn: str, go: Path, body: str, args: list[dict[str, Any]]) -> list[Outcome]:
-    """Start one process per ``args``, release them together, and collect their outcomes."""
+def gate_waiters(conn: psycopg.Connection[Any]) -> int:
+    """Workers of this database waiting on the GATE_KEY advisory lock."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND classid = 0 AND objid = %s AND objsubid = 1", (GATE_KEY,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@contextmanager
+def gate_closed(dsn: str, workers: int) -> Iterator[Callable[[], None]]:
+    """Hold the gate; the yielded ``open_gate()`` waits until all ``workers`` wait at it (each
+    has loaded what it will save), then lets them save at once: an overlap that is forced."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (GATE_KEY,))
+
+        def open_gate() -> None:
+            deadline = time.monotonic() + 60
+            while gate_waiters(conn) < workers:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"only {gate_waiters(conn)} of {workers} workers reached the gate")
+                time.sleep(0.01)
+            conn.execute("SELECT pg_advisory_unlock(%s)", (GATE_KEY,))
+
+        yield open_gate
+
+
+def race(dsn: str, go: Path, body: str, args: list[dict[str, Any]], *,
+         gate: str | None = None) -> list[Outcome]:
+    """Start one process per ``args``, release them together, and collect their outcomes.
+
+    With ``gate`` (a class name, e.g. ``"DiscountCoupon"``), each worker's first save of such
+    an object waits until every worker is at that point, so all of them load the same state
+    and then save at once; each outcome counts its refused (raced) saves.
+    """
     script = WORKER.format(body=body)
     env = {**os.environ, "AKASHONE_LOG_LEVEL": "warning"}
+    payload = {"settings": SETTINGS, "gate": gate, "gate_key": GATE_KEY}
     workers = [subprocess.Popen(
         [sys.executable, "-c", script, dsn, str(go),
-         json.dumps({"settings": SETTINGS, "args": worker_args})],
+         json.dumps({**payload, "args": worker_args})],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for worker_args in args]
     try:
@@ -81,7 +148,10 @@ def race(dsn: str, go: Path, body: str, args: list[dict[str, Any]]) -> list[Outc
             if line != "ready":
                 worker.kill()
                 pytest.fail(f"worker not ready ({line!r}): {worker.communicate()[1]}")
-        go.touch()
+        with gate_closed(dsn, len(workers)) as open_gate:
+            go.touch()
+            if gate:
+                open_gate()
         outputs = [worker.communicate(timeout=60) for worker in workers]
     finally:
         for worker in workers:
@@ -95,6 +165,8 @@ def race(dsn: str, go: Path, body: str, args: list[dict[str, Any]]) -> list[Outc
         outcomes.append(Outcome(**json.loads(result.removeprefix("result ")), stdout=stdout))
     starts = [o.started for o in outcomes]
     assert max(starts) - min(starts) < 1.0, starts  # released together, not one by one
+    if gate:
+        assert all(o.gated for o in outcomes), [o.stdout for o in outcomes]
     return outcomes
 
 
@@ -127,7 +199,8 @@ def billing(dsn: str) -> Iterator[Storage]:
     """Storage on a fresh database, issuing from the supplier GSTIN."""
     store = open_storage(Settings(**SETTINGS), dsn=dsn)  # type: ignore[arg-type]
     try:
-        yield store
+        with store.acting_as(system="tests"):
+            yield store
     finally:
         store.close()
 
@@ -234,17 +307,20 @@ class TestGenerateInvoiceConcurrently:
     @pytest.mark.slow
     def test_racing_generations_bill_each_usage_record_once_on_one_invoice(
             self, billing: Storage, dsn: str, tmp_path: Path) -> None:
-        """3 processes generate the same customer's period at once: one invoice with all 50
-        records (exact paise), the other two fail with 'no unbilled usage' and use no number."""
+        """3 processes read the same unbilled usage, then save at once (forced: each waits at
+        the gate with its invoice built): one invoice with all 50 records (exact paise); the
+        other two are refused, re-read, and fail with 'no unbilled usage', using no number."""
         user_id = customer(billing, "metered")
         meter(billing, user_id, "compute", "1.5", 20)  # 20 x 750 paise
         meter(billing, user_id, "block_storage", "12.5", 30)  # 30 x 12.5 paise = 375
 
-        outcomes = race(dsn, tmp_path / "go", GENERATE, [generate_args(user_id)] * 3)
+        outcomes = race(dsn, tmp_path / "go", GENERATE, [generate_args(user_id)] * 3,
+                        gate="UsageRecord")
 
         winners = [o for o in outcomes if o.error is None]
         losers = [o for o in outcomes if o.error is not None]
         assert len(winners) == 1, [o.stdout for o in outcomes]
+        assert [o.conflicts >= 1 for o in losers] == [True, True]  # their saves really raced
         assert [o.rules for o in losers] == [["no unbilled usage in the period"]] * 2
         assert all("ValidationError: invalid input: period: no unbilled usage in the period"
                    in o.stdout for o in losers)
@@ -271,8 +347,9 @@ class TestCouponRedemptionConcurrently:
     @pytest.mark.slow
     def test_concurrent_redemptions_never_exceed_max_uses(
             self, billing: Storage, dsn: str, tmp_path: Path) -> None:
-        """6 processes invoice their own customer with a 3-use coupon at once: 3 invoices
-        carry the discount, times_used is 3, the other 3 fail and write nothing."""
+        """6 processes invoice their own customer with a 3-use coupon, all having loaded the
+        unused coupon before any saves (forced at the gate): 3 invoices carry the discount,
+        times_used is 3, the other 3 fail and write nothing."""
         billing.create_discount_coupon({"code": "race10", "name": "Race 10 %",
                                         "discount_type": "percentage", "discount_value": 10,
                                         "max_uses": 3})
@@ -281,11 +358,14 @@ class TestCouponRedemptionConcurrently:
             meter(billing, user_id, "compute", "2.5", 4)  # 4 x 1250 paise = 5000
 
         outcomes = race(dsn, tmp_path / "go", GENERATE,
-                        [generate_args(user_id, "race10") for user_id in users])
+                        [generate_args(user_id, "race10") for user_id in users],
+                        gate="DiscountCoupon")
 
         redeemed = {u for u, o in zip(users, outcomes, strict=True) if o.error is None}
         refused = [(u, o) for u, o in zip(users, outcomes, strict=True) if o.error is not None]
         assert len(redeemed) == 3, [o.stdout for o in outcomes]
+        # all six saved the same coupon version at once: five were refused and re-checked
+        assert sum(o.conflicts for o in outcomes) >= 5
         assert [o.rules for _, o in refused] == [["Coupon usage limit reached"]] * 3
         assert all("Coupon usage limit reached" in o.stdout for _, o in refused)
         assert sorted(rows(dsn, "SELECT user_id::text, coupon_code, subtotal_amount,"
@@ -327,7 +407,7 @@ class TestPaymentCallbackConcurrently:
 
         outcomes = race(dsn, tmp_path / "go", PAY, [
             {"invoice_id": str(invoice.id), "gateway_id": "pay_RACE0001",
-             "amount": invoice.total_amount}] * 4)
+             "amount": invoice.total_amount}] * 4, gate="PaymentTransaction")
 
         assert [o.error for o in outcomes] == [None] * 4
         [(transaction_id, status)] = {(o.value["id"], o.value["status"]) for o in outcomes}
@@ -340,6 +420,31 @@ class TestPaymentCallbackConcurrently:
         assert events(dsn, "Invoice.PaymentApplied") == 1
         assert events(dsn, "Invoice.Paid") == 1
         assert events(dsn, "PaymentTransaction.Initiated") == 1
+        assert sum(o.conflicts for o in outcomes) >= 3
+
+    @pytest.mark.slow
+    def test_a_repeated_half_payment_callback_is_applied_once(
+            self, billing: Storage, dsn: str, tmp_path: Path) -> None:
+        """Two processes deliver the same callback for half the invoice, both past the
+        "seen before?" check when they save (forced at the gate): the loser's retry is
+        refused by the (gateway, transaction id) index, and both get the one transaction.
+        The invoice has half its total paid and stays issued."""
+        user_id = customer(billing, "halfpayer")
+        invoice = billing.issue_invoice(draft(billing, user_id, "2", "100000"))
+        half = invoice.total_amount // 2
+
+        outcomes = race(dsn, tmp_path / "go", PAY, [
+            {"invoice_id": str(invoice.id), "gateway_id": "pay_HALF0001",
+             "amount": half}] * 2, gate="PaymentTransaction")
+
+        assert [o.error for o in outcomes] == [None, None]
+        assert sum(o.conflicts for o in outcomes) == 1  # the saves raced; one lost
+        [(transaction_id, status)] = {(o.value["id"], o.value["status"]) for o in outcomes}
+        assert status == "success"
+        assert rows(dsn, "SELECT id::text, amount FROM payment_transactions") == [
+            (transaction_id, half)]
+        assert rows(dsn, "SELECT amount_paid, status FROM invoices") == [(half, "issued")]
+        assert events(dsn, "Invoice.PaymentApplied") == 1
 
 
 # -- credit notes --------------------------------------------------------------------------------

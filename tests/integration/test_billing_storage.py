@@ -285,7 +285,7 @@ class TestGenerateInvoice:
         assert [(x.description, x.quantity, x.unit, x.amount, x.discount_amount,
                  x.taxable_amount, x.igst_amount)
                 for x in issuer.get_invoice_line_items(inv.id)] == [
-            ("Block Storage (1 records)", Decimal("1000.5"), "GB-hours", 1001, 280, 721, 130),
+            ("Block Storage (1 record)", Decimal("1000.5"), "GB-hours", 1001, 280, 721, 130),
             ("Virtual Machine Usage (2 records)", 30, "hours", 15000, 4200, 10800, 1944)]
         assert (inv.status, inv.invoice_number, inv.subtotal_amount, inv.discount_amount,
                 inv.taxable_amount, inv.igst_amount, inv.total_amount, inv.coupon_code,

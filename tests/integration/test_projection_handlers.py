@@ -88,7 +88,8 @@ class TestUserRows:
         [row] = project(dsn, IdentityProjection, [registered], "users")
 
         assert row == {
-            "id": user.id, "username": "ravi", "email": "Ravi@Example.com", "password": HASH,
+            "id": user.id, "username": "ravi", "username_key": "ravi",
+            "email": "Ravi@Example.com", "email_key": "ravi@example.com", "password": HASH,
             "gst_number": "29ABCDE1234F1Z5", "email_verified": False,
             "email_verification_code": None, "email_verification_expiry": None,
             "two_factor_secret": None, "two_factor_enabled": False,
@@ -219,7 +220,8 @@ class TestTeamMemberRows:
 
         rows = project(dsn, IdentityProjection, [invited], "team_members")
 
-        assert rows == [{"id": member.id, "email": "ravi@example.com", "user_id": None,
+        assert rows == [{"id": member.id, "email": "ravi@example.com",
+                         "email_key": "ravi@example.com", "user_id": None,
                          "organization_id": org.id, "status": "invited",
                          "invited_by": admin.id, "invitation_token": TOKEN_HASH,
                          "invited_at": invited.timestamp, "joined_at": None}]

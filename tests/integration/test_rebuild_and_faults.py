@@ -254,6 +254,8 @@ import os, sys, time
 from akashone_es import DuplicateError, Settings, open_storage
 dsn, go, email = sys.argv[1:4]
 storage = open_storage(Settings(bcrypt_rounds=4, pool_size=1, pool_max_overflow=1), dsn=dsn)
+acting = storage.acting_as(system="racing registration")
+acting.__enter__()
 print("ready", flush=True)
 while not os.path.exists(go):
     time.sleep(0.0005)
@@ -316,12 +318,16 @@ class TestConcurrentWriters:
 
         def write(thread: int) -> None:
             try:
-                for n in range(per_thread):
-                    storage.create_user({"username": f"t{thread}u{n}",
-                                         "email": f"t{thread}u{n}@example.com",
-                                         "password": PASSWORD_HASH})
+                with storage.acting_as(system="writer thread"):
+                    write_users(thread)
             except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
                 errors.append(exc)
+
+        def write_users(thread: int) -> None:
+            for n in range(per_thread):
+                storage.create_user({"username": f"t{thread}u{n}",
+                                     "email": f"t{thread}u{n}@example.com",
+                                     "password": PASSWORD_HASH})
 
         def follow() -> None:
             with connect(dsn) as conn:

@@ -16,17 +16,18 @@ class TestSnapshots:
         settings = Settings(**{**TEST_SETTINGS, "snapshot_interval": 3})  # type: ignore[arg-type]
         storage = open_storage(settings, dsn=dsn)
         try:
-            user = storage.create_user({"username": "snap", "email": "snap@example.com",
-                                        "password": "password-s1"})
-            for status in ("suspended", "active", "suspended", "active", "suspended", "active"):
-                storage.update_user(user.id, {"status": status})
-            with psycopg.connect(dsn) as conn:
-                versions = [row[0] for row in conn.execute(
-                    "SELECT originator_version FROM akashone_snapshots WHERE originator_id = %s"
-                    " ORDER BY originator_version", (user.id,))]
-            assert [3, 6] == versions
-            loaded = storage.app.repository.get(user.id)
-            assert isinstance(loaded, User)
-            assert (7, "active", "snap") == (loaded.version, loaded.status, loaded.username)
+            with storage.acting_as(system="tests"):
+                user = storage.create_user({"username": "snap", "email": "snap@example.com",
+                                            "password": "password-s1"})
+                for status in ("suspended", "active", "suspended", "active", "suspended", "active"):
+                    storage.update_user(user.id, {"status": status})
+                with psycopg.connect(dsn) as conn:
+                    versions = [row[0] for row in conn.execute(
+                        "SELECT originator_version FROM akashone_snapshots WHERE originator_id = %s"
+                        " ORDER BY originator_version", (user.id,))]
+                assert [3, 6] == versions
+                loaded = storage.app.repository.get(user.id)
+                assert isinstance(loaded, User)
+                assert (7, "active", "snap") == (loaded.version, loaded.status, loaded.username)
         finally:
             storage.close()

@@ -131,12 +131,13 @@ class TestEventMetadata:
         assert metas[0]["correlation_id"] == metas[1]["correlation_id"]
         assert uuid.UUID(metas[0]["correlation_id"])
         every = {frozenset(e.metadata) for e in events}  # type: ignore[attr-defined]
-        assert every == {frozenset({"actor_id", "actor_kind", "organization_id",
-                                    "correlation_id", "ip", "user_agent"})}
+        base = frozenset({"actor_id", "actor_kind", "organization_id", "correlation_id", "ip",
+                          "user_agent"})
+        assert every == {base, base | {"reason"}}  # the fixture's system context names its reason
 
     def test_event_state_is_readable_json(self, storage: Storage, dsn: str) -> None:
         """An auditor reads an event's fields and metadata as JSON in SQL; no clear password."""
-        with storage.acting_as(ip="198.51.100.1", user_agent="cli"):
+        with storage.acting_as(system="audit test", ip="198.51.100.1", user_agent="cli"):
             user = make_user(storage, "audit")
         with psycopg.connect(dsn) as conn:
             rows = conn.execute("SELECT convert_from(state, 'UTF8')::jsonb FROM akashone_events"
@@ -225,7 +226,8 @@ class TestConcurrency:
         def register(n: int) -> None:
             barrier.wait()
             try:
-                results.append(make_user(storage, "same", email=f"n{n}@example.com").id)
+                with storage.acting_as(system="racing registration"):
+                    results.append(make_user(storage, "same", email=f"n{n}@example.com").id)
             except DuplicateError as exc:
                 results.append(exc.field)
 
@@ -261,7 +263,8 @@ class TestDurability:
         user = make_user(storage, "durable")
         script = ("import akashone_es\n"
                   "s = akashone_es.open_storage()\n"
-                  "u = s.get_user_by_username('durable')\n"
+                  "with s.acting_as(system='durability check'):\n"
+                  "    u = s.get_user_by_username('durable')\n"
                   "print('FOUND', u.id, u.email)\n"
                   "s.close()\n")
         env = {**os.environ, "DATABASE_URL": dsn, "AKASHONE_LOG_LEVEL": "warning"}

@@ -1,0 +1,150 @@
+"""Bounds of every input: text lengths, list sizes, money and quantities, free-form JSON.
+
+The read tables store most text as unbounded ``text`` and amounts as ``bigint`` paise, so the
+database would accept (or overflow on) almost anything; these limits are what the values mean.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Annotated, Any, Final
+
+import orjson
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
+
+# -- text (characters) ---------------------------------------------------------------------
+CODE_MAX: Final = 64  # machine codes and kinds: resource types, units, metrics, error codes
+NAME_MAX: Final = 200  # names of people, organizations, plans, resources, address lines
+DESCRIPTION_MAX: Final = 2000  # descriptions, notes, messages meant to be read
+EMAIL_MAX: Final = 254  # RFC 5321 path limit
+URL_MAX: Final = 2048
+ID_MAX: Final = 200  # an external system's id (gateway, CloudStack, a resource)
+SECRET_MAX: Final = 255  # tokens, TOTP secrets, verification codes (invitation_token varchar)
+IP_ADDRESS_MAX: Final = 45  # the longest textual IPv6 (with an embedded IPv4)
+USER_AGENT_MAX: Final = 512  # as the acting context bounds it (context.MAX_USER_AGENT)
+GSTIN_MAX: Final = 15  # a GSTIN is exactly 15 characters (checked further by its own rule)
+
+# -- integers and money --------------------------------------------------------------------
+INT4_MAX: Final = 2**31 - 1  # integer columns
+BIGINT_MAX: Final = 2**63 - 1
+#: the largest paise amount written as such (bigint columns, and orjson encodes 64-bit ints)
+PAISE_MAX: Final = 2**62
+#: a quantity of anything metered or sold on a line, and its precision
+QUANTITY_MAX: Final = 10**9
+QUANTITY_PLACES: Final = 6
+#: paise per unit (Rs 1 crore per unit), and its precision (metering rates are fractional)
+UNIT_PRICE_MAX: Final = 10**9
+UNIT_PRICE_PLACES: Final = 6
+#: one invoice line, or one usage record's total cost: Rs 10 lakh crore. Quantity x unit price
+#: alone could reach 10^18, so this product is checked on its own
+LINE_AMOUNT_MAX: Final = 10**15
+#: lines on one invoice; generate_invoice makes one line per resource type
+INVOICE_LINES_MAX: Final = 500
+#: why no invoice can overflow: its subtotal is at most 500 x 10^15 = 5 x 10^17 paise; GST adds
+#: at most 28 % and the round-off at most 50 paise, so the total stays under 6.5 x 10^17, seven
+#: times below PAISE_MAX (4.6 x 10^18) and fourteen below bigint (9.2 x 10^18)
+INVOICE_TOTAL_MAX: Final = INVOICE_LINES_MAX * LINE_AMOUNT_MAX * 128 // 100 + 50
+#: usage records billed by one generated invoice, and ids given in one call
+USAGE_RECORDS_PER_INVOICE_MAX: Final = 10_000
+IDS_MAX: Final = USAGE_RECORDS_PER_INVOICE_MAX
+#: GST rates are percentages with two places (numeric(5,2) columns)
+RATE_MAX: Final = 100
+RATE_PLACES: Final = 2
+
+# -- free-form JSON (activity and usage metadata, gateway responses) -----------------------
+JSON_DEPTH_MAX: Final = 8  # nested objects and arrays
+JSON_NODES_MAX: Final = 1000  # values in all, at every level
+JSON_KEY_MAX: Final = 100
+JSON_STRING_MAX: Final = DESCRIPTION_MAX
+JSON_BYTES_MAX: Final = 16 * 1024  # encoded as UTF-8 JSON
+GATEWAY_JSON_BYTES_MAX: Final = 64 * 1024  # a gateway's raw answer, before it is trimmed
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as PostgreSQL text or jsonb (None if it can)."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        return "must not contain lone surrogates (not valid Unicode)"
+    return None
+
+
+def _shown(key: str) -> str:
+    """A key as an error may name it: escaped if it is itself the problem."""
+    return key.encode("unicode_escape").decode("ascii") if text_problem(key) else key
+
+
+def _fail(path: list[str | int], rule: str) -> PydanticCustomError:
+    return PydanticCustomError("json_value", "{path}: {rule}",
+                               {"path": ".".join(str(p) for p in path), "rule": rule})
+
+
+class _Walk:
+    """One pass over a JSON value: types, text, numbers, depth and node count."""
+
+    def __init__(self) -> None:
+        self.nodes = 0
+
+    def value(self, value: Any, path: list[str | int]) -> None:
+        self.nodes += 1
+        if self.nodes > JSON_NODES_MAX:
+            raise _fail(path, f"more than {JSON_NODES_MAX} values in all")
+        if len(path) > JSON_DEPTH_MAX:
+            raise _fail(path, f"nested deeper than {JSON_DEPTH_MAX} levels")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise _fail(path, "object keys must be strings")
+                self.text(key, [*path, _shown(key[:JSON_KEY_MAX])], JSON_KEY_MAX, "key ")
+                self.value(item, [*path, key])
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                self.value(item, [*path, index])
+        else:
+            self.scalar(value, path)
+
+    def scalar(self, value: Any, path: list[str | int]) -> None:
+        if value is None or isinstance(value, bool):
+            return
+        if isinstance(value, int):
+            # orjson encodes at most 64 bits; jsonb and bigint columns take the same range
+            if not -BIGINT_MAX - 1 <= value <= BIGINT_MAX:
+                raise _fail(path, "integer out of the 64-bit range")
+        elif isinstance(value, float):
+            if not math.isfinite(value):  # jsonb refuses NaN and infinities
+                raise _fail(path, "must be a finite number")
+        elif isinstance(value, str):
+            self.text(value, path, JSON_STRING_MAX)
+        else:
+            raise _fail(path, f"not a JSON value ({type(value).__name__}): use a string, "
+                              "number, boolean, null, list or object")
+
+    @staticmethod
+    def text(value: str, path: list[str | int], limit: int, what: str = "") -> None:
+        problem = text_problem(value)
+        if problem:
+            raise _fail(path, what + problem)
+        if len(value) > limit:
+            raise _fail(path, f"{what}longer than {limit} characters")
+
+
+def check_json(max_bytes: int = JSON_BYTES_MAX) -> Callable[[Any], Any]:
+    """A validator: ``value`` is JSON that every projection can store (jsonb), within bounds;
+    a failure names the path inside the field (``metadata.a.0.b``) and the rule."""
+
+    def validate(value: Any) -> Any:
+        if value is None:
+            return None
+        _Walk().value(value, [])
+        size = len(orjson.dumps(value))
+        if size > max_bytes:
+            raise _fail([], f"{size} bytes encoded, more than {max_bytes}")
+        return value
+
+    return validate
+
+
+#: a free-form JSON object field (activity or usage metadata)
+JsonObject = Annotated[dict[str, Any], AfterValidator(check_json())]

@@ -1,0 +1,249 @@
+"""Who may call each public ``Storage`` method, enforced at one door for every method.
+
+Every public method is classified here; ``guard(Storage)`` refuses to build the facade when one
+is not, so a method added later cannot slip past the access-matrix test. Each call then:
+
+- refuses to run without an acting context (``ContextError``), except session helpers;
+- refuses platform-only methods to a tenant context (``PermissionDeniedError``);
+- checks primitive arguments (type, NUL characters, lone surrogates, size) and names the
+  parameter in a ``ValidationError`` rather than letting the driver fail on them;
+- retries a read once after a dropped connection, then raises ``UnavailableError``;
+- translates any library exception that escaped into the project's own error tree.
+
+Tenant scoping itself (which rows a tenant sees) lives in each method, and the access-matrix
+test (``tests/integration/test_access_matrix.py``) calls every method as two tenants, the
+platform and no one to prove that nothing crosses.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+import pydantic
+from eventsourcing.persistence import InterfaceError as LibraryInterfaceError
+from eventsourcing.persistence import OperationalError as LibraryOperationalError
+
+from akashone_es import context
+from akashone_es.errors import (
+    AkashOneError,
+    InternalError,
+    PermissionDeniedError,
+    UnavailableError,
+    ValidationError,
+)
+from akashone_es.logging import get_logger
+
+log = get_logger(__name__)
+#: the longest text a lookup argument may carry (the longest column is 2,000 characters)
+MAX_ARGUMENT_TEXT = 10_000
+READ_PREFIXES = ("get_", "has_", "user_has_", "verify_", "validate_")
+UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, LibraryOperationalError,
+               LibraryInterfaceError)
+
+
+class Access(StrEnum):
+    """How a method is scoped."""
+
+    #: a tenant reads and changes only its own organization's records; the platform all
+    TENANT = "tenant"
+    #: platform actors only (a super admin, or a system context); refused to tenants
+    PLATFORM = "platform"
+    #: the shared catalogue (permissions, HSN/SAC codes, plans, coupon codes): any context
+    #: may read what is published to it; writes are PLATFORM or TENANT methods
+    CATALOGUE = "catalogue"
+    #: no records: opening a context, closing the storage, looking up a projection
+    SESSION = "session"
+
+
+T, P, C, S = Access.TENANT, Access.PLATFORM, Access.CATALOGUE, Access.SESSION
+
+POLICY: dict[str, Access] = {
+    # session
+    "acting_as": S, "close": S, "projection": S,
+    # users and organizations
+    "create_organization": P, "get_organization": T, "get_organizations": T,
+    "create_user": T, "get_user": T, "get_user_by_email": T, "get_user_by_username": T,
+    "get_users": T, "update_user": T, "verify_password": T, "has_super_admin": P,
+    # permissions and roles
+    "create_permission": P, "get_permission": C, "get_permission_by_key": C,
+    "get_permissions": C, "initialize_default_permissions": P,
+    "initialize_default_roles": P, "create_role": T, "get_role": T, "get_roles": T,
+    "update_role": T, "delete_role": T, "assign_permission_to_role": T,
+    "remove_permission_from_role": T, "get_role_permissions": T, "assign_role_to_user": T,
+    "remove_role_from_user": T, "get_user_roles": T, "user_has_permission": T,
+    # teams and activity
+    "create_team_member": T, "get_team_member": T, "get_team_member_by_email": T,
+    "get_team_members": T, "update_team_member": T, "delete_team_member": T,
+    "accept_invitation": T, "create_user_activity": T, "get_user_activity": T,
+    "get_user_activities": T, "get_user_activities_by_action": T,
+    "get_recent_activities": T,
+    # customers
+    "create_billing_address": T, "get_billing_address": T, "get_billing_addresses": T,
+    "get_default_billing_address": T, "update_billing_address": T,
+    "delete_billing_address": T, "set_default_billing_address": T,
+    "create_payment_method": T, "get_payment_method": T, "get_payment_methods": T,
+    "get_default_payment_method": T, "update_payment_method": T,
+    "delete_payment_method": T, "set_default_payment_method": T,
+    # invoices
+    "create_invoice": T, "get_invoice": T, "get_invoice_by_number": T, "get_invoices": T,
+    "update_invoice": T, "delete_invoice": T, "issue_invoice": T, "cancel_invoice": T,
+    "mark_overdue_invoices": T, "generate_invoice": T, "get_next_invoice_number": P,
+    "create_invoice_line_item": T, "get_invoice_line_item": T, "get_invoice_line_items": T,
+    "delete_invoice_line_item": T, "issue_credit_note": T, "get_adjustment_notes": T,
+    "get_adjustment_notes_by_number": T,
+    "create_tax_calculation": T, "get_tax_calculation": T, "get_tax_calculations": T,
+    # usage and payments
+    "create_usage_record": T, "get_usage_record": T, "get_usage_records": T,
+    "get_unbilled_usage_records": T, "mark_usage_records_as_billed": T,
+    "create_payment_transaction": T, "get_payment_transaction": T,
+    "get_payment_transaction_by_gateway_id": T, "get_payment_transactions": T,
+    "update_payment_transaction": T,
+    # catalogue
+    "create_hsn_code": P, "get_hsn_code": C, "get_hsn_code_by_service_type": C,
+    "get_hsn_codes": C, "update_hsn_code": P, "delete_hsn_code": P,
+    "create_discount_coupon": P, "get_discount_coupon": P, "get_discount_coupons": P,
+    "get_discount_coupon_by_code": C, "validate_coupon": C, "update_discount_coupon": P,
+    "delete_discount_coupon": P, "increment_coupon_usage": P,
+    "create_service_plan": T, "get_service_plan": C, "get_service_plans": C,
+    "update_service_plan": T, "delete_service_plan": T,
+    "initialize_default_service_plans": P,
+}
+
+
+def public_methods(cls: type) -> list[str]:
+    """The public methods of ``cls`` (what the access matrix must cover)."""
+    return sorted(name for name, value in inspect.getmembers(cls, inspect.isfunction)
+                  if not name.startswith("_"))
+
+
+def guard(cls: type) -> type:
+    """Wrap every public method of ``cls`` in its policy; unclassified methods are an error."""
+    missing = [name for name in public_methods(cls) if name not in POLICY]
+    if missing:
+        msg = (f"Storage methods without an access classification: {', '.join(missing)} "
+               "(classify each in POLICY, akashone_es/storage/policy.py)")
+        raise TypeError(msg)
+    for name in public_methods(cls):
+        if POLICY[name] is not Access.SESSION:
+            setattr(cls, name, _guarded(name, getattr(cls, name), POLICY[name]))
+    return cls
+
+
+def _guarded(name: str, fn: Callable[..., Any], access: Access) -> Callable[..., Any]:
+    signature = inspect.signature(fn)
+    checks = {p: _TYPE_CHECKS[str(param.annotation)]
+              for p, param in signature.parameters.items()
+              if str(param.annotation) in _TYPE_CHECKS}
+    attempts = 2 if name.startswith(READ_PREFIXES) else 1
+
+    @functools.wraps(fn)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        ctx = context.current()
+        if access is Access.PLATFORM and not ctx.is_platform:
+            raise PermissionDeniedError(f"{name} is for the platform only (a super admin or "
+                                        "a system context), not for a tenant")
+        bound = signature.bind(self, *args, **kwargs)
+        for parameter, value in list(bound.arguments.items())[1:]:
+            check = checks.get(parameter)
+            if check is not None:
+                check(parameter, value)
+            _check_text(parameter, value, 0)
+        for attempt in range(attempts):
+            try:
+                return fn(self, *args, **kwargs)
+            except AkashOneError:
+                raise
+            except UNAVAILABLE as exc:
+                if attempt + 1 < attempts:
+                    log.warning("storage.read_retried", method=name, error=str(exc)[:200])
+                    _check_pool(self)
+                    continue
+                raise UnavailableError(f"the database is unavailable: {_first_line(exc)}"
+                                       ) from None
+            except pydantic.ValidationError as exc:
+                raise _validation_error(exc) from None
+            except Exception as exc:
+                log.exception("storage.internal_error", method=name)
+                raise InternalError(f"{name} failed unexpectedly: {type(exc).__name__}: "
+                                    f"{_first_line(exc)}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    call.access = access  # type: ignore[attr-defined]
+    return call
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_pool(storage: Any) -> None:
+    """After a dropped connection, let the pool test and replace its idle connections."""
+    pool = getattr(storage._datastore, "pool", None)  # noqa: SLF001 - our own datastore
+    check = getattr(pool, "check", None)
+    if check is not None:
+        try:
+            check()
+        except Exception:  # noqa: BLE001 - the retry reports the real failure
+            log.debug("storage.pool_check_failed")
+
+
+def _validation_error(exc: pydantic.ValidationError) -> ValidationError:
+    return ValidationError([
+        {"field": ".".join(str(p) for p in e["loc"]) or "input",
+         "rule": e["msg"].removeprefix("Value error, ")} for e in exc.errors()])
+
+
+def _check_text(field: str, value: Any, depth: int) -> None:
+    """Text the database could not store (NUL, lone surrogates) or too long to be a value."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValidationError.single(field, "must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError.single(field, "must be valid Unicode (no lone surrogates)"
+                                         ) from None
+    elif depth < 8 and isinstance(value, dict):
+        # an input dict's keys are the model's fields: name them as the model would
+        prefix = f"{field}." if depth else ""
+        for key, item in value.items():
+            _check_text(f"{prefix}{key}" if isinstance(key, str) else field, key, depth + 1)
+            _check_text(f"{prefix}{key}", item, depth + 1)
+    elif depth < 8 and isinstance(value, list | tuple | set | frozenset):
+        for index, item in enumerate(value):
+            _check_text(f"{field}[{index}]", item, depth + 1)
+
+
+def _expect(kinds: tuple[type, ...], rule: str, *, optional: bool) -> Callable[[str, Any], None]:
+    def check(field: str, value: Any) -> None:
+        if value is None and optional:
+            return
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            raise ValidationError.single(field, rule)
+        if isinstance(value, str) and len(value) > MAX_ARGUMENT_TEXT:
+            raise ValidationError.single(field, f"at most {MAX_ARGUMENT_TEXT} characters")
+
+    return check
+
+
+def _id_check(optional: bool) -> Callable[[str, Any], None]:
+    import uuid  # noqa: PLC0415 - local: only the check needs it
+
+    return _expect((uuid.UUID, str), "must be a UUID", optional=optional)
+
+
+_TYPE_CHECKS: dict[str, Callable[[str, Any], None]] = {
+    "str": _expect((str,), "must be a string", optional=False),
+    "str | None": _expect((str,), "must be a string", optional=True),
+    "int": _expect((int,), "must be an integer", optional=False),
+    "int | None": _expect((int,), "must be an integer", optional=True),
+    "bool": _expect((bool,), "must be true or false", optional=False),
+    "UUID | str": _id_check(optional=False),
+    "UUID | str | None": _id_check(optional=True),
+}

@@ -1,0 +1,104 @@
+"""Applying stored events to a projection, stopping cleanly before the first it cannot apply.
+
+An event cannot be applied when it does not decode (unknown topic, bad state), when its handler
+raises, or when the database refuses the handler's statements (a NUL character, a value out of
+range, a broken constraint). Such an event must not wedge the projection: everything before it
+is applied, and the caller records the failure with the checkpoint just before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+
+from akashone_es.logging import get_logger
+from projections.engine import Batch, Projection, Query
+from projections.failures import Failure
+from projections.log import Row
+
+log = get_logger(__name__)
+Decode = Callable[[str, Any, int, bytes], Any]
+#: the database refused the statements of an event; a lost connection or a deadlock is not the
+#: event's fault (OperationalError) and propagates, so the batch is simply retried later
+REFUSED = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError,
+           psycopg.NotSupportedError)
+DECODER = "mapper.decode"
+
+
+def apply_rows(conn: psycopg.Connection[Any], projection: Projection, decode: Decode,
+               rows: Sequence[Row], skip: frozenset[int] = frozenset(),
+               then: Sequence[tuple[Query, Sequence[Any]]] = ()) -> Failure | None:
+    """Apply ``rows`` in the caller's transaction; positions in ``skip`` are left out.
+
+    When every event applies, the statements of ``then`` (the checkpoint) follow in the same
+    pipeline and None is returned. Otherwise the events before the first one that cannot be
+    applied are applied, ``then`` is not run, and that event's ``Failure`` is returned.
+    """
+    events, failure, batch = _plan(projection, decode, rows, skip)
+    if failure is None:
+        for query, params in then:
+            batch.add(query, params)
+    if _execute(conn, batch):
+        return failure
+    # The database refused something in the batch: apply event by event to find which.
+    for event, row in events:
+        single = Batch()
+        projection.handle(event, row[0], single)
+        try:
+            _must_execute(conn, single)
+        except REFUSED as exc:
+            return Failure.of(projection.name, row, projection.handler_name(event), exc)
+    if failure is None and then:  # only ``then`` was refused: not an event's fault
+        _must_execute(conn, Batch.of(then))
+    return failure
+
+
+def _plan(projection: Projection, decode: Decode, rows: Sequence[Row], skip: frozenset[int]
+          ) -> tuple[list[tuple[Any, Row]], Failure | None, Batch]:
+    """Decode each event and collect its handler's statements, up to the first that fails."""
+    events: list[tuple[Any, Row]] = []
+    batch = Batch()
+    for row in rows:
+        position, originator_id, version, topic, state = row
+        if position in skip:
+            log.info("projection.quarantined_skipped", projection=projection.name,
+                     position=position)
+            continue
+        try:
+            event = decode(topic, originator_id, version, bytes(state))
+        except Exception as exc:  # noqa: BLE001 - any decode failure makes the event poison
+            return events, Failure.of(projection.name, row, DECODER, exc), batch
+        try:
+            projection.handle(event, position, batch)
+        except Exception as exc:  # noqa: BLE001 - a handler bug stops only this projection
+            failure = Failure.of(projection.name, row, projection.handler_name(event), exc)
+            return events, failure, _batch(projection, events)
+        events.append((event, row))
+    return events, None, batch
+
+
+def _batch(projection: Projection, events: Sequence[tuple[Any, Row]]) -> Batch:
+    # Built afresh from the events that passed: a handler that raised may have left half its
+    # statements (or rows merged into a set-based statement) in the batch.
+    batch = Batch()
+    for event, row in events:
+        projection.handle(event, row[0], batch)
+    return batch
+
+
+def _execute(conn: psycopg.Connection[Any], batch: Batch) -> bool:
+    """Run ``batch`` in one pipeline under a savepoint; False (rolled back) when refused."""
+    if not batch.statements:
+        return True
+    try:
+        _must_execute(conn, batch)
+    except REFUSED:
+        return False
+    return True
+
+
+def _must_execute(conn: psycopg.Connection[Any], batch: Batch) -> None:
+    with conn.transaction(), conn.cursor() as cur, conn.pipeline():
+        batch.execute(cur)

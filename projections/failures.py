@@ -1,0 +1,101 @@
+"""Events a projection could not apply: the durable record behind ``status`` and ``verify``.
+
+A projection that meets an event it cannot apply (undecodable, a handler raised, or the
+database refused its rows) stops just before it. The failure is written in the same transaction
+as the checkpoint, so the record, the rows and the checkpoint always agree; it is cleared by
+the first batch that gets past the failed position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+FAILURES_TABLE = "akashone_projection_failures"
+_TABLE = sql.Identifier("public", FAILURES_TABLE)
+#: stored error texts are cut here: enough for the database's first line and a hint
+MAX_ERROR = 500
+
+FAILURES_DDL = sql.SQL(
+    "CREATE TABLE IF NOT EXISTS {table} ("
+    " projection text PRIMARY KEY, position bigint NOT NULL, originator_id text NOT NULL,"
+    " originator_version bigint NOT NULL, topic text NOT NULL, handler text NOT NULL,"
+    " error text NOT NULL, failed_at timestamptz NOT NULL DEFAULT now())"
+).format(table=_TABLE)
+
+RECORD = sql.SQL(
+    "INSERT INTO {table} (projection, position, originator_id, originator_version, topic,"
+    " handler, error) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (projection) DO UPDATE"
+    " SET position = excluded.position, originator_id = excluded.originator_id,"
+    " originator_version = excluded.originator_version, topic = excluded.topic,"
+    " handler = excluded.handler, error = excluded.error, failed_at = now()"
+).format(table=_TABLE)
+
+#: run with every batch that applies: a failure at or below the new checkpoint is resolved
+CLEAR = sql.SQL(
+    "DELETE FROM {table} WHERE projection = %s AND position <= %s"
+).format(table=_TABLE).as_bytes(None)
+
+READ = sql.SQL(
+    "SELECT projection, position, originator_id, originator_version, topic, handler, error"
+    " FROM {table} ORDER BY projection"
+).format(table=_TABLE)
+
+
+def printable(text: str) -> str:
+    """``text`` on one line, control characters escaped (an error may quote the bad value,
+    NUL included, and must itself be storable and printable), at most ``MAX_ERROR`` chars."""
+    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return shown if len(shown) <= MAX_ERROR else shown[:MAX_ERROR - 3] + "..."
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The event at ``position`` that ``projection`` could not apply, and why."""
+
+    projection: str
+    position: int
+    originator_id: str
+    originator_version: int
+    topic: str
+    handler: str
+    error: str
+
+    @classmethod
+    def of(cls, projection: str, row: tuple[int, Any, int, str, Any], handler: str,
+           exc: BaseException) -> Failure:
+        """The failure of a stored event row ``(position, id, version, topic, state)``."""
+        position, originator_id, version, topic, _ = row
+        first = str(exc).strip().splitlines()
+        error = f"{type(exc).__name__}: {first[0]}" if first else type(exc).__name__
+        detail = getattr(getattr(exc, "diag", None), "message_detail", None)
+        if detail:  # the database's detail names the value, e.g. "\u0000 cannot be ..."
+            error += f" ({detail})"
+        return cls(projection, int(position), str(originator_id), int(version),
+                   printable(topic), handler, printable(error))
+
+    def message(self, what: str = "projection") -> str:
+        """One line naming the position, aggregate, event type and handler, and the way out."""
+        return (f"{what} {self.projection} stopped at position {self.position}: "
+                f"{self.handler} cannot apply {self.topic} of aggregate {self.originator_id} "
+                f"(version {self.originator_version}): {self.error}. Fix the cause and retry, "
+                f"or skip the event with: akashone-es projections quarantine "
+                f"{self.projection} {self.position} --reason '...'")
+
+
+def record_failure(conn: psycopg.Connection[Any], failure: Failure) -> None:
+    """Write (or refresh) the failure of ``failure.projection``; in the caller's transaction."""
+    conn.execute(RECORD, (failure.projection, failure.position, failure.originator_id,
+                          failure.originator_version, failure.topic, failure.handler,
+                          failure.error))
+
+
+def read_failures(conn: psycopg.Connection[Any]) -> dict[str, Failure]:
+    """The recorded failure of each stopped projection."""
+    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+        cur.execute(READ)
+        return {row[0]: Failure(row[0], int(row[1]), row[2], int(row[3]), row[4], row[5],
+                                row[6]) for row in cur}

@@ -1,0 +1,250 @@
+"""Break each claim of docs/architecture.md in a scratch copy; the tests that defend it must fail.
+
+Each mutation is an exact search/replace in one file (a search text that is no longer found
+fails loudly, so the list stays current as the code changes) and names the tests that defend
+the claim; only those run. Prints a table and exits 1 if any mutation survives.
+
+    scripts/mutations            # every mutation
+    scripts/mutations -k lock    # the mutations whose name contains "lock"
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = ROOT / ".venv" / "bin" / "python"
+CLAIMS = "tests/integration/test_claims.py"
+RACES = "tests/integration/test_billing_concurrency.py"
+FAULTS = "tests/integration/test_rebuild_and_faults.py"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    claim: str
+    path: str
+    #: (search, replace) pairs applied in order; each search must occur exactly once
+    edits: tuple[tuple[str, str], ...]
+    tests: tuple[str, ...]
+
+
+MUTATIONS = [
+    Mutation("events-updatable", "the events table is append-only in the database",
+             "akashone_es/persistence/database.py",
+             (("BEFORE UPDATE OR DELETE ON {events}", "BEFORE DELETE ON {events}"),),
+             (f"{CLAIMS}::TestEventLogIsAppendOnly",)),
+    Mutation("upcast-lost", "old User.Registered payloads are upcast when read",
+             "akashone_es/domain/identity.py",
+             (('state["status"] = "active"', 'state["status"] = "suspended"'),),
+             ("tests/unit/test_mapper.py",)),
+    Mutation("rebuild-skips-tail", "rebuild applies the tail under the lock, then swaps",
+             "projections/rebuild.py",
+             (("rows, _ = reader.read_rows(conn, position, final,",
+               "rows, _ = reader.read_rows(conn, final, final,"),),
+             (f"{CLAIMS}::TestRebuildWhileWriting",)),
+    Mutation("replay-loses-one-per-batch", "replay and catch-up read the log in batches",
+             "projections/log.py",
+             (("reached = rows[-1][0] if len(rows) == limit else upto",
+               "reached = rows[-1][0] + 1 if len(rows) == limit else upto"),),
+             (f"{CLAIMS}::TestBatchBoundaries",)),
+    Mutation("catch-up-without-row-lock", "catch-up holds the checkpoint row FOR UPDATE",
+             "projections/engine.py",
+             (('"SELECT position FROM {table} WHERE name = %s FOR UPDATE"',
+               '"SELECT position FROM {table} WHERE name = %s"'),),
+             (f"{CLAIMS}::TestCatchUpLocksTheCheckpoint",)),
+    Mutation("rows-before-checkpoint", "catch-up moves rows and checkpoint in one transaction",
+             "projections/runner.py",
+             (("            (CLEAR_FAILURE, (projection.name, reached)),\n"
+               "            (SET_CHECKPOINTS, (reached, [projection.name]))])",
+               "            (CLEAR_FAILURE, (projection.name, reached))])"),
+              ("    if failure is not None:\n        log.error(\"projection.stopped\"",
+               "    conn.execute(SET_CHECKPOINTS, (reached, [projection.name]))\n"
+               "    if failure is not None:\n        log.error(\"projection.stopped\"")),
+             (f"{CLAIMS}::TestCatchUpIsAtomic",)),
+    Mutation("follower-never-listens", "the runner sleeps on LISTEN akashone_events",
+             "projections/runner.py",
+             (('locks.execute(sql.SQL("LISTEN {}")', 'locks.execute(sql.SQL("SELECT 1 -- {}")'),),
+             (f"{CLAIMS}::TestFollowerListens",)),
+    Mutation("two-active-runners", "one active runner per projection (advisory lock)",
+             "projections/runner.py",
+             (('"SELECT pg_try_advisory_lock(hashtext(%s))"',
+               '"SELECT pg_try_advisory_lock(hashtext(%s)) OR true"'),),
+             (f"{FAULTS}::TestOneActiveRunner",)),
+    Mutation("email-code-in-clear", "email verification codes are sealed",
+             "akashone_es/storage/users.py",
+             (('SEALED_USER_FIELDS = ("two_factor_secret", "email_verification_code")',
+               'SEALED_USER_FIELDS = ("two_factor_secret",)'),),
+             (f"{CLAIMS}::TestEmailVerificationCodeIsSealed",)),
+    Mutation("totp-in-clear", "TOTP secrets are sealed",
+             "akashone_es/storage/users.py",
+             (('SEALED_USER_FIELDS = ("two_factor_secret", "email_verification_code")',
+               'SEALED_USER_FIELDS = ("email_verification_code",)'),),
+             ("tests/integration/test_tenancy_and_rules.py::TestSecrets::"
+              "test_totp_secret_is_encrypted_in_the_log_and_the_table",)),
+    Mutation("history-shows-secrets", "history hides every secret-bearing field",
+             "akashone_es/cli/history.py",
+             (('"password_hash", "token_hash", "two_factor_secret",', '"password_hash",'),),
+             ("tests/cli/test_history_secrets.py",)),
+    Mutation("token-in-clear", "invitation tokens are stored as SHA-256",
+             "akashone_es/storage/teams.py",
+             (("token_hash=_token_hash(token),", "token_hash=token,"),
+              ("MEMBER_BY_TOKEN, (_token_hash(accept.token),)",
+               "MEMBER_BY_TOKEN, (accept.token,)")),
+             ("tests/integration/test_identity_storage.py::TestTeamMembers::"
+              "test_invitation_token_is_not_stored_in_clear",)),
+    Mutation("tenant-sees-everything", "a tenant user sees only its organization's records",
+             "akashone_es/storage/base.py",
+             (("        if tenant is None:\n            return True",
+               "        if True:\n            return True"),),
+             ("tests/integration/test_tenancy_and_rules.py",)),
+    Mutation("verify-ignores-content", "verify compares every table's rows and checksum",
+             "projections/rebuild.py",
+             (("return self.problem is None and self.live == self.replayed",
+               "return self.problem is None"),),
+             ("tests/cli/test_cli.py::TestProjectionsVerify::"
+              "test_verify_flags_tampered_table_and_exits_1",)),
+    Mutation("tax-rounds-down", "tax and discounts round half-up, in integer paise",
+             "akashone_es/money.py",
+             (("(abs(amount_paise) * rate_bp + BASIS_POINTS // 2) // BASIS_POINTS",
+               "(abs(amount_paise) * rate_bp) // BASIS_POINTS"),),
+             ("tests/unit/test_money_and_inputs.py", "tests/unit/test_gst_tax.py")),
+    Mutation("gateway-id-not-unique", "a gateway callback is applied once",
+             "projections/billing_tables.py",
+             (("CREATE UNIQUE INDEX IF NOT EXISTS payment_transactions_gateway_key",
+               "CREATE INDEX IF NOT EXISTS payment_transactions_gateway_key"),),
+             (f"{RACES}::TestPaymentCallbackConcurrently",)),
+    Mutation("old-billing-window", "usage belongs to the window its period ends in",
+             "akashone_es/storage/usage.py",
+             ((" AND period_end > %s AND period_end <= %s ORDER BY",
+               " AND period_start >= %s AND period_end <= %s ORDER BY"),),
+             (f"{CLAIMS}::TestBillingWindow",)),
+    Mutation("loads-ignore-snapshots", "loads start from the latest snapshot",
+             "akashone_es/storage/base.py",
+             (("            aggregate: Any = self.app.repository.get(aggregate_id)",
+               "            self.app.repository.snapshot_store = None\n"
+               "            aggregate: Any = self.app.repository.get(aggregate_id)"),),
+             (f"{CLAIMS}::TestLoadsUseSnapshots",)),
+    Mutation("coupon-saved-apart", "a redemption is saved with its invoice: max_uses holds",
+             "akashone_es/storage/usage.py",
+             (('row = self._save_returning(bm.Invoice, ("invoices", invoice.id), *aggregates,',
+               'coupons = [a for a in aggregates if type(a).__name__ == "DiscountCoupon"]\n'
+               '                row = self._save_returning(bm.Invoice, ("invoices", invoice.id),'
+               ' *[a for a in aggregates if a not in coupons],'),
+              ("                                           *billed)\n",
+               "                                           *billed)\n"
+               "                self._save(*coupons)\n")),
+             (f"{RACES}::TestCouponRedemptionConcurrently",)),
+    Mutation("usage-not-reread-on-retry", "racing generations bill each usage record once",
+             "akashone_es/storage/usage.py",
+             (("        def attempt() -> bm.Invoice:\n"
+               "            usage = self._all(bm.UsageRecord, UNBILLED_IN, (user.id,"
+               " request.period_start,\n",
+               "        usage = self._all(bm.UsageRecord, UNBILLED_IN, (user.id,"
+               " request.period_start,\n"),
+              ("                                                            request.period_end))\n"
+               "            if not usage:",
+               "                                                            request.period_end))\n"
+               "        def attempt() -> bm.Invoice:\n"
+               "            if not usage:")),
+             (f"{RACES}::TestGenerateInvoiceConcurrently",)),
+    Mutation("metadata-not-stamped", "every event carries the acting context",
+             "akashone_es/application.py",
+             (('update={"metadata": meta})', 'update={"metadata": {}})'),),
+             ("tests/integration/test_invoice_lifecycle.py::TestCancel::"
+              "test_cancelling_keeps_the_number_and_records_the_actor",)),
+    Mutation("username-not-unique", "unique indexes decide uniqueness under concurrency",
+             "projections/identity.py",
+             (("CREATE UNIQUE INDEX IF NOT EXISTS users_username_norm_key",
+               "CREATE INDEX IF NOT EXISTS users_username_norm_key"),),
+             (f"{FAULTS}::TestConcurrentRegistration",)),
+]
+
+
+def scratch_copy() -> Path:
+    """The tracked and untracked (not ignored) files of the tree, copied to a temp dir."""
+    command = ["git", "ls-files", "-co", "--exclude-standard", "-z"]
+    listed = subprocess.run(command, cwd=ROOT, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    target = Path(tempfile.mkdtemp(prefix="akashone-mutations-"))
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+def apply(tree: Path, mutation: Mutation) -> str:
+    """Apply ``mutation`` to ``tree``; returns the original text to restore."""
+    path = tree / mutation.path
+    original = text = path.read_text()
+    for search, replace in mutation.edits:
+        if text.count(search) != 1:
+            sys.exit(f"mutation {mutation.name}: {search!r} occurs {text.count(search)} times"
+                     f" in {mutation.path}; update scripts/mutations.py")
+        text = text.replace(search, replace)
+    path.write_text(text)
+    return original
+
+
+def caught(tree: Path, mutation: Mutation) -> bool:
+    """Run the defending tests on the mutated tree: True when they fail."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "AKASHONE_LOG_LEVEL": "warning"}
+    result = subprocess.run([str(PYTHON), "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                             *mutation.tests], cwd=tree, env=env, capture_output=True,
+                            text=True, check=False)
+    if result.returncode not in (0, 1):  # 2+: the tests could not even run
+        print(result.stdout[-3000:], result.stderr[-3000:], file=sys.stderr)
+        sys.exit(f"mutation {mutation.name}: pytest exited {result.returncode}")
+    return result.returncode == 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-k", default="", help="only mutations whose name contains this")
+    parser.add_argument("--baseline", action="store_true",
+                        help="first check that the defending tests pass unmutated")
+    args = parser.parse_args()
+    chosen = [m for m in MUTATIONS if args.k in m.name]
+    tree = scratch_copy()
+    check = subprocess.run([str(PYTHON), "-c", "import akashone_es; print(akashone_es.__file__)"],
+                           cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
+                           capture_output=True, text=True, check=True).stdout
+    if not check.startswith(str(tree)):
+        sys.exit(f"the scratch copy is not the code under test: {check}")
+    survived = []
+    try:
+        if args.baseline:
+            for mutation in chosen:
+                if caught(tree, Mutation("baseline", "", mutation.path, (), mutation.tests)):
+                    sys.exit(f"{mutation.tests} fail without any mutation")
+        print(f"{'mutation':<28} {'claim':<58} caught")
+        for mutation in chosen:
+            original = apply(tree, mutation)
+            try:
+                ok = caught(tree, mutation)
+            finally:
+                (tree / mutation.path).write_text(original)
+            print(f"{mutation.name:<28} {mutation.claim:<58} {'yes' if ok else 'NO'}",
+                  flush=True)
+            if not ok:
+                survived.append(mutation.name)
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+    if survived:
+        print(f"{len(survived)} mutation(s) survived: {', '.join(survived)}")
+        return 1
+    print(f"all {len(chosen)} mutations caught")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""``akashone-es projections`` with a poison event in the log: one clear line, then quarantine."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from akashone_es.storage import Storage
+from tests.cli.conftest import Cli, Query
+
+RECORDED_TOPIC = "akashone_es.domain.identity:Activity.Recorded"
+
+
+def poison_activity(storage: Storage, query: Query) -> int:
+    """A copy of a real Activity.Recorded whose details hold a NUL, inserted by the owner."""
+    storage.create_user_activity({"username": "ops", "action": "login"})
+    [(state,)] = query("SELECT state FROM akashone_events WHERE topic = %s"
+                       " ORDER BY notification_id DESC LIMIT 1", (RECORDED_TOPIC,))
+    data = json.loads(bytes(state))
+    data["details"] = {"note": "a\x00b"}
+    [(position,)] = query(
+        "INSERT INTO akashone_events (originator_id, originator_version, topic, state)"
+        " VALUES (%s, 1, %s, %s) RETURNING notification_id",
+        (uuid.uuid4(), RECORDED_TOPIC, json.dumps(data).encode()))
+    return int(position)
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+class TestAStoppedProjection:
+    def test_catch_up_exits_non_zero_with_one_line_naming_the_position(
+            self, storage: Storage, cli: Cli, query: Query) -> None:
+        """No traceback: one ``error:`` line with the position, the event type and the way out."""
+        poison = poison_activity(storage, query)
+
+        result = cli("projections", "catch-up")
+
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        [line] = error_lines(result.stderr)
+        assert f"stopped at position {poison}:" in line
+        assert RECORDED_TOPIC in line
+        assert f"projections quarantine user_activities {poison}" in line
+
+    def test_status_shows_it_and_verify_and_rebuild_fail(self, storage: Storage, cli: Cli,
+                                                         query: Query) -> None:
+        """``status`` prints the stop; ``verify`` and ``rebuild`` exit 1 naming it."""
+        poison = poison_activity(storage, query)
+        cli("projections", "catch-up")
+
+        shown = cli("projections", "status")
+        verified = cli("projections", "verify", "user_activities")
+        rebuilt = cli("projections", "rebuild")
+
+        assert shown.returncode == 0
+        assert f"STOPPED projection user_activities stopped at position {poison}:" in (
+            shown.stdout)
+        assert verified.returncode == 1
+        assert f"user_activities: NOT OK projection user_activities stopped at position " \
+               f"{poison}:" in verified.stdout
+        assert rebuilt.returncode == 1
+        assert "rebuilt billing to position" in rebuilt.stdout  # the others were rebuilt
+        [line] = error_lines(rebuilt.stderr)
+        assert f"rebuild of projection user_activities stopped at position {poison}:" in line
+
+    def test_quarantine_resolves_it(self, storage: Storage, cli: Cli, query: Query) -> None:
+        """After ``quarantine``, catch-up and verify succeed; the decision is in the log."""
+        poison = poison_activity(storage, query)
+        cli("projections", "catch-up")
+
+        quarantined = cli("projections", "quarantine", "user_activities", str(poison),
+                          "--reason", "NUL in details (issue 6)", "--operator", "asha")
+        caught_up = cli("projections", "catch-up")
+        verified = cli("projections", "verify", "user_activities")
+        rebuilt = cli("projections", "rebuild", "user_activities")
+
+        assert quarantined.returncode == 0, quarantined.stderr
+        assert f"quarantined position {poison} for user_activities" in quarantined.stdout
+        assert caught_up.returncode == 0, caught_up.stderr
+        assert verified.returncode == 0, verified.stdout
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert "STOPPED" not in cli("projections", "status").stdout
+        [(reason, operator, by)] = query(
+            "SELECT s->>'reason', s->>'operator', s->'metadata'->>'reason' FROM"
+            " (SELECT convert_from(state, 'UTF8')::jsonb AS s FROM akashone_events"
+            "  WHERE topic = 'akashone_es.domain.operations:Quarantine.Recorded') q")
+        assert ("NUL in details (issue 6)", "asha") == (reason, operator)
+        assert by is not None
+        assert "quarantine" in by
+
+    def test_quarantine_refuses_an_unknown_projection_in_one_line(
+            self, storage: Storage, cli: Cli) -> None:
+        """A bad argument is one ``error:`` line naming the field, and nothing is written."""
+        result = cli("projections", "quarantine", "nope", "1", "--reason", "because")
+        assert result.returncode == 1
+        [line] = error_lines(result.stderr)
+        assert "projection" in line
+        assert "unknown projection 'nope'" in line

@@ -1,0 +1,131 @@
+"""Snapshots are append-only like events, and a snapshot that disagrees with them is reported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from akashone_es import Settings, open_storage
+from akashone_es.domain.base import Snapshot
+from akashone_es.domain.catalog import DiscountCoupon
+from akashone_es.persistence.snapshots import check_snapshots
+from akashone_es.storage import Storage
+from tests.conftest import TEST_SETTINGS
+
+COUPON = {"code": "ONCE", "name": "Once only", "discount_type": "percentage",
+          "discount_value": 10, "max_uses": 1}
+
+
+def open_with_interval(dsn: str, interval: int) -> Storage:
+    settings = Settings(**{**TEST_SETTINGS, "snapshot_interval": interval})  # type: ignore[arg-type]
+    return open_storage(settings, dsn=dsn)
+
+
+@pytest.fixture
+def rarely(dsn: str) -> Iterator[Storage]:
+    """Storage whose aggregates are never snapshotted in a test (interval 50)."""
+    store = open_with_interval(dsn, 50)
+    try:
+        with store.acting_as(system="tests"):
+            yield store
+    finally:
+        store.close()
+
+
+def forge_snapshot(storage: Storage, aggregate_id: UUID, **fields: Any) -> None:
+    """As the owner, behind the API: a snapshot of the aggregate's current version whose
+    ``fields`` are changed."""
+    aggregate: Any = storage.app.repository.get(aggregate_id)
+    aggregate.fields = {**aggregate.fields, **fields}
+    stored = storage.app.mapper.to_stored_event(Snapshot.take(aggregate))
+    with psycopg.connect(storage.dsn) as owner:
+        owner.execute("INSERT INTO akashone_snapshots (originator_id, originator_version,"
+                      " topic, state) VALUES (%s, %s, %s, %s)",
+                      (aggregate_id, stored.originator_version, stored.topic, stored.state))
+
+
+class TestSnapshotsAreAppendOnly:
+    @pytest.mark.parametrize("statement", [
+        "UPDATE akashone_snapshots SET state = state",
+        "DELETE FROM akashone_snapshots",
+        "TRUNCATE akashone_snapshots",
+    ])
+    def test_owner_cannot_rewrite_a_snapshot(self, dsn: str, statement: str) -> None:
+        """Even the owner, who may write the table, is stopped by the trigger."""
+        storage = open_with_interval(dsn, 2)
+        try:
+            with storage.acting_as(system="tests"):
+                user = storage.create_user({"username": "ravi", "email": "ravi@example.in",
+                                            "password": "password-r1"})
+                storage.update_user(user.id, {"status": "suspended"})
+        finally:
+            storage.close()
+        with psycopg.connect(dsn) as owner:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+                owner.execute(statement)
+            owner.rollback()
+            row = owner.execute("SELECT count(*) FROM akashone_snapshots").fetchone()
+        assert row is not None
+        assert 1 == row[0]
+
+    def test_refuses_a_snapshot_of_an_unrecorded_version(self, rarely: Storage) -> None:
+        """A snapshot claiming a version the log does not have cannot be inserted."""
+        coupon = rarely.create_discount_coupon(COUPON)
+        with psycopg.connect(rarely.dsn) as owner, \
+                pytest.raises(psycopg.errors.ForeignKeyViolation, match="no version 100"):
+            owner.execute("INSERT INTO akashone_snapshots (originator_id, originator_version,"
+                          " topic, state) VALUES (%s, 100, 'x', '{}')", (coupon.id,))
+
+
+class TestCheckSnapshots:
+    def test_honest_snapshots_agree_with_the_events(self, dsn: str) -> None:
+        """Snapshots the application took are not reported (users, and a used coupon)."""
+        storage = open_with_interval(dsn, 2)
+        try:
+            with storage.acting_as(system="tests"):
+                user = storage.create_user({"username": "asha", "email": "asha@example.in",
+                                            "password": "password-a1"})
+                for status in ("suspended", "active", "suspended"):
+                    storage.update_user(user.id, {"status": status})
+                coupon = storage.create_discount_coupon(COUPON)
+                storage.increment_coupon_usage(coupon.id)
+            with psycopg.connect(dsn) as owner:
+                row = owner.execute("SELECT count(*) FROM akashone_snapshots").fetchone()
+            assert row is not None
+            assert row[0] >= 3
+            assert [] == check_snapshots(storage)
+        finally:
+            storage.close()
+
+    def test_reports_a_forged_coupon_snapshot(self, rarely: Storage) -> None:
+        """A snapshot resetting a max_uses=1 coupon's count is reported, naming the coupon,
+        its version and the field that differs."""
+        coupon = rarely.create_discount_coupon(COUPON)
+        rarely.increment_coupon_usage(coupon.id)
+        forge_snapshot(rarely, coupon.id, times_used=0)
+
+        mismatches = check_snapshots(rarely)
+
+        assert [(coupon.id, 2)] == [(m.aggregate_id, m.version) for m in mismatches]
+        assert "state.fields" in mismatches[0].reason
+        # what the forgery does to loading: the check is what exposes it
+        loaded = rarely.app.repository.get(coupon.id)
+        assert isinstance(loaded, DiscountCoupon)
+        assert 0 == loaded.fields["times_used"]
+
+    def test_reports_an_unreadable_snapshot(self, rarely: Storage) -> None:
+        """A snapshot that is not even JSON is reported, not a crash of the check."""
+        coupon = rarely.create_discount_coupon(COUPON)
+        with psycopg.connect(rarely.dsn) as owner:
+            owner.execute("INSERT INTO akashone_snapshots (originator_id, originator_version,"
+                          " topic, state) VALUES (%s, 1, %s, %s)",
+                          (coupon.id, "akashone_es.domain.base:Snapshot", b"\xff"))
+
+        mismatches = check_snapshots(rarely)
+
+        assert 1 == len(mismatches)
+        assert mismatches[0].reason.startswith("unreadable")
