@@ -62,7 +62,8 @@ class BillingProjection(Projection):
     unique_constraints = {
         "invoices_supplier_number_key": ("invoice", "invoice_number"),
         "adjustment_notes_supplier_number_key": ("adjustment_note", "note_number"),
-        "payment_transactions_gateway_key": ("payment_transaction", "gateway_transaction_id"),
+        "payment_transactions_payer_gateway_key": ("payment_transaction",
+                                                   "gateway_transaction_id"),
         "hsn_codes_service_type_key": ("hsn_code", "service_type"),
         "discount_coupons_code_key": ("discount_coupon", "code"),
         "billing_addresses_one_default": ("billing_address", "is_default"),

@@ -123,8 +123,10 @@ PAYMENT_TRANSACTIONS = Table("payment_transactions", """
     status text NOT NULL DEFAULT 'pending', payment_method text, gateway_response jsonb,
     error_code text, error_message text, initiated_at timestamptz NOT NULL,
     completed_at timestamptz, refunded_at timestamptz, created_at timestamptz NOT NULL""",
-    ["CREATE UNIQUE INDEX IF NOT EXISTS payment_transactions_gateway_key"
-     " ON {table} (gateway, gateway_transaction_id)",
+    # a gateway id is unique per payer: a tenant reusing another tenant's id makes its own
+    # record and learns nothing of the other (a global index answered "already exists")
+    ["CREATE UNIQUE INDEX IF NOT EXISTS payment_transactions_payer_gateway_key"
+     " ON {table} (user_id, gateway, gateway_transaction_id)",
      "CREATE INDEX IF NOT EXISTS payment_transactions_user_idx"
      " ON {table} (user_id, initiated_at DESC)"])
 
@@ -175,4 +177,5 @@ DOCUMENT_SERIES = Table("document_series", """
 
 #: Indexes of earlier versions, dropped when the schema is brought up to date: numbers were
 #: unique across every supplier GSTIN, so a second GSTIN could not issue its own 000001.
-RETIRED_INDEXES = ("invoices_number_key", "adjustment_notes_number_key")
+RETIRED_INDEXES = ("invoices_number_key", "adjustment_notes_number_key",
+                   "payment_transactions_gateway_key")

@@ -145,15 +145,11 @@ MUTATIONS = [
     Mutation("usage-not-reread-on-retry", "racing generations bill each usage record once",
              "akashone_es/storage/usage.py",
              (("        def attempt() -> bm.Invoice:\n"
-               "            usage = self._all(bm.UsageRecord, UNBILLED_IN, (user.id,"
-               " request.period_start,\n",
-               "        usage = self._all(bm.UsageRecord, UNBILLED_IN, (user.id,"
-               " request.period_start,\n"),
-              ("                                                            request.period_end))\n"
-               "            if not usage:",
-               "                                                            request.period_end))\n"
-               "        def attempt() -> bm.Invoice:\n"
-               "            if not usage:")),
+               "            usage = invoice_share(self._all(bm.UsageRecord, UNBILLED_IN, (\n"
+               "                user.id, request.period_start, request.period_end)))\n",
+               "        usage = invoice_share(self._all(bm.UsageRecord, UNBILLED_IN, (\n"
+               "            user.id, request.period_start, request.period_end)))\n\n"
+               "        def attempt() -> bm.Invoice:\n"),),
              (f"{RACES}::TestGenerateInvoiceConcurrently",)),
     Mutation("metadata-not-stamped", "every event carries the acting context",
              "akashone_es/application.py",

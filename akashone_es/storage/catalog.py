@@ -25,10 +25,12 @@ HSN_BY_TYPE = Q("SELECT * FROM hsn_codes WHERE service_type = %s AND is_active")
 COUPONS = Q("SELECT * FROM discount_coupons ORDER BY created_at, id")
 COUPON = Q("SELECT * FROM discount_coupons WHERE id = %s")
 COUPON_BY_CODE = Q("SELECT * FROM discount_coupons WHERE upper(code) = upper(%s)")
+#: the platform's public catalogue: a tenant's "public" plan is public to its own
+#: organization only, never listed to other tenants
 PLANS_PUBLIC = Q("SELECT * FROM service_plans WHERE is_active AND is_public"
-                 " ORDER BY sort_order, name")
-PLANS_FOR_ORG = Q("SELECT * FROM service_plans WHERE is_active AND (is_public OR"
-                  " organization_id = %s) ORDER BY sort_order, name")
+                 " AND organization_id IS NULL ORDER BY sort_order, name")
+PLANS_FOR_ORG = Q("SELECT * FROM service_plans WHERE is_active AND ((is_public AND"
+                  " organization_id IS NULL) OR organization_id = %s) ORDER BY sort_order, name")
 PLAN = Q("SELECT * FROM service_plans WHERE id = %s")
 
 #: AkashOne's seeded plans: name, vCPU, RAM MB, disk GB, bandwidth Mbps, rupees per month
@@ -181,7 +183,10 @@ class CatalogStorage(StorageBase):
 
     def get_service_plan(self, plan_id: UUID | str) -> bm.ServicePlan | None:
         plan = self._one(bm.ServicePlan, PLAN, (i.parse_id(plan_id, "id"),))
-        return plan if plan and (plan.is_public or self._visible(plan.organization_id)) else None
+        if plan is None:
+            return None
+        published = plan.is_public and plan.organization_id is None
+        return plan if published or self._visible(plan.organization_id) else None
 
     def create_service_plan(self, data: bi.InsertServicePlan | dict[str, Any]
                             ) -> bm.ServicePlan:

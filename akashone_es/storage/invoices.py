@@ -253,6 +253,8 @@ class InvoiceStorage(CustomerRecordsStorage):
         return coupon
 
     def cancel_invoice(self, invoice_id: UUID | str, reason: str | None = None) -> bm.Invoice:
+        if reason is not None and len(reason) > lim.DESCRIPTION_MAX:
+            raise ValidationError.single("reason", f"at most {lim.DESCRIPTION_MAX} characters")
         current = self.get_invoice(invoice_id)
         if current is None:
             raise NotFoundError("invoice", invoice_id)
@@ -269,6 +271,8 @@ class InvoiceStorage(CustomerRecordsStorage):
                                        " AND due_date < %s"), (moment,))
         marked = 0
         for row in rows:
+            if self.tenant_id is not None and self._owned(row) is None:
+                continue  # a tenant's run marks only its own organization's invoices
             aggregate = self._load(domain.Invoice, row.id, "invoice")
             with context.command():
                 if aggregate.mark_overdue(moment):
@@ -282,10 +286,14 @@ class InvoiceStorage(CustomerRecordsStorage):
         lines at the invoice's rates, the invoice itself unchanged."""
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise ValidationError.single("amount", "must be a positive integer of paise")
+        if amount > lim.INVOICE_TOTAL_MAX:  # a debit note's tax and totals stay within bigint
+            raise ValidationError.single("amount", f"at most {lim.INVOICE_TOTAL_MAX} paise")
         if kind not in ("credit_note", "debit_note"):
             raise ValidationError.single("kind", "must be credit_note or debit_note")
         if not isinstance(reason, str) or not reason.strip():
             raise ValidationError.single("reason", "a note must say why")
+        if len(reason) > lim.DESCRIPTION_MAX:
+            raise ValidationError.single("reason", f"at most {lim.DESCRIPTION_MAX} characters")
         invoice = self.get_invoice(invoice_id)
         if invoice is None:
             raise NotFoundError("invoice", invoice_id)
@@ -395,8 +403,11 @@ class InvoiceStorage(CustomerRecordsStorage):
     def create_tax_calculation(self, data: bi.InsertTaxCalculation | dict[str, Any]
                                ) -> bm.TaxCalculation:
         calc = i.parse(bi.InsertTaxCalculation, data)
-        if self.get_invoice(calc.invoice_id) is None:
+        invoice = self.get_invoice(calc.invoice_id)
+        if invoice is None:
             raise NotFoundError("invoice", calc.invoice_id, "invoice_id")
+        if str(calc.user_id) != str(invoice.user_id):  # the record belongs to the invoice's owner
+            raise ValidationError.single("user_id", "must be the invoice's user")
         fields = calc.model_dump(mode="json", exclude={"invoice_id", "user_id"})
         fields["calculated_at"] = fields["calculated_at"] or now().isoformat()
         with context.command():

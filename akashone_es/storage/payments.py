@@ -30,7 +30,9 @@ TRANSACTION = Q("SELECT * FROM payment_transactions WHERE id = %s")
 TRANSACTION_BY_GATEWAY_ID = Q("SELECT * FROM payment_transactions"
                               " WHERE gateway_transaction_id = %s"
                               " AND (%s::text IS NULL OR gateway = %s)"
-                              " ORDER BY initiated_at LIMIT 1")
+                              " ORDER BY initiated_at, id")
+PAYERS_TRANSACTION = Q("SELECT * FROM payment_transactions WHERE user_id = %s AND gateway = %s"
+                       " AND gateway_transaction_id = %s")
 
 
 class PaymentStorage(InvoiceStorage):
@@ -49,9 +51,18 @@ class PaymentStorage(InvoiceStorage):
     def get_payment_transaction_by_gateway_id(self, gateway_transaction_id: str,
                                               gateway: str | None = None
                                               ) -> bm.PaymentTransaction | None:
-        """By the gateway's own id (optionally of one gateway: ids are unique per gateway)."""
-        return self._owned(self._one(bm.PaymentTransaction, TRANSACTION_BY_GATEWAY_ID,
-                                     (gateway_transaction_id, gateway, gateway)))
+        """By the gateway's own id (optionally of one gateway), among the payments the acting
+        party may see: another tenant's payment with the same id is never found."""
+        rows = self._all(bm.PaymentTransaction, TRANSACTION_BY_GATEWAY_ID,
+                         (gateway_transaction_id, gateway, gateway))
+        return next((row for row in rows if self._owned(row) is not None), None)
+
+    def _payers_transaction(self, user_id: UUID, payment: bi.InsertPaymentTransaction
+                            ) -> bm.PaymentTransaction | None:
+        if not payment.gateway_transaction_id:
+            return None
+        return self._one(bm.PaymentTransaction, PAYERS_TRANSACTION,
+                         (user_id, payment.gateway, payment.gateway_transaction_id))
 
     def create_payment_transaction(self, data: bi.InsertPaymentTransaction | dict[str, Any]
                                    ) -> bm.PaymentTransaction:
@@ -59,29 +70,36 @@ class PaymentStorage(InvoiceStorage):
         twice returns the first record and has no second effect. A successful payment is
         applied to its invoice in the same transaction (paid when fully paid)."""
         payment = i.parse(bi.InsertPaymentTransaction, data)
-        if payment.gateway_transaction_id:
-            existing = self.get_payment_transaction_by_gateway_id(
-                payment.gateway_transaction_id, payment.gateway)
-            if existing is not None:
-                return existing
         invoice = self.get_invoice(payment.invoice_id)
         if invoice is None:
             raise NotFoundError("invoice", payment.invoice_id, "invoice_id")
+        existing = self._payers_transaction(invoice.user_id, payment)
+        if existing is not None:
+            return existing
         fields = payment.model_dump(mode="json", exclude={"invoice_id", "user_id",
                                                           "gateway_response"})
         success = fields["status"] == "success"
         if success:
             fields["status"] = "pending"  # becomes success through its Succeeded event
+
+        def attempt() -> bm.PaymentTransaction:
+            # After a conflict, look again: the racing save that won may have been this same
+            # callback (it then had its effect, and this one must have none).
+            if payment.gateway_transaction_id:
+                won = self.get_payment_transaction_by_gateway_id(
+                    payment.gateway_transaction_id, payment.gateway)
+                if won is not None:
+                    return won
+            return self._pay(invoice, fields, payment, success)
+
         try:
-            return retrying(lambda: self._pay(invoice, fields, payment, success))
+            return retrying(attempt)
         except DuplicateError:
             # Lost a race with the same callback: the (gateway, transaction id) index refused
             # ours. Only that is answered with the first record; any other error is raised.
-            if payment.gateway_transaction_id:
-                existing = self.get_payment_transaction_by_gateway_id(
-                    payment.gateway_transaction_id, payment.gateway)
-                if existing is not None:
-                    return existing
+            existing = self._payers_transaction(invoice.user_id, payment)
+            if existing is not None:
+                return existing
             raise
 
     def _pay(self, invoice: bm.Invoice, fields: dict[str, Any],

@@ -184,7 +184,7 @@ def _first_line(exc: BaseException) -> str:
 
 def _check_pool(storage: Any) -> None:
     """After a dropped connection, let the pool test and replace its idle connections."""
-    pool = getattr(storage._datastore, "pool", None)  # noqa: SLF001 - our own datastore
+    pool = getattr(storage._datastore, "pool", None)
     check = getattr(pool, "check", None)
     if check is not None:
         try:
@@ -224,7 +224,7 @@ def _expect(kinds: tuple[type, ...], rule: str, *, optional: bool) -> Callable[[
     def check(field: str, value: Any) -> None:
         if value is None and optional:
             return
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             raise ValidationError.single(field, rule)
         if isinstance(value, str) and len(value) > MAX_ARGUMENT_TEXT:
             raise ValidationError.single(field, f"at most {MAX_ARGUMENT_TEXT} characters")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pydantic
 import psycopg
+import pydantic
 from psycopg import sql
 
 from akashone_es.context import NO_ORGANIZATION, ActingContext

@@ -143,6 +143,10 @@ class UsersStorage(StorageBase):
         if self.get_user(uid) is None:
             return None
         values = update.model_dump(mode="json", exclude_unset=True)
+        if "organization_id" in values and self.tenant_id is not None:
+            # a tenant moving a user (itself included) out of its organization, or to none,
+            # would widen what that user sees: only the platform moves users
+            raise PermissionDeniedError("only the platform moves a user between organizations")
         if "email" in values:
             values["email"] = str(update.email)
         if values.get("password"):

@@ -34,8 +34,8 @@ GATE_KEY = 6010
 #: A worker: opens its own storage, says "ready", waits for the go file, runs its body's
 #: ``run(storage, args)`` and prints one ``result`` line (a ValidationError is a result too).
 #: With a ``gate`` (an aggregate or event class name), its first save of such an object waits
-#: on the GATE_KEY advisory lock the test holds, and it counts the saves refused with
-#: ConflictError (the proof that saves raced).
+#: on the GATE_KEY advisory lock the test holds, and it counts the saves refused because a
+#: racing save won (ConflictError, DuplicateError): the proof that the saves raced.
 WORKER = """
 import json, os, sys, time
 from akashone_es import Settings, ValidationError, open_storage
@@ -48,7 +48,7 @@ storage.get_users()  # the pool is connected before the race, not during it
 gate, conflicts, waited = payload.get("gate"), [0], []
 if gate:
     import psycopg
-    from akashone_es import ConflictError
+    from akashone_es import ConflictError, DuplicateError
     barrier = psycopg.connect(dsn, autocommit=True)
     save = storage._save
     def gated_save(*objs):
@@ -58,7 +58,7 @@ if gate:
             barrier.execute("SELECT pg_advisory_unlock_shared(%s)", (payload["gate_key"],))
         try:
             return save(*objs)
-        except ConflictError:
+        except (ConflictError, DuplicateError):
             conflicts[0] += 1
             raise
     storage._save = gated_save
@@ -87,7 +87,7 @@ class Outcome:
     started: float
     finished: float
     stdout: str
-    #: saves of this worker refused because a racing save won (ConflictError)
+    #: saves of this worker refused because a racing save won (Conflict/DuplicateError)
     conflicts: int = 0
     #: whether it waited at the gate before its first gated save
     gated: bool = False
@@ -390,7 +390,7 @@ def run(storage, args):
     payment = storage.create_payment_transaction({
         "invoice_id": args["invoice_id"], "gateway": "razorpay",
         "gateway_transaction_id": args["gateway_id"], "amount": args["amount"],
-        "status": "success"})
+        "status": args.get("status", "success")})
     return {"id": str(payment.id), "status": payment.status}
 """
 
@@ -445,6 +445,28 @@ class TestPaymentCallbackConcurrently:
             (transaction_id, half)]
         assert rows(dsn, "SELECT amount_paid, status FROM invoices") == [(half, "issued")]
         assert events(dsn, "Invoice.PaymentApplied") == 1
+
+    @pytest.mark.slow
+    def test_a_repeated_pending_callback_records_one_transaction(
+            self, billing: Storage, dsn: str, tmp_path: Path) -> None:
+        """Two processes record the same pending callback at once. Nothing else they save
+        conflicts (the invoice is not touched), so only the (gateway, transaction id) index
+        stops the second: one transaction, returned to both."""
+        user_id = customer(billing, "pending")
+        invoice = billing.issue_invoice(draft(billing, user_id, "1", "100000"))
+
+        outcomes = race(dsn, tmp_path / "go", PAY, [
+            {"invoice_id": str(invoice.id), "gateway_id": "pay_PEND0001",
+             "amount": invoice.total_amount, "status": "pending"}] * 2,
+            gate="PaymentTransaction")
+
+        assert [o.error for o in outcomes] == [None, None]
+        assert sum(o.conflicts for o in outcomes) == 1  # the index refused the loser's save
+        [(transaction_id, status)] = {(o.value["id"], o.value["status"]) for o in outcomes}
+        assert status == "pending"
+        assert rows(dsn, "SELECT id::text, status FROM payment_transactions") == [
+            (transaction_id, "pending")]
+        assert events(dsn, "PaymentTransaction.Initiated") == 1
 
 
 # -- credit notes --------------------------------------------------------------------------------

@@ -65,6 +65,17 @@ def line(n: int) -> dict[str, Any]:
             "quantity": 1, "unit": "hours", "unit_price": 100}
 
 
+def issued_invoice(s: Storage) -> bm.Invoice:
+    """A new customer's issued invoice of one line."""
+    user = customer(s)
+    address = s.get_default_billing_address(user.id)
+    assert address is not None
+    draft = s.create_invoice({"user_id": user.id, "billing_address_id": address.id,
+                              "billing_period_start": START, "billing_period_end": END,
+                              "lines": [line(0)]})
+    return s.issue_invoice(draft.id)
+
+
 class TestFreeFormJson:
     def test_nul_nested_in_activity_metadata_is_refused_unwritten(self, storage: Storage,
                                                                    dsn: str) -> None:
@@ -106,6 +117,23 @@ class TestBoundedText:
         errors = refused(dsn, storage.create_user_activity,
                          {"action": "login", "user_agent": "M" * 1_000_000})
         assert ["user_agent"] == [e["field"] for e in errors]
+
+
+    def test_a_note_or_cancellation_reason_is_bounded(self, issuer: Storage,
+                                                      dsn: str) -> None:
+        """A reason over 2,000 characters is refused on reason, for notes and cancels."""
+        invoice = issued_invoice(issuer)
+        reason = "r" * (lim.DESCRIPTION_MAX + 1)
+        assert ["reason"] == [e["field"] for e in refused(
+            dsn, issuer.issue_credit_note, invoice.id, 100, reason)]
+        assert ["reason"] == [e["field"] for e in refused(
+            dsn, issuer.cancel_invoice, invoice.id, reason)]
+
+    def test_a_debit_note_cannot_overflow_its_totals(self, issuer: Storage, dsn: str) -> None:
+        """A debit note above the largest invoice is refused on amount."""
+        invoice = issued_invoice(issuer)
+        assert ["amount"] == [e["field"] for e in refused(
+            dsn, issuer.issue_credit_note, invoice.id, 2**63, "late fee", kind="debit_note")]
 
 
 class TestUsageCannotOverflowAnInvoice:
@@ -185,13 +213,7 @@ class TestGatewaySecrets:
                "sk_live_51HxyzSECRET", "api_key")
 
     def pay(self, s: Storage, **values: Any) -> bm.PaymentTransaction:
-        user = customer(s)
-        address = s.get_default_billing_address(user.id)
-        assert address is not None
-        draft = s.create_invoice({"user_id": user.id, "billing_address_id": address.id,
-                                  "billing_period_start": START, "billing_period_end": END,
-                                  "lines": [line(0)]})
-        invoice = s.issue_invoice(draft.id)
+        invoice = issued_invoice(s)
         return s.create_payment_transaction({
             "invoice_id": invoice.id, "gateway": "razorpay", "amount": invoice.total_amount,
             "gateway_transaction_id": "pay_Q1", **values})

@@ -3,6 +3,10 @@ passwords bcrypt can hash whole; each refusal writes nothing."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -20,6 +24,26 @@ CYRILLIC_A = "\u0430"
 FULLWIDTH_ALICE = "\uff41\uff4c\uff49\uff43\uff45"  # alice in fullwidth letters
 RUPEE = "\u20b9"  # three bytes in UTF-8
 PASSWORD = "long-enough-1"
+
+#: registers ``username`` once ``go`` exists; prints created or DuplicateError
+RACER = """
+import os, sys, time
+from akashone_es import DuplicateError, Settings, open_storage
+dsn, go, username, email = sys.argv[1:5]
+storage = open_storage(Settings(bcrypt_rounds=4, pool_size=1, pool_max_overflow=1), dsn=dsn)
+acting = storage.acting_as(system="racing look-alike registration")
+acting.__enter__()
+print("ready", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.0005)
+try:
+    storage.create_user({"username": username, "email": email, "password": "long-enough-1"})
+    print("created", flush=True)
+except DuplicateError as exc:
+    print("DuplicateError", exc.field, flush=True)
+finally:
+    storage.close()
+"""
 
 
 def log_size(dsn: str) -> int:
@@ -81,6 +105,33 @@ class TestConfusableRegistration:
         """Uniqueness uses the keys; the row keeps the username and email as typed."""
         user = make_user(storage, "Ravi.K", "Ravi.Kumar@Example.COM")
         assert ("Ravi.K", "Ravi.Kumar@example.com") == (user.username, user.email)
+
+
+class TestConcurrentLookalikes:
+    def test_two_processes_racing_for_look_alike_names_leave_one_user(
+            self, storage: Storage, dsn: str, tmp_path: Path) -> None:
+        """meera and MEERA registered at once: the unique key index lets one through."""
+        go = tmp_path / "go"
+        env = {**os.environ, "DATABASE_URL": dsn, "AKASHONE_LOG_LEVEL": "warning"}
+        racers = [subprocess.Popen([sys.executable, "-c", RACER, dsn, str(go), name, email],
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+                  for name, email in (("meera", "meera@one.in"), ("MEERA", "meera@two.in"))]
+        try:
+            for racer in racers:
+                assert racer.stdout is not None
+                assert "ready" == racer.stdout.readline().strip()
+            go.touch()
+            outputs = [racer.communicate(timeout=60) for racer in racers]
+        finally:
+            for racer in racers:
+                if racer.poll() is None:
+                    racer.kill()
+                    racer.wait()
+
+        assert ["DuplicateError username", "created"] == sorted(
+            out.strip() for out, _ in outputs), outputs
+        assert 1 == len([u for u in storage.get_users() if u.username.lower() == "meera"])
 
 
 class TestNormalizedLookups:
