@@ -6,7 +6,10 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
+from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from akashone_es.errors import ConfigurationError
 
 
 class Settings(BaseSettings):
@@ -49,3 +52,18 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(
         default=None, repr=False,
         description="Fernet key for TOTP secrets; unset: a key kept in data_dir/secret.key")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and ``overrides``; a bad value is one ConfigurationError
+    naming the variable, the value and the rule."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except PydanticValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "settings"
+            variable = "DATABASE_URL" if field.upper() == "DATABASE_URL" else (
+                f"AKASHONE_{field.upper()}")
+            problems.append(f"{variable}={error.get('input')!r}: {error['msg']}")
+        raise ConfigurationError("invalid setting " + "; ".join(problems)) from None

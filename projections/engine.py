@@ -111,9 +111,15 @@ class Table:
             sql.SQL("CREATE TABLE IF NOT EXISTS {table} (" + self.columns + ")").format(
                 table=table)
         ]
+        # only when missing: ALTER TABLE locks the table (readers too) even with IF NOT EXISTS
         statements += [
-            sql.SQL("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} " + kind).format(
-                table=table, column=sql.Identifier(column))
+            sql.SQL("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM information_schema.columns"
+                    " WHERE table_schema = {schema} AND table_name = {name}"
+                    " AND column_name = {column_name}) THEN"
+                    " ALTER TABLE {table} ADD COLUMN {column} " + kind + "; END IF; END $$"
+                    ).format(schema=sql.Literal(schema), name=sql.Literal(self.name),
+                             column_name=sql.Literal(column), table=table,
+                             column=sql.Identifier(column))
             for column, kind in self.added.items()
         ]
         statements += [sql.SQL(ix).format(table=table) for ix in self.indexes]

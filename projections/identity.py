@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import NAMESPACE_OID, UUID, uuid5
 
 from akashone_es.domain.confusables import identity_key
@@ -76,6 +77,20 @@ TEAM_MEMBER_COLUMNS = ("email", "status")
 KEYED_COLUMNS = {"username": "username_key", "email": "email_key"}
 
 
+def lookalike_key(column: str, scope: str = "") -> str:
+    """SQL for the key of a row recorded before look-alikes were refused: its plain key,
+    unless another row (in ``scope``) holds it; then the key and the row's id, which is
+    unique and never a plain key (names and addresses hold no spaces). Applied in log order,
+    so a rebuild gives every row the key it had."""
+    return ("(CASE WHEN EXISTS (SELECT 1 FROM {t} o WHERE o." + column + " = %s"
+            " AND o.id <> %s" + scope + ") THEN %s ELSE %s END)")
+
+
+def lookalike_params(key: str, row_id: UUID, *scope: Any) -> tuple[Any, ...]:
+    """The parameters of ``lookalike_key``."""
+    return (key, row_id, *scope, f"{key} {row_id}", key)
+
+
 def link_id(left: str | UUID, right: str | UUID) -> UUID:
     """A stable id for a link row, so a rebuild gives the same content."""
     return uuid5(NAMESPACE_OID, f"{left}:{right}")
@@ -114,9 +129,20 @@ class IdentityProjection(Projection):
                         " RETURNING *", t="users")
             for col in USER_COLUMNS
         }
+        self.insert_lookalike_user = self.q(
+            "INSERT INTO {t} (id, username, username_key, email, email_key, password,"
+            " gst_number, account_type, organization_id, status, created_at, updated_at)"
+            " VALUES (%s, %s, " + lookalike_key("username_key") + ", %s, "
+            + lookalike_key("email_key") + ", %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING RETURNING *", t="users")
         self.update_user_keyed = {
             col: self.q("UPDATE {t} SET " + col + " = %s, " + key + " = %s, updated_at = %s"
                         " WHERE id = %s RETURNING *", t="users")
+            for col, key in KEYED_COLUMNS.items()
+        }
+        self.update_lookalike_user = {
+            col: self.q("UPDATE {t} SET " + col + " = %s, " + key + " = " + lookalike_key(key)
+                        + ", updated_at = %s WHERE id = %s RETURNING *", t="users")
             for col, key in KEYED_COLUMNS.items()
         }
         self.insert_role = self.q(
@@ -156,9 +182,19 @@ class IdentityProjection(Projection):
                         t="team_members")
             for col in TEAM_MEMBER_COLUMNS
         }
+        self.insert_lookalike_member = self.q(
+            "INSERT INTO {t} (id, email, email_key, organization_id, status, invited_by,"
+            " invitation_token, invited_at) VALUES (%s, %s, "
+            + lookalike_key("email_key", " AND o.organization_id = %s")
+            + ", %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING *", t="team_members")
         self.update_member_email = self.q(
             "UPDATE {t} SET email = %s, email_key = %s WHERE id = %s RETURNING *",
             t="team_members")
+        self.update_lookalike_member_email = self.q(
+            "UPDATE {t} SET email = %s, email_key = " + lookalike_key(
+                "email_key",
+                " AND o.organization_id = (SELECT organization_id FROM {t} WHERE id = %s)")
+            + " WHERE id = %s RETURNING *", t="team_members")
         self.delete_member = self.q("DELETE FROM {t} WHERE id = %s", t="team_members")
 
     @handles(Organization.Created)
@@ -173,18 +209,28 @@ class IdentityProjection(Projection):
 
     @handles(User.Registered)
     def _user_registered(self, e: User.Registered, _: int, b: Batch) -> None:
-        b.add(self.insert_user, (e.originator_id, e.username, identity_key(e.username),
-                                 e.email, identity_key(e.email), e.password_hash,
-                                 e.gst_number, e.account_type, e.organization_id, e.status,
-                                 e.timestamp, e.timestamp), returns=("users", e.originator_id))
+        uid, rest = e.originator_id, (e.password_hash, e.gst_number, e.account_type,
+                                      e.organization_id, e.status, e.timestamp, e.timestamp)
+        if e.identity_unique:  # the unique indexes refuse a look-alike
+            b.add(self.insert_user, (uid, e.username, identity_key(e.username), e.email,
+                                     identity_key(e.email), *rest), returns=("users", uid))
+        else:
+            b.add(self.insert_lookalike_user,
+                  (uid, e.username, *lookalike_params(identity_key(e.username), uid),
+                   e.email, *lookalike_params(identity_key(e.email), uid), *rest),
+                  returns=("users", uid))
 
     @handles(User.Updated)
     def _user_updated(self, e: User.Updated, _: int, b: Batch) -> None:
         for column, value in e.changes.items():
-            if column in KEYED_COLUMNS and isinstance(value, str):
+            if column in KEYED_COLUMNS and isinstance(value, str) and e.identity_unique:
                 b.add(self.update_user_keyed[column],
                       (value, identity_key(value), e.timestamp, e.originator_id),
                       returns=("users", e.originator_id))
+            elif column in KEYED_COLUMNS and isinstance(value, str):
+                b.add(self.update_lookalike_user[column],
+                      (value, *lookalike_params(identity_key(value), e.originator_id),
+                       e.timestamp, e.originator_id), returns=("users", e.originator_id))
             else:
                 b.add(self.update_user[column], (value, e.timestamp, e.originator_id),
                       returns=("users", e.originator_id))
@@ -234,10 +280,16 @@ class IdentityProjection(Projection):
 
     @handles(TeamMember.Invited)
     def _member_invited(self, e: TeamMember.Invited, _: int, b: Batch) -> None:
-        b.add(self.insert_member, (e.originator_id, e.email, identity_key(e.email),
-                                   e.organization_id, e.status, e.invited_by, e.token_hash,
-                                   e.timestamp),
-              returns=("team_members", e.originator_id))
+        mid, rest = e.originator_id, (e.organization_id, e.status, e.invited_by, e.token_hash,
+                                      e.timestamp)
+        if e.identity_unique:  # the unique index refuses a look-alike
+            b.add(self.insert_member, (mid, e.email, identity_key(e.email), *rest),
+                  returns=("team_members", mid))
+        else:
+            b.add(self.insert_lookalike_member,
+                  (mid, e.email, *lookalike_params(identity_key(e.email), mid,
+                                                   e.organization_id), *rest),
+                  returns=("team_members", mid))
 
     @handles(TeamMember.Accepted)
     def _member_accepted(self, e: TeamMember.Accepted, _: int, b: Batch) -> None:
@@ -247,8 +299,13 @@ class IdentityProjection(Projection):
     @handles(TeamMember.Updated)
     def _member_updated(self, e: TeamMember.Updated, _: int, b: Batch) -> None:
         for column, value in e.changes.items():
-            if column == "email" and isinstance(value, str):
+            if column == "email" and isinstance(value, str) and e.identity_unique:
                 b.add(self.update_member_email, (value, identity_key(value), e.originator_id),
+                      returns=("team_members", e.originator_id))
+            elif column == "email" and isinstance(value, str):
+                b.add(self.update_lookalike_member_email,
+                      (value, *lookalike_params(identity_key(value), e.originator_id,
+                                                e.originator_id), e.originator_id),
                       returns=("team_members", e.originator_id))
             else:
                 b.add(self.update_member[column], (value, e.originator_id),

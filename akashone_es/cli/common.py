@@ -16,13 +16,13 @@ from typing import Any, NoReturn
 import psycopg
 import typer
 from pydantic import BaseModel
-from pydantic import ValidationError as SettingsValidationError
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
 from akashone_es.errors import AkashOneError, ConfigurationError
 from akashone_es.settings import Settings
+from akashone_es.settings import load_settings as settings_from_env
 from akashone_es.storage import Storage, open_storage
 from projections.rebuild import status
 from projections.runner import Runner
@@ -46,15 +46,9 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
 def load_settings(overrides: dict[str, Any]) -> Settings:
     """Settings from the environment and options; a bad value exits 2 naming the variable."""
     try:
-        return Settings(**overrides)
-    except SettingsValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "settings"
-            variable = field.upper() if field.upper() == "DATABASE_URL" else (
-                f"AKASHONE_{field.upper()}")
-            problems.append(f"{variable}={error.get('input')!r}: {error['msg']}")
-        fail("invalid setting " + "; ".join(problems), EXIT_USAGE)
+        return settings_from_env(**overrides)
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 class State:

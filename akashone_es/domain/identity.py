@@ -60,6 +60,9 @@ class User(Aggregate):
         account_type: str
         organization_id: str | None
         status: str
+        #: True once look-alike names were refused (identity keys); absent, so False, on
+        #: events recorded before, whose rows a rebuild must keep even if they share a key
+        identity_unique: bool = False
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -68,6 +71,7 @@ class User(Aggregate):
 
     class Updated(Aggregate.Event):
         changes: dict[str, Any]
+        identity_unique: bool = False  # as in Registered
 
     class RoleGranted(Aggregate.Event):
         role_id: str
@@ -78,7 +82,8 @@ class User(Aggregate):
 
     @event(Registered)
     def __init__(self, username: str, email: str, password_hash: str, gst_number: str | None,
-                 account_type: str, organization_id: str | None, status: str) -> None:
+                 account_type: str, organization_id: str | None, status: str,
+                 identity_unique: bool = True) -> None:
         self.username = username
         self.email = email
         self.account_type = account_type
@@ -87,7 +92,7 @@ class User(Aggregate):
         self.role_ids: list[str] = []
 
     @event(Updated)
-    def update(self, changes: dict[str, Any]) -> None:
+    def update(self, changes: dict[str, Any], identity_unique: bool = True) -> None:
         for field in ("username", "email", "account_type", "organization_id", "status"):
             if field in changes:
                 setattr(self, field, changes[field])
@@ -219,6 +224,7 @@ class TeamMember(Aggregate):
         invited_by: str
         token_hash: str
         status: str = "invited"
+        identity_unique: bool = False  # as in User.Registered: False on older invitations
 
     class Accepted(Aggregate.Event):
         user_id: str
@@ -226,13 +232,14 @@ class TeamMember(Aggregate):
 
     class Updated(Aggregate.Event):
         changes: dict[str, Any]
+        identity_unique: bool = False  # as in User.Registered
 
     class Removed(Aggregate.Event):
         pass
 
     @event(Invited)
     def __init__(self, email: str, organization_id: str, invited_by: str, token_hash: str,
-                 status: str = "invited") -> None:
+                 status: str = "invited", identity_unique: bool = True) -> None:
         self.email = email
         self.organization_id = organization_id
         self.token_hash = token_hash
@@ -260,7 +267,7 @@ class TeamMember(Aggregate):
         self._update(changes)
 
     @event(Updated)
-    def _update(self, changes: dict[str, Any]) -> None:
+    def _update(self, changes: dict[str, Any], identity_unique: bool = True) -> None:
         self.status = changes.get("status", self.status)
         self.email = changes.get("email", self.email)
 

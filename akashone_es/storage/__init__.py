@@ -22,7 +22,7 @@ from akashone_es.persistence.roles import (
     ensure_app_role,
     lock_through_function,
 )
-from akashone_es.settings import Settings
+from akashone_es.settings import Settings, load_settings
 from akashone_es.storage.activity import ActivityStorage
 from akashone_es.storage.billing import BillingStorage
 from akashone_es.storage.catalog import CatalogStorage
@@ -75,7 +75,7 @@ def open_storage(settings: Settings | None = None, *, dsn: str | None = None,
     ``create_database=False`` (read-only callers) raises ``ConfigurationError`` when the
     database is missing instead of creating it: a mistyped name must not look empty.
     """
-    settings = settings or Settings()
+    settings = settings or load_settings()
     configure_logging(settings.log_format, settings.log_level)
     server = None
     if dsn is None:

@@ -217,7 +217,7 @@ def _check_text(field: str, value: Any, depth: int) -> None:
             _check_text(f"{prefix}{key}", item, depth + 1)
     elif depth < 8 and isinstance(value, list | tuple | set | frozenset):
         for index, item in enumerate(value):
-            _check_text(f"{field}[{index}]", item, depth + 1)
+            _check_text(f"{field}.{index}", item, depth + 1)
 
 
 def _expect(kinds: tuple[type, ...], rule: str, *, optional: bool) -> Callable[[str, Any], None]:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import psycopg
 import pytest
@@ -19,6 +20,7 @@ from akashone_es.storage import open_storage
 from projections import models as m
 from projections.identity import IdentityProjection
 from projections.rebuild import rebuild, verify
+from tests.integration.projection_helpers import collect, project, project_twice
 
 CYRILLIC_A = "\u0430"
 FULLWIDTH_ALICE = "\uff41\uff4c\uff49\uff43\uff45"  # alice in fullwidth letters
@@ -51,6 +53,13 @@ def log_size(dsn: str) -> int:
         row = conn.execute("SELECT count(*) FROM akashone_events").fetchone()
     assert row is not None
     return int(row[0])
+
+
+def legacy_user(username: str, email: str) -> domain.User:
+    """A registration as recorded before look-alikes were refused."""
+    return domain.User(username=username, email=email, password_hash="$2b$04$" + "." * 53,
+                       gst_number=None, account_type="customer", organization_id=None,
+                       status="active", identity_unique=False)
 
 
 def make_user(storage: Storage, username: str, email: str, **extra: Any) -> m.User:
@@ -302,3 +311,53 @@ class TestRebuildAndUpgrade:
                     make_user(reopened, "alice2", FULLWIDTH_ALICE + "@a.in")
         finally:
             reopened.close()
+
+
+class TestLookalikesRecordedBeforeTheRule:
+    """Logs may hold look-alike accounts registered before they were refused: a rebuild
+    keeps every one, and new look-alikes of them are still refused."""
+
+    def test_later_lookalike_gets_a_key_suffixed_with_its_id(self, dsn: str) -> None:
+        """The first keeps the plain keys; a later look-alike's keys carry its id; delivered
+        twice, the rows are the same."""
+        first, later = legacy_user("alice", "alice@a.in"), legacy_user("Alice", "ALICE@a.in")
+        renamed = legacy_user("bob", "bob@a.in")
+        renamed.update({"username": "ALICE"}, identity_unique=False)
+        events = collect(first, later, renamed)
+
+        rows = project(dsn, IdentityProjection, events, "users")
+
+        keys = {(r["username"], r["username_key"], r["email_key"]) for r in rows}
+        assert {("alice", "alice", "alice@a.in"),
+                ("Alice", f"alice {later.id}", f"alice@a.in {later.id}"),
+                ("ALICE", f"alice {renamed.id}", "bob@a.in")} == keys
+        assert sorted(rows, key=str) == sorted(
+            project_twice(dsn, IdentityProjection, events, "users"), key=str)
+
+    def test_lookalike_invitations_in_one_organization_are_kept(self, dsn: str) -> None:
+        """Two old invitations of one address in one organization both stay, as do the
+        same address's invitations elsewhere with the plain key."""
+        org, other = str(uuid4()), str(uuid4())
+        invites = [domain.TeamMember(email=email, organization_id=o, invited_by=str(uuid4()),
+                                     token_hash="sha256:00", identity_unique=False)
+                   for email, o in (("ravi@x.in", org), ("RAVI@x.in", org),
+                                    ("Ravi@x.in", other))]
+        rows = project(dsn, IdentityProjection, collect(*invites), "team_members")
+        assert {(str(r["organization_id"]), r["email_key"]) for r in rows} == {
+            (org, "ravi@x.in"), (org, f"ravi@x.in {invites[1].id}"), (other, "ravi@x.in")}
+
+    def test_new_lookalike_of_an_old_account_is_refused_and_rebuild_matches(
+            self, storage: Storage, dsn: str) -> None:
+        """With old look-alikes in the log, a new ALICE is a duplicate, the rebuilt tables
+        match the live ones, and lookups find the first registrant."""
+        first, later = legacy_user("alice", "alice@a.in"), legacy_user("Alice", "alice2@a.in")
+        with context.command():
+            storage._save(first, later)
+        with pytest.raises(DuplicateError):
+            make_user(storage, "ALICE", "new@a.in")
+
+        rebuild(dsn, IdentityProjection, storage.reader)
+
+        assert verify(dsn, IdentityProjection, storage.reader).ok
+        assert first.id == storage.get_user_by_username("ALICE").id  # type: ignore[union-attr]
+        assert later.id == storage.get_user_by_email("Alice2@a.in").id  # type: ignore[union-attr]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from akashone_es import Settings, open_storage
 from akashone_es.errors import ConfigurationError
-from akashone_es.persistence.roles import app_dsn
+from akashone_es.persistence.roles import app_dsn, ensure_app_role
 from akashone_es.storage import Storage
 from projections.identity import IdentityProjection
 from projections.rebuild import rebuild
@@ -114,3 +118,29 @@ class TestApplicationRole:
         settings = Settings(**{**TEST_SETTINGS, "app_role": owner[0]})  # type: ignore[arg-type]
         with pytest.raises(ConfigurationError, match="AKASHONE_APP_ROLE"):
             open_storage(settings, dsn=dsn)
+
+
+class TestRoleCreation:
+    def test_processes_creating_the_role_at_once_all_succeed(self, dsn: str) -> None:
+        """Roles are cluster-wide and set-ups of different databases run at the same time:
+        four racing creators of one new role all succeed, and the role exists once."""
+        role = f"akashone_race_{uuid.uuid4().hex[:8]}"
+        barrier = threading.Barrier(4)
+
+        def create() -> None:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                barrier.wait()
+                ensure_app_role(conn, role, None)
+
+        try:
+            with ThreadPoolExecutor(4) as pool:
+                for future in [pool.submit(create) for _ in range(4)]:
+                    future.result()
+            with psycopg.connect(dsn) as conn:
+                row = conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s",
+                                   (role,)).fetchone()
+            assert row is not None
+            assert 1 == row[0]
+        finally:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
+import orjson
 import pytest
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
 from hypothesis import given
 from hypothesis import strategies as st
 
+from akashone_es.application import OrjsonTranscoder, PydanticMapper
 from akashone_es.domain.confusables import identity_key, mixed_script, scripts_in
+from akashone_es.domain.identity import TeamMember, User
 from akashone_es.errors import ValidationError
 from akashone_es.storage.inputs import (
     AcceptInvitation,
@@ -128,3 +134,30 @@ class TestPasswordRule:
         body = "." * 53
         assert [is_bcrypt_hash(f"$2b${cost}${body}") for cost in ("03", "04", "31", "99")] == [
             False, True, True, False]
+
+
+class TestIdentityUniqueMarker:
+    """Events say whether look-alikes were refused when they were recorded."""
+
+    def test_new_events_record_that_look_alikes_were_refused(self) -> None:
+        """Registered, Updated, Invited and member Updated are recorded with the marker."""
+        user = User(username="alice", email="alice@a.in", password_hash="$2b$04$hash",
+                    gst_number=None, account_type="customer", organization_id=None,
+                    status="active")
+        user.update({"username": "Alice"})
+        member = TeamMember(email="ravi@x.in", organization_id=str(uuid4()),
+                            invited_by=str(uuid4()), token_hash="sha256:00")
+        member.update({"email": "meera@x.in"})
+        events = [*user.collect_events(), *member.collect_events()]
+        assert [True] * 4 == [e.identity_unique for e in events]
+
+    def test_events_stored_before_the_marker_read_as_unrefused(self) -> None:
+        """A stored Updated without the field decodes with identity_unique False."""
+        mapper = PydanticMapper(transcoder=OrjsonTranscoder())
+        state = {"timestamp": "2024-01-15T09:30:00Z", "metadata": {},
+                 "changes": {"username": "Alice"}}
+        stored = StoredEvent(originator_id=uuid4(), originator_version=2,
+                             topic=get_topic(User.Updated), state=orjson.dumps(state))
+        event = mapper.to_domain_event(stored)
+        assert isinstance(event, User.Updated)
+        assert event.identity_unique is False
