@@ -17,6 +17,7 @@ from rich.progress import (
 
 from akashone_es.cli.common import State, render_status
 from akashone_es.errors import ProjectionError
+from akashone_es.persistence.snapshots import check_snapshots
 from akashone_es.storage import Storage
 from akashone_es.storage.quarantine import quarantine_position
 from projections.engine import Projection
@@ -120,7 +121,8 @@ def rebuild(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = No
 
 @app.command("verify")
 def verify(ctx: typer.Context, names: NameArg = None) -> None:
-    """Replay into shadow tables and compare content checksums with the live tables."""
+    """Replay into shadow tables and compare content checksums with the live tables; check
+    that every latest snapshot equals a replay of its events."""
     state: State = ctx.obj
     failed = False
     with state.storage() as storage:
@@ -137,6 +139,14 @@ def verify(ctx: typer.Context, names: NameArg = None) -> None:
             if result.problem is not None:
                 failed = True
                 typer.echo(f"{projection.name}: NOT OK {result.problem}")
+        # loading trusts the latest snapshot: one that the events do not produce is reported
+        mismatches = check_snapshots(storage)
+        for mismatch in mismatches:
+            typer.echo(f"snapshots: NOT OK {mismatch}")
+        if not mismatches:
+            state.console.print("snapshots: [green]ok[/green] (each latest snapshot equals a "
+                                "replay of its events)")
+        failed |= bool(mismatches)
     if failed:
         raise typer.Exit(1)
 
