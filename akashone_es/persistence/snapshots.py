@@ -33,7 +33,8 @@ LATEST_SNAPSHOTS = sql.SQL(
 class HasApplication(Protocol):
     """What the check needs of a Storage: its application (mapper, event store)."""
 
-    app: Application[UUID]
+    @property
+    def app(self) -> Application[UUID]: ...
 
 
 @dataclass(frozen=True)

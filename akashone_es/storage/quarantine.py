@@ -26,7 +26,7 @@ class QuarantineInput(i.Input):
     """What an operator gives: the projection, the position and why."""
 
     projection: str = Field(min_length=1, max_length=100)
-    position: int = Field(ge=1)
+    position: int = Field(ge=1, le=2**63 - 1)  # a bigint notification id
     reason: str = Field(min_length=3, max_length=500)
     operator: str | None = Field(default=None, max_length=100)
 

@@ -106,7 +106,9 @@ class TeamStorage(UsersStorage):
         """Turn an invitation into a team-member user, both in one transaction."""
         accept = i.parse(i.AcceptInvitation, data)
         member = self._one(m.TeamMember, MEMBER_BY_TOKEN, (_token_hash(accept.token),))
-        if member is None:
+        # a tenant context accepts only its own organization's invitations: another
+        # tenant's token (leaked, say) must not add a user to that tenant
+        if member is None or not self._visible(member.organization_id):
             raise NotFoundError("invitation", "(token)", "token")
         with context.command():
             invitation = self._load(domain.TeamMember, member.id, "team_member")

@@ -106,7 +106,6 @@ class World:
     root: UUID  # the platform super admin
     a: Side
     b: Side
-    c: Side  # a throwaway tenant: the platform's writes land here
     catalogue: Catalogue
     checksum_query: sql.Composed
     checksum_tables: int
@@ -228,12 +227,11 @@ def build_world(s: Storage, conn: psycopg.Connection[Any]) -> World:
     with s.acting_as(system="access matrix setup"):
         s.initialize_default_roles()
         root = customer(s, "platform-root", account_type="super_admin")
-        shared, spare = build_catalogue(s, "main"), build_catalogue(s, "spare")
+        shared = build_catalogue(s, "main")
         a, b = build_side(s, "alpha", shared), build_side(s, "bravo", shared)
-        c = build_side(s, "charlie", spare)
         s.get_recent_activities()  # the async activity projection is caught up before calls
     query, tables = checksum_query(conn)
-    return World(storage=s, conn=conn, root=root.id, a=a, b=b, c=c, catalogue=shared,
+    return World(storage=s, conn=conn, root=root.id, a=a, b=b, catalogue=shared,
                  checksum_query=query, checksum_tables=tables)
 
 
@@ -244,3 +242,10 @@ def text_of(result: Any) -> str:
     if isinstance(result, list | tuple | set):
         return "[" + ", ".join(text_of(item) for item in result) + "]"
     return repr(result)
+
+
+def throwaway_side(world: World) -> Side:
+    """A new tenant with its own catalogue entries, for one destructive platform call."""
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    with world.storage.acting_as(system="access matrix throwaway"):
+        return build_side(world.storage, f"delta-{tag}", build_catalogue(world.storage, tag))

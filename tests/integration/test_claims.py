@@ -81,6 +81,25 @@ class TestRebuildWhileWriting:
         assert verify(dsn, IdentityProjection, storage.reader).ok
 
 
+class TestVerify:
+    def test_a_row_changed_behind_the_logs_back_fails_verification(self, storage: Storage,
+                                                                   dsn: str) -> None:
+        """Same row counts, one e-mail edited in the read table: verify is not ok, and the
+        users table is the one whose checksum differs."""
+        storage.create_user({"username": "honest", "email": "honest@example.com",
+                             "password": "long-enough-1"})
+        assert verify(dsn, IdentityProjection, storage.reader).ok
+        with connect(dsn) as conn:
+            conn.execute("UPDATE users SET email = 'forged@example.com'"
+                         " WHERE username = 'honest'")
+
+        result = verify(dsn, IdentityProjection, storage.reader)
+
+        assert not result.ok
+        assert [live.table for live, replayed in zip(result.live, result.replayed, strict=True)
+                if live != replayed] == ["users"]
+
+
 class TestBatchBoundaries:
     def test_rebuild_in_small_batches_reproduces_every_row(self, storage: Storage,
                                                            dsn: str) -> None:
