@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from akashone_es.persistence.database import drop_database, ensure_database, with_database
@@ -69,6 +70,14 @@ def dsn(server_dsn: str) -> Iterator[str]:
         yield url
     finally:
         drop_database(url)
+
+
+def log_size(dsn: str) -> int:
+    """How many events the log of ``dsn`` holds (tests check that refusals write none)."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM akashone_events").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 @pytest.fixture

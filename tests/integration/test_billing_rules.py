@@ -20,21 +20,13 @@ from projections import models as m
 from projections.billing import BillingProjection
 from projections.log import head
 from projections.rebuild import checksums, rebuild, verify
+from tests.conftest import log_size
 from tests.integration.projection_helpers import project_all, project_all_twice
 
 SUPPLIER = "27AAPFU0939F1ZV"  # registered in Maharashtra
 MUMBAI_BUYER = "27AAACR5055K1Z7"  # a registered customer in Maharashtra
 START, END = datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 5, 1, tzinfo=UTC)
 FY = financial_year(datetime.now(UTC).date())
-
-
-
-
-def log_size(dsn: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT count(*) FROM akashone_events").fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def customer(s: Storage, name: str, **extra: Any) -> m.User:

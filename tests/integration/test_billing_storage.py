@@ -15,6 +15,7 @@ from akashone_es.errors import ValidationError
 from akashone_es.gst import financial_year
 from projections import billing_models as bm
 from projections import models as m
+from tests.conftest import log_size
 
 SUPPLIER = "27AAPFU0939F1ZV"  # registered in Maharashtra
 START, END = datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 5, 1, tzinfo=UTC)
@@ -22,15 +23,9 @@ FY = financial_year(datetime.now(UTC).date())
 INV, CN = f"INV/{FY[2:4]}{FY[5:7]}/", f"CN/{FY[2:4]}{FY[5:7]}/"  # "INV/2627/" in 2026-27
 
 
-
-
 def sql(dsn: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(query, params).fetchall()
-
-
-def log_size(dsn: str) -> int:
-    return int(sql(dsn, "SELECT count(*) FROM akashone_events")[0][0])
 
 
 def customer(s: Storage, name: str = "asha", **extra: Any) -> m.User:

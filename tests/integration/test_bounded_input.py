@@ -15,16 +15,11 @@ from akashone_es.errors import ValidationError
 from akashone_es.storage import limits as lim
 from projections import billing_models as bm
 from projections import models as m
+from tests.conftest import log_size
 
 START, END = datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 5, 1, tzinfo=UTC)
 #: the largest usage record: 10^9 units at 10^6 paise = LINE_AMOUNT_MAX
 LARGEST = {"quantity": lim.QUANTITY_MAX, "unit_price": lim.LINE_AMOUNT_MAX // lim.QUANTITY_MAX}
-
-
-def log_size(dsn: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT count(*) FROM akashone_events").fetchone()
-    return int(row[0]) if row else 0
 
 
 def event_states(dsn: str, topic: str) -> list[str]:

@@ -19,7 +19,8 @@ from projections import billing_models as bm
 from projections import models as m
 from projections.billing import BillingProjection
 from projections.rebuild import verify
-from tests.conftest import TEST_SETTINGS
+from tests.conftest import TEST_SETTINGS, log_size
+from tests.integration.test_billing_rules import customer, line
 
 SUPPLIER = "27AAPFU0939F1ZV"  # registered in Maharashtra
 SECOND_SUPPLIER = "29AAGCG6253J1Z8"  # another registration, in Karnataka
@@ -54,26 +55,9 @@ def suppliers(dsn: str) -> Iterator[dict[str, Storage]]:
         yield stores
 
 
-def log_size(dsn: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT count(*) FROM akashone_events").fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def customer(s: Storage, name: str, **extra: Any) -> m.User:
-    return s.create_user({"username": name, "email": f"{name}@example.com",
-                          "password": "long-enough-1", **extra})
-
-
 def address(s: Storage, user: m.User, **fields: Any) -> bm.BillingAddress:
     return s.create_billing_address({"user_id": user.id, "address_line1": "1 Raffles Place",
                                      "city": "Singapore", "postal_code": "048616", **fields})
-
-
-def line(price: int) -> dict[str, Any]:
-    return {"resource_type": "compute", "resource_name": "vm-1", "description": "vm hours",
-            "quantity": 1, "unit": "hours", "unit_price": price}
 
 
 def issue(s: Storage, user: m.User, addr: bm.BillingAddress, price: int = 10000

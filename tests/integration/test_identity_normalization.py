@@ -20,6 +20,7 @@ from akashone_es.storage import open_storage
 from projections import models as m
 from projections.identity import IdentityProjection
 from projections.rebuild import rebuild, verify
+from tests.conftest import log_size
 from tests.integration.projection_helpers import collect, project, project_twice
 
 CYRILLIC_A = "\u0430"
@@ -46,13 +47,6 @@ except DuplicateError as exc:
 finally:
     storage.close()
 """
-
-
-def log_size(dsn: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT count(*) FROM akashone_events").fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def legacy_user(username: str, email: str) -> domain.User:

@@ -12,15 +12,9 @@ import pytest
 from akashone_es import DuplicateError, NotFoundError, PermissionDeniedError, Storage
 from akashone_es.domain.identity import system_role_id_for
 from projections import models as m
+from tests.conftest import log_size
 
 ADMIN, EDITOR, VIEWER = (system_role_id_for(n) for n in ("Admin", "Editor", "Viewer"))
-
-
-def log_size(dsn: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT count(*) FROM akashone_events").fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def make_user(storage: Storage, name: str, **extra: Any) -> m.User:

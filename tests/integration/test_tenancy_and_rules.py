@@ -27,16 +27,10 @@ from akashone_es import (
 )
 from akashone_es.domain.identity import User, system_role_id_for
 from projections import models as m
+from tests.conftest import log_size
 
 VIEWER = system_role_id_for("Viewer")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def log_size(dsn: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT count(*) FROM akashone_events").fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def make_user(storage: Storage, name: str, **extra: Any) -> m.User:
