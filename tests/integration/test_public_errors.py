@@ -94,3 +94,20 @@ class TestDroppedConnections:
                     other.get_organizations()
         finally:
             other.close()
+
+
+class TestContextFields:
+    @pytest.mark.parametrize(("field", "value"), [
+        ("user_agent", "agent\x00nul"), ("user_agent", "u" * 1_000_000),
+        ("ip", "not-an-ip"), ("system", ""), ("correlation_id", "not-a-uuid"),
+    ])
+    def test_bad_context_field_is_refused_before_anything_runs(
+            self, storage: Storage, dsn: str, field: str, value: str) -> None:
+        """A NUL, a megabyte user agent or a malformed ip never reaches an event's metadata:
+        acting_as raises a ValidationError naming the field, and nothing is written."""
+        before = log_size(dsn)
+        args: dict[str, Any] = {"system": "tests", field: value}
+        with pytest.raises(ValidationError) as caught:
+            storage.acting_as(**args)
+        assert [field] == caught.value.fields
+        assert before == log_size(dsn)
