@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from akashone_es.context import event_metadata
 from akashone_es.domain.base import DomainEvent, Snapshot
+from akashone_es.persistence.snapshot_seal import SealedSnapshotStore
 
 APP_NAME = "AkashOne"
 EVENTS_TABLE = "akashone_events"
@@ -82,6 +83,11 @@ class AkashOneApplication(Application[UUID]):
     name = APP_NAME
     is_snapshotting_enabled = True
     snapshot_class = Snapshot
+
+    def construct_snapshot_store(self) -> SealedSnapshotStore:
+        """Snapshots sealed under the secret key (the key is set by ``open_storage``)."""
+        recorder = self.factory.aggregate_recorder(purpose="snapshots")
+        return SealedSnapshotStore(mapper=self.mapper, recorder=recorder)
 
     def save(
         self,

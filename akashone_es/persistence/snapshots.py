@@ -22,6 +22,7 @@ from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 
 from akashone_es.application import SNAPSHOTS_TABLE
+from akashone_es.persistence.snapshot_seal import unseal
 
 #: each aggregate's latest snapshot (the one loading uses)
 LATEST_SNAPSHOTS = sql.SQL(
@@ -73,6 +74,14 @@ def _compare(app: Application[UUID], stored: StoredEvent) -> SnapshotMismatch | 
     def mismatch(reason: str) -> SnapshotMismatch:
         return SnapshotMismatch(aggregate_id, stored.originator_version, stored.topic, reason)
 
+    store = app.snapshots
+    key = getattr(store, "key", None)
+    if key is not None:
+        opened = unseal(key, stored)
+        if opened is None:
+            return mismatch("not sealed by this application's secret key (loading ignores "
+                            "it and replays the events)")
+        stored = opened
     try:
         stored_state = orjson.loads(stored.state)
         app.mapper.to_domain_event(stored)

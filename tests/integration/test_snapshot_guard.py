@@ -9,9 +9,10 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from akashone_es import Settings, open_storage
+from akashone_es import Settings, ValidationError, open_storage
 from akashone_es.domain.base import Snapshot
 from akashone_es.domain.catalog import DiscountCoupon
+from akashone_es.persistence.snapshot_seal import seal
 from akashone_es.persistence.snapshots import check_snapshots
 from akashone_es.storage import Storage
 from tests.conftest import TEST_SETTINGS
@@ -36,12 +37,16 @@ def rarely(dsn: str) -> Iterator[Storage]:
         store.close()
 
 
-def forge_snapshot(storage: Storage, aggregate_id: UUID, **fields: Any) -> None:
+def forge_snapshot(storage: Storage, aggregate_id: UUID, *, sealed: bool = False,
+                   **fields: Any) -> None:
     """As the owner, behind the API: a snapshot of the aggregate's current version whose
-    ``fields`` are changed."""
+    ``fields`` are changed (``sealed``: with a valid seal, as only the application can)."""
     aggregate: Any = storage.app.repository.get(aggregate_id)
     aggregate.fields = {**aggregate.fields, **fields}
     stored = storage.app.mapper.to_stored_event(Snapshot.take(aggregate))
+    if sealed:
+        key = storage.app.snapshots.key  # type: ignore[attr-defined]
+        stored = seal(key, stored)
     with psycopg.connect(storage.dsn) as owner:
         owner.execute("INSERT INTO akashone_snapshots (originator_id, originator_version,"
                       " topic, state) VALUES (%s, %s, %s, %s)",
@@ -101,9 +106,11 @@ class TestCheckSnapshots:
         finally:
             storage.close()
 
-    def test_reports_a_forged_coupon_snapshot(self, rarely: Storage) -> None:
-        """A snapshot resetting a max_uses=1 coupon's count is reported, naming the coupon,
-        its version and the field that differs."""
+    def test_forged_coupon_snapshot_is_ignored_when_loading_and_reported(
+            self, rarely: Storage) -> None:
+        """A snapshot written behind the API resetting a max_uses=1 coupon's count has no
+        valid seal: loading ignores it (the coupon cannot be used twice) and the check
+        reports it, naming the coupon and its version."""
         coupon = rarely.create_discount_coupon(COUPON)
         rarely.increment_coupon_usage(coupon.id)
         forge_snapshot(rarely, coupon.id, times_used=0)
@@ -111,11 +118,25 @@ class TestCheckSnapshots:
         mismatches = check_snapshots(rarely)
 
         assert [(coupon.id, 2)] == [(m.aggregate_id, m.version) for m in mismatches]
-        assert "state.fields" in mismatches[0].reason
-        # what the forgery does to loading: the check is what exposes it
+        assert "not sealed" in mismatches[0].reason
         loaded = rarely.app.repository.get(coupon.id)
         assert isinstance(loaded, DiscountCoupon)
-        assert 0 == loaded.fields["times_used"]
+        assert 1 == loaded.fields["times_used"]
+        with pytest.raises(ValidationError):  # max_uses=1 holds despite the forgery
+            rarely.increment_coupon_usage(coupon.id)
+
+    def test_sealed_snapshot_that_disagrees_with_the_events_is_reported(
+            self, rarely: Storage) -> None:
+        """Even a correctly sealed snapshot (older code, a leaked key) is compared with a
+        replay of its events, naming the field that differs."""
+        coupon = rarely.create_discount_coupon(COUPON)
+        rarely.increment_coupon_usage(coupon.id)
+        forge_snapshot(rarely, coupon.id, sealed=True, times_used=0)
+
+        mismatches = check_snapshots(rarely)
+
+        assert [(coupon.id, 2)] == [(m.aggregate_id, m.version) for m in mismatches]
+        assert "state.fields" in mismatches[0].reason
 
     def test_reports_an_unreadable_snapshot(self, rarely: Storage) -> None:
         """A snapshot that is not even JSON is reported, not a crash of the check."""
@@ -128,4 +149,4 @@ class TestCheckSnapshots:
         mismatches = check_snapshots(rarely)
 
         assert 1 == len(mismatches)
-        assert mismatches[0].reason.startswith("unreadable")
+        assert "not sealed" in mismatches[0].reason
