@@ -25,6 +25,8 @@ NO_ORGANIZATION = uuid.UUID(int=0)
 #: bounds of the free-text context fields, which are copied into every event's metadata
 MAX_USER_AGENT = 512
 MAX_REASON = 200
+#: the longest textual IPv6 address (with an embedded IPv4)
+MAX_IP = 45
 
 
 def check_text(value: str | None, *, limit: int) -> str | None:
@@ -60,10 +62,13 @@ class ActingContext(BaseModel):
     def _ip(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        # a scoped IPv6 address ("fe80::1%eth0") takes any text after the %, NUL included
+        if len(value) > MAX_IP or "%" in value:
+            raise ValueError("must be an IPv4 or IPv6 address (no zone id)")
         try:
             return str(ipaddress.ip_address(value))
         except ValueError:
-            raise ValueError("must be an IPv4 or IPv6 address") from None
+            raise ValueError("must be an IPv4 or IPv6 address (no zone id)") from None
 
     @field_validator("user_agent")
     @classmethod

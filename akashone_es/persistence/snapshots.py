@@ -68,7 +68,8 @@ def _latest(conn: psycopg.Connection[Any]) -> Iterator[StoredEvent]:
                               topic=topic, state=bytes(state))
 
 
-def _compare(app: Application[UUID], stored: StoredEvent) -> SnapshotMismatch | None:
+def _compare(app: Application[UUID], stored: StoredEvent  # noqa: PLR0911 - a return per finding
+             ) -> SnapshotMismatch | None:
     aggregate_id = UUID(str(stored.originator_id))
 
     def mismatch(reason: str) -> SnapshotMismatch:

@@ -15,11 +15,18 @@ from pydantic import BaseModel
 from akashone_es import context
 from akashone_es.application import AkashOneApplication
 from akashone_es.domain.base import Aggregate, DomainEvent
-from akashone_es.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
+from akashone_es.errors import (
+    ConflictError,
+    DuplicateError,
+    NotFoundError,
+    UnavailableError,
+    ValidationError,
+)
 from akashone_es.persistence.recorder import capture_rows
 from akashone_es.secrets import SecretBox, load_key
 from akashone_es.settings import Settings
 from akashone_es.storage import tenancy
+from akashone_es.storage.policy import UNAVAILABLE
 from projections.engine import Projection, Query, RowKey
 from projections.log import LogReader
 from projections.runner import catch_up
@@ -67,15 +74,26 @@ class StorageBase:
         """Act inside the block as a user (``actor_id``: its tenant comes from its own row) or
         as a named platform job (``system="nightly overdue run"``).
 
-        Unknown actors and kinds, suspended actors and a tenant user naming another
+        Malformed arguments raise ``ValidationError`` at once. Entering the block resolves
+        the actor: unknown actors, users who are not active and a tenant user naming another
         organization raise ``ContextError``; a super admin or a system context may name an
         ``organization_id`` to act on its behalf (recorded in the metadata).
         """
-        with self._datastore.get_connection() as conn:
-            ctx = tenancy.resolve(conn, actor_id=actor_id, system=system,
-                                  organization_id=organization_id, actor_kind=actor_kind,
-                                  ip=ip, user_agent=user_agent, correlation_id=correlation_id)
-        return context.entered(ctx)
+        asked = tenancy.request(actor_id=actor_id, system=system,
+                                organization_id=organization_id, actor_kind=actor_kind,
+                                ip=ip, user_agent=user_agent, correlation_id=correlation_id)
+        return self._enter(asked)
+
+    @contextmanager
+    def _enter(self, asked: tenancy.Request) -> Iterator[context.ActingContext]:
+        try:
+            with self._datastore.get_connection() as conn:
+                ctx = tenancy.resolve(conn, asked)
+        except UNAVAILABLE as exc:
+            raise UnavailableError(f"the database is unavailable: {exc}".splitlines()[0]
+                                   ) from None
+        with context.entered(ctx) as entered:
+            yield entered
 
     @property
     def tenant_id(self) -> UUID | None:

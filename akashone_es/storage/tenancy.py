@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -56,32 +57,50 @@ def _build(**fields: Any) -> ActingContext:
         raise ValidationError.single(field, error["msg"].removeprefix("Value error, ")) from None
 
 
-def resolve(conn: psycopg.Connection[Any], *, actor_id: Any = None, system: Any = None,
-            organization_id: Any = None, actor_kind: Any = None, ip: Any = None,
-            user_agent: Any = None, correlation_id: Any = None) -> ActingContext:
-    """The context a caller may act in, or ContextError / ValidationError.
+@dataclass(frozen=True)
+class Request:
+    """What a caller asked for, checked for form (no database yet)."""
 
-    A user actor is confined to its own organization (a user without one sees no
-    organization's records); naming another organization is refused, never widened. A super
-    admin, or a system context with a reason, is platform-wide, or acts on behalf of the
-    organization it names (recorded as ``on_behalf_of``).
-    """
+    actor_id: uuid.UUID | None
+    system: str | None
+    organization_id: uuid.UUID | None
+    common: dict[str, Any]
+
+
+def request(*, actor_id: Any = None, system: Any = None, organization_id: Any = None,
+            actor_kind: Any = None, ip: Any = None, user_agent: Any = None,
+            correlation_id: Any = None) -> Request:
+    """Check the form of an ``acting_as`` call: ValidationError naming the field, at once."""
     actor = _uuid(actor_id, "actor_id")
     org = _uuid(organization_id, "organization_id")
     _check_kind(actor_kind, actor, system)
     common = {"correlation_id": _uuid(correlation_id, "correlation_id"), "ip": ip,
               "user_agent": user_agent}
+    probe = _build(actor_kind="system", reason="probe", **common)  # ip, user agent bounds
+    common.update(ip=probe.ip)
+    return Request(actor, system.strip() if isinstance(system, str) else None, org, common)
+
+
+def resolve(conn: psycopg.Connection[Any], asked: Request) -> ActingContext:
+    """The context a caller may act in, or ContextError.
+
+    A user actor is confined to its own organization (a user without one sees no
+    organization's records); naming another organization is refused, never widened. Only
+    active users act. A super admin, or a system context with a reason, is platform-wide,
+    or acts on behalf of the organization it names (recorded as ``on_behalf_of``).
+    """
+    actor, org, common = asked.actor_id, asked.organization_id, asked.common
     if org is not None and conn.execute(ORGANIZATION, (org,)).fetchone() is None:
         raise ContextError(f"no organization {org}: cannot act for it")
-    if system is not None:
-        return _build(actor_kind="system", reason=system.strip(), tenant_id=org,
+    if asked.system is not None:
+        return _build(actor_kind="system", reason=asked.system, tenant_id=org,
                       on_behalf_of=org, **common)
     row = conn.execute(ACTOR, (actor,)).fetchone()
     if row is None:
         raise ContextError(f"unknown actor: no user {actor}")
     account_type, own_org, status = _fields(row)
-    if status == "suspended":
-        raise ContextError(f"actor {actor} is suspended")
+    if status != "active":
+        raise ContextError(f"actor {actor} is {status}: only active users act")
     if account_type == "super_admin":
         return _build(actor_id=actor, actor_kind="user", tenant_id=org, on_behalf_of=org,
                       **common)

@@ -76,7 +76,8 @@ class TestScope:
 
 class TestBounds:
     @pytest.mark.parametrize(("field", "value"), [
-        ("ip", "not an ip"), ("ip", "10.0.0.1\x00"), ("user_agent", "a\x00b"),
+        ("ip", "not an ip"), ("ip", "10.0.0.1\x00"), ("ip", "fe80::1%\x00evil"),
+        ("ip", "fe80::1%eth0"), ("ip", "1" * 46), ("user_agent", "a\x00b"),
         ("user_agent", "x" * (MAX_USER_AGENT + 1)), ("user_agent", "bad\ud800"),
         ("user_agent", "line\nbreak"), ("reason", "r" * 201), ("actor_kind", "User"),
     ])
