@@ -86,6 +86,12 @@ class ActingContext(BaseModel):
         return self.tenant_id is None
 
     @property
+    def is_platform_actor(self) -> bool:
+        """The platform acts (a super admin or a system context), platform-wide or on a
+        tenant's behalf: platform-only operations are open to it, scoped as it is."""
+        return self.tenant_id is None or self.on_behalf_of is not None
+
+    @property
     def organization_id(self) -> uuid.UUID | None:
         """The organization acted in (the tenant scope), None for platform-wide work."""
         return None if self.tenant_id == NO_ORGANIZATION else self.tenant_id

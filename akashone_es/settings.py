@@ -23,11 +23,12 @@ class Settings(BaseSettings):
         description="PostgreSQL DSN; unset starts the embedded server in data_dir",
     )
     data_dir: Path = Field(default=Path(".akashone"), description="embedded PostgreSQL home")
-    app_role: str = Field(
-        default="akashone_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+    app_role: str | None = Field(
+        default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="the role the application connects as: it can append to and read the "
                     "log and snapshots and write the read tables, nothing else; the "
-                    "DATABASE_URL user (the owner) only creates and upgrades the schema")
+                    "DATABASE_URL user (the owner) only creates and upgrades the schema; "
+                    "unset: '<database>_app' (roles are server-wide: one per deployment)")
     app_password: SecretStr | None = Field(
         default=None, description="the application role's password; unset: derived from the "
                                   "owner's password in DATABASE_URL (none when it has none)")

@@ -19,7 +19,16 @@ USER_ACTIVITIES = Table("user_activities", """
     ["CREATE INDEX IF NOT EXISTS user_activities_user_idx ON {table} (user_id, position DESC)",
      "CREATE INDEX IF NOT EXISTS user_activities_org_idx"
      " ON {table} (organization_id, position DESC)",
-     "CREATE INDEX IF NOT EXISTS user_activities_action_idx ON {table} (user_id, action)"],
+     # md5: the action is unbounded text in the log (an event written behind the API may carry
+     # kilobytes), and a btree row over ~2.7 kB is refused, which would stop the projection
+     "CREATE INDEX IF NOT EXISTS user_activities_action_md5_idx"
+     " ON {table} (user_id, md5(action))",
+     # the index of earlier versions indexed the text itself: dropped where it still exists
+     "DO $$ DECLARE ns text; BEGIN"
+     " SELECT n.nspname INTO ns FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+     " WHERE c.oid = '{table}'::regclass;"
+     " IF to_regclass(format('%I.user_activities_action_idx', ns)) IS NOT NULL THEN"
+     " EXECUTE format('DROP INDEX %I.user_activities_action_idx', ns); END IF; END $$"],
     order_by="position")
 
 #: the projection's own memory of users (name, tenant), so a replay names actors and places

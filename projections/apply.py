@@ -2,8 +2,9 @@
 
 An event cannot be applied when it does not decode (unknown topic, bad state), when its handler
 raises, or when the database refuses the handler's statements (a NUL character, a value out of
-range, a broken constraint). Such an event must not wedge the projection: everything before it
-is applied, and the caller records the failure with the checkpoint just before it.
+range, a broken constraint, an index row too large, a statement timeout). Such an event must not
+wedge the projection: everything before it is applied, and the caller records the failure with
+the checkpoint just before it. Only what is transient (``transient``) is not the event's fault.
 """
 
 from __future__ import annotations
@@ -20,11 +21,23 @@ from projections.log import Row
 
 log = get_logger(__name__)
 Decode = Callable[[str, Any, int, bytes], Any]
-#: the database refused the statements of an event; a lost connection or a deadlock is not the
-#: event's fault (OperationalError) and propagates, so the batch is simply retried later
-REFUSED = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError,
-           psycopg.NotSupportedError)
+#: SQLSTATE classes and codes that say nothing about the event: the connection is gone or
+#: going (08, 57P01-57P05), the server lacks resources or failed (53, 58, XX), the transaction
+#: lost a race or waited too long for a lock (40, 55P03, 25P03). The batch is retried later.
+#: Everything else the database says about an event's statements (psycopg classes some of it,
+#: e.g. an index row too large or a statement timeout, as OperationalError) is the event's
+#: fault: retrying forever would wedge the projection with nothing recorded.
+TRANSIENT_CLASSES = frozenset({"08", "25", "40", "53", "58", "XX"})
+TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "57P04", "57P05", "55P03"})
 DECODER = "mapper.decode"
+
+
+def transient(exc: psycopg.Error) -> bool:
+    """Whether ``exc`` is not the fault of the statements that raised it (so it propagates)."""
+    sqlstate = exc.sqlstate
+    if sqlstate is None:  # raised by psycopg itself: a lost connection, or a value it refused
+        return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+    return sqlstate[:2] in TRANSIENT_CLASSES or sqlstate in TRANSIENT_CODES
 
 
 def apply_rows(conn: psycopg.Connection[Any], projection: Projection, decode: Decode,
@@ -48,7 +61,9 @@ def apply_rows(conn: psycopg.Connection[Any], projection: Projection, decode: De
         projection.handle(event, row[0], single)
         try:
             _must_execute(conn, single)
-        except REFUSED as exc:
+        except psycopg.Error as exc:
+            if transient(exc):
+                raise
             return Failure.of(projection.name, row, projection.handler_name(event), exc)
     if failure is None and then:  # only ``then`` was refused: not an event's fault
         _must_execute(conn, Batch.of(then))
@@ -94,7 +109,9 @@ def _execute(conn: psycopg.Connection[Any], batch: Batch) -> bool:
         return True
     try:
         _must_execute(conn, batch)
-    except REFUSED:
+    except psycopg.Error as exc:
+        if transient(exc):
+            raise
         return False
     return True
 

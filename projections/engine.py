@@ -16,7 +16,8 @@ import psycopg
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
-from projections.failures import FAILURES_DDL
+from akashone_es.domain.operations import Quarantine
+from projections.failures import FAILURES_DDL, FAILURES_TABLE
 from projections.quarantine import QUARANTINE_INDEX_DDL
 
 #: a statement: composed SQL, or bytes rendered once (psycopg then caches its conversion)
@@ -217,11 +218,37 @@ CHECKPOINTS_DDL = sql.SQL("; ").join([
     QUARANTINE_INDEX_DDL,
 ])
 
-#: inside the append transaction, which holds the events table's lock: our last id is currval
+#: inside the append transaction, which holds the events table's lock: our last id is currval.
+#: An inline projection with a recorded failure is stopped (its start-up rebuild failed, so
+#: its tables may be empty or behind): moving its checkpoint to the head would lose those rows
+#: for good, so the update sets NULL instead, the NOT NULL column refuses it, and the whole
+#: append (events included) is rolled back; the storage turns that into ``ProjectionError``
+#: (``inline_stopped``). The check costs no round trip: it is part of the append's message.
 SET_CHECKPOINTS_TO_CURRENT = sql.SQL(
-    "UPDATE {table} SET position = currval({sequence}), updated_at = now() WHERE name = ANY(%s)"
+    "UPDATE {table} c SET position = CASE WHEN EXISTS (SELECT 1 FROM {failures} f"
+    " WHERE f.projection = c.name) THEN NULL ELSE currval({sequence}) END, updated_at = now()"
+    " WHERE name = ANY(%s)"
 ).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE),
+         failures=sql.Identifier(LIVE_SCHEMA, FAILURES_TABLE),
          sequence=sql.Literal(EVENTS_SEQUENCE)).as_bytes(None)
+
+#: the operator's quarantine is appended while an inline projection is stopped (it is how it
+#: gets unstuck): a stopped projection's checkpoint is held back, so the next start-up (or
+#: ``projections rebuild``) rebuilds it past the quarantined event
+SET_CHECKPOINTS_TO_CURRENT_UNLESS_STOPPED = sql.SQL(
+    "UPDATE {table} c SET position = currval({sequence}), updated_at = now()"
+    " WHERE name = ANY(%s) AND NOT EXISTS (SELECT 1 FROM {failures} f"
+    " WHERE f.projection = c.name)"
+).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE),
+         failures=sql.Identifier(LIVE_SCHEMA, FAILURES_TABLE),
+         sequence=sql.Literal(EVENTS_SEQUENCE)).as_bytes(None)
+
+
+def inline_stopped(exc: BaseException) -> bool:
+    """Whether a refused append was refused because an inline projection is stopped."""
+    diag = getattr(exc, "diag", None)
+    return (isinstance(exc, psycopg.errors.NotNullViolation)
+            and getattr(diag, "table_name", None) == CHECKPOINTS_TABLE)
 
 SET_CHECKPOINTS = sql.SQL(
     "UPDATE {table} SET position = %s, updated_at = now() WHERE name = ANY(%s)"
@@ -260,5 +287,8 @@ class InlineProjections:
         pairs = [(event, 0) for event in events]  # inline handlers do not use positions
         for projection in self.projections:
             projection.apply(pairs, batch)
-        batch.add(SET_CHECKPOINTS_TO_CURRENT, (self.names,))
+        if all(isinstance(event, Quarantine.Recorded) for event in events):
+            batch.add(SET_CHECKPOINTS_TO_CURRENT_UNLESS_STOPPED, (self.names,))
+        else:
+            batch.add(SET_CHECKPOINTS_TO_CURRENT, (self.names,))
         return batch

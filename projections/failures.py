@@ -86,6 +86,17 @@ class Failure:
                 f"{self.projection} {self.position} --reason '...'")
 
 
+def writes_refused(failures: list[Failure]) -> str:
+    """Why an append was refused: the stopped inline projections, and the way out."""
+    if not failures:  # resolved between the refusal and this read: a retry will go through
+        return "an inline projection was stopped; it has been resolved since: retry"
+    stops = "; ".join(f.message() for f in failures)
+    names = " ".join(f.projection for f in failures)
+    return (f"writes are refused while an inline projection is stopped (its tables may be "
+            f"missing rows): {stops}; after the quarantine run: akashone-es projections "
+            f"rebuild {names}")
+
+
 def record_failure(conn: psycopg.Connection[Any], failure: Failure) -> None:
     """Write (or refresh) the failure of ``failure.projection``; in the caller's transaction."""
     conn.execute(RECORD, (failure.projection, failure.position, failure.originator_id,

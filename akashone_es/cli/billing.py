@@ -153,6 +153,8 @@ def billing_story(storage: Storage, console: Console, org_id: Any, actor_id: Any
             "user_id": customer.id, "address_line1": "12 Residency Road", "city": "Bengaluru",
             "state_code": "29", "postal_code": "560025", "gst_number": "29AAGCG6253J1Z8"})
         storage.update_user(customer.id, {"default_discount_percentage": 5})
+    # metering, invoicing and the gateway's callbacks are the platform's, for this tenant
+    with storage.acting_as(system="metering", organization_id=org_id):
         for kind, resource, quantity in (("compute", "vm-web-1", "720"),
                                          ("compute", "vm-db-1", "310.5"),
                                          ("block_storage", "vol-data-1", "72000"),
@@ -167,12 +169,13 @@ def billing_story(storage: Storage, console: Console, org_id: Any, actor_id: Any
     storage.create_discount_coupon({"code": coupon_code, "name": "Launch offer",
                                     "discount_type": "percentage", "discount_value": 10,
                                     "max_uses": 100})
-    with storage.acting_as(actor_id=actor_id, organization_id=org_id):
+    with storage.acting_as(system="billing run", organization_id=org_id):
         issued = storage.generate_invoice({"user_id": customer.id, "period_start": PERIOD[0],
                                            "period_end": PERIOD[1],
                                            "coupon_code": coupon_code})
         say(f"issued {issued.invoice_number}: coupon {coupon_code} and the customer's 5% "
             f"discount before tax, {(issued.tax_type or '-').replace('_', '-')} supply: IGST")
+    with storage.acting_as(system="razorpay callback", organization_id=org_id):
         first = storage.create_payment_transaction({
             "invoice_id": issued.id, "gateway": "razorpay",
             "gateway_transaction_id": f"pay_demo_{run}_1", "amount": issued.total_amount // 2,
@@ -183,6 +186,7 @@ def billing_story(storage: Storage, console: Console, org_id: Any, actor_id: Any
                 "gateway_transaction_id": f"pay_demo_{run}_2",
                 "amount": issued.total_amount - first.amount, "status": "success"})
         say("payments: half, then the rest (its callback delivered twice, applied once)")
+    with storage.acting_as(system="SLA credit", organization_id=org_id):
         storage.issue_credit_note(issued.id, 10_000, "SLA credit: 2 h outage on vm-web-1")
         say("credit note for an SLA credit of ₹100.00 plus its tax")
         final = storage.get_invoice(issued.id)

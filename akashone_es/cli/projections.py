@@ -17,6 +17,7 @@ from rich.progress import (
 
 from akashone_es.cli.common import State, render_status
 from akashone_es.errors import ProjectionError
+from akashone_es.persistence.roles import app_dsn
 from akashone_es.persistence.snapshots import check_snapshots
 from akashone_es.storage import Storage
 from akashone_es.storage.quarantine import quarantine_position
@@ -78,7 +79,8 @@ def catch_up(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = N
     """Apply pending events to the async projections, then exit."""
     state: State = ctx.obj
     with state.storage() as storage, _progress(state) as progress:
-        runner = Runner(storage.dsn, _select(storage, names, "async"), storage.reader,
+        runner = Runner(app_dsn(storage.dsn, storage.settings),
+                        _select(storage, names, "async"), storage.reader,
                         batch_size=batch_size or storage.settings.batch_size)
         runner.run(once=True, progress=_Bar(progress))
     state.console.print("caught up")
@@ -89,7 +91,8 @@ def run(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = None) 
     """Follow the log for the async projections until interrupted (one active runner each)."""
     state: State = ctx.obj
     with state.storage() as storage:
-        runner = Runner(storage.dsn, _select(storage, names, "async"), storage.reader,
+        runner = Runner(app_dsn(storage.dsn, storage.settings),
+                        _select(storage, names, "async"), storage.reader,
                         batch_size=batch_size or storage.settings.batch_size)
         try:
             runner.run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -11,6 +12,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from akashone_es.application import EVENTS_TABLE, SNAPSHOTS_TABLE
 from akashone_es.errors import ConfigurationError
+from akashone_es.persistence.roles import default_role_name
 
 APPEND_ONLY_FUNCTION = "akashone_events_append_only"
 SNAPSHOT_CHECK_FUNCTION = "akashone_snapshots_of_recorded_events"
@@ -140,11 +142,18 @@ def ensure_database(dsn: str, *, create: bool = True) -> None:
 
 
 def drop_database(dsn: str) -> None:
-    """Drop the DSN's database (tests and benchmarks only)."""
-    dbname = conninfo_to_dict(dsn).get("dbname")
+    """Drop the DSN's database and its default application role (tests and benchmarks only).
+
+    Roles are server-wide: without the role, every test database would leave one behind.
+    """
+    dbname = str(conninfo_to_dict(dsn).get("dbname"))
     with psycopg.connect(with_database(dsn, "postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(str(dbname))))
+            sql.Identifier(dbname)))
+        # also given rights in another database: not this database's alone to drop
+        with contextlib.suppress(psycopg.errors.DependentObjectsStillExist):
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(
+                sql.Identifier(default_role_name(dbname))))
 
 
 def install_append_only_guard(conn: psycopg.Connection[Any]) -> None:

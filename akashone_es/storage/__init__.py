@@ -11,7 +11,7 @@ from akashone_es.application import AkashOneApplication
 from akashone_es.domain import identity as identity_domain
 from akashone_es.domain.billing import DocumentSeries
 from akashone_es.domain.catalog import DiscountCoupon
-from akashone_es.errors import ConfigurationError
+from akashone_es.errors import ConfigurationError, NotFoundError
 from akashone_es.logging import configure_logging, get_logger
 from akashone_es.persistence.database import ensure_database, eventsourcing_env
 from akashone_es.persistence.embedded import EmbeddedServer
@@ -19,6 +19,7 @@ from akashone_es.persistence.recorder import AkashOneRecorder
 from akashone_es.persistence.roles import (
     app_dsn,
     app_password,
+    app_role_name,
     ensure_app_role,
     lock_through_function,
 )
@@ -58,7 +59,7 @@ class Storage(BillingStorage, CatalogStorage, ActivityStorage):
         for projection in self.projections:
             if projection.name == name:
                 return projection
-        raise KeyError(name)
+        raise NotFoundError("projection", name, "name")
 
 
 def resolve_dsn(settings: Settings) -> tuple[str, EmbeddedServer | None]:
@@ -103,9 +104,10 @@ def _set_up(settings: Settings, dsn: str, projections: Sequence[type[Projection]
             server: EmbeddedServer | None, *, create_schema_objects: bool) -> Storage:
     """As the owner (``dsn``), under the schema lock: the application role, the library's
     tables and ours, grants; the pool itself logs in as the application role."""
+    role = app_role_name(settings, dsn)
     with psycopg.connect(dsn, autocommit=True) as conn, schema_lock(conn):
         if create_schema_objects:
-            ensure_app_role(conn, settings.app_role, app_password(settings, dsn))
+            ensure_app_role(conn, role, app_password(settings, dsn))
         try:
             app = AkashOneApplication(env=eventsourcing_env(
                 app_dsn(dsn, settings), pool_size=settings.pool_size,
@@ -113,14 +115,14 @@ def _set_up(settings: Settings, dsn: str, projections: Sequence[type[Projection]
                 lock_timeout=settings.lock_timeout_seconds, create_table=False))
         except (psycopg.OperationalError, LibraryOperationalError) as exc:
             raise ConfigurationError(
-                f"cannot connect as the application role {settings.app_role!r} "
+                f"cannot connect as the application role {role!r} "
                 f"(AKASHONE_APP_ROLE); run akashone-es init: {_first_line(exc)}") from None
         storage = _compose(app, settings, dsn, projections, server)
         try:
             if create_schema_objects:
                 create_library_tables(conn, app)
                 dropped = missing_tables(conn, storage.projections)
-                create_schema(conn, storage.projections, app_role=settings.app_role)
+                create_schema(conn, storage.projections, app_role=role)
                 bring_current(dsn, conn, storage.projections, storage.reader, dropped)
         except BaseException:
             storage.close()  # the pool, and this storage's claim on the embedded server

@@ -10,7 +10,13 @@ from psycopg import sql
 from akashone_es import context
 from akashone_es.domain import identity as domain
 from akashone_es.domain.base import Aggregate
-from akashone_es.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
+from akashone_es.errors import (
+    ConflictError,
+    DuplicateError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from akashone_es.storage import inputs as i
 from akashone_es.storage.seed import DEFAULT_PERMISSIONS, SYSTEM_ROLES
 from akashone_es.storage.users import UsersStorage
@@ -62,7 +68,8 @@ class AccessStorage(UsersStorage):
 
     def create_role(self, data: i.InsertRole | dict[str, Any]) -> m.Role:
         role = i.parse(i.InsertRole, data)
-        organization_id = role.organization_id or self.tenant_id
+        organization_id = role.organization_id or (
+            self._own_organization() if self.tenant_id is not None else None)
         if organization_id is not None:
             self._require_organization(organization_id, "organization_id")
         with context.command():
@@ -82,6 +89,7 @@ class AccessStorage(UsersStorage):
         current = self.get_role(role_id)
         if current is None:
             return None
+        self._check_writable(current)
         with context.command():
             aggregate = self._load(domain.Role, current.id, "role")
             values = update.model_dump(exclude_unset=True)
@@ -95,6 +103,7 @@ class AccessStorage(UsersStorage):
         current = self.get_role(role_id)
         if current is None:
             return False
+        self._check_writable(current)
         with context.command():
             aggregate = self._load(domain.Role, current.id, "role")
             aggregate.delete()
@@ -138,7 +147,7 @@ class AccessStorage(UsersStorage):
 
     def assign_permission_to_role(self, role_id: UUID | str,
                                   permission_id: UUID | str) -> m.RolePermission:
-        role = self._require_role(role_id)
+        role = self._check_writable(self._require_role(role_id))
         permission = self._require_permission(permission_id)
         with context.command():
             aggregate = self._load(domain.Role, role.id, "role")
@@ -151,7 +160,7 @@ class AccessStorage(UsersStorage):
 
     def remove_permission_from_role(self, role_id: UUID | str,
                                     permission_id: UUID | str) -> bool:
-        role = self._require_role(role_id)
+        role = self._check_writable(self._require_role(role_id))
         pid = i.parse_id(permission_id, "permission_id")
         if self._one(m.RolePermission, ROLE_PERMISSION, (role.id, pid)) is None:
             return False
@@ -165,6 +174,13 @@ class AccessStorage(UsersStorage):
         role = self.get_role(i.parse_id(role_id, "role_id"))
         if role is None:
             raise NotFoundError("role", role_id, "role_id")
+        return role
+
+    def _check_writable(self, role: m.Role) -> m.Role:
+        """``role`` if the acting party may change it: a role shared by every tenant (no
+        organization) is the platform's, however visible it is to tenants."""
+        if role.organization_id is None and self._tenant_acting():
+            raise PermissionDeniedError("a platform role is changed by the platform only")
         return role
 
     def _require_permission(self, permission_id: UUID | str) -> m.Permission:

@@ -20,8 +20,9 @@ RECENT_OF_ORG = sql.SQL("SELECT * FROM user_activities WHERE organization_id = %
                         " ORDER BY position DESC LIMIT %s")
 OF_USER = sql.SQL("SELECT * FROM user_activities WHERE user_id = %s"
                   " ORDER BY position DESC LIMIT %s")
-OF_USER_ACTION = sql.SQL("SELECT * FROM user_activities WHERE user_id = %s AND action = %s"
-                         " ORDER BY position DESC")
+#: md5(action) matches the index (user_id, md5(action)); action itself settles collisions
+OF_USER_ACTION = sql.SQL("SELECT * FROM user_activities WHERE user_id = %s"
+                         " AND md5(action) = md5(%s) AND action = %s ORDER BY position DESC")
 NO_LIMIT = 2**62
 
 
@@ -73,5 +74,5 @@ class ActivityStorage(UsersStorage):
                                       action: str) -> list[m.UserActivity]:
         self._activities()
         rows = self._all(m.UserActivity, OF_USER_ACTION,
-                         (i.parse_id(user_id, "user_id"), action))
+                         (i.parse_id(user_id, "user_id"), action, action))
         return [r for r in rows if self._visible_row(r.organization_id, r.user_id)]

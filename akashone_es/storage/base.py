@@ -19,6 +19,8 @@ from akashone_es.errors import (
     ConflictError,
     DuplicateError,
     NotFoundError,
+    PermissionDeniedError,
+    ProjectionError,
     UnavailableError,
     ValidationError,
 )
@@ -27,7 +29,8 @@ from akashone_es.secrets import SecretBox, load_key
 from akashone_es.settings import Settings
 from akashone_es.storage import tenancy
 from akashone_es.storage.policy import UNAVAILABLE
-from projections.engine import Projection, Query, RowKey
+from projections.engine import Projection, Query, RowKey, inline_stopped
+from projections.failures import read_failures, writes_refused
 from projections.log import LogReader
 from projections.runner import catch_up
 
@@ -100,6 +103,19 @@ class StorageBase:
         """The organization the acting context is confined to (None: platform-wide)."""
         return context.current().tenant_id
 
+    def _tenant_acting(self) -> bool:
+        """A tenant acts (not the platform, even on a tenant's behalf)."""
+        return not context.current().is_platform_actor
+
+    def _own_organization(self) -> UUID | None:
+        """The organization a tenant's new records belong to (None for the platform). A user
+        without an organization owns no organization's records: refused."""
+        ctx = context.current()
+        if ctx.tenant_id is not None and ctx.organization_id is None:
+            raise PermissionDeniedError("a user without an organization cannot create "
+                                        "records of an organization")
+        return ctx.organization_id
+
     def _visible(self, organization_id: UUID | str | None, *, shared: bool = False) -> bool:
         """Whether a record of ``organization_id`` is visible to the acting party."""
         tenant = self.tenant_id
@@ -142,6 +158,8 @@ class StorageBase:
 
     def _integrity_error(self, exc: IntegrityError) -> Exception:
         cause = exc.__cause__
+        if inline_stopped(cause):  # the append's checkpoint update refused it
+            return self._inline_stopped()
         diag = getattr(cause, "diag", None)
         constraint = getattr(diag, "constraint_name", None) or ""
         if constraint in self._unique:
@@ -155,6 +173,13 @@ class StorageBase:
         if not isinstance(cause, psycopg.errors.UniqueViolation):
             return ValidationError.single("input", str(cause).splitlines()[0])
         return ConflictError(f"a concurrent write changed the record first ({constraint})")
+
+    def _inline_stopped(self) -> ProjectionError:
+        """The error of an append refused because an inline projection is stopped."""
+        inline = {p.name for p in self.projections if p.mode == "inline"}
+        with self._datastore.get_connection() as conn:
+            failures = [f for name, f in read_failures(conn).items() if name in inline]
+        return ProjectionError(writes_refused(failures))
 
     def _load(self, cls: type[A], aggregate_id: UUID, kind: str) -> A:
         try:

@@ -192,8 +192,8 @@ class CatalogStorage(StorageBase):
                             ) -> bm.ServicePlan:
         plan = i.parse(bi.InsertServicePlan, data)
         fields = plan.model_dump(mode="json")
-        tenant = self.tenant_id
-        if tenant is not None:  # a tenant creates plans for its own organization only
+        if self.tenant_id is not None:  # a tenant creates plans for its own organization only
+            tenant = self._own_organization()
             if plan.organization_id not in (None, tenant):
                 raise NotFoundError("organization", plan.organization_id, "organization_id")
             fields["organization_id"] = str(tenant)

@@ -15,6 +15,7 @@ from akashone_es.domain.payments import PaymentTransaction
 from akashone_es.errors import (
     DuplicateError,
     NotFoundError,
+    PermissionDeniedError,
     ValidationError,
 )
 from akashone_es.storage import billing_inputs as bi
@@ -73,6 +74,10 @@ class PaymentStorage(InvoiceStorage):
         invoice = self.get_invoice(payment.invoice_id)
         if invoice is None:
             raise NotFoundError("invoice", payment.invoice_id, "invoice_id")
+        if payment.status != "pending" and self._tenant_acting():
+            # only the gateway's callback (the platform) says money moved or failed to
+            raise PermissionDeniedError("a tenant starts payments as pending; their outcome "
+                                        "is recorded by the platform")
         existing = self._payers_transaction(invoice.user_id, payment)
         if existing is not None:
             return existing
@@ -85,11 +90,9 @@ class PaymentStorage(InvoiceStorage):
         def attempt() -> bm.PaymentTransaction:
             # After a conflict, look again: the racing save that won may have been this same
             # callback (it then had its effect, and this one must have none).
-            if payment.gateway_transaction_id:
-                won = self.get_payment_transaction_by_gateway_id(
-                    payment.gateway_transaction_id, payment.gateway)
-                if won is not None:
-                    return won
+            won = self._payers_transaction(invoice.user_id, payment)
+            if won is not None:  # the same payer's callback, never another payer's
+                return won
             return self._pay(invoice, fields, payment, success)
 
         try:

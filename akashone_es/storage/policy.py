@@ -89,20 +89,21 @@ POLICY: dict[str, Access] = {
     "create_payment_method": T, "get_payment_method": T, "get_payment_methods": T,
     "get_default_payment_method": T, "update_payment_method": T,
     "delete_payment_method": T, "set_default_payment_method": T,
-    # invoices
-    "create_invoice": T, "get_invoice": T, "get_invoice_by_number": T, "get_invoices": T,
-    "update_invoice": T, "delete_invoice": T, "issue_invoice": T, "cancel_invoice": T,
-    "mark_overdue_invoices": T, "generate_invoice": T, "get_next_invoice_number": P,
-    "create_invoice_line_item": T, "get_invoice_line_item": T, "get_invoice_line_items": T,
-    "delete_invoice_line_item": T, "issue_credit_note": T, "get_adjustment_notes": T,
+    # invoices: the platform is the supplier; a customer tenant reads its own documents
+    "create_invoice": P, "get_invoice": T, "get_invoice_by_number": T, "get_invoices": T,
+    "update_invoice": P, "delete_invoice": P, "issue_invoice": P, "cancel_invoice": P,
+    "mark_overdue_invoices": P, "generate_invoice": P, "get_next_invoice_number": P,
+    "create_invoice_line_item": P, "get_invoice_line_item": T, "get_invoice_line_items": T,
+    "delete_invoice_line_item": P, "issue_credit_note": P, "get_adjustment_notes": T,
     "get_adjustment_notes_by_number": T,
-    "create_tax_calculation": T, "get_tax_calculation": T, "get_tax_calculations": T,
-    # usage and payments
-    "create_usage_record": T, "get_usage_record": T, "get_usage_records": T,
-    "get_unbilled_usage_records": T, "mark_usage_records_as_billed": T,
+    "create_tax_calculation": P, "get_tax_calculation": T, "get_tax_calculations": T,
+    # usage is metered by the platform; a tenant starts payments, the gateway's callbacks
+    # (the platform) settle them
+    "create_usage_record": P, "get_usage_record": T, "get_usage_records": T,
+    "get_unbilled_usage_records": T, "mark_usage_records_as_billed": P,
     "create_payment_transaction": T, "get_payment_transaction": T,
     "get_payment_transaction_by_gateway_id": T, "get_payment_transactions": T,
-    "update_payment_transaction": T,
+    "update_payment_transaction": P,
     # catalogue
     "create_hsn_code": P, "get_hsn_code": C, "get_hsn_code_by_service_type": C,
     "get_hsn_codes": C, "update_hsn_code": P, "delete_hsn_code": P,
@@ -144,7 +145,7 @@ def _guarded(name: str, fn: Callable[..., Any], access: Access) -> Callable[...,
     @functools.wraps(fn)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         ctx = context.current()
-        if access is Access.PLATFORM and not ctx.is_platform:
+        if access is Access.PLATFORM and not ctx.is_platform_actor:
             raise PermissionDeniedError(f"{name} is for the platform only (a super admin or "
                                         "a system context), not for a tenant")
         bound = signature.bind(self, *args, **kwargs)

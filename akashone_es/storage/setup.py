@@ -120,7 +120,9 @@ def bring_current(dsn: str, conn: psycopg.Connection[Any], projections: Sequence
                 rebuild(dsn, type(projection), reader)
             except ProjectionError as exc:
                 # An event it cannot apply (recorded; status shows it) must not keep storage
-                # closed: the operator needs it open to quarantine the event.
+                # closed: the operator needs it open to quarantine the event. While the
+                # failure is recorded, appends are refused (SET_CHECKPOINTS_TO_CURRENT), so
+                # an inline projection's checkpoint cannot move past rows it lacks.
                 log.warning("projection.rebuild_failed", projection=projection.name,
                             error=str(exc))
                 if projection.name in dropped:  # its tables are new and empty: start over

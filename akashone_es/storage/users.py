@@ -121,7 +121,8 @@ class UsersStorage(StorageBase):
         """Register a user; the account type is kept as given (AkashOne forced 'customer')."""
         user = i.parse(i.InsertUser, data)
         self._no_escalation(user.account_type)
-        organization_id = user.organization_id or self.tenant_id
+        organization_id = user.organization_id or (
+            self._own_organization() if self.tenant_id is not None else None)
         if organization_id is not None:
             self._require_organization(organization_id, "organization_id")
         with context.command():
@@ -140,10 +141,14 @@ class UsersStorage(StorageBase):
         update = i.parse(i.UpdateUser, changes)
         self._no_escalation(update.account_type)
         uid = i.parse_id(user_id, "user_id")
-        if self.get_user(uid) is None:
+        target = self.get_user(uid)
+        if target is None:
             return None
+        if target.account_type == "super_admin" and self._tenant_acting():
+            # a super admin inside a tenant's organization is still the platform's account
+            raise PermissionDeniedError("only the platform changes a super admin's account")
         values = update.model_dump(mode="json", exclude_unset=True)
-        if "organization_id" in values and self.tenant_id is not None:
+        if "organization_id" in values and self._tenant_acting():
             # a tenant moving a user (itself included) out of its organization, or to none,
             # would widen what that user sees: only the platform moves users
             raise PermissionDeniedError("only the platform moves a user between organizations")
@@ -166,7 +171,7 @@ class UsersStorage(StorageBase):
 
     def _no_escalation(self, account_type: str | None) -> None:
         """A tenant user cannot make anyone (itself included) a platform super admin."""
-        if account_type == "super_admin" and self.tenant_id is not None:
+        if account_type == "super_admin" and self._tenant_acting():
             raise PermissionDeniedError("only the platform can create or promote a super admin")
 
     def has_super_admin(self) -> bool:

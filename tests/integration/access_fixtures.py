@@ -171,17 +171,20 @@ def build_side(s: Storage, name: str, cat: Catalogue) -> Side:
         addr = address(s, admin)
         method = s.create_payment_method({"user_id": admin.id, "gateway": "razorpay",
                                           "type": "upi", "upi_id": f"{name}@okbank"})
+    # the supplier's side (drafts, issue, metering, settled payments, notes) is the platform's
+    with s.acting_as(system="billing run", organization_id=org.id):
         open_draft = draft(s, admin, addr, 1000)
         [line] = s.get_invoice_line_items(open_draft.id)
         invoice = s.issue_invoice(draft(s, admin, addr, 50_000).id)
         payment = {"invoice_id": invoice.id, "gateway": "razorpay", "amount": 1000}
         paid = s.create_payment_transaction({**payment, "status": "success",
                                              "gateway_transaction_id": f"pay_{name}_paid"})
-        pending = s.create_payment_transaction({**payment,
-                                                "gateway_transaction_id": f"pay_{name}_pending"})
         note = s.issue_credit_note(invoice.id, 500, "goodwill")
         records = (usage(s, admin), usage(s, admin, "database"))
         [tax] = s.get_tax_calculations(invoice.id)
+    with s.acting_as(actor_id=admin.id):
+        pending = s.create_payment_transaction({**payment,
+                                                "gateway_transaction_id": f"pay_{name}_pending"})
         activity = s.create_user_activity({"user_id": admin.id, "action": "auth.login"})
         plan = s.create_service_plan({"name": f"{name} plan", "cpu": 2, "memory": 2048,
                                       "storage": 40, "is_public": True})

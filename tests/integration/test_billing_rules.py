@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql as psql
 from psycopg.rows import dict_row
 
-from akashone_es import NotFoundError, Storage, ValidationError
+from akashone_es import NotFoundError, PermissionDeniedError, Storage, ValidationError
 from akashone_es.gst import document_number, financial_year
 from projections import billing_models as bm
 from projections import models as m
@@ -205,15 +205,28 @@ class TestTenantScope:
                                         [], None, [], None, None, [], None]
             line_id = issuer.get_invoice_line_items(a.invoice.id)[0].id
             assert issuer.get_invoice_line_item(line_id) is not None
-            assert issuer.update_invoice(b.invoice.id, {"notes": "x"}) is None
             assert issuer.update_billing_address(b.address.id, {"city": "Pune"}) is None
             assert issuer.delete_billing_address(b.address.id) is False
             assert issuer.delete_payment_method(b.method.id) is False
+            for write in (lambda: pay(issuer, b.invoice, 100),
+                          lambda: address(issuer, b.user)):
+                with pytest.raises(NotFoundError):
+                    write()
+            for supplier_write in (  # the supplier's side is the platform's, for any invoice
+                    lambda: issuer.update_invoice(b.invoice.id, {"notes": "x"}),
+                    lambda: issuer.update_payment_transaction(b.payment.id,
+                                                              {"status": "refunded"}),
+                    lambda: usage(issuer, b.user),
+                    lambda: issuer.issue_credit_note(b.invoice.id, 100, "x")):
+                with pytest.raises(PermissionDeniedError, match="platform only"):
+                    supplier_write()
+        # the platform acting on A's behalf is scoped to A: B's records are not found
+        with issuer.acting_as(system="billing run", organization_id=a.org.id):
+            assert issuer.update_invoice(b.invoice.id, {"notes": "x"}) is None
             assert issuer.update_payment_transaction(b.payment.id,
                                                      {"status": "refunded"}) is None
             for write in (lambda: pay(issuer, b.invoice, 100),
                           lambda: usage(issuer, b.user),
-                          lambda: address(issuer, b.user),
                           lambda: issuer.issue_credit_note(b.invoice.id, 100, "x"),
                           lambda: issuer.generate_invoice({"user_id": b.user.id,
                                                            "period_start": START,

@@ -8,6 +8,7 @@ in the log) lets catch-up and rebuild go past it.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 import uuid
@@ -17,15 +18,24 @@ from typing import Any
 import psycopg
 import pytest
 
-from akashone_es.errors import DuplicateError, NotFoundError, ProjectionError, ValidationError
+from akashone_es.errors import (
+    DuplicateError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProjectionError,
+    ValidationError,
+)
+from akashone_es.domain.identity import Activity
 from akashone_es.settings import Settings
 from akashone_es.storage import Storage, open_storage
 from akashone_es.storage.quarantine import quarantine_position
 from projections.activity import ActivityProjection
-from projections.engine import Batch, Projection, Table, read_checkpoints
+from projections.apply import transient
+from projections.engine import Batch, Projection, Table, handles, read_checkpoints
 from projections.identity import IdentityProjection
 from projections.log import head
 from projections.quarantine import QUARANTINE_TOPIC
+from projections.failures import read_failures
 from projections.rebuild import checksums, rebuild, status, verify
 from projections.runner import Runner, catch_up
 
@@ -324,6 +334,8 @@ class TestQuarantine:
                                                               dsn: str) -> None:
         """One decision per projection and position."""
         poison = poison_activity(storage, dsn)
+        with pytest.raises(ProjectionError):
+            catch_up_activities(storage)
         quarantine_position(storage, projection=ACTIVITIES, position=poison, reason="bad row")
         with pytest.raises(DuplicateError):
             quarantine_position(storage, projection=ACTIVITIES, position=poison, reason="again")
@@ -405,7 +417,201 @@ class TestInlinePoison:
     def test_a_quarantine_does_not_hide_the_event_from_other_projections(
             self, storage: Storage, dsn: str) -> None:
         """Quarantining a position for one projection leaves it poison for another."""
-        poison = poison_activity(storage, dsn)
+        poison = insert_behind_the_api(dsn, REGISTERED_TOPIC, b'{"username": 1}')
+        with pytest.raises(ProjectionError):  # records identity's stop at the poison
+            rebuild(dsn, IdentityProjection, storage.reader)
         quarantine_position(storage, projection="identity", position=poison, reason="n/a")
         with pytest.raises(ProjectionError, match=f"position {poison}:"):
             catch_up_activities(storage)
+
+
+# -- what the database says: the event's fault, or transient ------------------------------
+class IndexedActionProjection(Projection):
+    """An async projection indexing an event's text as is (as user_activities once did)."""
+
+    name = "test_indexed_actions"
+    mode = "async"
+    tables = (Table("test_indexed_actions", "position bigint PRIMARY KEY, action text",
+                    ["CREATE INDEX IF NOT EXISTS test_indexed_actions_idx ON {table} (action)"],
+                    order_by="position"),)
+
+    def prepare(self) -> None:
+        self.insert = self.q("INSERT INTO {t} VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                             t="test_indexed_actions")
+
+    @handles(Activity.Recorded)
+    def _recorded(self, e: Activity.Recorded, position: int, b: Batch) -> None:
+        b.add(self.insert, (position, e.action))
+
+
+class DisconnectingProjection(Projection):
+    """A projection whose statements end the session: the connection is lost mid-batch."""
+
+    name = "test_disconnecting"
+    mode = "async"
+
+    @handles(Activity.Recorded)
+    def _recorded(self, e: Activity.Recorded, position: int, b: Batch) -> None:
+        b.add(b"SELECT pg_terminate_backend(pg_backend_pid())", ())
+
+
+def long_action(storage: Storage, dsn: str) -> int:
+    """An Activity.Recorded with a 6 kB action (random: it does not compress), behind the API."""
+    record_activity(storage, "template")
+    return insert_behind_the_api(dsn, RECORDED_TOPIC, copy_of_last(
+        dsn, RECORDED_TOPIC, action=secrets.token_hex(3000)))
+
+
+class TestDatabaseRefusals:
+    def test_an_index_row_too_large_stops_it_and_is_recorded(self, storage: Storage,
+                                                             dsn: str) -> None:
+        """ProgramLimitExceeded (psycopg: an OperationalError) is the event's fault: the
+        projection stops just before it, recorded, with the usual error; it does not raise a
+        raw psycopg error and retry forever."""
+        projection = IndexedActionProjection()
+        with connect(dsn) as conn:
+            for statement in projection.ddl():
+                conn.execute(statement)
+        poison = long_action(storage, dsn)
+
+        with connect(dsn) as conn, pytest.raises(ProjectionError,
+                                                 match=f"position {poison}:"):
+            catch_up(conn, projection, storage.reader)
+
+        with connect(dsn) as conn:
+            failure = read_failures(conn)[projection.name]
+        assert (poison, "ProgramLimitExceeded") == (failure.position,
+                                                    failure.error.split(":")[0])
+        assert poison - 1 == checkpoint(dsn, projection.name)
+
+    def test_the_activity_log_takes_a_6_kb_action(self, storage: Storage, dsn: str) -> None:
+        """The activity log does not index unbounded text: a long action is applied."""
+        position = long_action(storage, dsn)
+        assert catch_up_activities(storage) == _head(dsn)
+        assert position in positions(dsn)
+
+    def test_a_lost_connection_propagates_and_records_nothing(self, storage: Storage,
+                                                              dsn: str) -> None:
+        """A lost connection is not the event's fault: it propagates (the batch is retried
+        later) and no failure is recorded."""
+        record_activity(storage, "first")
+        with connect(dsn) as conn, pytest.raises(psycopg.OperationalError):
+            catch_up(conn, DisconnectingProjection(), storage.reader)
+        with connect(dsn) as conn:
+            assert DisconnectingProjection.name not in read_failures(conn)
+
+    @pytest.mark.parametrize(("error", "expected"), [
+        (psycopg.errors.ProgramLimitExceeded, False),
+        (psycopg.errors.StatementTooComplex, False),
+        (psycopg.errors.QueryCanceled, False),
+        (psycopg.errors.UntranslatableCharacter, False),
+        (psycopg.errors.UniqueViolation, False),
+        (psycopg.DataError, False),  # psycopg refused a value before sending it (a NUL)
+        (psycopg.errors.AdminShutdown, True),
+        (psycopg.errors.CannotConnectNow, True),
+        (psycopg.errors.ConnectionFailure, True),
+        (psycopg.errors.SerializationFailure, True),
+        (psycopg.errors.DeadlockDetected, True),
+        (psycopg.errors.LockNotAvailable, True),
+        (psycopg.errors.DiskFull, True),
+        (psycopg.OperationalError, True),  # no SQLSTATE: the connection is gone
+    ])
+    def test_only_what_is_transient_propagates(self, error: type[psycopg.Error],
+                                               expected: bool) -> None:
+        assert transient(error("x")) is expected
+
+
+# -- who may quarantine what ---------------------------------------------------------------
+class TestQuarantineIsOnlyForTheRecordedStop:
+    def test_a_tenant_is_refused_and_nothing_is_written(self, storage: Storage,
+                                                        dsn: str) -> None:
+        """Only the platform decides what the read side skips."""
+        organization = storage.create_organization({"name": "A"})
+        user = storage.create_user({"username": "alice", "email": "alice@a.in",
+                                    "password": "password-1",
+                                    "organization_id": organization.id})
+        poison = poison_activity(storage, dsn)
+        with pytest.raises(ProjectionError):
+            catch_up_activities(storage)
+        before = _head(dsn)
+        with storage.acting_as(actor_id=user.id), pytest.raises(PermissionDeniedError,
+                                                                match="platform only"):
+            quarantine_position(storage, projection=ACTIVITIES, position=poison,
+                                reason="tenant says so")
+        assert before == _head(dsn)
+
+    def test_a_healthy_event_is_refused_naming_the_recorded_stop(self, storage: Storage,
+                                                                 dsn: str) -> None:
+        """A position other than the recorded failure is refused; rebuild and verify then
+        keep that event (no quarantine hides it)."""
+        record_activity(storage, "healthy")
+        healthy = _head(dsn)
+        poison = poison_activity(storage, dsn)
+        with pytest.raises(ProjectionError):
+            catch_up_activities(storage)
+        with pytest.raises(ValidationError, match=f"stopped at position {poison}, not "
+                                                  f"{healthy}") as raised:
+            quarantine_position(storage, projection=ACTIVITIES, position=healthy,
+                                reason="hide it")
+        assert ["position"] == raised.value.fields
+        quarantine_position(storage, projection=ACTIVITIES, position=poison, reason="bad row")
+        rebuild(dsn, ActivityProjection, storage.reader)
+        assert healthy in positions(dsn)
+        assert verify(dsn, ActivityProjection, storage.reader).ok
+
+    def test_a_projection_that_has_not_stopped_is_refused(self, storage: Storage,
+                                                          dsn: str) -> None:
+        """Nothing is recorded for billing: there is nothing to quarantine, and it says so."""
+        before = _head(dsn)
+        with pytest.raises(ValidationError, match="billing has no recorded failure"):
+            quarantine_position(storage, projection="billing", position=before,
+                                reason="hide it")
+        assert before == _head(dsn)
+
+
+def test_an_unknown_projection_is_not_found(storage: Storage) -> None:
+    with pytest.raises(NotFoundError, match="projection not found: name=nope"):
+        storage.projection("nope")
+
+
+# -- an inline projection stopped at start-up ----------------------------------------------
+class TestAStoppedInlineProjectionRefusesWrites:
+    def test_until_quarantined_and_rebuilt(self, storage: Storage, dsn: str,
+                                           second_storage: Callable[[], Storage]) -> None:
+        """Identity's tables are lost and a forged registration keeps its start-up rebuild
+        from restoring them: writes are refused (nothing appended, the checkpoint held back)
+        rather than moving the checkpoint past the rows the empty tables lack; reads of other
+        projections work; quarantine and rebuild restore the rows and writes."""
+        storage.create_role({"name": "auditor"})
+        roles = _roles(dsn)
+        poison = insert_behind_the_api(dsn, REGISTERED_TOPIC, b'{"username": 1}')
+        with connect(dsn) as conn:
+            conn.execute("DROP TABLE roles CASCADE")
+        reopened = second_storage()  # start-up recreates roles empty; its rebuild stops
+        with reopened.acting_as(system="tests"):
+            before = _head(dsn)
+            with pytest.raises(ProjectionError) as raised:
+                reopened.create_role({"name": "writer"})
+            message = str(raised.value)
+            assert f"identity stopped at position {poison}" in message
+            assert f"projections quarantine identity {poison}" in message
+            assert "projections rebuild identity" in message
+            assert before == _head(dsn)
+            assert checkpoint(dsn, "identity") == 0
+            assert [] == reopened.get_hsn_codes()  # billing still reads
+
+            quarantine_position(reopened, projection="identity", position=poison,
+                                reason="forged registration")
+            assert checkpoint(dsn, "identity") == 0  # held back: the quarantine is no write
+            with pytest.raises(ProjectionError):
+                reopened.create_role({"name": "writer"})
+            rebuild(dsn, IdentityProjection, reopened.reader)
+            assert roles == _roles(dsn)
+            reopened.create_role({"name": "writer"})
+        assert {*roles, "writer"} == set(_roles(dsn))
+        assert verify(dsn, IdentityProjection, storage.reader).ok
+
+
+def _roles(dsn: str) -> list[str]:
+    with connect(dsn) as conn:
+        return [r[0] for r in conn.execute("SELECT name FROM roles ORDER BY name")]

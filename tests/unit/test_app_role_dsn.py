@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from akashone_es.persistence.roles import app_dsn, app_password
+from akashone_es.persistence.roles import app_dsn, app_password, default_role_name
 from akashone_es.settings import Settings
 
 OWNER = "postgresql://postgres:s3cret@db.example.in:5433/akashone?sslmode=require"
@@ -39,3 +42,26 @@ class TestAppDsn:
         params = conninfo_to_dict(dsn)
         assert "password" not in params
         assert ("akashone_app", "/run/akashone-pg") == (params["user"], params["host"])
+
+
+class TestDefaultRoleName:
+    def test_one_role_per_database(self) -> None:
+        """Roles are server-wide: the default names the database, so two deployments on one
+        server never share a role; AKASHONE_APP_ROLE still wins."""
+        other = OWNER.replace("/akashone?", "/akashone_staging?")
+        assert "akashone_staging_app" == conninfo_to_dict(app_dsn(other, Settings()))["user"]
+        assert app_password(Settings(), OWNER) != app_password(Settings(), other)
+        given = Settings(app_role="shop_app")
+        assert "shop_app" == conninfo_to_dict(app_dsn(other, given))["user"]
+
+    @pytest.mark.parametrize(("dbname", "lookalike"), [
+        ("Shop-Prod", "shop_prod"), ("1shop", "_1shop"), ("x" * 63, "x" * 62),
+        ("dé", "d_"), ("shop prod", "shop_prod")])
+    def test_any_database_name_gives_a_valid_distinct_role(self, dbname: str,
+                                                            lookalike: str) -> None:
+        """Upper case, a leading digit, odd characters or a long name still give a plain
+        identifier of at most 63 bytes, different from a look-alike database's."""
+        name = default_role_name(dbname)
+        assert re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name)
+        assert name.endswith("_app")
+        assert name != default_role_name(lookalike)
