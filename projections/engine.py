@@ -244,7 +244,7 @@ SET_CHECKPOINTS_TO_CURRENT_UNLESS_STOPPED = sql.SQL(
          sequence=sql.Literal(EVENTS_SEQUENCE)).as_bytes(None)
 
 
-def inline_stopped(exc: BaseException) -> bool:
+def inline_stopped(exc: BaseException | None) -> bool:
     """Whether a refused append was refused because an inline projection is stopped."""
     diag = getattr(exc, "diag", None)
     return (isinstance(exc, psycopg.errors.NotNullViolation)

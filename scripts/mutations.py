@@ -160,6 +160,44 @@ MUTATIONS = [
              (("CREATE UNIQUE INDEX IF NOT EXISTS users_username_norm_key",
                "CREATE INDEX IF NOT EXISTS users_username_norm_key"),),
              (f"{FAULTS}::TestConcurrentRegistration",)),
+    Mutation("no-context-needed", "a call without an acting context is refused",
+             "akashone_es/storage/policy.py",
+             (("        ctx = context.current()\n",
+               "        ctx = context.current_or_none() or context.ActingContext(\n"
+               "            actor_kind=\"system\", reason=\"mutant\")\n"),),
+             ("tests/integration/test_access_matrix.py::TestNoActor",)),
+    Mutation("platform-only-open", "platform-only methods refuse tenants",
+             "akashone_es/storage/policy.py",
+             (("if access is Access.PLATFORM and not ctx.is_platform_actor:",
+               "if False:"),),
+             ("tests/integration/test_access_matrix.py::TestTenants",)),
+    Mutation("tenant-names-another-org", "a tenant user naming another organization is refused",
+             "akashone_es/storage/tenancy.py",
+             (("    if org is not None and org != own:", "    if False:"),),
+             ("tests/integration/test_access_matrix.py::TestActingContexts",)),
+    Mutation("platform-roles-writable", "tenants cannot change roles shared by every tenant",
+             "akashone_es/storage/access.py",
+             (("if role.organization_id is None and self._tenant_acting():", "if False:"),),
+             ("tests/integration/test_tenancy_review.py::TestPlatformRoles",)),
+    Mutation("super-admin-changeable", "tenants cannot change a super admin's account",
+             "akashone_es/storage/users.py",
+             (('if target.account_type == "super_admin" and self._tenant_acting():',
+               "if False:"),),
+             ("tests/integration/test_tenancy_review.py::TestSuperAdminInsideATenant",)),
+    Mutation("forged-snapshot-loaded", "loading ignores a snapshot without a valid seal",
+             "akashone_es/persistence/snapshot_seal.py",
+             (("                opened = unseal(self.key, stored)\n"
+               "                if opened is None:",
+               "                opened = unseal(self.key, stored) or StoredEvent(\n"
+               "                    originator_id=stored.originator_id,\n"
+               "                    originator_version=stored.originator_version,\n"
+               "                    topic=stored.topic, state=stored.state)\n"
+               "                if opened is None:"),),
+             ("tests/integration/test_snapshot_guard.py",)),
+    Mutation("context-ip-zone-id", "context fields are bounded (no zone id in ip)",
+             "akashone_es/context.py",
+             (('if len(value) > MAX_IP or "%" in value:', "if len(value) > MAX_IP:"),),
+             ("tests/unit/test_context.py",)),
 ]
 
 

@@ -165,8 +165,10 @@ def quarantine(
 ) -> None:
     """Make a projection skip the event at a log position, recorded as an event in the log.
 
-    For an event a projection cannot apply (``status`` shows it as STOPPED): afterwards
-    ``catch-up`` (async) or ``rebuild`` (inline) goes past it, and rebuilds skip it too.
+    Only the event a projection is recorded as stopped at (``status`` shows it as STOPPED)
+    may be quarantined; any other position is refused. Afterwards ``catch-up`` (async) or
+    ``rebuild`` (inline) goes past it, and rebuilds skip it too. While an inline projection
+    is stopped, writes are refused until that rebuild.
     """
     state: State = ctx.obj
     with state.storage("projections quarantine") as storage:

@@ -84,17 +84,31 @@ class SealedSnapshotStore(EventStore[UUID]):
         if self.key is None:
             yield from super().get(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
             return
-        found = 0
-        # read past unsealed snapshots: a forged latest one must not hide an older good one
-        for stored in self.recorder.select_events(originator_id=originator_id, gt=gt,
-                                                  lte=lte, desc=desc):
-            opened = unseal(self.key, stored)
-            if opened is None:
-                log.warning("snapshot.ignored", aggregate_id=str(originator_id),
-                            version=stored.originator_version,
-                            reason="seal missing or wrong: loaded from its events instead")
-                continue
-            yield self.mapper.to_domain_event(opened)
-            found += 1
-            if limit is not None and found >= limit:
+        if not desc:  # oldest first (loading asks for the newest): few rows, no paging
+            for stored in self.recorder.select_events(originator_id=originator_id, gt=gt,
+                                                      lte=lte, limit=limit):
+                opened = unseal(self.key, stored)
+                if opened is not None:
+                    yield self.mapper.to_domain_event(opened)
+            return
+        # the newest snapshots first, a page at a time: normally the first is sealed and
+        # used; a forged one is read past, never hiding an older good one
+        found, page, upper = 0, max(limit or 0, 1) + 1, lte
+        while True:
+            rows = self.recorder.select_events(originator_id=originator_id, gt=gt, lte=upper,
+                                               desc=True, limit=page)
+            for stored in rows:
+                opened = unseal(self.key, stored)
+                if opened is None:
+                    log.warning("snapshot.ignored", aggregate_id=str(originator_id),
+                                version=stored.originator_version,
+                                reason="seal missing or wrong: loaded from its events instead")
+                    continue
+                yield self.mapper.to_domain_event(opened)
+                found += 1
+                if limit is not None and found >= limit:
+                    return
+            if len(rows) < page:
                 return
+            upper = rows[-1].originator_version - 1
+            page = min(page * 4, 1000)

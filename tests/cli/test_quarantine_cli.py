@@ -98,3 +98,19 @@ class TestAStoppedProjection:
         [line] = error_lines(result.stderr)
         assert "projection" in line
         assert "unknown projection 'nope'" in line
+
+    def test_quarantine_refuses_a_position_that_is_not_the_stop(
+            self, storage: Storage, cli: Cli, query: Query) -> None:
+        """Only the recorded stop may be skipped: one ``error:`` line naming it, nothing
+        written."""
+        poison = poison_activity(storage, query)
+        cli("projections", "catch-up")
+        [(before,)] = query("SELECT max(notification_id) FROM akashone_events")
+
+        result = cli("projections", "quarantine", "user_activities", str(poison - 1),
+                     "--reason", "hide it")
+
+        assert result.returncode == 1
+        [line] = error_lines(result.stderr)
+        assert f"stopped at position {poison}, not {poison - 1}" in line
+        assert [(before,)] == query("SELECT max(notification_id) FROM akashone_events")

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from akashone_es.domain.identity import Activity
 from akashone_es.errors import (
     DuplicateError,
     NotFoundError,
@@ -25,17 +26,16 @@ from akashone_es.errors import (
     ProjectionError,
     ValidationError,
 )
-from akashone_es.domain.identity import Activity
 from akashone_es.settings import Settings
 from akashone_es.storage import Storage, open_storage
 from akashone_es.storage.quarantine import quarantine_position
 from projections.activity import ActivityProjection
 from projections.apply import transient
 from projections.engine import Batch, Projection, Table, handles, read_checkpoints
+from projections.failures import read_failures
 from projections.identity import IdentityProjection
 from projections.log import head
 from projections.quarantine import QUARANTINE_TOPIC
-from projections.failures import read_failures
 from projections.rebuild import checksums, rebuild, status, verify
 from projections.runner import Runner, catch_up
 

@@ -150,3 +150,24 @@ class TestCheckSnapshots:
 
         assert 1 == len(mismatches)
         assert "not sealed" in mismatches[0].reason
+
+
+class TestLoadingPastForgeries:
+    def test_a_forged_latest_snapshot_does_not_hide_an_older_sealed_one(self, dsn: str
+                                                                        ) -> None:
+        """With sealed snapshots at versions 2 and 4, a forged one at 5 is read past: the
+        load starts from version 4 and gives the true state."""
+        storage = open_with_interval(dsn, 2)
+        try:
+            with storage.acting_as(system="tests"):
+                coupon = storage.create_discount_coupon({**COUPON, "max_uses": 10})
+                for _ in range(4):
+                    storage.increment_coupon_usage(coupon.id)  # versions 2..5
+                forge_snapshot(storage, coupon.id, times_used=0)
+                loaded = storage.app.repository.get(coupon.id)
+                assert isinstance(loaded, DiscountCoupon)
+                assert (5, 4) == (loaded.version, loaded.fields["times_used"])
+                kept = list(storage.app.snapshots.get(coupon.id, desc=True, limit=1))
+                assert [4] == [s.originator_version for s in kept]
+        finally:
+            storage.close()
