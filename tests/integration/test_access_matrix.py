@@ -451,15 +451,15 @@ class TestActingContexts:
 
     def test_unknown_actor_is_refused(self, world: World) -> None:
         """An actor id with no users row raises ContextError."""
-        with pytest.raises(ContextError, match="unknown actor"):
-            with world.storage.acting_as(actor_id=uuid.uuid4()):
-                pass  # the actor is resolved on entering
+        with pytest.raises(ContextError, match="unknown actor"), \
+                world.storage.acting_as(actor_id=uuid.uuid4()):
+            pass  # the actor is resolved on entering
 
     def test_tenant_user_naming_another_organization_is_refused(self, world: World) -> None:
         """A's user naming organization B is refused, not widened or narrowed."""
-        with pytest.raises(ContextError, match="does not belong"):
-            with world.storage.acting_as(actor_id=world.a.admin.id, organization_id=world.b.org):
-                pass  # the actor is resolved on entering
+        with pytest.raises(ContextError, match="does not belong"), \
+                world.storage.acting_as(actor_id=world.a.admin.id, organization_id=world.b.org):
+            pass  # the actor is resolved on entering
 
     @pytest.mark.parametrize("target", ["none", "other"])
     def test_tenant_user_cannot_move_itself_out(self, world: World, target: str) -> None:
