@@ -13,17 +13,22 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 
 def configure_logging(fmt: str = "console", level: str = "info") -> None:
     """Configure structlog once for the process (called by the composition root)."""
-    renderer: structlog.typing.Processor
+    # tracebacks never show local variables: a frame of create_user or accept_invitation
+    # holds a clear password or an invitation token
+    processors: list[structlog.typing.Processor]
     if fmt == "json":
-        renderer = structlog.processors.JSONRenderer()
+        processors = [structlog.processors.ExceptionRenderer(
+                          structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
+                      structlog.processors.JSONRenderer()]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        processors = [structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback)]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
+            *processors,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),

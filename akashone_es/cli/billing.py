@@ -152,8 +152,10 @@ def billing_story(storage: Storage, console: Console, org_id: Any, actor_id: Any
         storage.create_billing_address({
             "user_id": customer.id, "address_line1": "12 Residency Road", "city": "Bengaluru",
             "state_code": "29", "postal_code": "560025", "gst_number": "29AAGCG6253J1Z8"})
+    # the customer's terms, metering, invoicing and the gateway's callbacks are the
+    # platform's (the supplier's), done for this tenant
+    with storage.acting_as(system="customer terms", organization_id=org_id):
         storage.update_user(customer.id, {"default_discount_percentage": 5})
-    # metering, invoicing and the gateway's callbacks are the platform's, for this tenant
     with storage.acting_as(system="metering", organization_id=org_id):
         for kind, resource, quantity in (("compute", "vm-web-1", "720"),
                                          ("compute", "vm-db-1", "310.5"),

@@ -113,7 +113,11 @@ def ensure_database(dsn: str, *, create: bool = True) -> None:
         raise ConfigurationError(
             f"DATABASE_URL is not a PostgreSQL DSN ({reason}); expected "
             "postgresql://user@host:port/dbname") from None
-    dbname = str(params.get("dbname") or params.get("user") or "postgres")
+    if not params.get("dbname") or str(params["dbname"]).startswith("template"):
+        # libpq would fall back to the user's name (often the maintenance database)
+        raise ConfigurationError("DATABASE_URL names no application database; expected "
+                                 "postgresql://user@host:port/dbname")
+    dbname = str(params["dbname"])
     where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
     try:
         psycopg.connect(dsn, connect_timeout=10).close()

@@ -68,40 +68,42 @@ def _latest(conn: psycopg.Connection[Any]) -> Iterator[StoredEvent]:
                               topic=topic, state=bytes(state))
 
 
-def _compare(app: Application[UUID], stored: StoredEvent  # noqa: PLR0911 - a return per finding
-             ) -> SnapshotMismatch | None:
-    aggregate_id = UUID(str(stored.originator_id))
+def _compare(app: Application[UUID], stored: StoredEvent) -> SnapshotMismatch | None:
+    """A finding about one snapshot, or None. An unsealed snapshot (taken before sealing, or
+    under another key) is ignored when loading: it is a finding only when its content also
+    differs from the events (a forgery), so an upgrade does not turn verify red."""
+    key = getattr(app.snapshots, "key", None)
+    opened = unseal(key, stored) if key is not None else stored
+    problem = _content_problem(app, opened or stored)
+    if problem is None:
+        return None
+    if opened is None:
+        problem = ("not sealed by this application's secret key (loading ignores it) and "
+                   + problem)
+    return SnapshotMismatch(UUID(str(stored.originator_id)), stored.originator_version,
+                            stored.topic, problem)
 
-    def mismatch(reason: str) -> SnapshotMismatch:
-        return SnapshotMismatch(aggregate_id, stored.originator_version, stored.topic, reason)
 
-    store = app.snapshots
-    key = getattr(store, "key", None)
-    if key is not None:
-        opened = unseal(key, stored)
-        if opened is None:
-            return mismatch("not sealed by this application's secret key (loading ignores "
-                            "it and replays the events)")
-        stored = opened
+def _content_problem(app: Application[UUID], stored: StoredEvent) -> str | None:
+    """How a snapshot's content differs from a replay of its aggregate's events."""
     try:
         stored_state = orjson.loads(stored.state)
         app.mapper.to_domain_event(stored)
     except Exception as exc:  # noqa: BLE001 - any unreadable snapshot is a finding, not a crash
-        return mismatch(f"unreadable ({type(exc).__name__})")
-    events = app.events.get(aggregate_id, lte=stored.originator_version)
-    replayed: Any = project_aggregate(None, events)
+        return f"unreadable ({type(exc).__name__})"
+    aggregate_id = UUID(str(stored.originator_id))
+    replayed: Any = project_aggregate(None, app.events.get(aggregate_id,
+                                                           lte=stored.originator_version))
     if replayed is None:
-        return mismatch("no events for this aggregate")
+        return "no events for this aggregate"
     if replayed.version != stored.originator_version:
-        return mismatch(f"the log has this aggregate only up to version {replayed.version}")
+        return f"the log has this aggregate only up to version {replayed.version}"
     snapshot_class: Any = app.snapshot_class
     expected = app.mapper.to_stored_event(snapshot_class.take(replayed))
     if expected.topic != stored.topic:
-        return mismatch(f"topic {stored.topic!r}, the events give {expected.topic!r}")
+        return f"topic {stored.topic!r}, the events give {expected.topic!r}"
     differs = _differing_fields(orjson.loads(expected.state), stored_state)
-    if differs:
-        return mismatch("differs from the events in " + ", ".join(differs))
-    return None
+    return "differs from the events in " + ", ".join(differs) if differs else None
 
 
 def _differing_fields(expected: dict[str, Any], stored: dict[str, Any]) -> list[str]:

@@ -9,6 +9,7 @@ from psycopg import sql
 
 from akashone_es import context
 from akashone_es.domain.identity import Activity
+from akashone_es.errors import ValidationError
 from akashone_es.storage import inputs as i
 from akashone_es.storage.users import UsersStorage
 from projections import models as m
@@ -51,12 +52,17 @@ class ActivityStorage(UsersStorage):
                              ) -> m.UserActivity:
         """Record an activity the application saw (a login, say) as an event in the log."""
         activity = i.parse(i.InsertUserActivity, data)
+        username = activity.username
         if activity.user_id is not None:
-            self._require_user(activity.user_id)  # another tenant's user reads as not found
+            subject = self._require_user(activity.user_id)  # another tenant's: not found
+            if username is not None and username != subject.username:
+                # the audit trail names the user as the users table does, never as claimed
+                raise ValidationError.single("username", "must be the user's own username")
+            username = subject.username
         with context.command():
             aggregate = Activity(
                 user_id=str(activity.user_id) if activity.user_id else None,
-                username=activity.username, action=activity.action,
+                username=username, action=activity.action,
                 resource_type=activity.resource_type, resource_id=activity.resource_id,
                 resource_name=activity.resource_name, ip_address=activity.ip_address,
                 user_agent=activity.user_agent, details=activity.metadata)

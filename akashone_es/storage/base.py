@@ -28,7 +28,7 @@ from akashone_es.persistence.recorder import capture_rows
 from akashone_es.secrets import SecretBox, load_key
 from akashone_es.settings import Settings
 from akashone_es.storage import tenancy
-from akashone_es.storage.policy import UNAVAILABLE
+from akashone_es.storage.policy import UNAVAILABLE, check_pool
 from projections.engine import Projection, Query, RowKey, inline_stopped
 from projections.failures import read_failures, writes_refused
 from projections.log import LogReader
@@ -89,12 +89,17 @@ class StorageBase:
 
     @contextmanager
     def _enter(self, asked: tenancy.Request) -> Iterator[context.ActingContext]:
-        try:
-            with self._datastore.get_connection() as conn:
-                ctx = tenancy.resolve(conn, asked)
-        except UNAVAILABLE as exc:
-            raise UnavailableError(f"the database is unavailable: {exc}".splitlines()[0]
-                                   ) from None
+        for attempt in range(2):  # a read: retried once after a dropped connection
+            try:
+                with self._datastore.get_connection() as conn:
+                    ctx = tenancy.resolve(conn, asked)
+                break
+            except UNAVAILABLE as exc:
+                if attempt == 0:
+                    check_pool(self)
+                    continue
+                raise UnavailableError(f"the database is unavailable: {exc}".splitlines()[0]
+                                       ) from None
         with context.entered(ctx) as entered:
             yield entered
 

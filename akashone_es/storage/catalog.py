@@ -44,7 +44,7 @@ class CatalogStorage(StorageBase):
 
     def _platform_only(self, what: str) -> None:
         """The shared catalogue (HSN codes, coupons) is changed by the platform, not tenants."""
-        if self.tenant_id is not None:
+        if self._tenant_acting():
             raise PermissionDeniedError(f"{what} belong to the platform catalogue: a tenant "
                                         "user cannot change them")
 
@@ -223,6 +223,9 @@ class CatalogStorage(StorageBase):
 
     def initialize_default_service_plans(self) -> int:
         """Seed AkashOne's five plans once; returns how many were added."""
+        if not context.current().is_platform:  # seeded plans are everyone's, no tenant's
+            raise PermissionDeniedError("seed the platform's plans platform-wide (act "
+                                        "without organization_id)")
         if self._all(bm.ServicePlan, Q("SELECT * FROM service_plans LIMIT 1"), ()):
             return 0
         for order, (name, cpu, memory, storage, bandwidth, price) in enumerate(DEFAULT_PLANS):

@@ -137,9 +137,9 @@ def guard(cls: type) -> type:
 
 def _guarded(name: str, fn: Callable[..., Any], access: Access) -> Callable[..., Any]:
     signature = inspect.signature(fn)
-    checks = {p: _TYPE_CHECKS[str(param.annotation)]
+    checks = {p: _check_for(str(param.annotation))
               for p, param in signature.parameters.items()
-              if str(param.annotation) in _TYPE_CHECKS}
+              if _check_for(str(param.annotation)) is not None}
     attempts = 2 if name.startswith(READ_PREFIXES) else 1
 
     @functools.wraps(fn)
@@ -162,7 +162,7 @@ def _guarded(name: str, fn: Callable[..., Any], access: Access) -> Callable[...,
             except UNAVAILABLE as exc:
                 if attempt + 1 < attempts:
                     log.warning("storage.read_retried", method=name, error=str(exc)[:200])
-                    _check_pool(self)
+                    check_pool(self)
                     continue
                 raise UnavailableError(f"the database is unavailable: {_first_line(exc)}"
                                        ) from None
@@ -178,12 +178,19 @@ def _guarded(name: str, fn: Callable[..., Any], access: Access) -> Callable[...,
     return call
 
 
+def _check_for(annotation: str) -> Callable[[str, Any], None] | None:
+    """The argument check for a parameter's annotation (``X | dict[str, Any]``: an input)."""
+    if annotation.endswith("| dict[str, Any]"):
+        return _input_check
+    return _TYPE_CHECKS.get(annotation)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _check_pool(storage: Any) -> None:
+def check_pool(storage: Any) -> None:
     """After a dropped connection, let the pool test and replace its idle connections."""
     pool = getattr(storage._datastore, "pool", None)
     check = getattr(pool, "check", None)
@@ -239,6 +246,12 @@ def _id_check(optional: bool) -> Callable[[str, Any], None]:
     return _expect((uuid.UUID, str), "must be a UUID", optional=optional)
 
 
+def _input_check(field: str, value: Any) -> None:
+    """An input argument: a mapping of fields, or the input model itself."""
+    if not isinstance(value, dict | pydantic.BaseModel):
+        raise ValidationError.single(field, "must be an object of fields")
+
+
 _TYPE_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "str": _expect((str,), "must be a string", optional=False),
     "str | None": _expect((str,), "must be a string", optional=True),
@@ -247,4 +260,5 @@ _TYPE_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "bool": _expect((bool,), "must be true or false", optional=False),
     "UUID | str": _id_check(optional=False),
     "UUID | str | None": _id_check(optional=True),
+    "dict[str, Any]": _input_check,
 }

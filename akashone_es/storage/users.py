@@ -33,6 +33,13 @@ ORG_BY_ID = Q("SELECT * FROM organizations WHERE id = %s")
 ORGS_ALL = Q("SELECT * FROM organizations ORDER BY created_at, id")
 
 
+#: what the platform decides about an account, never the account's tenant: its kind, the
+#: discount its invoices get, and whether its email was verified (the verification flow's)
+PLATFORM_USER_FIELDS = frozenset({"account_type", "default_discount_percentage",
+                                  "email_verified"})
+#: the accounts a tenant may open inside its organization
+TENANT_ACCOUNT_TYPES = ("customer", "team_member")
+
 #: user columns kept encrypted in the log and the table, decrypted when read
 SEALED_USER_FIELDS = ("two_factor_secret", "email_verification_code")
 
@@ -121,6 +128,8 @@ class UsersStorage(StorageBase):
         """Register a user; the account type is kept as given (AkashOne forced 'customer')."""
         user = i.parse(i.InsertUser, data)
         self._no_escalation(user.account_type)
+        if user.account_type not in TENANT_ACCOUNT_TYPES and self._tenant_acting():
+            raise PermissionDeniedError(f"only the platform opens {user.account_type} accounts")
         organization_id = user.organization_id or (
             self._own_organization() if self.tenant_id is not None else None)
         if organization_id is not None:
@@ -152,6 +161,9 @@ class UsersStorage(StorageBase):
             # a tenant moving a user (itself included) out of its organization, or to none,
             # would widen what that user sees: only the platform moves users
             raise PermissionDeniedError("only the platform moves a user between organizations")
+        terms = sorted(PLATFORM_USER_FIELDS & values.keys())
+        if terms and self._tenant_acting():
+            raise PermissionDeniedError(f"only the platform sets {', '.join(terms)}")
         if "email" in values:
             values["email"] = str(update.email)
         if values.get("password"):

@@ -111,3 +111,34 @@ class TestContextFields:
             storage.acting_as(**args)
         assert [field] == caught.value.fields
         assert before == log_size(dsn)
+
+
+class TestMoreBadArguments:
+    def test_an_input_that_is_not_an_object_names_its_parameter(self, storage: Storage) -> None:
+        """A list where an input's fields are expected is a ValidationError, not a TypeError
+        from deep inside."""
+        with pytest.raises(ValidationError) as caught:
+            storage.create_invoice_line_item([1, 2])  # type: ignore[arg-type]
+        assert ["data"] == caught.value.fields
+
+    @pytest.mark.parametrize("url", ["postgresql://postgres@127.0.0.1:5432/",
+                                     "postgresql://postgres@127.0.0.1:5432/template1"])
+    def test_a_dsn_naming_no_application_database_is_refused(self, url: str) -> None:
+        """libpq would fall back to the maintenance database: refused before connecting."""
+        from akashone_es import ConfigurationError
+
+        with pytest.raises(ConfigurationError, match="names no application database"):
+            open_storage(Settings(**TEST_SETTINGS), dsn=url)  # type: ignore[arg-type]
+
+    def test_acting_as_after_the_server_dropped_connections_is_retried(
+            self, storage: Storage, dsn: str) -> None:
+        """Resolving the actor is a read: it survives killed pool connections too."""
+        admin = storage.create_user({"username": "root", "email": "root@example.com",
+                                     "password": "long-enough-1", "account_type": "super_admin"})
+        for _ in range(2):
+            storage.get_organizations()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                         " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        with storage.acting_as(actor_id=admin.id):
+            assert [] == storage.get_organizations()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from akashone_es import PermissionDeniedError, Storage
+from akashone_es import PermissionDeniedError, Storage, ValidationError
 from tests.conftest import log_size
 from tests.integration.test_billing_storage import address, customer, line
 from tests.integration.test_tenancy_and_rules import make_user, tenant
@@ -109,3 +109,62 @@ class TestTheSupplierIsThePlatform:
             pending = issuer.create_payment_transaction(payment)
         assert ("pending", "issued") == (pending.status,
                                          issuer.get_invoice(invoice.id).status)  # type: ignore[union-attr]
+
+
+class TestAccountTermsArePlatforms:
+    @pytest.mark.parametrize("change", [
+        {"default_discount_percentage": 100}, {"account_type": "reseller"},
+        {"email_verified": True}])
+    def test_tenant_cannot_set_its_own_terms(self, storage: Storage, dsn: str,
+                                             change: dict[str, object]) -> None:
+        """A customer cannot grant itself a 100% discount (which invoices would apply),
+        promote itself, or mark its email verified; nothing is written."""
+        org = storage.create_organization({"name": "Acme"})
+        alice = make_user(storage, "alice", organization_id=org.id)
+        before = log_size(dsn)
+        with storage.acting_as(actor_id=alice.id), \
+                pytest.raises(PermissionDeniedError, match="only the platform sets"):
+            storage.update_user(alice.id, change)
+        assert before == log_size(dsn)
+        with storage.acting_as(system="customer terms", organization_id=org.id):
+            assert storage.update_user(alice.id, change) is not None
+
+    def test_tenant_opens_only_customer_and_team_accounts(self, storage: Storage) -> None:
+        """A tenant cannot open a reseller account inside its organization."""
+        org = storage.create_organization({"name": "Acme"})
+        alice = make_user(storage, "alice", organization_id=org.id)
+        with storage.acting_as(actor_id=alice.id):
+            with pytest.raises(PermissionDeniedError, match="reseller"):
+                make_user(storage, "bob", account_type="reseller")
+            assert "customer" == make_user(storage, "carol").account_type
+
+
+class TestActivityNamesTheRealUser:
+    def test_username_of_another_user_is_refused(self, storage: Storage, dsn: str) -> None:
+        """An activity about alice cannot be recorded under the name 'root'."""
+        org = storage.create_organization({"name": "Acme"})
+        alice = make_user(storage, "alice", organization_id=org.id)
+        before = log_size(dsn)
+        with storage.acting_as(actor_id=alice.id):
+            with pytest.raises(ValidationError) as caught:
+                storage.create_user_activity({"user_id": alice.id, "username": "root",
+                                              "action": "auth.login"})
+            assert ["username"] == caught.value.fields
+            assert before == log_size(dsn)
+            row = storage.create_user_activity({"user_id": alice.id, "action": "auth.login"})
+        assert "alice" == row.username
+
+
+class TestPlatformOnBehalf:
+    def test_platform_acting_for_a_tenant_keeps_catalogue_writes(self,
+                                                                 storage: Storage) -> None:
+        """A system context acting for B may still change the platform catalogue, but the
+        platform's plans are seeded platform-wide, never as B's."""
+        b = storage.create_organization({"name": "Bharat"})
+        with storage.acting_as(system="support", organization_id=b.id):
+            code = storage.create_hsn_code({"service_type": "gpu", "hsn_code": "9983",
+                                            "sac_code": "998315", "description": "GPU"})
+            assert code.service_type == "gpu"
+            with pytest.raises(PermissionDeniedError, match="platform-wide"):
+                storage.initialize_default_service_plans()
+        assert 5 == storage.initialize_default_service_plans()
