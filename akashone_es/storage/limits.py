@@ -66,7 +66,9 @@ def text_problem(value: str) -> str | None:
     """Why ``value`` cannot be stored as PostgreSQL text or jsonb (None if it can)."""
     if "\x00" in value:
         return "must not contain NUL characters"
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+    try:
+        value.encode("utf-8")  # in C: fails exactly on lone surrogates
+    except UnicodeEncodeError:
         return "must not contain lone surrogates (not valid Unicode)"
     return None
 
