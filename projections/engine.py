@@ -224,24 +224,24 @@ CHECKPOINTS_DDL = sql.SQL("; ").join([
 #: for good, so the update sets NULL instead, the NOT NULL column refuses it, and the whole
 #: append (events included) is rolled back; the storage turns that into ``ProjectionError``
 #: (``inline_stopped``). The check costs no round trip: it is part of the append's message.
-SET_CHECKPOINTS_TO_CURRENT = sql.SQL(
-    "UPDATE {table} c SET position = CASE WHEN EXISTS (SELECT 1 FROM {failures} f"
-    " WHERE f.projection = c.name) THEN NULL ELSE currval({sequence}) END, updated_at = now()"
-    " WHERE name = ANY(%s)"
-).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE),
-         failures=sql.Identifier(LIVE_SCHEMA, FAILURES_TABLE),
-         sequence=sql.Literal(EVENTS_SEQUENCE)).as_bytes(None)
+def _checkpoint_update(text: str) -> bytes:
+    """An UPDATE of the live checkpoints with ``{table}``, ``{failures}``, ``{sequence}``."""
+    return sql.SQL(text).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE),
+                                failures=sql.Identifier(LIVE_SCHEMA, FAILURES_TABLE),
+                                sequence=sql.Literal(EVENTS_SEQUENCE)).as_bytes(None)
+
+
+STOPPED = "EXISTS (SELECT 1 FROM {failures} f WHERE f.projection = c.name)"
+SET_CHECKPOINTS_TO_CURRENT = _checkpoint_update(
+    "UPDATE {table} c SET position = CASE WHEN " + STOPPED + " THEN NULL"
+    " ELSE currval({sequence}) END, updated_at = now() WHERE name = ANY(%s)")
 
 #: the operator's quarantine is appended while an inline projection is stopped (it is how it
 #: gets unstuck): a stopped projection's checkpoint is held back, so the next start-up (or
 #: ``projections rebuild``) rebuilds it past the quarantined event
-SET_CHECKPOINTS_TO_CURRENT_UNLESS_STOPPED = sql.SQL(
+SET_CHECKPOINTS_TO_CURRENT_UNLESS_STOPPED = _checkpoint_update(
     "UPDATE {table} c SET position = currval({sequence}), updated_at = now()"
-    " WHERE name = ANY(%s) AND NOT EXISTS (SELECT 1 FROM {failures} f"
-    " WHERE f.projection = c.name)"
-).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE),
-         failures=sql.Identifier(LIVE_SCHEMA, FAILURES_TABLE),
-         sequence=sql.Literal(EVENTS_SEQUENCE)).as_bytes(None)
+    " WHERE name = ANY(%s) AND NOT " + STOPPED)
 
 
 def inline_stopped(exc: BaseException | None) -> bool:

@@ -39,7 +39,7 @@ class Mutation:
 MUTATIONS = [
     Mutation("events-updatable", "the events table is append-only in the database",
              "akashone_es/persistence/database.py",
-             (("BEFORE UPDATE OR DELETE ON {events}", "BEFORE DELETE ON {events}"),),
+             (("BEFORE UPDATE OR DELETE ON {table}", "BEFORE DELETE ON {table}"),),
              (f"{CLAIMS}::TestEventLogIsAppendOnly",)),
     Mutation("upcast-lost", "old User.Registered payloads are upcast when read",
              "akashone_es/domain/identity.py",

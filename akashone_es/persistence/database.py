@@ -19,28 +19,32 @@ SNAPSHOT_CHECK_FUNCTION = "akashone_snapshots_of_recorded_events"
 
 # The log and its snapshots are both append-only: a snapshot rewritten in place would change
 # what loading an aggregate returns (a max_uses=1 coupon used twice) without a new event.
-APPEND_ONLY_DDL = sql.SQL(
+APPEND_ONLY_FUNCTION_DDL = sql.SQL(
     """
     CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         RAISE EXCEPTION '% is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
             USING ERRCODE = 'insufficient_privilege';
     END $$;
-    DROP TRIGGER IF EXISTS akashone_events_no_update_delete ON {events};
-    CREATE TRIGGER akashone_events_no_update_delete BEFORE UPDATE OR DELETE ON {events}
+    """
+).format(fn=sql.Identifier(APPEND_ONLY_FUNCTION))
+#: per table: UPDATE and DELETE refused row by row, TRUNCATE for the statement
+APPEND_ONLY_TRIGGERS = sql.SQL(
+    """
+    DROP TRIGGER IF EXISTS {no_change} ON {table};
+    CREATE TRIGGER {no_change} BEFORE UPDATE OR DELETE ON {table}
         FOR EACH ROW EXECUTE FUNCTION {fn}();
-    DROP TRIGGER IF EXISTS akashone_events_no_truncate ON {events};
-    CREATE TRIGGER akashone_events_no_truncate BEFORE TRUNCATE ON {events}
-        FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
-    DROP TRIGGER IF EXISTS akashone_snapshots_no_update_delete ON {snapshots};
-    CREATE TRIGGER akashone_snapshots_no_update_delete BEFORE UPDATE OR DELETE ON {snapshots}
-        FOR EACH ROW EXECUTE FUNCTION {fn}();
-    DROP TRIGGER IF EXISTS akashone_snapshots_no_truncate ON {snapshots};
-    CREATE TRIGGER akashone_snapshots_no_truncate BEFORE TRUNCATE ON {snapshots}
+    DROP TRIGGER IF EXISTS {no_truncate} ON {table};
+    CREATE TRIGGER {no_truncate} BEFORE TRUNCATE ON {table}
         FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
     """
-).format(fn=sql.Identifier(APPEND_ONLY_FUNCTION), events=sql.Identifier(EVENTS_TABLE),
-         snapshots=sql.Identifier(SNAPSHOTS_TABLE))
+)
+APPEND_ONLY_DDL = sql.Composed([APPEND_ONLY_FUNCTION_DDL, *(
+    APPEND_ONLY_TRIGGERS.format(
+        table=sql.Identifier(table), fn=sql.Identifier(APPEND_ONLY_FUNCTION),
+        no_change=sql.Identifier(f"{table}_no_update_delete"),
+        no_truncate=sql.Identifier(f"{table}_no_truncate"))
+    for table in (EVENTS_TABLE, SNAPSHOTS_TABLE))])
 
 # The library takes a snapshot after the event it is at has been recorded, so an honest
 # snapshot always names a recorded (originator_id, originator_version); one that does not

@@ -14,6 +14,8 @@ import orjson
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
+from akashone_es.context import MAX_IP, MAX_USER_AGENT
+
 # -- text (characters) ---------------------------------------------------------------------
 CODE_MAX: Final = 64  # machine codes and kinds: resource types, units, metrics, error codes
 NAME_MAX: Final = 200  # names of people, organizations, plans, resources, address lines
@@ -22,8 +24,8 @@ EMAIL_MAX: Final = 254  # RFC 5321 path limit
 URL_MAX: Final = 2048
 ID_MAX: Final = 200  # an external system's id (gateway, CloudStack, a resource)
 SECRET_MAX: Final = 255  # tokens, TOTP secrets, verification codes (invitation_token varchar)
-IP_ADDRESS_MAX: Final = 45  # the longest textual IPv6 (with an embedded IPv4)
-USER_AGENT_MAX: Final = 512  # as the acting context bounds it (context.MAX_USER_AGENT)
+IP_ADDRESS_MAX: Final = MAX_IP  # the longest textual IPv6 (with an embedded IPv4)
+USER_AGENT_MAX: Final = MAX_USER_AGENT  # the same bound as the acting context's
 GSTIN_MAX: Final = 15  # a GSTIN is exactly 15 characters (checked further by its own rule)
 
 # -- integers and money --------------------------------------------------------------------

@@ -37,6 +37,7 @@ from akashone_es.errors import (
     ValidationError,
 )
 from akashone_es.logging import get_logger
+from akashone_es.storage.limits import text_problem
 
 log = get_logger(__name__)
 #: the longest text a lookup argument may carry (the longest column is 2,000 characters)
@@ -210,13 +211,9 @@ def _validation_error(exc: pydantic.ValidationError) -> ValidationError:
 def _check_text(field: str, value: Any, depth: int) -> None:
     """Text the database could not store (NUL, lone surrogates) or too long to be a value."""
     if isinstance(value, str):
-        if "\x00" in value:
-            raise ValidationError.single(field, "must not contain NUL characters")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValidationError.single(field, "must be valid Unicode (no lone surrogates)"
-                                         ) from None
+        problem = text_problem(value)
+        if problem is not None:
+            raise ValidationError.single(field, problem)
     elif depth < 8 and isinstance(value, dict):
         # an input dict's keys are the model's fields: name them as the model would
         prefix = f"{field}." if depth else ""
