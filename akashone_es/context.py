@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from akashone_es.errors import ContextError
 
@@ -52,7 +52,7 @@ class ActingContext(BaseModel):
     #: the platform (super admin or system) acting for this tenant
     on_behalf_of: uuid.UUID | None = None
     #: why a system context acts (required for system contexts)
-    reason: str | None = Field(default=None, max_length=MAX_REASON)
+    reason: str | None = None
     correlation_id: uuid.UUID | None = None
     ip: str | None = None
     user_agent: str | None = None

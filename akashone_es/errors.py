@@ -8,10 +8,10 @@ Every error the package raises on purpose descends from ``AkashOneError``::
      ├── DuplicateError         a unique value is taken (username, email, permission key, ...)
      ├── ConflictError          a stale concurrent write lost the race; reload and retry
      ├── PermissionDeniedError  the rule forbids the change (e.g. editing a system role)
-     │    └── ContextError      the acting context is refused: none given, an unknown actor or
-     │                          kind, a suspended actor, or another tenant named
+     │    └── ContextError      the acting context is refused: none given, an unknown actor,
+     │                          one who is not active, or another tenant named
      ├── ConfigurationError     settings or the database are not usable
-     ├── UnavailableError       the database cannot be reached now (a read was retried once)
+     ├── UnavailableError       the database cannot be reached now (reads are retried once)
      ├── ProjectionError        a projection could not be built, verified or swapped
      └── InternalError          an unexpected failure inside akashone-es (logged with its cause)
 

@@ -52,7 +52,9 @@ class Settings(BaseSettings):
                                           "Undertaking on file: exports and SEZ zero-rated")
     secret_key: str | None = Field(
         default=None, repr=False,
-        description="Fernet key for TOTP secrets; unset: a key kept in data_dir/secret.key")
+        description="Fernet key for TOTP secrets and email codes, also keying the snapshot "
+                    "seals (changing it makes loads replay from events until new snapshots); "
+                    "unset: a key kept in data_dir/secret.key")
 
 
 def load_settings(**overrides: object) -> Settings:

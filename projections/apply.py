@@ -27,8 +27,8 @@ Decode = Callable[[str, Any, int, bytes], Any]
 #: Everything else the database says about an event's statements (psycopg classes some of it,
 #: e.g. an index row too large or a statement timeout, as OperationalError) is the event's
 #: fault: retrying forever would wedge the projection with nothing recorded.
-TRANSIENT_CLASSES = frozenset({"08", "25", "40", "53", "58", "XX"})
-TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "57P04", "57P05", "55P03"})
+TRANSIENT_CLASSES = frozenset({"08", "40", "53", "58", "XX"})
+TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "57P04", "57P05", "55P03", "25P03"})
 DECODER = "mapper.decode"
 
 

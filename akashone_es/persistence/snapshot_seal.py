@@ -65,7 +65,8 @@ def unseal(key: bytes, stored: StoredEvent) -> StoredEvent | None:
 
 
 class SealedSnapshotStore(EventStore[UUID]):
-    """The application's snapshot store: seals what it writes, loads only what it sealed."""
+    """The application's snapshot store: once ``open_storage`` gives it the key, it seals what
+    it writes and loads only what it sealed (without a key it is the library's plain store)."""
 
     key: bytes | None = None
 

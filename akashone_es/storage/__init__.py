@@ -23,8 +23,6 @@ from akashone_es.persistence.roles import (
     ensure_app_role,
     lock_through_function,
 )
-from akashone_es.persistence.snapshot_seal import SealedSnapshotStore, seal_key
-from akashone_es.secrets import load_key
 from akashone_es.settings import Settings, load_settings
 from akashone_es.storage.activity import ActivityStorage
 from akashone_es.storage.billing import BillingStorage
@@ -151,8 +149,6 @@ def _compose(app: AkashOneApplication, settings: Settings, dsn: str,
     recorder.inline_hook = InlineProjections([p for p in instances if p.mode == "inline"])
     # the application role may not LOCK the events table itself: the owner's function does
     recorder.lock_table_statements = lock_through_function(recorder.lock_table_statements)
-    if isinstance(app.snapshots, SealedSnapshotStore):  # loads trust only what we sealed
-        app.snapshots.key = seal_key(load_key(settings.secret_key, settings.data_dir))
     return storage
 
 

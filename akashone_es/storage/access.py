@@ -68,8 +68,7 @@ class AccessStorage(UsersStorage):
 
     def create_role(self, data: i.InsertRole | dict[str, Any]) -> m.Role:
         role = i.parse(i.InsertRole, data)
-        organization_id = role.organization_id or (
-            self._own_organization() if self.tenant_id is not None else None)
+        organization_id = role.organization_id or self._own_organization()
         if organization_id is not None:
             self._require_organization(organization_id, "organization_id")
         with context.command():

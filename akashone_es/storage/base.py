@@ -25,6 +25,7 @@ from akashone_es.errors import (
     ValidationError,
 )
 from akashone_es.persistence.recorder import capture_rows
+from akashone_es.persistence.snapshot_seal import SealedSnapshotStore, seal_key
 from akashone_es.secrets import SecretBox, load_key
 from akashone_es.settings import Settings
 from akashone_es.storage import tenancy
@@ -53,7 +54,10 @@ class StorageBase:
         for projection in self.projections:
             self._unique.update(projection.unique_constraints)
         self._on_close = on_close
-        self.secrets = SecretBox(load_key(settings.secret_key, settings.data_dir))
+        key = load_key(settings.secret_key, settings.data_dir)
+        self.secrets = SecretBox(key)
+        if isinstance(app.snapshots, SealedSnapshotStore):  # loads trust only what we sealed
+            app.snapshots.key = seal_key(key)
 
     # -- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:

@@ -63,7 +63,7 @@ class BillingBase(IdentityStorage):
         """``row`` when its user is visible to the acting party, else None."""
         if row is None:
             return None
-        return row if self.get_user(row.user_id) is not None else None  # type: ignore[attr-defined]
+        return row if self._visible_user(row.user_id) is not None else None  # type: ignore[attr-defined]
 
     def _load_or_none(self, cls: type[Any], aggregate_id: UUID) -> Any:
         try:

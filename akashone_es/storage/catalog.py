@@ -42,12 +42,6 @@ DEFAULT_PLANS = (("Micro", 1, 1024, 25, 1000, 500), ("Small", 2, 2048, 50, 2000,
 class CatalogStorage(StorageBase):
     """The IStorage groups HSN/SAC codes (6), discount coupons (8) and service plans (6)."""
 
-    def _platform_only(self, what: str) -> None:
-        """The shared catalogue (HSN codes, coupons) is changed by the platform, not tenants."""
-        if self._tenant_acting():
-            raise PermissionDeniedError(f"{what} belong to the platform catalogue: a tenant "
-                                        "user cannot change them")
-
     def _create(self, cls: type[Record], model: type[R], table: str, fields: dict[str, Any]
                 ) -> R:
         with context.command():
@@ -83,20 +77,17 @@ class CatalogStorage(StorageBase):
 
     def create_hsn_code(self, data: bi.InsertHsnCode | dict[str, Any]) -> bm.HsnCode:
         code = i.parse(bi.InsertHsnCode, data)
-        self._platform_only("HSN/SAC codes")
         return self._create(HsnCode, bm.HsnCode, "hsn_codes", code.model_dump(mode="json"))
 
     def update_hsn_code(self, code_id: UUID | str, changes: bi.UpdateHsnCode | dict[str, Any]
                         ) -> bm.HsnCode | None:
         values = i.parse(bi.UpdateHsnCode, changes).model_dump(mode="json", exclude_unset=True)
-        self._platform_only("HSN/SAC codes")
         current = self.get_hsn_code(code_id)
         if current is None or not values:
             return current
         return self._update(HsnCode, bm.HsnCode, current.id, values)
 
     def delete_hsn_code(self, code_id: UUID | str) -> bool:
-        self._platform_only("HSN/SAC codes")
         current = self.get_hsn_code(code_id)
         if current is None:
             return False
@@ -117,7 +108,6 @@ class CatalogStorage(StorageBase):
     def create_discount_coupon(self, data: bi.InsertDiscountCoupon | dict[str, Any]
                                ) -> bm.DiscountCoupon:
         coupon = i.parse(bi.InsertDiscountCoupon, data)
-        self._platform_only("discount coupons")
         if self.get_discount_coupon_by_code(coupon.code):
             raise DuplicateError("discount_coupon", "code", coupon.code)
         actor = context.current().actor_id
@@ -130,14 +120,12 @@ class CatalogStorage(StorageBase):
                                ) -> bm.DiscountCoupon | None:
         values = i.parse(bi.UpdateDiscountCoupon, changes).model_dump(mode="json",
                                                                       exclude_unset=True)
-        self._platform_only("discount coupons")
         current = self.get_discount_coupon(coupon_id)
         if current is None or not values:
             return current
         return self._update(DiscountCoupon, bm.DiscountCoupon, current.id, values)
 
     def delete_discount_coupon(self, coupon_id: UUID | str) -> bool:
-        self._platform_only("discount coupons")
         current = self.get_discount_coupon(coupon_id)
         if current is None:
             return False

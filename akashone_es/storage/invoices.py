@@ -272,7 +272,7 @@ class InvoiceStorage(CustomerRecordsStorage):
         marked = 0
         for row in rows:
             if self.tenant_id is not None and self._owned(row) is None:
-                continue  # a tenant's run marks only its own organization's invoices
+                continue  # a run for a tenant marks only its own organization's invoices
             aggregate = self._load(domain.Invoice, row.id, "invoice")
             with context.command():
                 if aggregate.mark_overdue(moment):

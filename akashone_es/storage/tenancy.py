@@ -76,7 +76,8 @@ def request(*, actor_id: Any = None, system: Any = None, organization_id: Any = 
     _check_kind(actor_kind, actor, system)
     common = {"correlation_id": _uuid(correlation_id, "correlation_id"), "ip": ip,
               "user_agent": user_agent}
-    probe = _build(actor_kind="system", reason="probe", **common)  # ip, user agent bounds
+    # the form of every field (ip, user agent, the reason) is checked now, not on entering
+    probe = _build(actor_kind="system", reason=system.strip() if system else "probe", **common)
     common.update(ip=probe.ip)
     return Request(actor, system.strip() if isinstance(system, str) else None, org, common)
 

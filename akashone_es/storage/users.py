@@ -104,6 +104,13 @@ class UsersStorage(StorageBase):
                   if getattr(user, f) is not None}
         return user.model_copy(update=sealed) if sealed else user
 
+    def _visible_user(self, user_id: UUID) -> m.User | None:
+        """The user's row when the acting party may see it (internal: no argument checks, no
+        decryption; the rows of other tables are owned through it)."""
+        user = self._one(m.User, USER_BY_ID, (user_id,))
+        return user if user is not None and self._visible_row(user.organization_id,
+                                                                user.id) else None
+
     def get_users(self) -> list[m.User]:
         """All users; a tenant user sees only its organization's users."""
         tenant = self.tenant_id
@@ -130,8 +137,7 @@ class UsersStorage(StorageBase):
         self._no_escalation(user.account_type)
         if user.account_type not in TENANT_ACCOUNT_TYPES and self._tenant_acting():
             raise PermissionDeniedError(f"only the platform opens {user.account_type} accounts")
-        organization_id = user.organization_id or (
-            self._own_organization() if self.tenant_id is not None else None)
+        organization_id = user.organization_id or self._own_organization()
         if organization_id is not None:
             self._require_organization(organization_id, "organization_id")
         with context.command():
