@@ -21,7 +21,6 @@ from akashone_es.errors import (
     NotFoundError,
     PermissionDeniedError,
     ProjectionError,
-    UnavailableError,
     ValidationError,
 )
 from akashone_es.persistence.recorder import capture_rows
@@ -29,7 +28,7 @@ from akashone_es.persistence.snapshot_seal import SealedSnapshotStore, seal_key
 from akashone_es.secrets import SecretBox, load_key
 from akashone_es.settings import Settings
 from akashone_es.storage import tenancy
-from akashone_es.storage.policy import UNAVAILABLE, check_pool
+from akashone_es.storage.policy import reconnecting
 from projections.engine import Projection, Query, RowKey, inline_stopped
 from projections.failures import read_failures, writes_refused
 from projections.log import LogReader
@@ -93,17 +92,11 @@ class StorageBase:
 
     @contextmanager
     def _enter(self, asked: tenancy.Request) -> Iterator[context.ActingContext]:
-        for attempt in range(2):  # a read: retried once after a dropped connection
-            try:
-                with self._datastore.get_connection() as conn:
-                    ctx = tenancy.resolve(conn, asked)
-                break
-            except UNAVAILABLE as exc:
-                if attempt == 0:
-                    check_pool(self)
-                    continue
-                raise UnavailableError(f"the database is unavailable: {exc}".splitlines()[0]
-                                       ) from None
+        def resolve() -> context.ActingContext:
+            with self._datastore.get_connection() as conn:
+                return tenancy.resolve(conn, asked)
+
+        ctx = reconnecting(self, "acting_as", 2, resolve)  # a read: retried once
         with context.entered(ctx) as entered:
             yield entered
 

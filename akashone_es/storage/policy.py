@@ -21,7 +21,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pydantic
@@ -40,6 +40,7 @@ from akashone_es.logging import get_logger
 from akashone_es.storage.limits import text_problem
 
 log = get_logger(__name__)
+Result = TypeVar("Result")
 #: the longest text a lookup argument may carry (the longest column is 2,000 characters)
 MAX_ARGUMENT_TEXT = 10_000
 READ_PREFIXES = ("get_", "has_", "user_has_", "verify_", "validate_")
@@ -155,28 +156,35 @@ def _guarded(name: str, fn: Callable[..., Any], access: Access) -> Callable[...,
             if check is not None:
                 check(parameter, value)
             _check_text(parameter, value, 0)
-        for attempt in range(attempts):
-            try:
-                return fn(self, *args, **kwargs)
-            except AkashOneError:
-                raise
-            except UNAVAILABLE as exc:
-                if attempt + 1 < attempts:
-                    log.warning("storage.read_retried", method=name, error=str(exc)[:200])
-                    check_pool(self)
-                    continue
-                raise UnavailableError(f"the database is unavailable: {_first_line(exc)}"
-                                       ) from None
-            except pydantic.ValidationError as exc:
-                raise _validation_error(exc) from None
-            except Exception as exc:
-                log.exception("storage.internal_error", method=name)
-                raise InternalError(f"{name} failed unexpectedly: {type(exc).__name__}: "
-                                    f"{_first_line(exc)}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return reconnecting(self, name, attempts, lambda: fn(self, *args, **kwargs))
+        except AkashOneError:
+            raise
+        except pydantic.ValidationError as exc:
+            raise _validation_error(exc) from None
+        except Exception as exc:
+            log.exception("storage.internal_error", method=name)
+            raise InternalError(f"{name} failed unexpectedly: {type(exc).__name__}: "
+                                f"{_first_line(exc)}") from exc
 
     call.access = access  # type: ignore[attr-defined]
     return call
+
+
+def reconnecting(storage: Any, name: str, attempts: int, work: Callable[[], Result]) -> Result:
+    """``work``, tried again after a dropped connection (``attempts`` in all: 2 for reads,
+    1 for writes, which are never repeated blind); then ``UnavailableError``."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except UNAVAILABLE as exc:
+            if attempt + 1 < attempts:
+                log.warning("storage.read_retried", method=name, error=str(exc)[:200])
+                check_pool(storage)
+                continue
+            raise UnavailableError(f"the database is unavailable: {_first_line(exc)}"
+                                   ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _check_for(annotation: str) -> Callable[[str, Any], None] | None:

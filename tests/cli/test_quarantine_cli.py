@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import uuid
-
 from akashone_es.storage import Storage
 from tests.cli.conftest import Cli, Query
-
-RECORDED_TOPIC = "akashone_es.domain.identity:Activity.Recorded"
+from tests.integration.test_poison_events import RECORDED_TOPIC
+from tests.integration.test_poison_events import poison_activity as insert_poison
 
 
 def poison_activity(storage: Storage, query: Query) -> int:
-    """A copy of a real Activity.Recorded whose details hold a NUL, inserted by the owner."""
-    storage.create_user_activity({"username": "ops", "action": "login"})
-    [(state,)] = query("SELECT state FROM akashone_events WHERE topic = %s"
-                       " ORDER BY notification_id DESC LIMIT 1", (RECORDED_TOPIC,))
-    data = json.loads(bytes(state))
-    data["details"] = {"note": "a\x00b"}
-    [(position,)] = query(
-        "INSERT INTO akashone_events (originator_id, originator_version, topic, state)"
-        " VALUES (%s, 1, %s, %s) RETURNING notification_id",
-        (uuid.uuid4(), RECORDED_TOPIC, json.dumps(data).encode()))
-    return int(position)
+    """An Activity.Recorded whose details hold a NUL, inserted behind the API (the storage's
+    own database: the ``query`` fixture's)."""
+    return insert_poison(storage, storage.dsn)
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -31,13 +31,14 @@ from akashone_es.storage import Storage, open_storage
 from akashone_es.storage.quarantine import quarantine_position
 from projections.activity import ActivityProjection
 from projections.apply import transient
-from projections.engine import Batch, Projection, Table, handles, read_checkpoints
+from projections.engine import Batch, Projection, Table, handles
 from projections.failures import read_failures
 from projections.identity import IdentityProjection
 from projections.log import head
 from projections.quarantine import QUARANTINE_TOPIC
 from projections.rebuild import checksums, rebuild, status, verify
 from projections.runner import Runner, catch_up
+from tests.integration.test_rebuild_and_faults import checkpoint, connect
 
 ACTIVITIES = ActivityProjection.name
 RECORDED_TOPIC = "akashone_es.domain.identity:Activity.Recorded"
@@ -45,10 +46,6 @@ REGISTERED_TOPIC = "akashone_es.domain.identity:User.Registered"
 
 
 # -- helpers -------------------------------------------------------------------------------
-def connect(dsn: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(dsn, autocommit=True)
-
-
 def record_activity(storage: Storage, action: str) -> None:
     storage.create_user_activity({"username": "ops", "action": action})
 
@@ -87,11 +84,6 @@ def poison_activity(storage: Storage, dsn: str) -> int:
     record_activity(storage, "template")
     return insert_behind_the_api(dsn, RECORDED_TOPIC, copy_of_last(
         dsn, RECORDED_TOPIC, details={"note": "a\x00b"}))
-
-
-def checkpoint(dsn: str, name: str) -> int:
-    with connect(dsn) as conn:
-        return read_checkpoints(conn).get(name, 0)
 
 
 def positions(dsn: str) -> list[int]:
