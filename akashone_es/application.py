@@ -20,7 +20,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel
 
 from akashone_es.context import event_metadata
-from akashone_es.domain.base import DomainEvent, Snapshot
+from akashone_es.domain.base import Aggregate, DomainEvent, Snapshot
 from akashone_es.persistence.snapshot_seal import SealedSnapshotStore
 
 APP_NAME = "AkashOne"
@@ -100,7 +100,13 @@ class AkashOneApplication(Application[UUID]):
         projections write the read tables inside the same transaction.
         """
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
-        processing_event.collect_events(*objs, **kwargs)
+        for obj in objs:
+            if isinstance(obj, Aggregate):  # the library's Protocol check costs ~20 us each
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            else:
+                processing_event.collect_events(obj)
+        processing_event.saved_kwargs.update(kwargs)
         meta = event_metadata()
         processing_event.events = [
             e if cast("DomainEvent", e).metadata else cast("DomainEvent", e).model_copy(

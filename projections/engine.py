@@ -18,13 +18,12 @@ from psycopg import sql
 
 from akashone_es.domain.operations import Quarantine
 from projections.failures import FAILURES_DDL, FAILURES_TABLE
+from projections.log import EVENTS
 from projections.quarantine import QUARANTINE_INDEX_DDL
 
 #: a statement: composed SQL, or bytes rendered once (psycopg then caches its conversion)
 Query = bytes | sql.SQL | sql.Composed
 CHECKPOINTS_TABLE = "akashone_checkpoints"
-#: the events table's notification id sequence (bigserial's default name)
-EVENTS_SEQUENCE = "public.akashone_events_notification_id_seq"
 LIVE_SCHEMA = "public"
 
 F = TypeVar("F", bound=Callable[..., None])
@@ -51,11 +50,14 @@ class Batch:
     second query).
     """
 
-    __slots__ = ("returns", "statements")
+    __slots__ = ("guard", "returns", "statements")
 
     def __init__(self) -> None:
         self.statements: list[tuple[Query, Sequence[Any]]] = []
         self.returns: dict[int, RowKey] = {}
+        #: inline: the arguments of the append's lock function (``LOCK_AND_GUARD``): the
+        #: writer's inline projections, and whether the events are a quarantine
+        self.guard: tuple[list[str], bool] = ([], False)
 
     @classmethod
     def of(cls, statements: Sequence[tuple[Query, Sequence[Any]]]) -> Batch:
@@ -206,49 +208,82 @@ class Projection:
             self.handle(event, position, batch)
 
 
-#: the engine's own tables (checkpoints, failures) and the quarantine lookup's index, as one
-#: multi-statement string (no parameters), so the schema setup runs them in one call
+#: A projection's checkpoint is the last position it applied. An inline projection is applied
+#: by every append, in the append's transaction, so once current it stays current: it is marked
+#: ``live`` (under the events table's lock, at the head) and its checkpoint reads as the head
+#: from then on, with no checkpoint write per append.
+#:
+#: Every append takes the events table's lock through the owner's function below (the library
+#: takes ``LOCK TABLE ... IN EXCLUSIVE MODE`` so insert order = commit order; the application's
+#: role may not take it itself, so the owner lends it). Under the lock it checks the writer's
+#: inline projections, and refuses the append (rolling back its events too) when one of them is
+#: not live or has a recorded failure (stopped: its tables may lack rows, and uniqueness is
+#: decided by their indexes), or when a live projection is one the writer does not apply (run
+#: by another version of the code: it would fall behind unseen). The operator's quarantine
+#: (``quarantine`` true) is let through a stopped projection: it is how one gets unstuck, by
+#: the next start-up or ``projections rebuild``. Its queries take no parameters, so PL/pgSQL
+#: plans them once per session.
+LOCK_FUNCTION = "akashone_lock_events"
+LOCK_FUNCTION_SIGNATURE = sql.SQL("{fn}(text[], boolean)").format(
+    fn=sql.Identifier(LIVE_SCHEMA, LOCK_FUNCTION))
+
+#: the engine's own tables (checkpoints, failures), the quarantine lookup's index and the
+#: append's lock function, as one multi-statement string (no parameters), run at set-up
 CHECKPOINTS_DDL = sql.SQL("; ").join([
     sql.SQL(
         "CREATE TABLE IF NOT EXISTS {table} ("
         " name text PRIMARY KEY, position bigint NOT NULL DEFAULT 0,"
-        " updated_at timestamptz NOT NULL DEFAULT now())"
+        " updated_at timestamptz NOT NULL DEFAULT now(), live boolean NOT NULL DEFAULT false)"
     ).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE)),
+    # a database from before ``live``; checked first: ALTER TABLE locks out every append
+    sql.SQL("""DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = {schema}
+                       AND table_name = {table_name} AND column_name = 'live') THEN
+            ALTER TABLE {table} ADD COLUMN live boolean NOT NULL DEFAULT false;
+        END IF;
+    END $$""").format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE),
+                      schema=sql.Literal(LIVE_SCHEMA), table_name=sql.Literal(CHECKPOINTS_TABLE)),
     FAILURES_DDL,
     QUARANTINE_INDEX_DDL,
+    sql.SQL("DROP FUNCTION IF EXISTS {fn}()").format(  # before inline projections went live
+        fn=sql.Identifier(LIVE_SCHEMA, LOCK_FUNCTION)),
+    sql.SQL("""CREATE OR REPLACE FUNCTION {signature} RETURNS void LANGUAGE plpgsql
+        SECURITY DEFINER SET search_path = pg_catalog AS $$
+    DECLARE
+        inline ALIAS FOR $1;
+        quarantine ALIAS FOR $2;
+        live text[];
+        failed text[];
+    BEGIN
+        LOCK TABLE {events} IN EXCLUSIVE MODE;
+        SELECT coalesce(array_agg(c.name), '{{}}') INTO live FROM {table} c WHERE c.live;
+        SELECT coalesce(array_agg(f.projection), '{{}}') INTO failed FROM {failures} f;
+        IF NOT (live <@ inline AND (quarantine OR (inline <@ live AND NOT inline && failed)))
+        THEN
+            RAISE EXCEPTION USING ERRCODE = 'integrity_constraint_violation',
+                TABLE = {table_name}, MESSAGE = format(
+                    'inline projections not current: this writer applies %s, live are %s,'
+                    ' stopped are %s', inline, live, failed);
+        END IF;
+    END $$""").format(signature=LOCK_FUNCTION_SIGNATURE, events=EVENTS,
+                      table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE),
+                      failures=sql.Identifier(LIVE_SCHEMA, FAILURES_TABLE),
+                      table_name=sql.Literal(CHECKPOINTS_TABLE)),
+    sql.SQL("REVOKE ALL ON FUNCTION {} FROM PUBLIC").format(LOCK_FUNCTION_SIGNATURE),
 ])
 
-#: inside the append transaction, which holds the events table's lock: our last id is currval.
-#: An inline projection with a recorded failure is stopped (its start-up rebuild failed, so
-#: its tables may be empty or behind): moving its checkpoint to the head would lose those rows
-#: for good, so the update sets NULL instead, the NOT NULL column refuses it, and the whole
-#: append (events included) is rolled back; the storage turns that into ``ProjectionError``
-#: (``inline_stopped``). The check costs no round trip: it is part of the append's message.
-def _checkpoint_update(text: str) -> bytes:
-    """An UPDATE of the live checkpoints with ``{table}``, ``{failures}``, ``{sequence}``."""
-    return sql.SQL(text).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE),
-                                failures=sql.Identifier(LIVE_SCHEMA, FAILURES_TABLE),
-                                sequence=sql.Literal(EVENTS_SEQUENCE)).as_bytes(None)
-
-
-STOPPED = "EXISTS (SELECT 1 FROM {failures} f WHERE f.projection = c.name)"
-SET_CHECKPOINTS_TO_CURRENT = _checkpoint_update(
-    "UPDATE {table} c SET position = CASE WHEN " + STOPPED + " THEN NULL"
-    " ELSE currval({sequence}) END, updated_at = now() WHERE name = ANY(%s)")
-
-#: the operator's quarantine is appended while an inline projection is stopped (it is how it
-#: gets unstuck): a stopped projection's checkpoint is held back, so the next start-up (or
-#: ``projections rebuild``) rebuilds it past the quarantined event
-SET_CHECKPOINTS_TO_CURRENT_UNLESS_STOPPED = _checkpoint_update(
-    "UPDATE {table} c SET position = currval({sequence}), updated_at = now()"
-    " WHERE name = ANY(%s) AND NOT " + STOPPED)
+#: the append's lock and guard; parameters: the writer's inline projections, and whether the
+#: append is an operator's quarantine
+LOCK_AND_GUARD = sql.SQL("SELECT {fn}(%s, %s)").format(
+    fn=sql.Identifier(LIVE_SCHEMA, LOCK_FUNCTION)).as_bytes(None)
 
 
 def inline_stopped(exc: BaseException | None) -> bool:
-    """Whether a refused append was refused because an inline projection is stopped."""
+    """Whether a refused append was refused by the inline guard."""
     diag = getattr(exc, "diag", None)
-    return (isinstance(exc, psycopg.errors.NotNullViolation)
+    return (isinstance(exc, psycopg.errors.IntegrityConstraintViolation)
             and getattr(diag, "table_name", None) == CHECKPOINTS_TABLE)
+
 
 SET_CHECKPOINTS = sql.SQL(
     "UPDATE {table} SET position = %s, updated_at = now() WHERE name = ANY(%s)"
@@ -262,16 +297,42 @@ LOCK_CHECKPOINT = sql.SQL(
     "SELECT position FROM {table} WHERE name = %s FOR UPDATE"
 ).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
 
-READ_CHECKPOINTS = sql.SQL("SELECT name, position FROM {table}").format(
+#: an inline projection at the head goes live (the caller holds the events table's lock)
+MARK_LIVE = sql.SQL(
+    "UPDATE {table} SET position = %s, live = true, updated_at = now() WHERE name = %s"
+).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
+
+#: whether an inline projection's checkpoint is at the head and no failure is recorded for it
+AT_HEAD = sql.SQL(
+    "SELECT c.position = (SELECT coalesce(max(notification_id), 0) FROM {events})"
+    " AND NOT EXISTS (SELECT 1 FROM {failures} f WHERE f.projection = c.name)"
+    " FROM {table} c WHERE c.name = %s"
+).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE), events=EVENTS,
+         failures=sql.Identifier(LIVE_SCHEMA, FAILURES_TABLE))
+
+NOT_LIVE = sql.SQL("UPDATE {table} SET live = false WHERE name = %s").format(
     table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
+
+#: a live projection's checkpoint is the head (in the reader's snapshot, as its rows are)
+READ_CHECKPOINTS = sql.SQL(
+    "SELECT name, CASE WHEN live THEN (SELECT coalesce(max(notification_id), 0) FROM {events})"
+    " ELSE position END, live FROM {table}"
+).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE),
+         events=EVENTS)
 
 
 def read_checkpoints(conn: psycopg.Connection[Any]) -> dict[str, int]:
     """Every projection's checkpoint (last applied notification id)."""
-    with conn.cursor() as cur:
+    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
         cur.execute(READ_CHECKPOINTS)
-        return {row[0] if isinstance(row, tuple) else row["name"]:
-                row[1] if isinstance(row, tuple) else row["position"] for row in cur}
+        return {row[0]: int(row[1]) for row in cur}
+
+
+def live_projections(conn: psycopg.Connection[Any]) -> set[str]:
+    """The inline projections marked live (current by construction)."""
+    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+        cur.execute(READ_CHECKPOINTS)
+        return {row[0] for row in cur if row[2]}
 
 
 class InlineProjections:
@@ -282,13 +343,11 @@ class InlineProjections:
         self.names = [p.name for p in self.projections]
 
     def __call__(self, events: Sequence[Any]) -> Batch:
-        """The statements for ``events`` plus the checkpoint update (set server-side)."""
+        """The statements for ``events``, and the arguments of the append's guard."""
         batch = Batch()
+        batch.guard = (self.names,
+                       all(isinstance(event, Quarantine.Recorded) for event in events))
         pairs = [(event, 0) for event in events]  # inline handlers do not use positions
         for projection in self.projections:
             projection.apply(pairs, batch)
-        if all(isinstance(event, Quarantine.Recorded) for event in events):
-            batch.add(SET_CHECKPOINTS_TO_CURRENT_UNLESS_STOPPED, (self.names,))
-        else:
-            batch.add(SET_CHECKPOINTS_TO_CURRENT, (self.names,))
         return batch

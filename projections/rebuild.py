@@ -16,6 +16,7 @@ from projections.apply import apply_rows
 from projections.engine import (
     LIVE_SCHEMA,
     LOCK_CHECKPOINT,
+    MARK_LIVE,
     REGISTER_CHECKPOINT,
     SET_CHECKPOINTS,
     Projection,
@@ -158,7 +159,7 @@ def rebuild(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
                 failure = apply_rows(conn, shadow, reader.mapper.decode, rows,
                                      reader.quarantined(conn, live.name), then=[
                                          *swap, (CLEAR_FAILURE, (live.name, final)),
-                                         (SET_CHECKPOINTS, (final, [live.name]))])
+                                         _checkpoint_at(live, final)])
                 if failure is not None:
                     raise _Abandon  # roll the tail back: the live tables stay as they were
         except _Abandon:
@@ -168,6 +169,13 @@ def rebuild(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
         _drop_shadow(conn)
     log.info("projection.rebuilt", projection=projection_cls.name, position=final)
     return final
+
+
+def _checkpoint_at(projection: Projection, position: int) -> tuple[Query, Sequence[Any]]:
+    """The swap's checkpoint: an inline projection swapped in at the head is live."""
+    if projection.mode == "inline":
+        return MARK_LIVE, (position, projection.name)
+    return SET_CHECKPOINTS, (position, [projection.name])
 
 
 class _Abandon(Exception):  # noqa: N818 - a control-flow signal, never seen outside

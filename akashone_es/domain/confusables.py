@@ -29,6 +29,8 @@ _ALLOWED_MIXES = (
 def identity_key(value: str) -> str:
     """The form two names are compared in: NFKC, case-folded, NFKC again (folding can
     produce sequences NFKC would change, e.g. ``ǰ``)."""
+    if value.isascii():  # NFKC leaves ASCII alone, and casefold is lower there
+        return value.lower()
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
 
 
@@ -57,6 +59,8 @@ def scripts_in(value: str) -> set[str]:
 def mixed_script(value: str) -> str | None:
     """Why ``value`` mixes scripts (e.g. ``"mixes CYRILLIC, LATIN"``), or None when it does
     not."""
+    if value.isascii():  # ASCII letters are all Latin
+        return None
     scripts = scripts_in(value)
     if len(scripts) <= 1 or any(scripts <= allowed for allowed in _ALLOWED_MIXES):
         return None

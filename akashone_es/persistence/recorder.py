@@ -14,7 +14,7 @@ from eventsourcing.utils import retry
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from projections.engine import Batch, RowKey
+from projections.engine import LOCK_AND_GUARD, Batch, RowKey
 
 #: builds the inline projections' statements for the events being appended
 InlineHook = Callable[[Sequence[Any]], Batch]
@@ -41,19 +41,23 @@ def capture_rows() -> Iterator[dict[RowKey, dict[str, Any]]]:
 class AkashOneRecorder(PostgresApplicationRecorder):
     """The library's insert path, sent as one simple-query message.
 
-    Same statements, same order as the library (``SET LOCAL lock_timeout``, ``LOCK TABLE ... IN
-    EXCLUSIVE MODE`` so insert order = commit order, ``NOTIFY``, the INSERT), then the inline
-    projections' statements and their checkpoint, between BEGIN and COMMIT. Parameters are
-    bound client-side (psycopg's ClientCursor quoting), so the whole save is one message and one
-    round trip; the library's pipeline syncs three times per save. A unique violation in a read
-    table, or a stale version in the events table, aborts the transaction, events included.
+    Same statements, same order as the library (``SET LOCAL lock_timeout``, the lock of the
+    events table so insert order = commit order, ``NOTIFY``, the INSERT), then the inline
+    projections' statements, between BEGIN and COMMIT. The lock is taken by the owner's
+    function, which also refuses the append when the inline projections are not current
+    (``projections.engine.LOCK_AND_GUARD``). Parameters are bound client-side (psycopg's
+    ClientCursor quoting), so the whole save is one message and one round trip; the library's
+    pipeline syncs three times per save. A unique violation in a read table, or a stale
+    version in the events table, aborts the transaction, events included.
     """
 
     inline_hook: InlineHook | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._preamble: bytes | None = None
+        self._preambles: dict[tuple[tuple[str, ...], bool], bytes] = {}
+        #: as the library sets it before its lock: a writer waits that long for the lock
+        self._lock_timeout = b"SET LOCAL lock_timeout = '%ds'" % int(self.datastore.lock_timeout)
         self._insert_queries: dict[int, bytes] = {}
         self._unnest_insert = sql.SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
@@ -88,11 +92,7 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         """Small saves: the whole transaction as one simple-query message (one round trip,
         parameters bound client-side)."""
         cur = psycopg.ClientCursor(conn)
-        if self._preamble is None:  # constant: BEGIN, lock timeout, lock, notify
-            self._preamble = b";\n".join([b"BEGIN", *(cur.mogrify(s).encode()
-                                                     for s in self.lock_table_statements),
-                                          cur.mogrify(sql.SQL("NOTIFY {0}").format(
-                                              sql.Identifier(self.channel_name))).encode()])
+        preamble = self._preamble(cur, batch)
         # One mogrify for the INSERT and every inline statement: the joined query text is
         # the same for every save of the same shape, so psycopg's conversion cache hits.
         queries = [self._insert_query(len(stored_events))]
@@ -102,9 +102,9 @@ class AkashOneRecorder(PostgresApplicationRecorder):
             queries.append(query if isinstance(query, bytes) else query.as_bytes(conn))
             params.extend(query_params)
         body = cur.mogrify(b";\n".join(queries), params).encode()
-        cur.execute(b";\n".join([self._preamble, body, b"COMMIT"]))
-        # the INSERT's result follows BEGIN, the lock statements and NOTIFY
-        for _ in range(len(self.lock_table_statements) + 2):
+        cur.execute(b";\n".join([preamble, body, b"COMMIT"]))
+        # the INSERT's result follows BEGIN, the lock timeout, the lock and NOTIFY
+        for _ in range(4):
             cur.nextset()
         ids = [row["notification_id"] for row in cur.fetchall()]
         self._capture(cur, batch)
@@ -119,8 +119,8 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         returning: dict[int, psycopg.Cursor[Any]] = {}
         with conn.pipeline():
             conn.execute(b"BEGIN")
-            for statement in self.lock_table_statements:
-                conn.execute(statement)
+            conn.execute(self._lock_timeout)
+            conn.execute(LOCK_AND_GUARD, batch.guard)
             conn.execute(sql.SQL("NOTIFY {0}").format(sql.Identifier(self.channel_name)))
             insert.execute(self._unnest_insert, (
                 [e.originator_id for e in stored_events],
@@ -141,6 +141,18 @@ class AkashOneRecorder(PostgresApplicationRecorder):
                 if row is not None:
                     rows[batch.returns[index]] = dict(row)
         return ids
+
+    def _preamble(self, cur: psycopg.ClientCursor[Any], batch: Batch) -> bytes:
+        """BEGIN, the lock timeout, the lock and guard, NOTIFY: rendered once per guard."""
+        names, quarantine = batch.guard
+        key = (tuple(names), quarantine)
+        preamble = self._preambles.get(key)
+        if preamble is None:
+            preamble = self._preambles[key] = b";\n".join([
+                b"BEGIN", self._lock_timeout, cur.mogrify(LOCK_AND_GUARD, batch.guard).encode(),
+                cur.mogrify(sql.SQL("NOTIFY {0}").format(
+                    sql.Identifier(self.channel_name))).encode()])
+        return preamble
 
     def _insert_query(self, count: int) -> bytes:
         """``INSERT ... VALUES (...) x count RETURNING notification_id``, rendered once."""

@@ -28,9 +28,9 @@ from akashone_es.application import EVENTS_TABLE, SNAPSHOTS_TABLE
 from akashone_es.errors import ConfigurationError
 from akashone_es.logging import get_logger
 from akashone_es.settings import Settings
+from projections.engine import LOCK_FUNCTION_SIGNATURE
 
 log = get_logger(__name__)
-LOCK_FUNCTION = "akashone_lock_events"
 #: ALTER ROLE from processes starting together may meet "tuple concurrently updated"
 ROLE_RETRIES = 5
 #: the longest PostgreSQL identifier, in bytes
@@ -42,24 +42,6 @@ SCRAM_VERIFIER = re.compile(r"SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)")
 POWERS = ("rolsuper", "rolbypassrls", "rolreplication", "rolcreaterole", "rolcreatedb")
 #: predefined roles that reach the server's files or shell, hence the data directory
 POWERFUL_PREDEFINED = ("pg_execute_server_program", "pg_write_server_files")
-
-# The library serializes appends with LOCK TABLE ... IN EXCLUSIVE MODE, and PostgreSQL lets
-# only a role with UPDATE, DELETE or TRUNCATE on a table take that lock. Rather than grant any
-# of those, the owner lends the lock through this function (locks last until the caller's
-# transaction ends, whoever took them).
-LOCK_FUNCTION_DDL = sql.SQL(
-    """
-    CREATE OR REPLACE FUNCTION {fn}() RETURNS void LANGUAGE plpgsql SECURITY DEFINER
-        SET search_path = pg_catalog AS $$
-    BEGIN
-        LOCK TABLE {events} IN EXCLUSIVE MODE;
-    END $$;
-    REVOKE ALL ON FUNCTION {fn}() FROM PUBLIC;
-    """
-).format(fn=sql.Identifier("public", LOCK_FUNCTION),
-         events=sql.Identifier("public", EVENTS_TABLE))
-
-LOCK_CALL = sql.SQL("SELECT {fn}()").format(fn=sql.Identifier("public", LOCK_FUNCTION))
 
 # Default privileges first, so read tables the owner creates later (new projections, and the
 # shadow tables a rebuild swaps in) are writable by the application too; then the existing
@@ -75,7 +57,7 @@ GRANTS = sql.SQL(
     GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
     REVOKE ALL ON {events}, {snapshots} FROM PUBLIC, {role};
     GRANT SELECT, INSERT ON {events}, {snapshots} TO {role};
-    GRANT EXECUTE ON FUNCTION {fn}() TO {role};
+    GRANT EXECUTE ON FUNCTION {fn} TO {role};
     """
 )
 
@@ -278,21 +260,8 @@ def _refuse_shared(conn: psycopg.Connection[Any], role: str) -> None:
 
 def grant_app_privileges(conn: psycopg.Connection[Any], role: str) -> None:
     """Give ``role`` exactly the application's rights in this database (owner, in set-up)."""
-    conn.execute(LOCK_FUNCTION_DDL)
     conn.execute(GRANTS.format(
         database=sql.Identifier(str(conn.info.dbname)), role=sql.Identifier(role),
         events=sql.Identifier("public", EVENTS_TABLE),
         snapshots=sql.Identifier("public", SNAPSHOTS_TABLE),
-        fn=sql.Identifier("public", LOCK_FUNCTION)))
-
-
-def lock_through_function(statements: list[Any]) -> list[Any]:
-    """The library's lock statements with ``LOCK TABLE`` replaced by the owner's function."""
-    return [LOCK_CALL if "LOCK TABLE" in _text(statement) else statement
-            for statement in statements]
-
-
-def _text(statement: Any) -> str:
-    if isinstance(statement, sql.Composable):
-        return statement.as_string(None)
-    return str(statement)
+        fn=LOCK_FUNCTION_SIGNATURE))

@@ -21,7 +21,6 @@ from akashone_es.persistence.roles import (
     app_password,
     app_role_name,
     ensure_app_role,
-    lock_through_function,
 )
 from akashone_es.settings import Settings, load_settings
 from akashone_es.storage.activity import ActivityStorage
@@ -147,8 +146,6 @@ def _compose(app: AkashOneApplication, settings: Settings, dsn: str,
     recorder = app.recorder
     assert isinstance(recorder, AkashOneRecorder)  # noqa: S101 - set by eventsourcing_env
     recorder.inline_hook = InlineProjections([p for p in instances if p.mode == "inline"])
-    # the application role may not LOCK the events table itself: the owner's function does
-    recorder.lock_table_statements = lock_through_function(recorder.lock_table_statements)
     return storage
 
 

@@ -160,8 +160,8 @@ class StorageBase:
 
     def _integrity_error(self, exc: IntegrityError) -> Exception:
         cause = exc.__cause__
-        if inline_stopped(cause):  # the append's checkpoint update refused it
-            return self._inline_stopped()
+        if inline_stopped(cause):  # the append's inline guard refused it
+            return self._inline_stopped(cause)
         diag = getattr(cause, "diag", None)
         constraint = getattr(diag, "constraint_name", None) or ""
         if constraint in self._unique:
@@ -176,12 +176,17 @@ class StorageBase:
             return ValidationError.single("input", str(cause).splitlines()[0])
         return ConflictError(f"a concurrent write changed the record first ({constraint})")
 
-    def _inline_stopped(self) -> ProjectionError:
-        """The error of an append refused because an inline projection is stopped."""
+    def _inline_stopped(self, cause: BaseException | None) -> ProjectionError:
+        """The error of an append refused because an inline projection is stopped (or,
+        without a recorded failure, not current: another version of the code runs)."""
         inline = {p.name for p in self.projections if p.mode == "inline"}
         with self._datastore.get_connection() as conn:
             failures = [f for name, f in read_failures(conn).items() if name in inline]
-        return ProjectionError(writes_refused(failures))
+        if failures:
+            return ProjectionError(writes_refused(failures))
+        reason = str(cause).splitlines()[0] if cause is not None else "unknown"
+        return ProjectionError(f"writes are refused: {reason}; reopen the storage to bring "
+                               f"them current, or run the same version of the code everywhere")
 
     def _load(self, cls: type[A], aggregate_id: UUID, kind: str) -> A:
         try:

@@ -9,20 +9,24 @@ from typing import Any
 import psycopg
 from eventsourcing.application import Application
 
-from akashone_es.errors import ConfigurationError, ProjectionError
+from akashone_es.errors import ProjectionError
 from akashone_es.logging import get_logger
 from akashone_es.persistence.database import install_append_only_guard
 from akashone_es.persistence.roles import grant_app_privileges
 from projections.engine import (
+    AT_HEAD,
     CHECKPOINTS_DDL,
-    EVENTS_SEQUENCE,
+    MARK_LIVE,
+    NOT_LIVE,
     REGISTER_CHECKPOINT,
     SET_CHECKPOINTS,
     Projection,
     Table,
+    live_projections,
     read_checkpoints,
 )
-from projections.log import LogReader, head
+from projections.failures import read_failures
+from projections.log import LOCK_EVENTS, LogReader, head
 from projections.rebuild import rebuild
 
 log = get_logger(__name__)
@@ -89,11 +93,6 @@ def create_schema(conn: psycopg.Connection[Any], projections: Sequence[Projectio
     """Idempotent DDL (call it under ``schema_lock``); with ``app_role``, that role's grants."""
     with conn.transaction():
         install_append_only_guard(conn)
-        row = conn.execute("SELECT pg_get_serial_sequence('public.akashone_events',"
-                           " 'notification_id')").fetchone()
-        if row is None or row[0] != EVENTS_SEQUENCE:
-            raise ConfigurationError(f"the events table's sequence is {row and row[0]!r}, "
-                                     f"expected {EVENTS_SEQUENCE!r}")
         conn.execute(CHECKPOINTS_DDL)
         for projection in projections:
             for statement in projection.ddl():
@@ -105,28 +104,49 @@ def create_schema(conn: psycopg.Connection[Any], projections: Sequence[Projectio
 def bring_current(dsn: str, conn: psycopg.Connection[Any], projections: Sequence[Projection],
                   reader: LogReader, dropped: set[str]) -> list[str]:
     """Rebuild projections whose tables were missing (``dropped``) and inline projections
-    that are behind the log (new ones); normally this costs two small queries.
+    that are not live (new ones, or stopped); an inline projection found at the head goes live
+    without one. Normally this costs a few small queries.
     """
     last = head(conn)
-    positions = read_checkpoints(conn)
+    live = live_projections(conn)
+    failed = set(read_failures(conn))
     rebuilt = []
     for projection in projections:
         conn.execute(REGISTER_CHECKPOINT, (projection.name,))
-        behind = projection.mode == "inline" and positions.get(projection.name, 0) < last
-        if last > 0 and (behind or projection.name in dropped):
+        inline = projection.mode == "inline"
+        emptied = last > 0 and projection.name in dropped  # its rows must come from the log
+        if (inline and not emptied and projection.name not in live | failed
+                and go_live(conn, projection)):
+            continue
+        stale = inline and (projection.name not in live or projection.name in failed)
+        if last > 0 and (stale or emptied):
             log.info("projection.behind", projection=projection.name,
-                     position=positions.get(projection.name, 0), head=last)
+                     position=read_checkpoints(conn).get(projection.name, 0), head=last)
             try:
                 rebuild(dsn, type(projection), reader)
             except ProjectionError as exc:
                 # An event it cannot apply (recorded; status shows it) must not keep storage
                 # closed: the operator needs it open to quarantine the event. While the
-                # failure is recorded, appends are refused (SET_CHECKPOINTS_TO_CURRENT), so
-                # an inline projection's checkpoint cannot move past rows it lacks.
+                # failure is recorded, the append guard refuses writes, so an inline
+                # projection cannot take rows on top of tables that lack some.
                 log.warning("projection.rebuild_failed", projection=projection.name,
                             error=str(exc))
                 if projection.name in dropped:  # its tables are new and empty: start over
                     conn.execute(SET_CHECKPOINTS, (0, [projection.name]))
+                    conn.execute(NOT_LIVE, (projection.name,))
                 continue
             rebuilt.append(projection.name)
     return rebuilt
+
+
+def go_live(conn: psycopg.Connection[Any], projection: Projection) -> bool:
+    """Mark an inline projection live if its checkpoint is at the head and no failure is
+    recorded for it; under the events table's lock, so no append comes between."""
+    with conn.transaction():
+        conn.execute(LOCK_EVENTS)
+        row = conn.execute(AT_HEAD, (projection.name,)).fetchone()
+        if row is None or not row[0]:
+            return False
+        conn.execute(MARK_LIVE, (head(conn), projection.name))
+    log.info("projection.live", projection=projection.name)
+    return True
