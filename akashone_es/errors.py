@@ -74,6 +74,14 @@ class PermissionDeniedError(AkashOneError, PermissionError):
     """The change is not allowed by a business rule."""
 
 
+class FeatureDisabledError(PermissionDeniedError):
+    """The feature a call needs is switched off (or was never set up) on this platform."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        super().__init__(f"feature {key!r} {reason}")
+
+
 class ContextError(PermissionDeniedError):
     """The acting context cannot be vouched for; nothing was read or written."""
 

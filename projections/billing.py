@@ -15,7 +15,7 @@ from akashone_es.domain.billing import (
     Invoice,
     PaymentMethod,
 )
-from akashone_es.domain.catalog import DiscountCoupon, HsnCode, ServicePlan
+from akashone_es.domain.catalog import DiscountCoupon, FeatureFlag, HsnCode, ServicePlan
 from akashone_es.domain.payments import PaymentTransaction, TaxCalculation
 from akashone_es.domain.usage import UsageRecord
 from akashone_es.gst import STATE_CODES
@@ -27,6 +27,8 @@ from projections.billing_tables import (
     COUPON_COLUMNS,
     DISCOUNT_COUPONS,
     DOCUMENT_SERIES,
+    FEATURE_FLAGS,
+    FLAG_COLUMNS,
     HSN_CODES,
     HSN_COLUMNS,
     INVOICE_LINE_ITEMS,
@@ -58,7 +60,7 @@ class BillingProjection(Projection):
     mode = "inline"
     tables = (BILLING_ADDRESSES, INVOICES, INVOICE_LINE_ITEMS, ADJUSTMENT_NOTES, USAGE_RECORDS,
               PAYMENT_METHODS, PAYMENT_TRANSACTIONS, TAX_CALCULATIONS, HSN_CODES,
-              DISCOUNT_COUPONS, SERVICE_PLANS, DOCUMENT_SERIES)
+              DISCOUNT_COUPONS, SERVICE_PLANS, DOCUMENT_SERIES, FEATURE_FLAGS)
     unique_constraints = {
         "invoices_supplier_number_key": ("invoice", "invoice_number"),
         "adjustment_notes_supplier_number_key": ("adjustment_note", "note_number"),
@@ -66,6 +68,7 @@ class BillingProjection(Projection):
                                                    "gateway_transaction_id"),
         "hsn_codes_service_type_key": ("hsn_code", "service_type"),
         "discount_coupons_code_key": ("discount_coupon", "code"),
+        "feature_flags_key_key": ("feature_flag", "key"),
         "billing_addresses_one_default": ("billing_address", "is_default"),
         "payment_methods_one_default": ("payment_method", "is_default"),
     }
@@ -172,7 +175,8 @@ class BillingProjection(Projection):
         for cls, table, columns, stamps in (
                 (HsnCode, "hsn_codes", HSN_COLUMNS, ("created_at", "updated_at")),
                 (DiscountCoupon, "discount_coupons", COUPON_COLUMNS, ("created_at",)),
-                (ServicePlan, "service_plans", PLAN_COLUMNS, ("created_at", "updated_at"))):
+                (ServicePlan, "service_plans", PLAN_COLUMNS, ("created_at", "updated_at")),
+                (FeatureFlag, "feature_flags", FLAG_COLUMNS, ("created_at", "updated_at"))):
             self.catalog[cls] = (
                 self._insert(table, columns, stamps=stamps),
                 self._updates(table, columns, "updated_at" if "updated_at" in stamps else None),
@@ -379,14 +383,14 @@ class BillingProjection(Projection):
               returns=("tax_calculations", e.originator_id))
 
     # -- catalogue ------------------------------------------------------------------------
-    @handles(HsnCode.Created, DiscountCoupon.Created, ServicePlan.Created)
+    @handles(HsnCode.Created, DiscountCoupon.Created, ServicePlan.Created, FeatureFlag.Created)
     def _record_created(self, e: Any, _: int, b: Batch) -> None:
         insert, _updates, _delete, columns, stamps = self.catalog[_owner(e)]
         b.add(insert, (e.originator_id, *[e.fields.get(c) for c in columns],
                        *[e.timestamp] * len(stamps)),
               returns=(_owner(e).__name__, e.originator_id))
 
-    @handles(HsnCode.Updated, DiscountCoupon.Updated, ServicePlan.Updated)
+    @handles(HsnCode.Updated, DiscountCoupon.Updated, ServicePlan.Updated, FeatureFlag.Updated)
     def _record_updated(self, e: Any, _: int, b: Batch) -> None:
         _insert, updates, _delete, _columns, stamps = self.catalog[_owner(e)]
         stamped = "updated_at" in stamps
@@ -401,7 +405,7 @@ class BillingProjection(Projection):
         b.add(updates["times_used"], (e.times_used, e.originator_id),
               returns=("DiscountCoupon", e.originator_id))
 
-    @handles(HsnCode.Deleted, DiscountCoupon.Deleted, ServicePlan.Deleted)
+    @handles(HsnCode.Deleted, DiscountCoupon.Deleted, ServicePlan.Deleted, FeatureFlag.Deleted)
     def _record_deleted(self, e: Any, _: int, b: Batch) -> None:
         b.add(self.catalog[_owner(e)][2], (e.originator_id,))
 
@@ -409,4 +413,5 @@ class BillingProjection(Projection):
 def _owner(event: Any) -> type:
     """The catalogue aggregate class an event belongs to (each has its own event classes)."""
     owner = type(event).__qualname__.split(".")[0]
-    return {cls.__name__: cls for cls in (HsnCode, DiscountCoupon, ServicePlan)}[owner]
+    return {cls.__name__: cls for cls in (HsnCode, DiscountCoupon, ServicePlan,
+                                          FeatureFlag)}[owner]

@@ -143,6 +143,14 @@ TAX_CALCULATIONS = Table("tax_calculations", """
     calculated_at timestamptz NOT NULL, created_at timestamptz NOT NULL""",
     ["CREATE INDEX IF NOT EXISTS tax_calculations_invoice_idx ON {table} (invoice_id)"])
 
+FLAG_COLUMNS = ("key", "name", "description", "category", "enabled", "icon", "sort_order")
+FEATURE_FLAGS = Table("feature_flags", """
+    id uuid PRIMARY KEY, key text NOT NULL, name text NOT NULL, description text,
+    category text NOT NULL, enabled boolean NOT NULL DEFAULT false, icon text,
+    sort_order integer NOT NULL DEFAULT 0, created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL""",
+    ["CREATE UNIQUE INDEX IF NOT EXISTS feature_flags_key_key ON {table} (key)"])
+
 HSN_CODES = Table("hsn_codes", """
     id uuid PRIMARY KEY, service_type text NOT NULL, hsn_code text NOT NULL,
     sac_code text NOT NULL, description text NOT NULL, gst_rate numeric(5,2) NOT NULL DEFAULT 18,

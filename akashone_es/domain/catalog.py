@@ -85,3 +85,7 @@ class DiscountCoupon(Record):
         if self.fields["discount_type"] == "percentage":
             return apply_bp(amount, value * 100)
         return min(amount, value)
+
+
+class FeatureFlag(Record):
+    """A feature switch, global (not a tenant's): set by the platform only."""

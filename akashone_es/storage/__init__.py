@@ -27,6 +27,7 @@ from akashone_es.storage.activity import ActivityStorage
 from akashone_es.storage.billing import BillingStorage
 from akashone_es.storage.catalog import CatalogStorage
 from akashone_es.storage.policy import guard
+from akashone_es.storage.resources import ResourceStorage
 from akashone_es.storage.setup import (
     bring_current,
     create_library_tables,
@@ -38,15 +39,16 @@ from projections.activity import ActivityProjection
 from projections.billing import BillingProjection
 from projections.engine import InlineProjections, Projection
 from projections.identity import IdentityProjection
+from projections.resources import ResourcesProjection
 
 log = get_logger(__name__)
 PROJECTIONS: tuple[type[Projection], ...] = (IdentityProjection, BillingProjection,
-                                              ActivityProjection)
+                                              ResourcesProjection, ActivityProjection)
 EMBEDDED_DATABASE = "akashone"
 
 
 @guard
-class Storage(BillingStorage, CatalogStorage, ActivityStorage):
+class Storage(ResourceStorage, BillingStorage, CatalogStorage, ActivityStorage):
     """Snake_case equivalents of AkashOne's ``IStorage`` methods, on the event log.
 
     Every public method is classified in ``storage.policy`` and guarded by it.

@@ -37,6 +37,7 @@ from akashone_es.errors import (
     ValidationError,
 )
 from akashone_es.logging import get_logger
+from akashone_es.resources import resource_methods
 from akashone_es.storage.limits import text_problem
 
 log = get_logger(__name__)
@@ -115,7 +116,13 @@ POLICY: dict[str, Access] = {
     "create_service_plan": T, "get_service_plan": C, "get_service_plans": C,
     "update_service_plan": T, "delete_service_plan": T,
     "initialize_default_service_plans": P,
+    # feature flags: global, read by anyone, set by the platform (AkashOne let anyone)
+    "get_feature_flags": C, "get_feature_flag": C, "get_feature_flag_by_key": C,
+    "create_feature_flag": P, "update_feature_flag": P, "delete_feature_flag": P,
+    "initialize_default_feature_flags": P,
 }
+#: cloud resources: every kind's methods are tenant-scoped as billing's are
+POLICY.update(dict.fromkeys(resource_methods(), T))
 
 
 def public_methods(cls: type) -> list[str]:

@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from akashone_es.resources import KINDS
 from tests.cli.conftest import ENTRY_POINT, cli_env, run_cli
 
 if TYPE_CHECKING:
@@ -25,7 +26,9 @@ READ_TABLES = {
     *(f"billing.{t}" for t in (
         "billing_addresses", "invoices", "invoice_line_items", "adjustment_notes",
         "usage_records", "payment_methods", "payment_transactions", "tax_calculations",
-        "hsn_codes", "discount_coupons", "service_plans", "document_series")),
+        "hsn_codes", "discount_coupons", "service_plans", "document_series",
+        "feature_flags")),
+    *(f"resources.{kind.table}" for kind in KINDS.values()),
 }
 VERIFY_LINE = re.compile(r"^(\w+\.\w+): (ok|DIFFERS) rows=(\d+) live=(\w+) replayed=(\w+)"
                          r" \(position (\d+)\)$", re.MULTILINE)
@@ -153,6 +156,7 @@ class TestProjectionsStatus:
         assert status_rows(cli) == {
             "identity": ["inline", str(last), str(last), "0"],
             "billing": ["inline", str(last), str(last), "0"],
+            "resources": ["inline", str(last), str(last), "0"],
             "user_activities": ["async", "0", str(last), str(last)],
         }
 
@@ -172,8 +176,8 @@ class TestProjectionsCatchUp:
         """An unknown name is a usage error that names it and lists the known projections."""
         result = cli("projections", "catch-up", "nosuch")
         assert result.returncode == 2
-        assert ("unknown projection(s): nosuch; known: billing, identity, user_activities"
-                in result.stderr)
+        assert ("unknown projection(s): nosuch; known: billing, identity, resources,"
+                " user_activities" in result.stderr)
 
 
 class TestProjectionsVerify:
@@ -236,8 +240,8 @@ class TestProjectionsRebuild:
         assert cli("init").returncode == 0
         result = cli("projections", "rebuild", "nosuch", "identity")
         assert result.returncode == 2
-        assert ("unknown projection(s): nosuch; known: billing, identity, user_activities"
-                in result.stderr)
+        assert ("unknown projection(s): nosuch; known: billing, identity, resources,"
+                " user_activities" in result.stderr)
         assert "rebuilt" not in result.stdout
 
 

@@ -20,6 +20,8 @@ from akashone_es.settings import Settings
 from akashone_es.storage import open_storage
 from tests.conftest import TEST_SETTINGS
 from tests.integration.conftest import SUPPLIER
+from tests.integration.resource_samples import KINDS
+from tests.integration.resource_samples import create as resource_input
 from tests.integration.test_billing_storage import address, customer, draft, usage
 
 PASSWORD = "long-enough-1"
@@ -76,6 +78,10 @@ class Side:
     plan: UUID
     plan_name: str
     cat: Catalogue
+    #: one resource of every kind (kind name -> id), owned by the admin
+    resources: dict[str, UUID] = field(default_factory=dict)
+    #: their CloudStack ids (kinds that have one)
+    cloudstack_ids: dict[str, str] = field(default_factory=dict)
 
     @property
     def aggregates(self) -> frozenset[UUID]:
@@ -83,7 +89,7 @@ class Side:
         return frozenset({self.org, self.admin.id, self.user2.id, self.role, self.member,
                           self.address, self.method, self.draft, self.invoice, self.txn_paid,
                           self.txn_pending, self.note, *self.usage, self.tax, self.activity,
-                          self.plan})
+                          self.plan, *self.resources.values()})
 
     @property
     def ids(self) -> frozenset[UUID]:
@@ -96,6 +102,7 @@ class Side:
                  self.user2.email, self.role_name, self.member_email, self.token,
                  self.invoice_number, self.note_number, self.gw_paid, self.gw_pending,
                  self.plan_name}
+        names |= set(self.cloudstack_ids.values())
         return frozenset({str(i) for i in self.ids} | {n.lower() for n in names})
 
 
@@ -140,6 +147,19 @@ def module_storage(server_dsn: str) -> Iterator[tuple[Storage, str]]:
             store.close()
     finally:
         drop_database(dsn)
+
+
+def call(s: Storage, kind: Any, method: str, *args: Any) -> Any:
+    """Call a kind's generated method (``method`` is "create", "get", ...)."""
+    return getattr(s, kind.method_names()[method])(*args)
+
+
+def enable_all_features(s: Storage) -> None:
+    """Seed the feature flags and switch every one on (most are off by default)."""
+    s.initialize_default_feature_flags()
+    for flag in s.get_feature_flags():
+        if not flag.enabled:
+            s.update_feature_flag(flag.id, {"enabled": True})
 
 
 def build_catalogue(s: Storage, tag: str) -> Catalogue:
@@ -188,6 +208,8 @@ def build_side(s: Storage, name: str, cat: Catalogue) -> Side:
         activity = s.create_user_activity({"user_id": admin.id, "action": "auth.login"})
         plan = s.create_service_plan({"name": f"{name} plan", "cpu": 2, "memory": 2048,
                                       "storage": 40, "is_public": True})
+        resources = {kind.name: call(s, kind, "create", resource_input(kind, name, admin.id))
+                     for kind in KINDS.values()}
     assert invoice.invoice_number is not None
     return Side(name=name, org=org.id, org_name=org.name, admin=admin, user2=user2,
                 role=role.id, role_name=role.name, member=member.id, member_email=member.email,
@@ -198,7 +220,10 @@ def build_side(s: Storage, name: str, cat: Catalogue) -> Side:
                 gw_pending=str(pending.gateway_transaction_id), note=note.id,
                 note_number=note.note_number, usage=tuple(r.id for r in records), tax=tax.id,
                 activity=activity.id, action=activity.action, plan=plan.id,
-                plan_name=plan.name, cat=cat)
+                plan_name=plan.name, cat=cat,
+                resources={k: r.id for k, r in resources.items()},
+                cloudstack_ids={k: getattr(r, KINDS[k].cloudstack_column)
+                                for k, r in resources.items() if KINDS[k].cloudstack != "none"})
 
 
 def checksum_query(conn: psycopg.Connection[Any]) -> tuple[sql.Composed, int]:
@@ -229,6 +254,7 @@ def build_world(s: Storage, conn: psycopg.Connection[Any]) -> World:
     """Everything the matrix calls aim at, written in a system context."""
     with s.acting_as(system="access matrix setup"):
         s.initialize_default_roles()
+        enable_all_features(s)
         root = customer(s, "platform-root", account_type="super_admin")
         shared = build_catalogue(s, "main")
         a, b = build_side(s, "alpha", shared), build_side(s, "bravo", shared)

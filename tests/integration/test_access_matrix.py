@@ -38,10 +38,13 @@ from tests.integration.access_fixtures import (
     Side,
     World,
     build_world,
+    call,
     module_storage,
     text_of,
     throwaway_side,
 )
+from tests.integration.resource_samples import KINDS, UPDATES
+from tests.integration.resource_samples import create as resource_input
 from tests.integration.test_billing_storage import END, START, line
 
 FAR_FUTURE = datetime(2999, 1, 1, tzinfo=UTC)
@@ -283,7 +286,33 @@ RECIPES: dict[str, tuple[Probe, ...]] = {
 }
 
 #: catalogue reads as a tenant: each must find the platform's published entry
+def flag_id(s: Storage, key: str = "vpc") -> uuid.UUID:
+    flag = s.get_feature_flag_by_key(key)
+    assert flag is not None
+    return flag.id
+
+
+def new_flag() -> dict[str, Any]:
+    return {"key": f"matrix_{uuid.uuid4().hex[:8]}", "name": "Matrix", "category": "Test"}
+
+
+RECIPES.update({
+    "get_feature_flags": (P(lambda s, o, me: s.get_feature_flags()),),
+    "get_feature_flag": (P(lambda s, o, me: s.get_feature_flag(flag_id(s))),),
+    "get_feature_flag_by_key": (P(lambda s, o, me: s.get_feature_flag_by_key("vpc")),),
+    "create_feature_flag": (P(lambda s, o, me: s.create_feature_flag(new_flag())),),
+    "update_feature_flag": (P(lambda s, o, me: s.update_feature_flag(
+        flag_id(s, "bare_metal"), {"enabled": True})),),
+    "delete_feature_flag": (P(lambda s, o, me: s.delete_feature_flag(
+        s.create_feature_flag(new_flag()).id)),),
+    "initialize_default_feature_flags": (
+        P(lambda s, o, me: s.initialize_default_feature_flags()),),
+})
+
 CATALOGUE_FINDS: dict[str, Callable[[Storage, World, Side], bool]] = {
+    "get_feature_flags": lambda s, w, me: "vpc" in {f.key for f in s.get_feature_flags()},
+    "get_feature_flag": lambda s, w, me: s.get_feature_flag(flag_id(s)) is not None,
+    "get_feature_flag_by_key": lambda s, w, me: s.get_feature_flag_by_key("vpc") is not None,
     "get_permission": lambda s, w, me: s.get_permission(w.catalogue.perm) is not None,
     "get_permission_by_key": lambda s, w, me: s.get_permission_by_key(
         w.catalogue.perm_key) is not None,
@@ -301,6 +330,30 @@ CATALOGUE_FINDS: dict[str, Callable[[Storage, World, Side], bool]] = {
     "get_service_plans": lambda s, w, me: {w.catalogue.plan, me.plan} <= {
         p.id for p in s.get_service_plans()},
 }
+
+
+def resource_recipes() -> dict[str, tuple[Probe, ...]]:
+    """Each kind's methods, aimed at the other tenant's resource of that kind."""
+    recipes: dict[str, tuple[Probe, ...]] = {}
+    for kind in KINDS.values():
+        names = kind.method_names()
+        found: dict[str, Probe] = {
+            "list": P(lambda s, o, me, k=kind: call(s, k, "list", o.admin.id)),
+            "get": P(lambda s, o, me, k=kind: call(s, k, "get", o.resources[k.name])),
+            "by_cloudstack_id": P(lambda s, o, me, k=kind: call(
+                s, k, "by_cloudstack_id", o.cloudstack_ids[k.name])),
+            "create": P(lambda s, o, me, k=kind: call(s, k, "create", resource_input(
+                k, fresh("probe"), o.admin.id))),
+            "update": P(lambda s, o, me, k=kind: call(s, k, "update", o.resources[k.name],
+                                                      UPDATES[k.name])),
+            "delete": P(lambda s, o, me, k=kind: call(s, k, "delete", o.resources[k.name])),
+        }
+        for method, name in names.items():
+            recipes[name] = (found[method],)
+    return recipes
+
+
+RECIPES.update(resource_recipes())
 
 
 @pytest.fixture(scope="module")

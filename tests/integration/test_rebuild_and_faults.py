@@ -160,7 +160,8 @@ class TestRebuild:
         assert all(verify(dsn, cls, storage.reader).ok for cls in PROJECTIONS)
         with connect(dsn) as conn:
             assert [(s.name, s.position, s.lag) for s in status(conn, storage.projections)] == [
-                ("identity", last, 0), ("billing", last, 0), ("user_activities", last, 0)]
+                ("identity", last, 0), ("billing", last, 0), ("resources", last, 0),
+                ("user_activities", last, 0)]
 
     def test_rebuilt_tables_serve_the_same_storage_reads(self, storage: Storage,
                                                          dsn: str) -> None:

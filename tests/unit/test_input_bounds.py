@@ -31,7 +31,7 @@ BOUNDED_OTHERWISE = {
     "customer_state_code": "must be one of the GST state codes",
 }
 #: the free-form JSON fields
-JSON_FIELDS = {"metadata", "gateway_response"}
+JSON_FIELDS = {"metadata", "gateway_response", "tags"}
 AT = datetime(2025, 4, 1, tzinfo=UTC)
 
 

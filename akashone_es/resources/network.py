@@ -1,0 +1,209 @@
+"""Networking kinds: VPCs, firewall rules, NAT gateways, reserved IPs, IPsec tunnels, load
+balancers, DDoS protection rules, CDN distributions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from akashone_es.resources.kind import Fields, Kind, Lifecycle, Tagged, Unique, moves
+from akashone_es.resources.rules import (
+    Cidr,
+    CidrList,
+    Code,
+    DomainName,
+    ExternalId,
+    IpAddress,
+    Name,
+    Port,
+    PrivateCidr,
+    Seconds,
+    domain_name,
+    port_range,
+)
+from akashone_es.storage import limits as lim
+
+
+class VpcFields(Tagged):
+    name: Name
+    display_name: Name | None = None
+    cidr: PrivateCidr
+    vpc_offering_id: ExternalId
+    vpc_offering_name: Name | None = None
+    zone_id: ExternalId
+    zone_name: Name | None = None
+    network_domain: Name | None = None
+    redundant_router: bool = False
+    region: Name | None = None
+
+
+VPC = Kind(
+    name="vpc", plural="vpcs", label="VPC", fields=VpcFields, flag="vpc", synced=True,
+    updatable=("name", "display_name", "network_domain", "redundant_router", "tags"),
+    lifecycle=Lifecycle("Enabled", moves(Enabled="Disabled", Disabled="Enabled")))
+
+
+class FirewallRuleFields(Tagged):
+    protocol: Literal["tcp", "udp", "icmp", "all"]
+    start_port: Port | None = None
+    end_port: Port | None = None
+    cidr_list: CidrList = []
+    ip_address_id: ExternalId | None = None
+    ip_address: IpAddress | None = None
+    purpose: Literal["Firewall", "PortForwarding", "StaticNat", "LoadBalancing"] | None = None
+    network_id: ExternalId | None = None
+
+    @model_validator(mode="after")
+    def _ports(self) -> FirewallRuleFields:
+        if self.protocol not in ("tcp", "udp") and (self.start_port or self.end_port):
+            raise ValueError("start_port: ports apply to tcp and udp only")
+        port_range(self)
+        return self
+
+
+FIREWALL_RULE = Kind(
+    name="firewall_rule", plural="firewall_rules", fields=FirewallRuleFields, flag="firewall",
+    updatable=("protocol", "start_port", "end_port", "cidr_list", "purpose", "tags"),
+    lifecycle=Lifecycle("Active", moves(Active="Inactive", Inactive="Active")))
+
+
+class ReservedIpFields(Tagged):
+    ip_address: IpAddress
+    is_source_nat: bool = False
+    is_static_nat: bool = False
+    vpc_id: ExternalId | None = None
+    network_id: ExternalId | None = None
+    associated_vm_id: ExternalId | None = None
+    associated_vm_name: Name | None = None
+    zone_id: ExternalId
+    zone_name: Name | None = None
+    purpose: Literal["StaticNat", "Firewall", "LoadBalancer"] | None = None
+
+
+RESERVED_IP = Kind(
+    name="reserved_ip", plural="reserved_ips", label="reserved IP", fields=ReservedIpFields,
+    flag="elastic_ip", created_column="allocated_at",
+    updatable=("is_source_nat", "is_static_nat", "vpc_id", "network_id", "associated_vm_id",
+               "associated_vm_name", "purpose", "tags"),
+    unique=(Unique(("ip_address",), "ip_address"),),
+    lifecycle=Lifecycle("Allocated", moves(Allocated="Reserved Free", Reserved="Free Allocated",
+                                           Free="Allocated")))
+
+
+
+class NatGatewayFields(Tagged):
+    name: Name
+    type: Literal["StaticNAT", "SourceNAT", "PrivateGateway"]
+    ip_address_id: ExternalId
+    ip_address: IpAddress
+    vm_id: ExternalId | None = None
+    vm_name: Name | None = None
+    vpc_id: ExternalId | None = None
+    network_id: ExternalId | None = None
+
+    @model_validator(mode="after")
+    def _static(self) -> NatGatewayFields:
+        if self.type == "StaticNAT" and self.vm_id is None:
+            raise ValueError("vm_id: a static NAT maps its address to a VM")
+        return self
+
+
+NAT_GATEWAY = Kind(
+    name="nat_gateway", plural="nat_gateways", label="NAT gateway", fields=NatGatewayFields,
+    flag="nat_gateway", cloudstack="optional", methods=frozenset(
+        ("list", "get", "create", "update", "delete")),
+    updatable=("name", "vm_id", "vm_name", "network_id", "tags"),
+    # one static NAT per address
+    unique=(Unique(("ip_address",), "ip_address", where="type = 'StaticNAT'"),),
+    lifecycle=Lifecycle("Active", moves(Active="Inactive", Inactive="Active")))
+
+
+class IpsecTunnelFields(Fields):
+    name: Name
+    customer_gateway_id: ExternalId
+    customer_gateway_ip: IpAddress
+    customer_cidr: Cidr
+    vpc_id: ExternalId
+    public_ip: IpAddress | None = None
+    ike_policy: Code | None = None
+    esp_policy: Code | None = None
+    ike_lifetime: Seconds = 86400
+    esp_lifetime: Seconds = 3600
+    dpd: bool = True
+    force_encap: bool = False
+    passive: bool = False
+
+
+IPSEC_TUNNEL = Kind(
+    name="ipsec_tunnel", plural="ipsec_tunnels", label="IPsec tunnel",
+    fields=IpsecTunnelFields, flag="ipsec_tunnels",
+    updatable=("name", "ike_policy", "esp_policy", "ike_lifetime", "esp_lifetime", "dpd",
+               "force_encap", "passive"),
+    lifecycle=Lifecycle("Disconnected", moves(Disconnected="Pending Connected",
+                                              Pending="Connected Disconnected",
+                                              Connected="Disconnected")))
+
+
+class LoadBalancerFields(Tagged):
+    name: Name
+    algorithm: Literal["roundrobin", "leastconn", "source"] = "roundrobin"
+    protocol: Literal["tcp", "udp", "http", "https"]
+    public_port: Port
+    private_port: Port
+    public_ip_id: ExternalId
+    public_ip: IpAddress
+    network_id: ExternalId | None = None
+    vpc_id: ExternalId | None = None
+    stickiness: bool = False
+    health_check: bool = True
+    health_check_path: str = Field(default="/", max_length=lim.URL_MAX, pattern=r"^/\S*$")
+    health_check_interval: Seconds = 30
+
+
+LOAD_BALANCER = Kind(
+    name="load_balancer", plural="load_balancers", fields=LoadBalancerFields,
+    flag="load_balancer", methods=frozenset(("list", "get", "create", "delete")),
+    lifecycle=Lifecycle("Active", moves(Active="Inactive", Inactive="Active")))
+
+
+class DdosProtectionRuleFields(Tagged):
+    name: Name
+    ip_address_id: ExternalId
+    ip_address: IpAddress
+    protection_level: Literal["standard", "advanced", "premium"] = "standard"
+    enabled: bool = True
+    traffic_threshold: int = Field(default=1000, ge=1, le=lim.INT4_MAX)  # Mbps
+    packet_threshold: int = Field(default=100_000, ge=1, le=lim.INT4_MAX)  # packets/s
+    auto_mitigation: bool = True
+
+
+DDOS_PROTECTION_RULE = Kind(
+    name="ddos_protection_rule", plural="ddos_protection_rules", label="DDoS protection rule",
+    fields=DdosProtectionRuleFields, flag="ddos_protection",
+    methods=frozenset(("list", "get", "create", "delete")))
+
+
+class CdnDistributionFields(Tagged):
+    name: Name
+    domain: DomainName
+    origin_server: Annotated[str, Field(max_length=253), AfterValidator(domain_name)]
+    origin_protocol: Literal["http", "https"] = "https"
+    cache_enabled: bool = True
+    cache_ttl: Seconds = 3600
+    compression_enabled: bool = True
+    ssl_enabled: bool = True
+    ssl_certificate_id: ExternalId | None = None
+    geo_restrictions: list[Annotated[str, Field(max_length=2, pattern=r"^[A-Z]{2}$")]] = Field(
+        default=[], max_length=250)
+
+
+CDN_DISTRIBUTION = Kind(
+    name="cdn_distribution", plural="cdn_distributions", label="CDN distribution",
+    fields=CdnDistributionFields, flag="cdn_service",
+    methods=frozenset(("list", "get", "create", "delete")),
+    lifecycle=Lifecycle("Enabled", moves(Enabled="Disabled", Disabled="Enabled Deploying",
+                                         Deploying="Enabled Disabled"), field="status"))
+
+KINDS = (VPC, FIREWALL_RULE, NAT_GATEWAY, RESERVED_IP, IPSEC_TUNNEL, LOAD_BALANCER,
+         DDOS_PROTECTION_RULE, CDN_DISTRIBUTION)
