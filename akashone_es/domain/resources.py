@@ -46,6 +46,16 @@ class Resource(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.fields.update(self.changes)
 
+    class Observed(Aggregate.Event):
+        """What CloudStack reported differed from the record: the fields it changed. Not a
+        user's change: the sync's context is recorded in the metadata."""
+
+        kind: str
+        changes: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.fields.update(self.changes)
+
     class Deleted(Aggregate.Event):
         kind: str
 
@@ -82,6 +92,14 @@ class Resource(Aggregate):
                                 f"{current} (it would become {to})")
         self.trigger_event(Resource.Transitioned, kind=self.kind, action=action,
                            changes={**(changes or {}), state_field: to})
+
+    def observe(self, observed: dict[str, Any]) -> bool:
+        """Record what differs from ``observed``; False (no event) when nothing does."""
+        self.check_present()
+        changed = {k: v for k, v in observed.items() if self.fields.get(k) != v}
+        if changed:
+            self.trigger_event(Resource.Observed, kind=self.kind, changes=changed)
+        return bool(changed)
 
     def delete(self) -> None:
         self.check_present()

@@ -19,11 +19,14 @@ METERING_RATES: dict[str, tuple[str, Decimal]] = {
     "bandwidth": ("GB", Decimal(1200)),
     "kubernetes": ("node-hours", Decimal(1000)),
     "database": ("hours", Decimal(500)),
+    # a managed database's storage, billed beside its hours (AkashOne: 1 paisa per GB-hour)
+    "database_storage": ("GB-hours", Decimal(1)),
 }
 LINE_DESCRIPTIONS = {
     "compute": "Virtual Machine Usage", "block_storage": "Block Storage",
     "object_storage": "Object Storage", "bandwidth": "Data Transfer",
     "kubernetes": "Kubernetes Cluster Usage", "database": "Managed Database Usage",
+    "database_storage": "Managed Database Storage",
 }
 
 
@@ -57,6 +60,12 @@ class UsageRecord(Aggregate):
                  metadata_json: dict[str, Any] | None) -> None:
         self.user_id = user_id
         self.invoice_id: str | None = None
+
+    @classmethod
+    def with_id(cls, record_id: UUID, **fields: Any) -> UsageRecord:
+        """A record whose id is given (metering derives it from resource and hour, so a
+        second recording of that hour clashes on the id and is refused)."""
+        return cls._create(cls.Recorded, id=record_id, **fields)
 
     @classmethod
     def billed_event(cls, record_id: UUID, invoice_id: UUID) -> UsageRecord.Billed:

@@ -11,9 +11,10 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (*compute.KINDS, *network.
 
 
 
-def resource_methods() -> list[str]:
-    """Every kind's ``Storage`` method names."""
-    return [name for kind in KINDS.values() for name in kind.method_names().values()]
+def resource_methods(method: str | None = None) -> list[str]:
+    """Every kind's ``Storage`` method names (only those of ``method``, when given)."""
+    return [name for kind in KINDS.values() for m, name in kind.method_names().items()
+            if method is None or m == method]
 
 
 __all__ = ["KINDS", "Kind", "resource_methods"]

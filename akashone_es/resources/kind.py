@@ -34,7 +34,7 @@ from akashone_es.storage import limits as lim
 from akashone_es.storage.inputs import Input
 from akashone_es.storage.limits import JsonObject
 
-Method = Literal["list", "get", "by_cloudstack_id", "create", "update", "delete"]
+Method = Literal["list", "get", "by_cloudstack_id", "create", "update", "delete", "observe"]
 ALL_METHODS: frozenset[Method] = frozenset(
     ("list", "get", "by_cloudstack_id", "create", "update", "delete"))
 #: columns every resource row has, whatever its kind; a kind's fields may not reuse them
@@ -54,12 +54,42 @@ class Tagged(Fields):
 
 @dataclass(frozen=True)
 class Unique:
-    """A unique key: its columns (``user_id`` scopes it to an owner) and the field a
-    ``DuplicateError`` names; ``where`` makes it partial (e.g. only ids that are present)."""
+    """A unique key: its columns or expressions (``user_id`` scopes it to an owner) and the
+    field a ``DuplicateError`` names; ``where`` makes it partial (e.g. only ids that are
+    present); ``name`` names the index when the columns are expressions."""
 
     columns: tuple[str, ...]
     field: str
     where: str | None = None
+    name: str | None = None
+
+
+#: the tenant of a row: its organization, or its owner when it has none
+TENANT = "coalesce(organization_id, user_id)"
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A kind whose rows belong to a row of another kind (a DNS record to its domain, a VM
+    snapshot to its VM): created only under a parent of the same owner, listed by parent,
+    deleted with it; ``count`` is a column of the parent kept equal to its number of
+    children, ``stamp`` a column of the parent set at every change of a child."""
+
+    kind: str
+    field: str
+    count: str | None = None
+    stamp: str | None = None
+
+
+@dataclass(frozen=True)
+class Meter:
+    """What a kind bills while it exists: ``quantity`` is a SQL expression over its row, the
+    units per hour (0 or NULL: nothing billed), e.g. ``CASE WHEN state = 'Running' THEN 1
+    END`` for a VM or ``size`` (GB) for a volume; ``resource_type`` keys the rate table."""
+
+    resource_type: str
+    quantity: str
+    metric: str = "usage"
 
 
 @dataclass(frozen=True)
@@ -69,6 +99,10 @@ class Lifecycle:
     initial: str
     transitions: Mapping[str, frozenset[str]]
     field: str = "state"
+    #: ``update_<name>`` may move the state (each move checked); else only actions do
+    by_update: bool = False
+    #: states only the kind's own actions enter or leave (attach, detach, ...)
+    reserved: frozenset[str] = frozenset()
 
     def states(self) -> frozenset[str]:
         found = {self.initial, *self.transitions}
@@ -107,8 +141,9 @@ class Kind:
     secrets: tuple[str, ...] = ()
     #: the feature flag that must be on to create one (None: always allowed)
     flag: str | None = None
-    #: a ``last_synced`` column, set on creation and by every change
-    synced: bool = False
+    #: a column set on creation and by every change (AkashOne's ``last_synced``, a DNS
+    #: domain's ``last_modified``)
+    stamp: str | None = None
     created_column: str = "created_at"
     methods: frozenset[Method] = ALL_METHODS
     #: what errors call it ("virtual machine"); defaults to the name with spaces
@@ -119,8 +154,18 @@ class Kind:
     kept: Mapping[str, str] = field(default_factory=dict)
     #: extra index DDL (``{table}`` placeholder)
     indexes: tuple[str, ...] = ()
-    #: fills derived values into a create's fields (after validation, before the event)
+    #: fills generated values into a create's fields (after validation, before the event)
     on_create: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    #: recomputes derived values from the whole record, on creation and after an update
+    derive: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    parent: Parent | None = None
+    #: adjusts a row as reads show it (e.g. a certificate past its expiry reads Expired)
+    on_read: Callable[[Any], Any] | None = None
+    #: what it bills while it exists (metering turns these into usage records)
+    meters: tuple[Meter, ...] = ()
+    #: what CloudStack (or the service behind the kind) reports: ``observe_<name>`` takes
+    #: these fields (the state among them), by CloudStack id
+    observed: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         clash = [c for c in COMMON_COLUMNS if c in self.fields.model_fields]
@@ -129,6 +174,13 @@ class Kind:
         unknown = [f for f in self.updatable if f not in self.fields.model_fields]
         if unknown:
             raise TypeError(f"{self.name}: updatable fields {unknown} are not fields")
+        state = self.lifecycle.field if self.lifecycle else None
+        unknown = [f for f in self.observed if f not in self.fields.model_fields
+                   and f not in self.computed and f != state]
+        if unknown:
+            raise TypeError(f"{self.name}: observed fields {unknown} are not fields")
+        if self.observed and self.cloudstack == "none":
+            raise TypeError(f"{self.name}: observations find a resource by its CloudStack id")
         if self.secrets and self.updatable:  # an update re-validates the sealed values
             raise TypeError(f"{self.name}: a kind with secret fields has no update")
         if self.lifecycle and self.lifecycle.field in self.fields.model_fields:
@@ -148,8 +200,11 @@ class Kind:
             "list": f"get_{self.plural}", "get": f"get_{self.name}",
             "by_cloudstack_id": f"get_{self.name}_by_cloudstack_id",
             "create": f"create_{self.name}", "update": f"update_{self.name}",
-            "delete": f"delete_{self.name}"}
-        return {m: names[m] for m in sorted(self.methods)}
+            "delete": f"delete_{self.name}", "observe": f"observe_{self.name}"}
+        methods: set[Method] = set(self.methods)
+        if self.observed:
+            methods.add("observe")
+        return {m: names[m] for m in sorted(methods)}
 
     # -- columns --------------------------------------------------------------------------
     def columns(self) -> dict[str, str]:
@@ -166,13 +221,13 @@ class Kind:
         cols.update(self.computed)
         cols.update(self.kept)
         cols[self.created_column] = "timestamptz NOT NULL"
-        if self.synced:
-            cols["last_synced"] = "timestamptz NOT NULL"
+        if self.stamp:
+            cols[self.stamp] = "timestamptz NOT NULL"
         return cols
 
     def field_columns(self) -> list[str]:
         """The columns a Created event's ``fields`` fills (all but id, owner and stamps)."""
-        skip = {"id", "user_id", "organization_id", self.created_column, "last_synced",
+        skip = {"id", "user_id", "organization_id", self.created_column, self.stamp,
                 *self.kept}
         return [c for c in self.columns() if c not in skip]
 
@@ -187,7 +242,7 @@ class Kind:
 
     def constraint(self, key: Unique) -> str:
         """The unique index's name (so a violation names its field)."""
-        return f"{self.table}_{'_'.join(key.columns)}_key"
+        return f"{self.table}_{key.name or '_'.join(key.columns)}_key"
 
     # -- inputs ---------------------------------------------------------------------------
     def create_input(self) -> type[BaseModel]:
@@ -211,6 +266,8 @@ class Kind:
             secret = column in self.secrets  # None except in a create's answer
             fields[column] = ((annotation | None, None) if nullable or secret
                               else (annotation, ...))
+        if self.observed:  # when CloudStack last confirmed it (kept outside the log)
+            fields["observed_at"] = (datetime | None, None)
         return create_model(_camel(self.name), __config__=ROW_CONFIG, **fields)
 
 
@@ -263,7 +320,7 @@ def _base_sql_type(annotation: Any) -> str:
 
 def python_type(column: str) -> Any:
     """The read model's type of a common or derived column."""
-    base = column.removesuffix(" NOT NULL").removesuffix(" PRIMARY KEY")
+    base = column.partition(" ")[0]  # types have no spaces: "integer NOT NULL DEFAULT 0"
     return {"uuid": UUID, "text": str, "timestamptz": datetime, "integer": int,
             "bigint": int, "boolean": bool, "jsonb": dict[str, Any],
             "text[]": list[str]}[base]

@@ -39,7 +39,7 @@ class VpcFields(Tagged):
 
 
 VPC = Kind(
-    name="vpc", plural="vpcs", label="VPC", fields=VpcFields, flag="vpc", synced=True,
+    name="vpc", plural="vpcs", label="VPC", fields=VpcFields, flag="vpc", stamp="last_synced",
     updatable=("name", "display_name", "network_domain", "redundant_router", "tags"),
     lifecycle=Lifecycle("Enabled", moves(Enabled="Disabled", Disabled="Enabled")))
 
@@ -88,7 +88,8 @@ RESERVED_IP = Kind(
                "associated_vm_name", "purpose", "tags"),
     unique=(Unique(("ip_address",), "ip_address"),),
     lifecycle=Lifecycle("Allocated", moves(Allocated="Reserved Free", Reserved="Free Allocated",
-                                           Free="Allocated")))
+                                           Free="Allocated")),
+    observed=("state", "associated_vm_id", "associated_vm_name", "is_static_nat"))
 
 
 

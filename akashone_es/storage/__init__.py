@@ -26,8 +26,9 @@ from akashone_es.settings import Settings, load_settings
 from akashone_es.storage.activity import ActivityStorage
 from akashone_es.storage.billing import BillingStorage
 from akashone_es.storage.catalog import CatalogStorage
+from akashone_es.storage.cloud import CloudStorage
+from akashone_es.storage.metering import MeteringStorage
 from akashone_es.storage.policy import guard
-from akashone_es.storage.resources import ResourceStorage
 from akashone_es.storage.setup import (
     bring_current,
     create_library_tables,
@@ -48,7 +49,7 @@ EMBEDDED_DATABASE = "akashone"
 
 
 @guard
-class Storage(ResourceStorage, BillingStorage, CatalogStorage, ActivityStorage):
+class Storage(CloudStorage, MeteringStorage, BillingStorage, CatalogStorage, ActivityStorage):
     """Snake_case equivalents of AkashOne's ``IStorage`` methods, on the event log.
 
     Every public method is classified in ``storage.policy`` and guarded by it.

@@ -218,6 +218,12 @@ class StorageBase:
             rows = cur.fetchall()
         return [model.model_validate(row) for row in rows]
 
+    def _column(self, query: Query, params: Sequence[Any]) -> list[Any]:
+        """The first column of every row."""
+        with self._cursor() as cur:
+            cur.execute(query, params, prepare=True)
+            return [next(iter(row.values())) for row in cur.fetchall()]
+
     def _scalar(self, query: Query, params: Sequence[Any]) -> Any:
         with self._cursor() as cur:
             cur.execute(query, params, prepare=True)

@@ -218,7 +218,7 @@ _FIELD_RULE = re.compile(r"^(?:Value error, )?([a-z_][a-z0-9_]*): (.+)$", re.DOT
 
 def _error(err: Any) -> dict[str, str]:
     field = ".".join(str(part) for part in err["loc"])
-    rule = str(err["msg"])
+    rule = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "json_value":  # a rule broken inside a JSON field: name the inner path
         inner = err["ctx"]["path"]
         return {"field": f"{field}.{inner}" if inner else field, "rule": err["ctx"]["rule"]}

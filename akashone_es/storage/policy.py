@@ -121,8 +121,15 @@ POLICY: dict[str, Access] = {
     "create_feature_flag": P, "update_feature_flag": P, "delete_feature_flag": P,
     "initialize_default_feature_flags": P,
 }
-#: cloud resources: every kind's methods are tenant-scoped as billing's are
+#: cloud resources: every kind's methods, and their behaviour (attach, detach, restore, the
+#: lookups by name and address), are tenant-scoped as billing's are
 POLICY.update(dict.fromkeys(resource_methods(), T))
+POLICY.update(dict.fromkeys(("get_ssh_key_by_name", "get_reserved_ip_by_address",
+                             "attach_volume", "detach_volume", "restore_vm_snapshot"), T))
+#: metering records the supplier's usage, as create_usage_record does; observations are the
+#: CloudStack sync's
+POLICY["meter"] = P
+POLICY.update(dict.fromkeys(resource_methods("observe"), P))
 
 
 def public_methods(cls: type) -> list[str]:

@@ -19,28 +19,58 @@ from pydantic import BaseModel
 
 from akashone_es import context
 from akashone_es.domain.resources import Resource
-from akashone_es.errors import NotFoundError, ValidationError
+from akashone_es.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from akashone_es.resources import KINDS
 from akashone_es.resources.kind import Kind, Method
 from akashone_es.storage import inputs as i
+from akashone_es.storage import limits as lim
 from akashone_es.storage.billing_base import BillingBase
 from akashone_es.storage.flags import FlagStorage
 
 Row = BaseModel
 
 
+#: when CloudStack last confirmed each resource: written by every observation, also one
+#: that changes nothing, so a poll every 2 s appends no event; outside the log (it is not a
+#: change of the resource), so rebuilds and verify leave it alone
+SYNC_STAMPS = "akashone_sync_stamps"
+SYNC_STAMPS_DDL = sql.SQL(
+    "CREATE TABLE IF NOT EXISTS {} (resource_id uuid PRIMARY KEY,"
+    " observed_at timestamptz NOT NULL)").format(sql.Identifier("public", SYNC_STAMPS))
+STAMP_OBSERVED = sql.SQL(
+    "INSERT INTO {} (resource_id, observed_at) VALUES (%s, now()) ON CONFLICT (resource_id)"
+    " DO UPDATE SET observed_at = excluded.observed_at").format(sql.Identifier(SYNC_STAMPS))
+
+
 class _Statements:
     """A kind's read queries and models, built once."""
 
     def __init__(self, kind: Kind) -> None:
-        table = sql.Identifier(kind.table)
+        rows = sql.SQL("{} t").format(sql.Identifier(kind.table))
+        if kind.observed:
+            rows = sql.SQL("{} t LEFT JOIN {} s ON s.resource_id = t.id").format(
+                sql.Identifier(kind.table), sql.Identifier(SYNC_STAMPS))
+        select = sql.SQL("SELECT t.*{} FROM {}").format(
+            sql.SQL(", s.observed_at") if kind.observed else sql.SQL(""), rows)
         self.model: type[Any] = kind.row_model()
         self.create_input: type[Any] = kind.create_input()
-        self.by_id = sql.SQL("SELECT * FROM {} WHERE id = %s").format(table)
-        self.of_user = sql.SQL("SELECT * FROM {} WHERE user_id = %s ORDER BY {}, id").format(
-            table, sql.Identifier(kind.created_column))
-        self.by_cloudstack_id = sql.SQL("SELECT * FROM {} WHERE {} = %s").format(
-            table, sql.Identifier(kind.cloudstack_column))
+        self.by_id = sql.SQL("{} WHERE t.id = %s").format(select)
+        self.of_user = sql.SQL("{} WHERE t.user_id = %s ORDER BY t.{}, t.id").format(
+            select, sql.Identifier(kind.created_column))
+        self.by_cloudstack_id = sql.SQL("{} WHERE t.{} = %s").format(
+            select, sql.Identifier(kind.cloudstack_column))
+        #: child kinds (rows deleted with this one) and the query for their ids
+        self.children = [(child, sql.SQL("SELECT id FROM {} WHERE {} = %s ORDER BY id").format(
+            sql.Identifier(child.table), sql.Identifier(child.parent.field)))
+            for child in KINDS.values() if child.parent and child.parent.kind == kind.name]
+        if kind.parent is not None:
+            self.of_parent = sql.SQL("{} WHERE t.{} = %s ORDER BY t.{}, t.id").format(
+                select, sql.Identifier(kind.parent.field), sql.Identifier(kind.created_column))
 
 
 STATEMENTS = {name: _Statements(kind) for name, kind in KINDS.items()}
@@ -76,10 +106,14 @@ class ResourceStorage(FlagStorage, BillingBase):
         s = STATEMENTS[kind.name]
         parsed: Any = i.parse(s.create_input, data)
         owner = self._user_of(parsed.user_id)
+        if kind.parent is not None:
+            self._parent_of(kind, getattr(parsed, kind.parent.field), owner.id)
         self._require_feature(kind.flag)
         fields = parsed.model_dump(mode="json", exclude={"user_id"})
         if kind.on_create is not None:
             fields = kind.on_create(fields)
+        if kind.derive is not None:
+            fields = kind.derive(fields)
         if kind.lifecycle is not None:
             fields[kind.lifecycle.field] = kind.lifecycle.initial
         clear = {name: fields[name] for name in kind.secrets if fields.get(name) is not None}
@@ -97,9 +131,12 @@ class ResourceStorage(FlagStorage, BillingBase):
     def _update_resource(self, kind: Kind, resource_id: UUID | str,
                          changes: BaseModel | dict[str, Any]) -> Any:
         """Change updatable fields; the merged record is validated as a whole (a required
-        field cannot be cleared, a port range cannot be inverted)."""
+        field cannot be cleared, a port range cannot be inverted). A kind whose lifecycle
+        moves by update takes its state too, each move checked."""
         values = changes.model_dump(exclude_unset=True) if isinstance(
             changes, BaseModel) else dict(changes)
+        life = kind.lifecycle
+        state = values.pop(life.field, None) if life and life.by_update else None
         refused = [{"field": name, "rule": f"cannot be changed by update_{kind.name}"}
                    for name in values if name not in kind.updatable]
         if refused:
@@ -109,17 +146,77 @@ class ResourceStorage(FlagStorage, BillingBase):
             return None
         with context.command():
             aggregate = self._load_resource(kind, current.id)
-            merged = {name: aggregate.fields.get(name) for name in kind.fields.model_fields}
-            merged = {k: v for k, v in merged.items() if v is not None}
-            checked = i.parse(kind.fields, {**merged, **values}).model_dump(mode="json")
-            changed = {name: checked[name] for name in values
-                       if checked[name] != aggregate.fields.get(name)}
-            if not changed:
+            changed = self._changes(kind, aggregate, values)
+            if state is not None and life is not None and state != aggregate.fields.get(
+                    life.field):
+                self._check_move(kind, aggregate, state)
+                aggregate.transition("update", life.field, state, life.transitions, changed)
+            elif changed:
+                aggregate.update(changed)
+            else:
                 return self._hide(kind, current)
-            aggregate.update(changed)
             row = self._save_returning(STATEMENTS[kind.name].model, (kind.table, current.id),
                                        aggregate)
         return self._hide(kind, row) if row is not None else self._resource(kind, current.id)
+
+    @staticmethod
+    def _changes(kind: Kind, aggregate: Resource, values: dict[str, Any]) -> dict[str, Any]:
+        """The fields ``values`` really change, checked against the whole merged record,
+        with the kind's derived values recomputed."""
+        merged = {name: aggregate.fields.get(name) for name in kind.fields.model_fields}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        checked = i.parse(kind.fields, {**merged, **values}).model_dump(mode="json")
+        if kind.derive is not None:
+            checked = kind.derive(checked)
+            values = {**values, **dict.fromkeys(kind.computed)}
+        return {name: checked[name] for name in values
+                if name in checked and checked[name] != aggregate.fields.get(name)}
+
+    @staticmethod
+    def _check_move(kind: Kind, aggregate: Resource, state: str) -> None:
+        life = kind.lifecycle
+        assert life is not None  # noqa: S101 - only called for kinds with a lifecycle
+        if state not in life.states():
+            raise ValidationError.single(life.field, "must be one of "
+                                         + ", ".join(sorted(life.states())))
+        current = str(aggregate.fields.get(life.field))
+        if state in life.reserved or current in life.reserved:
+            raise ConflictError(f"a {kind.title} {'in' if current in life.reserved else 'to'}"
+                                f" state {current if current in life.reserved else state} "
+                                f"moves by its own actions only")
+
+    def _observe_resource(self, kind: Kind, cloudstack_id: str,
+                          observed: BaseModel | dict[str, Any]) -> Any:
+        """Record what CloudStack reports: an observation that changes nothing appends no
+        event (it only stamps ``observed_at``); a change appends one ``Observed`` event. The
+        state may be any of the lifecycle's (CloudStack's word is the fact), the other
+        fields are checked as an update's are. None when no resource has that id."""
+        values = observed.model_dump(exclude_unset=True) if isinstance(
+            observed, BaseModel) else dict(observed)
+        refused = [{"field": name, "rule": f"is not observed for a {kind.title}"}
+                   for name in values if name not in kind.observed]
+        if refused:
+            raise ValidationError(refused)
+        life = kind.lifecycle
+        state = values.pop(life.field, None) if life else None
+        if life is not None and state is not None and state not in life.states():
+            raise ValidationError.single(life.field, "must be one of "
+                                         + ", ".join(sorted(life.states())))
+        row = self._resource_by_cloudstack_id(kind, cloudstack_id)
+        if row is None:
+            return None
+        counted = {k: _count(k, values.pop(k)) for k in list(values) if k in kind.computed}
+        with context.command():
+            aggregate = self._load_resource(kind, row.id)
+            changes = self._changes(kind, aggregate, values) if values else {}
+            changes.update(counted)
+            if life is not None and state is not None:
+                changes[life.field] = state
+            if aggregate.observe(changes):
+                self._save(aggregate)
+        with self._cursor() as cur:
+            cur.execute(STAMP_OBSERVED, (row.id,))
+        return self._hide(kind, self._resource(kind, row.id))
 
     def _delete_resource(self, kind: Kind, resource_id: UUID | str) -> bool:
         current = self._resource(kind, resource_id)
@@ -128,8 +225,42 @@ class ResourceStorage(FlagStorage, BillingBase):
         with context.command():
             aggregate = self._load_resource(kind, current.id)
             aggregate.delete()
-            self._save(aggregate)
+            self._save(*self._cascade(kind, current), aggregate)
         return True
+
+    def _cascade(self, kind: Kind, row: Any) -> list[Resource]:
+        """What deleting ``row`` takes with it: its children (a domain's records, a VM's
+        snapshots), each deleted by its own event in the same save."""
+        doomed = []
+        for child, query in STATEMENTS[kind.name].children:
+            for child_id in self._column(query, (row.id,)):
+                aggregate = self._load_resource(child, child_id)
+                aggregate.delete()
+                doomed.append(aggregate)
+        return doomed
+
+    def _parent_of(self, kind: Kind, parent_id: Any, owner_id: UUID) -> Any:
+        """The parent row a child is created under: visible, and of the same owner."""
+        assert kind.parent is not None  # noqa: S101 - called for child kinds only
+        parent = KINDS[kind.parent.kind]
+        row = self._resource(parent, parent_id)
+        if row is None:
+            raise NotFoundError(parent.name, parent_id, kind.parent.field)
+        if row.user_id != owner_id:
+            raise PermissionDeniedError(f"{kind.parent.field}: the {parent.title} belongs to "
+                                        f"another user")
+        return row
+
+    def _children(self, kind: Kind, parent_id: UUID | str, user_id: UUID | str | None = None
+                  ) -> list[Any]:
+        """A child kind's rows under a visible parent (of ``user_id``, when given)."""
+        assert kind.parent is not None  # noqa: S101 - called for child kinds only
+        parent = self._resource(KINDS[kind.parent.kind], parent_id)
+        if parent is None or (user_id is not None
+                              and parent.user_id != i.parse_id(user_id, "user_id")):
+            return []
+        s = STATEMENTS[kind.name]
+        return [self._hide(kind, row) for row in self._all(s.model, s.of_parent, (parent.id,))]
 
     def _load_resource(self, kind: Kind, resource_id: UUID) -> Resource:
         aggregate = self._load(Resource, resource_id, kind.name)
@@ -141,7 +272,18 @@ class ResourceStorage(FlagStorage, BillingBase):
     def _hide(kind: Kind, row: Any) -> Any:
         """A row as reads return it: sealed secrets are never shown."""
         hidden = {name: None for name in kind.secrets if getattr(row, name) is not None}
-        return row.model_copy(update=hidden) if hidden else row
+        observed = getattr(row, "observed_at", None)
+        if observed is not None and kind.stamp and observed > getattr(row, kind.stamp):
+            hidden[kind.stamp] = observed  # confirmed since it last changed
+        row = row.model_copy(update=hidden) if hidden else row
+        return kind.on_read(row) if kind.on_read is not None else row
+
+
+def _count(field: str, value: Any) -> int:
+    """An observed counter (bytes, objects): a whole number a bigint column holds."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= lim.BIGINT_MAX:
+        raise ValidationError.single(field, f"must be a whole number from 0 to {lim.BIGINT_MAX}")
+    return value
 
 
 def _methods(kind: Kind) -> dict[Method, Callable[..., Any]]:
@@ -168,15 +310,21 @@ def _methods(kind: Kind) -> dict[Method, Callable[..., Any]]:
     def delete(self: ResourceStorage, id: UUID | str) -> bool:
         return self._delete_resource(kind, id)
 
+    def observe(self: ResourceStorage, cloudstack_id: str,
+                observed: BaseModel | dict[str, Any]) -> Any:
+        return self._observe_resource(kind, cloudstack_id, observed)
+
     found: dict[Method, Callable[..., Any]] = {
         "list": list_, "get": get, "by_cloudstack_id": by_cloudstack_id, "create": create,
-        "update": update, "delete": delete}
+        "update": update, "delete": delete, "observe": observe}
     docs = {"list": f"The {kind.title}s of a user (those the acting party may see).",
             "get": f"One {kind.title}, or None (also when it is another tenant's).",
             "by_cloudstack_id": f"The {kind.title} with this CloudStack id, or None.",
             "create": f"Record a {kind.title}; its owner is ``user_id``.",
             "update": f"Change a {kind.title}'s updatable fields; None when absent.",
-            "delete": f"Delete a {kind.title}; False when absent."}
+            "delete": f"Delete a {kind.title}; False when absent.",
+            "observe": f"Record what CloudStack reports of a {kind.title} (by CloudStack id);"
+                       " no event when nothing changed. The CloudStack sync's (platform)."}
     methods = {}
     for method, name in kind.method_names().items():
         fn = found[method]

@@ -13,6 +13,7 @@ from akashone_es.errors import ProjectionError
 from akashone_es.logging import get_logger
 from akashone_es.persistence.database import install_append_only_guard
 from akashone_es.persistence.roles import grant_app_privileges
+from akashone_es.storage.resources import SYNC_STAMPS_DDL
 from projections.engine import (
     AT_HEAD,
     CHECKPOINTS_DDL,
@@ -94,6 +95,7 @@ def create_schema(conn: psycopg.Connection[Any], projections: Sequence[Projectio
     with conn.transaction():
         install_append_only_guard(conn)
         conn.execute(CHECKPOINTS_DDL)
+        conn.execute(SYNC_STAMPS_DDL)
         for projection in projections:
             for statement in projection.ddl():
                 conn.execute(statement)

@@ -208,8 +208,14 @@ def build_side(s: Storage, name: str, cat: Catalogue) -> Side:
         activity = s.create_user_activity({"user_id": admin.id, "action": "auth.login"})
         plan = s.create_service_plan({"name": f"{name} plan", "cpu": 2, "memory": 2048,
                                       "storage": 40, "is_public": True})
-        resources = {kind.name: call(s, kind, "create", resource_input(kind, name, admin.id))
-                     for kind in KINDS.values()}
+        resources: dict[str, Any] = {}
+        for kind in KINDS.values():  # parents are declared before their children
+            parent = resources[kind.parent.kind].id if kind.parent else None
+            resources[kind.name] = call(s, kind, "create",
+                                        resource_input(kind, name, admin.id, parent))
+        # a running VM and a ready volume, so the platform's attach and restore succeed
+        s.update_virtual_machine(resources["virtual_machine"].id, {"state": "Running"})
+        s.update_volume(resources["volume"].id, {"state": "Ready"})
     assert invoice.invoice_number is not None
     return Side(name=name, org=org.id, org_name=org.name, admin=admin, user2=user2,
                 role=role.id, role_name=role.name, member=member.id, member_email=member.email,

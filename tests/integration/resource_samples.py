@@ -54,6 +54,19 @@ def self_signed(names: tuple[str, ...] = ("www.example.com", "example.com"),
 CERTIFICATE, PRIVATE_KEY = self_signed()
 
 SAMPLES: dict[str, Callable[[str], dict[str, Any]]] = {
+    "virtual_machine": lambda tag: {"name": f"vm-{tag}", "template_id": "tpl-ubuntu",
+                                    "service_offering_id": "so-small", "zone_id": "zone-1",
+                                    "cpu": 2, "memory": 2048},
+    "vm_snapshot": lambda tag: {"name": f"snap-{tag}", "description": "before upgrade"},
+    "volume": lambda tag: {"name": f"data-{tag}", "size": 50, "zone_id": "zone-1"},
+    "kubernetes_cluster": lambda tag: {"name": f"k8s-{tag}", "version": "1.30",
+                                       "region": "in-west-1", "instance_type": "standard-4"},
+    "database": lambda tag: {"name": f"db-{_n(tag, 10**12)}", "engine": "postgresql",
+                             "version": "16", "region": "in-west-1",
+                             "instance_type": "standard-2"},
+    "dns_domain": lambda tag: {"name": f"d{_n(tag, 10**12)}.example.com"},
+    "dns_record": lambda tag: {"type": "A", "name": f"www{_n(tag, 10**6)}",
+                               "value": "203.0.113.5"},
     "iso_image": lambda tag: {"name": f"ubuntu-{tag}", "os_type": "Ubuntu 24.04",
                               "url": "https://releases.example.com/ubuntu.iso"},
     "object_storage_bucket": lambda tag: {"name": f"bucket-{_n(tag, 10**12)}",
@@ -83,6 +96,12 @@ SAMPLES: dict[str, Callable[[str], dict[str, Any]]] = {
 
 #: a change every kind with an update accepts
 UPDATES: dict[str, dict[str, Any]] = {
+    "virtual_machine": {"display_name": "Web server"},
+    "volume": {"display_name": "Data disk"},
+    "kubernetes_cluster": {"worker_nodes": 5},
+    "database": {"storage": 200},
+    "dns_domain": {"dnssec": True},
+    "dns_record": {"ttl": 300},
     "iso_image": {"is_ready": True},
     "vpc": {"display_name": "Renamed VPC"},
     "firewall_rule": {"end_port": 23},
@@ -92,12 +111,51 @@ UPDATES: dict[str, dict[str, Any]] = {
 }
 
 
-def create(kind: Kind, tag: str, user_id: Any) -> dict[str, Any]:
-    """A create input for ``kind`` owned by ``user_id``."""
+#: an observation CloudStack could report of a new resource, for each kind that has one
+OBSERVATIONS: dict[str, dict[str, Any]] = {
+    "virtual_machine": {"state": "Running", "ip_address": "10.1.0.7"},
+    "vm_snapshot": {"state": "Error"},
+    "volume": {"size": 60},
+    "object_storage_bucket": {"size": 5 * 1024**3, "object_count": 12},
+    "reserved_ip": {"state": "Reserved"},
+}
+
+
+def create(kind: Kind, tag: str, user_id: Any, parent: Any = None) -> dict[str, Any]:
+    """A create input for ``kind`` owned by ``user_id`` (under ``parent``: a child kind's
+    parent id)."""
     data = {**SAMPLES[kind.name](tag), "user_id": user_id}
     if kind.cloudstack != "none":
         data[kind.cloudstack_column] = f"cs-{kind.name}-{tag}"
+    if kind.parent is not None:
+        data[kind.parent.field] = parent
     return data
 
 
-__all__ = ["KINDS", "SAMPLES", "UPDATES", "create"]
+def fresh_input(storage: Any, kind: Kind, tag: str, user_id: Any) -> dict[str, Any]:
+    """A create input (for a child kind, under a new parent of the same owner)."""
+    parent = None
+    if kind.parent is not None:
+        parent = make(storage, KINDS[kind.parent.kind], f"{tag}-parent", user_id).id
+    return create(kind, tag, user_id, parent)
+
+
+def make(storage: Any, kind: Kind, tag: str, user_id: Any) -> Any:
+    """A new resource of ``kind`` (and, for a child kind, a new parent of the same owner)."""
+    return method(storage, kind, "create")(fresh_input(storage, kind, tag, user_id))
+
+
+def listed(storage: Any, kind: Kind, row: Any, user_id: Any = None) -> list[Any]:
+    """The list ``row`` belongs in: its owner's (or, for a child kind, its parent's)."""
+    if kind.name == "vm_snapshot":
+        return storage.get_vm_snapshots(row.vm_id, user_id or row.user_id)  # type: ignore[no-any-return]
+    if kind.name == "dns_record":
+        return storage.get_dns_records(row.domain_id)  # type: ignore[no-any-return]
+    return method(storage, kind, "list")(user_id or row.user_id)  # type: ignore[no-any-return]
+
+
+def method(storage: Any, kind: Kind, name: str) -> Any:
+    return getattr(storage, kind.method_names()[name])
+
+
+__all__ = ["KINDS", "OBSERVATIONS", "SAMPLES", "UPDATES", "create", "fresh_input", "listed", "make"]

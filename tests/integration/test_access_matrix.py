@@ -43,7 +43,7 @@ from tests.integration.access_fixtures import (
     text_of,
     throwaway_side,
 )
-from tests.integration.resource_samples import KINDS, UPDATES
+from tests.integration.resource_samples import KINDS, OBSERVATIONS, SAMPLES, UPDATES
 from tests.integration.resource_samples import create as resource_input
 from tests.integration.test_billing_storage import END, START, line
 
@@ -347,10 +347,44 @@ def resource_recipes() -> dict[str, tuple[Probe, ...]]:
             "update": P(lambda s, o, me, k=kind: call(s, k, "update", o.resources[k.name],
                                                       UPDATES[k.name])),
             "delete": P(lambda s, o, me, k=kind: call(s, k, "delete", o.resources[k.name])),
+            "observe": P(lambda s, o, me, k=kind: call(s, k, "observe", o.cloudstack_ids[k.name],
+                                                       OBSERVATIONS[k.name])),
         }
         for method, name in names.items():
             recipes[name] = (found[method],)
+    # child kinds are listed by parent; the behaviour beyond the declarations
+    recipes.update({
+        "get_vm_snapshots": (P(lambda s, o, me: s.get_vm_snapshots(
+            o.resources["virtual_machine"], o.admin.id)),),
+        "get_dns_records": (P(lambda s, o, me: s.get_dns_records(o.resources["dns_domain"])),),
+        "create_vm_snapshot": (P(lambda s, o, me: s.create_vm_snapshot(resource_input(
+            KINDS["vm_snapshot"], fresh("probe"), o.admin.id, o.resources["virtual_machine"]))),
+            P(lambda s, o, me: s.create_vm_snapshot(resource_input(
+                KINDS["vm_snapshot"], fresh("probe"), me.admin.id,
+                o.resources["virtual_machine"])),
+              platform_rule="belongs to another user")),
+        "create_dns_record": (P(lambda s, o, me: s.create_dns_record(resource_input(
+            KINDS["dns_record"], fresh("probe"), o.admin.id, o.resources["dns_domain"]))),),
+        "get_ssh_key_by_name": (P(lambda s, o, me: s.get_ssh_key_by_name(
+            f"key-{o.name}", o.admin.id)),),
+        "get_reserved_ip_by_address": (P(lambda s, o, me: s.get_reserved_ip_by_address(
+            s_ip(o))),),
+        "attach_volume": (P(lambda s, o, me: s.attach_volume(
+            o.resources["volume"], o.resources["virtual_machine"])),
+            P(lambda s, o, me: s.attach_volume(me.resources["volume"],
+                                               o.resources["virtual_machine"]),
+              platform_rule="belongs to another user")),
+        "detach_volume": (P(lambda s, o, me: s.detach_volume(o.resources["volume"]),
+                            platform_rule="cannot detach"),),
+        "restore_vm_snapshot": (P(lambda s, o, me: s.restore_vm_snapshot(
+            o.resources["vm_snapshot"])),),
+    })
     return recipes
+
+
+def s_ip(side: Side) -> str:
+    """The address of ``side``'s reserved IP (the sample derives it from the side's name)."""
+    return str(SAMPLES["reserved_ip"](side.name)["ip_address"])
 
 
 RECIPES.update(resource_recipes())

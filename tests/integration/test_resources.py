@@ -27,7 +27,15 @@ from projections.rebuild import verify
 from projections.resources import ResourcesProjection
 from tests.conftest import log_size
 from tests.integration.access_fixtures import call, enable_all_features
-from tests.integration.resource_samples import SAMPLES, UPDATES, create
+from tests.integration.resource_samples import (
+    OBSERVATIONS,
+    SAMPLES,
+    UPDATES,
+    create,
+    fresh_input,
+    listed,
+    make,
+)
 
 ALL = list(KINDS.values())
 IDS = [kind.name for kind in ALL]
@@ -54,6 +62,7 @@ def world(storage: Storage) -> dict[str, Any]:
 def test_every_kind_has_a_sample() -> None:
     assert set(SAMPLES) == set(KINDS)
     assert {k.name for k in ALL if k.updatable} == set(UPDATES)
+    assert {k.name for k in ALL if k.observed} == set(OBSERVATIONS)
 
 
 @pytest.mark.parametrize("kind", ALL, ids=IDS)
@@ -61,14 +70,14 @@ class TestEveryKind:
     def test_create_get_list_update_delete(self, storage: Storage, world: dict[str, Any],
                                            kind: Kind) -> None:
         owner = world["alpha"]
-        made = call(storage, kind, "create", create(kind, "one", owner.id))
+        made = make(storage, kind, "one", owner.id)
         assert made.user_id == owner.id
         assert made.organization_id == owner.organization_id
         if kind.lifecycle:
             assert getattr(made, kind.lifecycle.field) == kind.lifecycle.initial
         assert call(storage, kind, "get", made.id) == made.model_copy(
             update=dict.fromkeys(kind.secrets))
-        assert [r.id for r in call(storage, kind, "list", owner.id)] == [made.id]
+        assert [r.id for r in listed(storage, kind, made)] == [made.id]
         if has(kind, "by_cloudstack_id"):
             found = call(storage, kind, "by_cloudstack_id",
                          getattr(made, kind.cloudstack_column))
@@ -85,16 +94,17 @@ class TestEveryKind:
             assert log_size(storage.dsn) == before, "an update that changes nothing appended"
         assert call(storage, kind, "delete", made.id) is True
         assert call(storage, kind, "get", made.id) is None
-        assert call(storage, kind, "list", owner.id) == []
+        assert listed(storage, kind, made) == []
         assert call(storage, kind, "delete", made.id) is False
 
     def test_another_tenant_sees_and_changes_nothing(
             self, storage: Storage, world: dict[str, Any], kind: Kind) -> None:
         alpha, bravo = world["alpha"], world["bravo"]
-        made = call(storage, kind, "create", create(kind, "mine", alpha.id))
+        made = make(storage, kind, "mine", alpha.id)
+        parent = getattr(made, kind.parent.field) if kind.parent else None
         with storage.acting_as(actor_id=bravo.id):
             assert call(storage, kind, "get", made.id) is None
-            assert call(storage, kind, "list", alpha.id) == []
+            assert listed(storage, kind, made) == []
             if has(kind, "by_cloudstack_id"):
                 assert call(storage, kind, "by_cloudstack_id",
                             getattr(made, kind.cloudstack_column)) is None
@@ -102,16 +112,15 @@ class TestEveryKind:
                 assert call(storage, kind, "update", made.id, UPDATES[kind.name]) is None
             assert call(storage, kind, "delete", made.id) is False
             with pytest.raises(NotFoundError):
-                call(storage, kind, "create", create(kind, "theirs", alpha.id))
+                call(storage, kind, "create", create(kind, "theirs", alpha.id, parent))
         with storage.acting_as(actor_id=alpha.id):
-            assert call(storage, kind, "get", made.id) == call(storage, kind, "list",
-                                                               alpha.id)[0]
-            own = call(storage, kind, "create", create(kind, "own", alpha.id))
+            assert call(storage, kind, "get", made.id) == listed(storage, kind, made)[0]
+            own = make(storage, kind, "own", alpha.id)
             assert own.organization_id == alpha.organization_id
 
     def test_bad_input_names_the_field_and_writes_nothing(
             self, storage: Storage, world: dict[str, Any], kind: Kind) -> None:
-        data = create(kind, "bad", world["alpha"].id)
+        data = fresh_input(storage, kind, "bad", world["alpha"].id)
         required = next(name for name, info in kind.fields.model_fields.items()
                         if info.is_required())
         before = log_size(storage.dsn)
@@ -131,9 +140,9 @@ class TestEveryKind:
                                      kind: Kind) -> None:
         if kind.cloudstack == "none":
             pytest.skip("no CloudStack id")
-        first = create(kind, "first", world["alpha"].id)
+        first = fresh_input(storage, kind, "first", world["alpha"].id)
         call(storage, kind, "create", first)
-        again = {**create(kind, "second", world["bravo"].id),
+        again = {**fresh_input(storage, kind, "second", world["bravo"].id),
                  kind.cloudstack_column: first[kind.cloudstack_column]}
         before = log_size(storage.dsn)
         with pytest.raises(DuplicateError) as raised:
@@ -141,15 +150,49 @@ class TestEveryKind:
         assert raised.value.field == kind.cloudstack_column
         assert log_size(storage.dsn) == before
 
+    def test_an_observation_appends_only_what_changed(
+            self, storage: Storage, world: dict[str, Any], kind: Kind) -> None:
+        """CloudStack's report: a change is one Observed event stamped by the sync's context;
+        the same report again appends nothing but moves observed_at."""
+        if not kind.observed:
+            pytest.skip("not observed")
+        made = make(storage, kind, "seen", world["alpha"].id)
+        cloudstack_id = getattr(made, kind.cloudstack_column)
+        before = log_size(storage.dsn)
+        with storage.acting_as(system="cloudstack sync"):
+            seen = call(storage, kind, "observe", cloudstack_id, OBSERVATIONS[kind.name])
+        for name, value in OBSERVATIONS[kind.name].items():
+            assert getattr(seen, name) == value
+        assert log_size(storage.dsn) == before + 1
+        with psycopg.connect(storage.dsn) as conn:
+            topic, metadata = conn.execute(
+                "SELECT topic, convert_from(state, 'UTF8')::jsonb -> 'metadata'"
+                " FROM akashone_events ORDER BY notification_id DESC LIMIT 1").fetchone()
+        assert topic.endswith("Resource.Observed")
+        assert (metadata["actor_kind"], metadata["reason"]) == ("system", "cloudstack sync")
+        again = call(storage, kind, "observe", cloudstack_id, OBSERVATIONS[kind.name])
+        assert log_size(storage.dsn) == before + 1, "an unchanged observation appended"
+        assert again.observed_at > seen.observed_at
+        if kind.stamp:
+            assert getattr(again, kind.stamp) == again.observed_at
+        assert call(storage, kind, "observe", "no-such-id", OBSERVATIONS[kind.name]) is None
+        with pytest.raises(ValidationError) as raised:
+            call(storage, kind, "observe", cloudstack_id, {"user_id": world["bravo"].id})
+        assert raised.value.fields == ["user_id"]
+        with storage.acting_as(actor_id=world["alpha"].id), pytest.raises(
+                PermissionDeniedError):
+            call(storage, kind, "observe", cloudstack_id, OBSERVATIONS[kind.name])
+
     def test_refused_while_its_feature_is_off(self, storage: Storage, world: dict[str, Any],
                                               kind: Kind) -> None:
         if kind.flag is None:
             pytest.skip("no feature flag")
+        data = fresh_input(storage, kind, "off", world["alpha"].id)
         flag = storage.get_feature_flag_by_key(kind.flag)
         storage.update_feature_flag(flag.id, {"enabled": False})
         before = log_size(storage.dsn)
         with pytest.raises(FeatureDisabledError, match=kind.flag):
-            call(storage, kind, "create", create(kind, "off", world["alpha"].id))
+            call(storage, kind, "create", data)
         assert log_size(storage.dsn) == before
 
 
@@ -158,8 +201,7 @@ class TestRebuild:
                                            world: dict[str, Any]) -> None:
         """Every kind created, updated and some deleted; a replay equals the live tables."""
         for n, kind in enumerate(ALL):
-            made = [call(storage, kind, "create", create(kind, f"r{n}-{i}", world["alpha"].id))
-                    for i in range(3)]
+            made = [make(storage, kind, f"r{n}-{i}", world["alpha"].id) for i in range(3)]
             if has(kind, "update"):
                 call(storage, kind, "update", made[0].id, UPDATES[kind.name])
             call(storage, kind, "delete", made[1].id)

@@ -1,0 +1,155 @@
+"""Metering from the log: usage records for every metered hour of every resource.
+
+The resources projection keeps metered segments (``resource_meter_segments``): while a
+resource bills something (a VM is Running, a volume exists, a cluster runs its nodes), one
+open segment at its quantity per hour. ``meter(until)`` cuts every segment into hour windows
+that end by ``until`` and records one usage record per (resource, metric, window), with an id
+derived from exactly that: a rerun, two meters racing or a meter killed mid-run never bill an
+hour twice and never lose one (the missing windows are recorded by the next run). A segment
+that crosses a window is split exactly; a window's records sum every segment inside it.
+
+AkashOne's tracker was never scheduled and looked for states nothing set; here the states
+are the lifecycle's own, and usage comes from the same events as the resources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from psycopg import sql
+
+from akashone_es import context
+from akashone_es.domain import usage as usage_domain
+from akashone_es.errors import ConflictError, ValidationError
+from akashone_es.storage import limits as lim
+from akashone_es.storage.billing import BillingStorage
+
+HOUR = timedelta(hours=1)
+_NS = uuid5(NAMESPACE_URL, "https://akashone.com/akashone-es/metering")
+#: records saved per transaction
+BATCH = 200
+#: the oldest window a run looks at (usage older than this was metered by earlier runs)
+LOOKBACK = timedelta(days=400)
+PLACES = Decimal(1).scaleb(-lim.QUANTITY_PLACES)
+
+SEGMENTS = sql.SQL(
+    "SELECT resource_id, metric, started_at, ended_at, kind, resource_type, user_id,"
+    " organization_id, resource_name, quantity FROM resource_meter_segments"
+    " WHERE started_at < %s AND (ended_at IS NULL OR ended_at > %s)"
+    " ORDER BY resource_id, metric, started_at")
+RECORDED = sql.SQL("SELECT id FROM usage_records WHERE id = ANY(%s)")
+
+
+def usage_id(resource_id: UUID, metric: str, window: datetime) -> UUID:
+    """The one usage record of a resource's metric in an hour window."""
+    return uuid5(_NS, f"{resource_id}:{metric}:{window.astimezone(UTC).isoformat()}")
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class Window:
+    """One resource's metric in one hour: quantity in units x hours."""
+
+    resource_id: UUID
+    metric: str
+    start: datetime
+    resource_type: str
+    user_id: UUID
+    organization_id: UUID | None
+    resource_name: str
+    kind: str
+    quantity: Decimal
+
+    @property
+    def id(self) -> UUID:
+        return usage_id(self.resource_id, self.metric, self.start)
+
+
+@dataclass(frozen=True)
+class MeterResult:
+    until: datetime
+    windows: int
+    recorded: int
+    already: int
+
+
+def windows(segments: list[dict[str, Any]], until: datetime) -> Iterator[Window]:
+    """Every hour window that ends by ``until``, with the segments' usage inside it summed."""
+    found: dict[tuple[UUID, str, datetime], Window] = {}
+    for seg in segments:
+        end = min(seg["ended_at"] or until, until)
+        hour = floor_hour(seg["started_at"])
+        while hour + HOUR <= until and hour < end:
+            lo, hi = max(seg["started_at"], hour), min(end, hour + HOUR)
+            if hi > lo:
+                hours = Decimal((hi - lo) // timedelta(microseconds=1)) / Decimal(3_600_000_000)
+                key = (seg["resource_id"], seg["metric"], hour)
+                window = found.get(key)
+                if window is None:
+                    window = found[key] = Window(
+                        seg["resource_id"], seg["metric"], hour, seg["resource_type"],
+                        seg["user_id"], seg["organization_id"], seg["resource_name"],
+                        seg["kind"], Decimal(0))
+                window.quantity += Decimal(seg["quantity"]) * hours
+            hour += HOUR
+    yield from found.values()
+
+
+class MeteringStorage(BillingStorage):
+    """``meter``: usage records from the resources' metered segments."""
+
+    def meter(self, until: datetime) -> MeterResult:
+        """Record the usage of every hour window that ends by ``until`` (an aware time,
+        not in the future); returns how many windows there were and how many were new."""
+        if not isinstance(until, datetime) or until.tzinfo is None:
+            raise ValidationError.single("until", "must be a date-time with a time zone")
+        if until > datetime.now(UTC):
+            raise ValidationError.single("until", "must not be in the future (an hour is "
+                                                  "metered once, after it ends)")
+        until = until.astimezone(UTC)
+        with self._cursor() as cur:
+            cur.execute(SEGMENTS, (until, until - LOOKBACK))
+            segments = cur.fetchall()
+        found = [w for w in windows(segments, until) if w.quantity > 0]
+        recorded = 0
+        for start in range(0, len(found), BATCH):
+            recorded += self._record_windows(found[start:start + BATCH])
+        return MeterResult(until, len(found), recorded, len(found) - recorded)
+
+    def _record_windows(self, batch: list[Window]) -> int:
+        """Save the windows not recorded yet, in one transaction; a racing meter that saved
+        some first makes this one look again."""
+        for _ in range(5):
+            done = set(self._column(RECORDED, ([w.id for w in batch],)))
+            missing = [w for w in batch if w.id not in done]
+            if not missing:
+                return 0
+            records = [self._record(w) for w in missing]
+            try:
+                with context.command():
+                    self._save(*records)
+            except ConflictError:
+                continue
+            return len(records)
+        raise ConflictError("metering kept meeting a racing meter; run it again")
+
+    @staticmethod
+    def _record(w: Window) -> usage_domain.UsageRecord:
+        unit, rate = usage_domain.METERING_RATES[w.resource_type]
+        quantity = w.quantity.quantize(PLACES)
+        return usage_domain.UsageRecord.with_id(
+            w.id, user_id=str(w.user_id),
+            organization_id=str(w.organization_id) if w.organization_id else None,
+            resource_type=w.resource_type, resource_id=str(w.resource_id),
+            resource_name=w.resource_name, metric_type=w.metric, quantity=quantity,
+            unit=unit, unit_price=rate, total_cost=quantity * rate,
+            recorded_at=datetime.now(UTC), period_start=w.start, period_end=w.start + HOUR,
+            metadata_json={"kind": w.kind, "metered": True})
