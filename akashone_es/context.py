@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -110,6 +111,8 @@ class ActingContext(BaseModel):
             meta["reason"] = self.reason
         if self.on_behalf_of is not None:
             meta["on_behalf_of"] = str(self.on_behalf_of)
+        if _event_time.get() is not None:  # replayed history: when it was really recorded
+            meta["recorded_at"] = datetime.now(UTC).isoformat()
         return meta
 
 
@@ -157,6 +160,31 @@ def command() -> Iterator[dict[str, Any]]:
         yield meta
     finally:
         _command.reset(token)
+
+
+_event_time: ContextVar[datetime | None] = ContextVar("akashone_event_time", default=None)
+
+
+@contextmanager
+def events_at(moment: datetime) -> Iterator[None]:
+    """Stamp the events made in the block with ``moment`` instead of now: for history that
+    happened elsewhere and is recorded later (the demo's yesterday, an import). Only the
+    platform may; ``moment`` must be aware and not in the future; each event's metadata keeps
+    the real time it was recorded (``recorded_at``). Enter it inside ``acting_as``."""
+    if not current().is_platform_actor:
+        raise ContextError("only the platform records events at another time than now")
+    if moment.tzinfo is None or moment > datetime.now(UTC):
+        raise ValueError("events_at needs an aware time that is not in the future")
+    token = _event_time.set(moment)
+    try:
+        yield
+    finally:
+        _event_time.reset(token)
+
+
+def event_time() -> datetime:
+    """The timestamp of an event created now: now, or the ``events_at`` block's time."""
+    return _event_time.get() or datetime.now(UTC)
 
 
 def event_metadata() -> dict[str, Any]:

@@ -6,6 +6,7 @@ rebuild  identity projection rebuild over the whole log    vs the library's Proj
          on the same kind of events (from where the bulk of the log starts)
 startup  open_storage() to first query at 200k events      vs the same at 20k events, same round
 query    get_user_by_email p50/p99 with 100k users         vs the same SELECT on raw psycopg
+--suite resources: resource create, list, metering and rebuild (scripts/bench_resources.py)
 
 Each round measures both sides (the side that goes first alternates); figures are medians of
 the rounds, ratios the median of the per-round ratios.
@@ -28,6 +29,7 @@ from typing import Any
 
 import bcrypt
 import bench_billing
+import bench_resources
 import orjson
 import psycopg
 from bench_billing import library_runner_rate
@@ -176,10 +178,10 @@ class LibraryUsersView(PostgresTrackingRecorder):
         self.sql_create_statements.append(sql.SQL(
             "CREATE TABLE IF NOT EXISTS lib_users (id uuid PRIMARY KEY, username text UNIQUE,"
             " email text, password text, gst_number text, account_type text,"
-            " organization_id uuid, status text, created_at timestamptz)"))
+            " organization_id uuid, status text, created_at timestamptz)").format())
         self.sql_create_statements.append(sql.SQL(
             "CREATE TABLE IF NOT EXISTS lib_user_roles (user_id uuid, role_id uuid,"
-            " granted_by uuid, created_at timestamptz, PRIMARY KEY (user_id, role_id))"))
+            " granted_by uuid, created_at timestamptz, PRIMARY KEY (user_id, role_id))").format())
 
     def insert_user(self, e: User.Registered, tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as curs:
@@ -371,7 +373,12 @@ def main() -> None:
                              " this many inserts and this many updates)")
     parser.add_argument("--lookups", type=int, default=5000,
                         help="lookups per side per round in the query benchmark")
-    parser.add_argument("--suite", choices=("all", "foundation", "billing"), default="all")
+    parser.add_argument("--suite", choices=("all", "foundation", "billing", "resources"),
+                        default="all")
+    parser.add_argument("--resources", type=int, default=100_000,
+                        help="VMs in the database for the resource listing benchmark")
+    parser.add_argument("--meter-resources", type=int, default=10_000,
+                        help="running VMs metered over 24 hours per round (x24 records)")
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--usage-records", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
@@ -389,8 +396,15 @@ def main() -> None:
     small_dsn = with_database(server_dsn, f"akashone_bench_small_{run}")
     big_dsn = with_database(server_dsn, f"akashone_bench_{run}")
     billing_dsn = with_database(server_dsn, f"akashone_bench_billing_{run}")
+    resources_dsn = with_database(server_dsn, f"akashone_bench_resources_{run}")
     results: list[dict[str, Any]] = []
     try:
+        if args.suite in ("all", "resources"):
+            with open_storage(settings, dsn=resources_dsn) as store, acting(store):
+                results += bench_resources.run(store, args, raw_a1, PASSWORD_HASH)
+        if args.suite == "resources":
+            report(results, args.out, server_dsn)
+            return
         if args.suite in ("all", "billing"):
             with open_storage(settings, dsn=billing_dsn) as store, \
                     acting(store):
@@ -419,7 +433,7 @@ def main() -> None:
         report(results, args.out, server_dsn)
     finally:
         if not args.keep:
-            for dsn in (small_dsn, big_dsn, billing_dsn):
+            for dsn in (small_dsn, big_dsn, billing_dsn, resources_dsn):
                 drop_database(dsn)
         if server is not None:
             server.stop()
@@ -462,6 +476,21 @@ def report(results: list[dict[str, Any]], out: Path, server_dsn: str) -> None:
         table.add_row("get_user_by_email p50 / p99", f"{q['p50']:.3f} / {q['p99']:.3f} ms",
                       f"raw {q['baseline_p50']:.3f} / {q['baseline_p99']:.3f} ms",
                       f"{q['ratio_p50']:.2f}x / {q['ratio_p99']:.2f}x", "p99 < 2 ms")
+    for name, label in (("resource_create", "create_virtual_machine (1/tx)"),
+                        ("meter", "meter (10k VMs x 24 h)"),
+                        ("resources_rebuild", "rebuild resources")):
+        if name in by:
+            x = by[name]
+            table.add_row(label, f"{x['ours_median']:,.0f} {x['unit']}",
+                          f"{x['baseline_median']:,.0f}", f"{x['ratio_median']:.2f}x",
+                          {"resource_create": ">= 0.5x", "resources_rebuild": ">= 10x"}.get(
+                              name, "-"))
+    if "resource_list" in by:
+        rl = by["resource_list"]
+        table.add_row(f"get_virtual_machines ({rl['resources']:,})",
+                      f"{rl['ours_p50']:.3f} / {rl['ours_p99']:.3f} ms",
+                      f"raw {rl['raw_p50']:.3f} / {rl['raw_p99']:.3f} ms",
+                      f"p99 {rl['ratio_p99']:.2f}x", "p99 < 2 ms")
     Console().print(table)
     _write(results, out, server_dsn)
 
@@ -546,7 +575,35 @@ def render_markdown(data: dict[str, Any]) -> str:
                      f" {br['ours_median']:,.0f} ev/s | `ProjectionRunner` on the same mix"
                      f" {br['baseline_median']:,.0f} ev/s (inserts {ins:,.0f}, updates"
                      f" {upd:,.0f}) | {_rounds(br, fmt='{:.1f}')} | >= 10x |")
+    lines += _resource_lines(by)
     return "\n".join(lines)
+
+
+def _resource_lines(by: dict[str, Any]) -> list[str]:
+    lines = []
+    if "resource_create" in by:
+        c = by["resource_create"]
+        lines.append(f"| resources: `create_virtual_machine`, one command per transaction |"
+                     f" {c['ours_median']:,.0f} commands/s | A1 (INSERT, then COMMIT)"
+                     f" {c['baseline_median']:,.0f} ev/s | {_rounds(c)} | >= 0.5x |")
+    if "resource_list" in by:
+        rl = by["resource_list"]
+        lines.append(f"| resources: `get_virtual_machines(user)`, {rl['resources']:,} resources"
+                     f" | p50 {rl['ours_p50']:.3f} ms, p99 {rl['ours_p99']:.3f} ms | raw SELECT"
+                     f" p50 {rl['raw_p50']:.3f} ms, p99 {rl['raw_p99']:.3f} ms | p99"
+                     f" {rl['ratio_p99']:.2f}x | p99 < 2 ms |")
+    if "meter" in by:
+        m = by["meter"]
+        lines.append(f"| resources: `meter`, {m['resources']:,} VMs x 24 hours |"
+                     f" {m['ours_median']:,.0f} records/s | raw psycopg, 200 rows per"
+                     f" transaction {m['baseline_median']:,.0f} rows/s | {_rounds(m)} | - |")
+    if "resources_rebuild" in by:
+        rr = by["resources_rebuild"]
+        lines.append(f"| rebuild: resources projection over {rr['events']:,} events |"
+                     f" {rr['ours_median']:,.0f} ev/s | `ProjectionRunner`"
+                     f" {rr['baseline_median']:,.0f} ev/s | {_rounds(rr, fmt='{:.1f}')} |"
+                     f" >= 10x |")
+    return lines
 
 
 if __name__ == "__main__":

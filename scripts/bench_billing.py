@@ -162,7 +162,7 @@ class LibraryUsageView(PostgresTrackingRecorder):
         self.sql_create_statements.append(sql.SQL(
             "CREATE TABLE IF NOT EXISTS lib_usage (id uuid PRIMARY KEY, user_id uuid,"
             " resource_type text, quantity numeric, total_cost numeric, billed boolean,"
-            " invoice_id uuid)"))
+            " invoice_id uuid)").format())
 
     def recorded(self, e: UsageRecord.Recorded, tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as curs:

@@ -1,4 +1,4 @@
-"""``akashone-es demo``: a short, realistic identity & access story, then the tables."""
+"""``akashone-es demo``: a short, realistic identity & access story, billing, the cloud."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from functools import partial
 import typer
 
 from akashone_es.cli.billing import billing_story
+from akashone_es.cli.cloud import cloud_story
 from akashone_es.cli.common import State, catch_up_async, model_table, render_status
 from akashone_es.storage import Storage
 
@@ -79,6 +80,7 @@ def demo(ctx: typer.Context) -> None:
             say(table("activity log (newest first, UTC)", storage.get_recent_activities(12),
                       ["created_at", "username", "action", "resource_name", "ip_address"]))
         billing_story(storage, state.console, org.id, reseller.id, run)
+        cloud_story(storage, state.console, org.id, run)
         # the activity log is an async projection (a follower applies it after the write):
         # catch it up here, as `akashone-es projections run` would, so no lag is left
         catch_up_async(storage)

@@ -14,6 +14,7 @@ from eventsourcing.domain import (
 )
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from akashone_es.context import event_time
 from akashone_es.errors import NotFoundError
 
 _datetime = TypeAdapter(datetime)
@@ -29,6 +30,11 @@ class DomainEvent(BaseModel):
     timestamp: datetime
     #: who acted, for which tenant, under which correlation id (stamped at save time)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def create_timestamp(cls) -> datetime:
+        """Now, or the time of an ``events_at`` block (history recorded later)."""
+        return event_time()
 
 
 class SnapshotState(BaseModel):

@@ -24,6 +24,9 @@ from akashone_es.resources.rules import (
 )
 from akashone_es.storage import limits as lim
 
+#: a rule or service that is switched on and off
+ACTIVE = Lifecycle("Active", moves(Active="Inactive", Inactive="Active"))
+
 
 class VpcFields(Tagged):
     name: Name
@@ -65,7 +68,7 @@ class FirewallRuleFields(Tagged):
 FIREWALL_RULE = Kind(
     name="firewall_rule", plural="firewall_rules", fields=FirewallRuleFields, flag="firewall",
     updatable=("protocol", "start_port", "end_port", "cidr_list", "purpose", "tags"),
-    lifecycle=Lifecycle("Active", moves(Active="Inactive", Inactive="Active")))
+    lifecycle=ACTIVE)
 
 
 class ReservedIpFields(Tagged):
@@ -117,7 +120,7 @@ NAT_GATEWAY = Kind(
     updatable=("name", "vm_id", "vm_name", "network_id", "tags"),
     # one static NAT per address
     unique=(Unique(("ip_address",), "ip_address", where="type = 'StaticNAT'"),),
-    lifecycle=Lifecycle("Active", moves(Active="Inactive", Inactive="Active")))
+    lifecycle=ACTIVE)
 
 
 class IpsecTunnelFields(Fields):
@@ -165,7 +168,7 @@ class LoadBalancerFields(Tagged):
 LOAD_BALANCER = Kind(
     name="load_balancer", plural="load_balancers", fields=LoadBalancerFields,
     flag="load_balancer", methods=frozenset(("list", "get", "create", "delete")),
-    lifecycle=Lifecycle("Active", moves(Active="Inactive", Inactive="Active")))
+    lifecycle=ACTIVE)
 
 
 class DdosProtectionRuleFields(Tagged):

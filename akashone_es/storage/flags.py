@@ -156,13 +156,11 @@ class FlagStorage(CatalogStorage):
             return len(missing)
         return 0
 
-    def _require_feature(self, key: str | None) -> None:
-        """Refuse when the flag ``key`` is off or missing (None: no flag needed)."""
-        if key is None:
-            return
-        flag = self._one(FeatureFlagRow, FLAG_BY_KEY, (key,))
-        if flag is None:
+    @staticmethod
+    def _feature_allows(key: str, enabled: bool | None, name: str | None) -> None:
+        """Refuse unless the flag exists (``enabled`` is not None) and is on."""
+        if enabled is None:
             raise FeatureDisabledError(key, "is not set up on this platform (the platform "
                                             "runs initialize_default_feature_flags)")
-        if not flag.enabled:
-            raise FeatureDisabledError(key, f"({flag.name}) is currently disabled")
+        if not enabled:
+            raise FeatureDisabledError(key, f"({name}) is currently disabled")

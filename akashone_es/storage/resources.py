@@ -11,7 +11,7 @@ unique indexes inside the append transaction (``DuplicateError`` names the field
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from psycopg import sql
@@ -47,6 +47,12 @@ STAMP_OBSERVED = sql.SQL(
     " DO UPDATE SET observed_at = excluded.observed_at").format(sql.Identifier(SYNC_STAMPS))
 
 
+#: a new resource's owner and the kind's feature flag, in one round trip
+OWNER_AND_FLAG = sql.SQL(
+    "SELECT u.id, u.organization_id, f.enabled, f.name FROM users u"
+    " LEFT JOIN feature_flags f ON f.key = %s WHERE u.id = %s")
+
+
 class _Statements:
     """A kind's read queries and models, built once."""
 
@@ -79,12 +85,15 @@ STATEMENTS = {name: _Statements(kind) for name, kind in KINDS.items()}
 class ResourceStorage(FlagStorage, BillingBase):
     """The IStorage resource groups, generated from the kinds (``akashone_es.resources``)."""
 
+    if TYPE_CHECKING:  # the kinds' methods are made at import: type checkers see them so
+        def __getattr__(self, name: str) -> Callable[..., Any]: ...
+
     # -- reads ----------------------------------------------------------------------------
     def _resources(self, kind: Kind, user_id: UUID | str) -> list[Any]:
-        user = self.get_user(user_id)
-        if user is None:
-            return []
-        rows = self._all(STATEMENTS[kind.name].model, STATEMENTS[kind.name].of_user, (user.id,))
+        """A user's rows of ``kind``: those the acting party may see (none of a user of
+        another organization)."""
+        s = STATEMENTS[kind.name]
+        rows = self._all(s.model, s.of_user, (i.parse_id(user_id, "user_id"),))
         return [row for row in rows if self._visible_row(row.organization_id, row.user_id)]
 
     def _resource(self, kind: Kind, resource_id: UUID | str) -> Any:
@@ -105,10 +114,9 @@ class ResourceStorage(FlagStorage, BillingBase):
         the answer carries the secrets in clear (the only time they are returned)."""
         s = STATEMENTS[kind.name]
         parsed: Any = i.parse(s.create_input, data)
-        owner = self._user_of(parsed.user_id)
+        owner, organization = self._owner_with_feature(kind, parsed.user_id)
         if kind.parent is not None:
-            self._parent_of(kind, getattr(parsed, kind.parent.field), owner.id)
-        self._require_feature(kind.flag)
+            self._parent_of(kind, getattr(parsed, kind.parent.field), owner)
         fields = parsed.model_dump(mode="json", exclude={"user_id"})
         if kind.on_create is not None:
             fields = kind.on_create(fields)
@@ -119,14 +127,25 @@ class ResourceStorage(FlagStorage, BillingBase):
         clear = {name: fields[name] for name in kind.secrets if fields.get(name) is not None}
         for name, value in clear.items():
             fields[name] = self.secrets.seal(value)
-        organization = owner.organization_id
         with context.command():
-            aggregate = Resource(kind=kind.name, user_id=str(owner.id),
+            aggregate = Resource(kind=kind.name, user_id=str(owner),
                                  organization_id=str(organization) if organization else None,
                                  fields=fields)
             row = self._must(self._save_returning(s.model, (kind.table, aggregate.id),
                                                   aggregate))
         return row.model_copy(update=clear) if clear else self._hide(kind, row)
+
+    def _owner_with_feature(self, kind: Kind, user_id: UUID) -> tuple[UUID, UUID | None]:
+        """The owner (visible to the acting party) and its organization; refused while the
+        kind's feature flag is off or missing."""
+        with self._cursor() as cur:
+            cur.execute(OWNER_AND_FLAG, (kind.flag or "", user_id), prepare=True)
+            row = cur.fetchone()
+        if row is None or not self._visible_row(row["organization_id"], row["id"]):
+            raise NotFoundError("user", user_id, "user_id")
+        if kind.flag is not None:
+            self._feature_allows(kind.flag, row["enabled"], row["name"])
+        return row["id"], row["organization_id"]
 
     def _update_resource(self, kind: Kind, resource_id: UUID | str,
                          changes: BaseModel | dict[str, Any]) -> Any:

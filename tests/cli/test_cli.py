@@ -29,6 +29,7 @@ READ_TABLES = {
         "hsn_codes", "discount_coupons", "service_plans", "document_series",
         "feature_flags")),
     *(f"resources.{kind.table}" for kind in KINDS.values()),
+    "resources.resource_meter_segments",
 }
 VERIFY_LINE = re.compile(r"^(\w+\.\w+): (ok|DIFFERS) rows=(\d+) live=(\w+) replayed=(\w+)"
                          r" \(position (\d+)\)$", re.MULTILINE)

@@ -1,8 +1,9 @@
-"""Integration fixtures shared by the billing tests."""
+"""Integration fixtures shared by the billing and resource tests."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -23,3 +24,19 @@ def issuer(dsn: str) -> Iterator[Storage]:
             yield store
     finally:
         store.close()
+
+
+@pytest.fixture
+def world(storage: Storage) -> dict[str, Any]:
+    """Two organizations with an admin each ("alpha", "bravo"), every feature switched on
+    (the resource tests' world; the access matrix builds its own)."""
+    from tests.integration.access_fixtures import enable_all_features
+
+    enable_all_features(storage)
+    people = {}
+    for name in ("alpha", "bravo"):
+        org = storage.create_organization({"name": f"{name} org"})
+        people[name] = storage.create_user({
+            "username": f"{name}-admin", "email": f"admin@{name}.example",
+            "password": "password-long-1", "organization_id": org.id})
+    return people

@@ -297,6 +297,7 @@ def new_flag() -> dict[str, Any]:
 
 
 RECIPES.update({
+    "meter": (P(lambda s, o, me: s.meter(datetime(2026, 1, 1, tzinfo=UTC))),),
     "get_feature_flags": (P(lambda s, o, me: s.get_feature_flags()),),
     "get_feature_flag": (P(lambda s, o, me: s.get_feature_flag(flag_id(s))),),
     "get_feature_flag_by_key": (P(lambda s, o, me: s.get_feature_flag_by_key("vpc")),),

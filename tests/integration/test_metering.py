@@ -167,18 +167,18 @@ def run_meter(dsn: str, until: datetime, env: dict[str, str]) -> subprocess.Pope
 class TestRacingAndKilledMeters:
     @pytest.fixture
     def many(self, storage: Storage, owner: Any) -> int:
-        """40 VMs running 00:00 to 20:00: 800 hour windows to meter."""
+        """100 VMs running 00:00 to 20:00: 2,000 hour windows to meter (10 batches)."""
         with time_machine.travel(at(-0.1), tick=False):
             machines = [storage.create_virtual_machine(create(KINDS["virtual_machine"],
                                                               f"m{n}", owner.id))
-                        for n in range(40)]
+                        for n in range(100)]
         with time_machine.travel(at(0), tick=False):
             for machine in machines:
                 storage.update_virtual_machine(machine.id, {"state": "Running"})
         with time_machine.travel(at(20), tick=False):
             for machine in machines:
                 storage.update_virtual_machine(machine.id, {"state": "Stopped"})
-        return 800
+        return 2000
 
     def env(self, storage: Storage) -> dict[str, str]:
         return {**os.environ, "AKASHONE_SECRET_KEY": storage.settings.secret_key or "",
@@ -202,16 +202,18 @@ class TestRacingAndKilledMeters:
         env = self.env(storage)
         meter = run_meter(storage.dsn, at(24), env)
         with psycopg.connect(storage.dsn, autocommit=True) as conn:
-            for _ in range(3000):
-                if conn.execute("SELECT count(*) FROM usage_records").fetchone()[0] > 0:
-                    break
-                if meter.poll() is not None:
-                    break
-                conn.execute("SELECT pg_sleep(0.005)")
-        meter.send_signal(signal.SIGKILL)
-        meter.wait(timeout=60)
+            while conn.execute("SELECT count(*) FROM usage_records").fetchone()[0] == 0:
+                assert meter.poll() is None, meter.communicate()
+                conn.execute("SELECT pg_sleep(0.002)")
+            # hold the next batch mid-transaction, then kill the meter there
+            with conn.transaction():
+                conn.execute("LOCK TABLE usage_records IN SHARE MODE")
+                conn.execute("SELECT pg_sleep(0.3)")
+                meter.send_signal(signal.SIGKILL)
+                meter.wait(timeout=60)
         partial, _ = self.totals(storage, owner)
-        assert partial % 200 == 0 or partial == many  # whole batches only
+        assert 0 < partial < many
+        assert partial % 200 == 0  # whole batches only
         again = run_meter(storage.dsn, at(24), env)
         out, err = again.communicate(timeout=300)
         assert again.returncode == 0, err

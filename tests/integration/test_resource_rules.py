@@ -21,24 +21,11 @@ from akashone_es.errors import DuplicateError, ValidationError
 from akashone_es.resources import KINDS
 from akashone_es.storage import Storage
 from tests.conftest import log_size
-from tests.integration.access_fixtures import call, enable_all_features
+from tests.integration.access_fixtures import call
 from tests.integration.resource_samples import PRIVATE_KEY, create
 
 PASSWORD = "password-long-1"
 Key = ec.EllipticCurvePrivateKey
-
-
-@pytest.fixture
-def world(storage: Storage) -> dict[str, Any]:
-    """Two organizations with an admin each, and every feature switched on."""
-    enable_all_features(storage)
-    people = {}
-    for name in ("alpha", "bravo"):
-        org = storage.create_organization({"name": f"{name} org"})
-        people[name] = storage.create_user({
-            "username": f"{name}-admin", "email": f"admin@{name}.example",
-            "password": PASSWORD, "organization_id": org.id})
-    return people
 
 
 def sample(kind: str, tag: str, owner: Any, **changes: Any) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from akashone_es.storage import Storage
 from projections.rebuild import verify
 from projections.resources import ResourcesProjection
 from tests.conftest import log_size
-from tests.integration.access_fixtures import call, enable_all_features
+from tests.integration.access_fixtures import call
 from tests.integration.resource_samples import (
     OBSERVATIONS,
     SAMPLES,
@@ -44,19 +44,6 @@ PASSWORD = "password-long-1"
 
 def has(kind: Kind, method: str) -> bool:
     return method in kind.methods
-
-
-@pytest.fixture
-def world(storage: Storage) -> dict[str, Any]:
-    """Two organizations with an admin each, and every feature switched on."""
-    enable_all_features(storage)
-    people = {}
-    for name in ("alpha", "bravo"):
-        org = storage.create_organization({"name": f"{name} org"})
-        people[name] = storage.create_user({
-            "username": f"{name}-admin", "email": f"admin@{name}.example",
-            "password": PASSWORD, "organization_id": org.id})
-    return people
 
 
 def test_every_kind_has_a_sample() -> None:

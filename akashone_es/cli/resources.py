@@ -1,0 +1,79 @@
+"""``akashone-es resources <user>`` and ``akashone-es meter``: cloud resources and their usage."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+
+from akashone_es.cli.common import State, fail, model_table, plural
+from akashone_es.errors import ValidationError
+from akashone_es.resources import KINDS
+from akashone_es.storage import Storage
+from akashone_es.storage.metering import floor_hour
+
+#: how long after an hour ends ``meter`` waits before billing it by default (a change made
+#: in that hour may still be committing)
+GRACE = timedelta(minutes=5)
+
+
+def _user(storage: Storage, who: str) -> Any:
+    """A user by username, email or id."""
+    found = storage.get_user_by_username(who) or storage.get_user_by_email(who)
+    if found is None:
+        try:
+            found = storage.get_user(who)
+        except ValidationError:  # not a UUID: reported as not found below
+            found = None
+    if found is None:
+        fail(f"no user {who!r} (give a username, an email or an id)")
+    return found
+
+
+def _columns(kind: Any) -> list[str]:
+    """What a listing shows of a kind, most telling first."""
+    columns = [c for c in ("name", "ip_address", "domain") if c in kind.columns()][:1]
+    if kind.lifecycle:
+        columns.append(kind.lifecycle.field)
+    if kind.cloudstack != "none":
+        columns.append(kind.cloudstack_column)
+    return [*columns, kind.created_column, "id"]
+
+
+def resources(ctx: typer.Context,
+              user: Annotated[str, typer.Argument(help="username, email or user id")]) -> None:
+    """List a user's cloud resources by kind, with their states."""
+    state: State = ctx.obj
+    with state.storage("resources") as storage:
+        owner = _user(storage, user)
+        total = 0
+        for kind in KINDS.values():
+            if kind.parent is not None:  # shown with their parents' counts
+                continue
+            rows = getattr(storage, kind.method_names()["list"])(owner.id)
+            if not rows:
+                continue
+            total += len(rows)
+            title = f"{kind.plural.replace('_', ' ')} ({len(rows)})"
+            state.console.print(model_table(state.console, title, rows, _columns(kind)))
+        if total == 0:
+            state.console.print(f"{owner.username} has no cloud resources")
+
+
+def meter(ctx: typer.Context,
+          until: Annotated[datetime | None, typer.Option(
+              help="bill every hour that ends by this time (ISO 8601, UTC unless it says); "
+                   "default: the last hour that ended at least 5 minutes ago",
+              formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S",
+                       "%Y-%m-%dT%H:%M", "%Y-%m-%d"])] = None) -> None:
+    """Turn the metered hours of every resource into usage records, each hour once."""
+    state: State = ctx.obj
+    moment = until.replace(tzinfo=until.tzinfo or UTC) if until else floor_hour(
+        datetime.now(UTC) - GRACE)
+    with state.storage("meter") as storage:
+        result = storage.meter(moment)
+    state.console.print(
+        f"metered until {result.until:%Y-%m-%d %H:%M} UTC: "
+        f"{plural(result.windows, 'resource-hour')}, {result.recorded} new usage "
+        f"record{'' if result.recorded == 1 else 's'}, {result.already} already recorded")
