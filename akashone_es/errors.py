@@ -67,7 +67,9 @@ class DuplicateError(AkashOneError):
 
 
 class ConflictError(AkashOneError):
-    """A concurrent write changed the record first; the stale write was rejected."""
+    """The record's current state refuses the change: a concurrent write changed it first
+    (the stale write was rejected), or its lifecycle does not allow the move (a VM that is
+    not running cannot take a volume)."""
 
 
 class PermissionDeniedError(AkashOneError, PermissionError):

@@ -111,8 +111,10 @@ class ResourcesProjection(Projection):
 
     def _meter(self, kind: Kind, e: Any, b: Batch) -> None:
         for close, open_ in self._meters.get(kind.name, ()):
-            b.add(close, [e.timestamp, e.originator_id])
-            b.add(open_, [e.timestamp, e.originator_id])
+            if not isinstance(e, Resource.Created):  # a new resource has no open segment
+                b.add(close, [e.timestamp, e.originator_id])
+            if not isinstance(e, Resource.Deleted):  # nor one that is gone a quantity
+                b.add(open_, [e.timestamp, e.originator_id])
 
     def _parent_statements(self, kind: Kind) -> tuple[bytes, bytes]:
         """A child kind's statements on its parent's row: after a child is created or

@@ -8,6 +8,7 @@ reserved IPs by address) and the CNAME rule of DNS records.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 from uuid import UUID
 
@@ -61,7 +62,12 @@ class CloudStorage(ResourceStorage):
         return self._hide(SSH_KEY, row) if row is not None else None
 
     def get_reserved_ip_by_address(self, ip_address: str) -> Any:
-        """The reserved IP holding an address (a tenant finds only its own)."""
+        """The reserved IP holding an address, in any spelling of it (a tenant finds only
+        its own)."""
+        try:
+            ip_address = str(ipaddress.ip_address(ip_address))
+        except ValueError:
+            return None
         row = self._one(STATEMENTS[RESERVED_IP.name].model, RESERVED_IP_BY_ADDRESS,
                         (ip_address,))
         return row if row is not None and self._visible_row(row.organization_id,

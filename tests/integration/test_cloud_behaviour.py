@@ -281,3 +281,24 @@ class TestManagedServices:
             storage.create_database({**create(kind, "c", people["ravi"].id),
                                      "engine": "oracle"})
         assert invalid.value.fields == ["engine"]
+
+
+class TestLookups:
+    def test_a_reserved_ip_is_found_by_any_spelling_of_its_address(
+            self, storage: Storage, people: dict[str, Any]) -> None:
+        kind = KINDS["reserved_ip"]
+        made = storage.create_reserved_ip({**create(kind, "ip", people["asha"].id),
+                                           "ip_address": "2001:DB8:0:0::10"})
+        assert made.ip_address == "2001:db8::10"
+        assert storage.get_reserved_ip_by_address("2001:db8:0000::0010").id == made.id
+        assert storage.get_reserved_ip_by_address("not an address") is None
+
+    def test_an_ssh_key_by_name_is_per_user(self, storage: Storage,
+                                            people: dict[str, Any]) -> None:
+        kind = KINDS["ssh_key"]
+        asha, ravi = people["asha"], people["ravi"]
+        mine = storage.create_ssh_key({**create(kind, "k", asha.id), "name": "laptop"})
+        theirs = storage.create_ssh_key({**create(kind, "k", ravi.id), "name": "laptop"})
+        assert storage.get_ssh_key_by_name("laptop", asha.id).id == mine.id
+        assert storage.get_ssh_key_by_name("laptop", ravi.id).id == theirs.id
+        assert storage.get_ssh_key_by_name("desktop", asha.id) is None
