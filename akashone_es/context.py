@@ -182,9 +182,21 @@ def events_at(moment: datetime) -> Iterator[None]:
         _event_time.reset(token)
 
 
+def backdating() -> bool:
+    """Whether an ``events_at`` block is in force."""
+    return _event_time.get() is not None
+
+
 def event_time() -> datetime:
-    """The timestamp of an event created now: now, or the ``events_at`` block's time."""
-    return _event_time.get() or datetime.now(UTC)
+    """The timestamp of an event created now: now, or the ``events_at`` block's time (for a
+    platform context only: a tenant context entered inside the block is refused)."""
+    moment = _event_time.get()
+    if moment is None:
+        return datetime.now(UTC)
+    ctx = _current.get()
+    if ctx is None or not ctx.is_platform_actor:
+        raise ContextError("only the platform records events at another time than now")
+    return moment
 
 
 def event_metadata() -> dict[str, Any]:

@@ -9,6 +9,7 @@ from uuid import NAMESPACE_OID, uuid5
 from psycopg.types.json import Jsonb
 
 from akashone_es.domain.identity import Activity, User
+from akashone_es.domain.resources import Resource
 from projections.engine import Batch, Projection, Table, handles
 
 USER_ACTIVITIES = Table("user_activities", """
@@ -117,6 +118,19 @@ class ActivityProjection(Projection):
         self._row(e, position, b, action=e.action, resource_type=e.resource_type,
                   resource_id=e.resource_id, name=e.resource_name, user_id=e.user_id,
                   username=e.username, ip=e.ip_address, agent=e.user_agent, details=e.details)
+
+    @handles(Resource.Created, Resource.Updated, Resource.Transitioned, Resource.Observed,
+             Resource.Deleted)
+    def _resource(self, e: Any, position: int, b: Batch) -> None:
+        """A cloud resource's event, named by its kind: ``virtual_machine.created``,
+        ``volume.attach``, ``virtual_machine.observed``; no field values are copied (a
+        resource's fields may hold sealed secrets)."""
+        step = e.action if isinstance(e, Resource.Transitioned) else snake(
+            type(e).__qualname__.split(".")[-1])
+        name = e.fields.get("name") if isinstance(e, Resource.Created) else None
+        self._row(e, position, b, action=f"{e.kind}.{step}", resource_type=e.kind,
+                  resource_id=str(e.originator_id),
+                  name=name if isinstance(name, str) else None)
 
     def fallback(self, e: Any, position: int, b: Batch) -> None:
         owner = type(e).__qualname__.split(".")

@@ -14,8 +14,8 @@ from eventsourcing.domain import (
 )
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from akashone_es.context import event_time
-from akashone_es.errors import NotFoundError
+from akashone_es.context import backdating, event_time
+from akashone_es.errors import ConflictError, NotFoundError
 
 _datetime = TypeAdapter(datetime)
 
@@ -61,6 +61,17 @@ class Aggregate(BaseAggregate[UUID]):
     @staticmethod
     def create_id(*_: Any, **__: Any) -> UUID:
         return uuid4()
+
+    def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
+        """As the library's, but inside ``context.events_at`` an event may not take a time
+        before the aggregate's last change (history is replayed in order; clocks of
+        different hosts, a few milliseconds apart, are not checked)."""
+        moment = kwargs.get("timestamp") or event_class.create_timestamp()
+        if backdating() and moment < self.modified_on:
+            raise ConflictError(f"{type(self).__name__} {self.id} last changed at "
+                                f"{self.modified_on.isoformat()}: an event cannot be "
+                                f"recorded at {moment.isoformat()}, before it")
+        super().trigger_event(event_class, **{**kwargs, "timestamp": moment})
 
     class Event(DomainEvent, CanMutateAggregate[UUID]):
         pass

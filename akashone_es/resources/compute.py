@@ -170,7 +170,9 @@ VOLUME = Kind(
                                           Attached="Ready", Error="Ready"),
                         by_update=True, reserved=frozenset({"Attached"})),
     # every volume is billed, whatever its state (AkashOne's rule)
-    meters=(Meter("block_storage", "size", "storage"),), observed=("size",))
+    meters=(Meter("block_storage", "size", "storage"),), observed=("size",),
+    unique=(Unique(("attached_vm_id", "device_id"), "device_id",
+                   where="attached_vm_id IS NOT NULL"),))
 
 
 # -- managed services ---------------------------------------------------------------------

@@ -163,6 +163,12 @@ class Kind:
     on_read: Callable[[Any], Any] | None = None
     #: what it bills while it exists (metering turns these into usage records)
     meters: tuple[Meter, ...] = ()
+    #: fields naming another resource (field -> kind): it must exist and have the same
+    #: owner when given, and it cannot be deleted while named
+    refs: Mapping[str, str] = field(default_factory=dict)
+    #: fields that repeat an attribute of a referenced resource (field -> (reference
+    #: field, attribute)): taken from it when absent, refused when they differ
+    ref_copies: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     #: what CloudStack (or the service behind the kind) reports: ``observe_<name>`` takes
     #: these fields (the state among them), by CloudStack id
     observed: tuple[str, ...] = ()
@@ -181,6 +187,9 @@ class Kind:
             raise TypeError(f"{self.name}: observed fields {unknown} are not fields")
         if self.observed and self.cloudstack == "none":
             raise TypeError(f"{self.name}: observations find a resource by its CloudStack id")
+        unknown = [f for f in self.refs if f not in self.fields.model_fields]
+        if unknown:
+            raise TypeError(f"{self.name}: references {unknown} are not fields")
         if self.secrets and self.updatable:  # an update re-validates the sealed values
             raise TypeError(f"{self.name}: a kind with secret fields has no update")
         if self.lifecycle and self.lifecycle.field in self.fields.model_fields:

@@ -4,6 +4,7 @@ balancers, DDoS protection rules, CDN distributions."""
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from uuid import UUID
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -52,7 +53,7 @@ class FirewallRuleFields(Tagged):
     start_port: Port | None = None
     end_port: Port | None = None
     cidr_list: CidrList = []
-    ip_address_id: ExternalId | None = None
+    ip_address_id: UUID | None = None
     ip_address: IpAddress | None = None
     purpose: Literal["Firewall", "PortForwarding", "StaticNat", "LoadBalancing"] | None = None
     network_id: ExternalId | None = None
@@ -65,8 +66,12 @@ class FirewallRuleFields(Tagged):
         return self
 
 
+ON_RESERVED_IP = {"ip_address_id": "reserved_ip"}
+COPIES_ADDRESS = {"ip_address": ("ip_address_id", "ip_address")}
+
 FIREWALL_RULE = Kind(
     name="firewall_rule", plural="firewall_rules", fields=FirewallRuleFields, flag="firewall",
+    refs=ON_RESERVED_IP, ref_copies=COPIES_ADDRESS,
     updatable=("protocol", "start_port", "end_port", "cidr_list", "purpose", "tags"),
     lifecycle=ACTIVE)
 
@@ -75,7 +80,7 @@ class ReservedIpFields(Tagged):
     ip_address: IpAddress
     is_source_nat: bool = False
     is_static_nat: bool = False
-    vpc_id: ExternalId | None = None
+    vpc_id: UUID | None = None
     network_id: ExternalId | None = None
     associated_vm_id: ExternalId | None = None
     associated_vm_name: Name | None = None
@@ -86,7 +91,7 @@ class ReservedIpFields(Tagged):
 
 RESERVED_IP = Kind(
     name="reserved_ip", plural="reserved_ips", label="reserved IP", fields=ReservedIpFields,
-    flag="elastic_ip", created_column="allocated_at",
+    flag="elastic_ip", created_column="allocated_at", refs={"vpc_id": "vpc"},
     updatable=("is_source_nat", "is_static_nat", "vpc_id", "network_id", "associated_vm_id",
                "associated_vm_name", "purpose", "tags"),
     unique=(Unique(("ip_address",), "ip_address"),),
@@ -99,11 +104,11 @@ RESERVED_IP = Kind(
 class NatGatewayFields(Tagged):
     name: Name
     type: Literal["StaticNAT", "SourceNAT", "PrivateGateway"]
-    ip_address_id: ExternalId
-    ip_address: IpAddress
-    vm_id: ExternalId | None = None
+    ip_address_id: UUID
+    ip_address: IpAddress | None = None
+    vm_id: UUID | None = None
     vm_name: Name | None = None
-    vpc_id: ExternalId | None = None
+    vpc_id: UUID | None = None
     network_id: ExternalId | None = None
 
     @model_validator(mode="after")
@@ -115,6 +120,8 @@ class NatGatewayFields(Tagged):
 
 NAT_GATEWAY = Kind(
     name="nat_gateway", plural="nat_gateways", label="NAT gateway", fields=NatGatewayFields,
+    refs={**ON_RESERVED_IP, "vm_id": "virtual_machine", "vpc_id": "vpc"},
+    ref_copies=COPIES_ADDRESS,
     flag="nat_gateway", cloudstack="optional", methods=frozenset(
         ("list", "get", "create", "update", "delete")),
     updatable=("name", "vm_id", "vm_name", "network_id", "tags"),
@@ -128,7 +135,7 @@ class IpsecTunnelFields(Fields):
     customer_gateway_id: ExternalId
     customer_gateway_ip: IpAddress
     customer_cidr: Cidr
-    vpc_id: ExternalId
+    vpc_id: UUID
     public_ip: IpAddress | None = None
     ike_policy: Code | None = None
     esp_policy: Code | None = None
@@ -141,7 +148,7 @@ class IpsecTunnelFields(Fields):
 
 IPSEC_TUNNEL = Kind(
     name="ipsec_tunnel", plural="ipsec_tunnels", label="IPsec tunnel",
-    fields=IpsecTunnelFields, flag="ipsec_tunnels",
+    fields=IpsecTunnelFields, flag="ipsec_tunnels", refs={"vpc_id": "vpc"},
     updatable=("name", "ike_policy", "esp_policy", "ike_lifetime", "esp_lifetime", "dpd",
                "force_encap", "passive"),
     lifecycle=Lifecycle("Disconnected", moves(Disconnected="Pending Connected",
@@ -155,10 +162,10 @@ class LoadBalancerFields(Tagged):
     protocol: Literal["tcp", "udp", "http", "https"]
     public_port: Port
     private_port: Port
-    public_ip_id: ExternalId
-    public_ip: IpAddress
+    public_ip_id: UUID
+    public_ip: IpAddress | None = None
     network_id: ExternalId | None = None
-    vpc_id: ExternalId | None = None
+    vpc_id: UUID | None = None
     stickiness: bool = False
     health_check: bool = True
     health_check_path: str = Field(default="/", max_length=lim.URL_MAX, pattern=r"^/\S*$")
@@ -167,14 +174,16 @@ class LoadBalancerFields(Tagged):
 
 LOAD_BALANCER = Kind(
     name="load_balancer", plural="load_balancers", fields=LoadBalancerFields,
-    flag="load_balancer", methods=frozenset(("list", "get", "create", "delete")),
+    flag="load_balancer", refs={"public_ip_id": "reserved_ip", "vpc_id": "vpc"},
+    ref_copies={"public_ip": ("public_ip_id", "ip_address")},
+    methods=frozenset(("list", "get", "create", "delete")),
     lifecycle=ACTIVE)
 
 
 class DdosProtectionRuleFields(Tagged):
     name: Name
-    ip_address_id: ExternalId
-    ip_address: IpAddress
+    ip_address_id: UUID
+    ip_address: IpAddress | None = None
     protection_level: Literal["standard", "advanced", "premium"] = "standard"
     enabled: bool = True
     traffic_threshold: int = Field(default=1000, ge=1, le=lim.INT4_MAX)  # Mbps
@@ -184,7 +193,8 @@ class DdosProtectionRuleFields(Tagged):
 
 DDOS_PROTECTION_RULE = Kind(
     name="ddos_protection_rule", plural="ddos_protection_rules", label="DDoS protection rule",
-    fields=DdosProtectionRuleFields, flag="ddos_protection",
+    fields=DdosProtectionRuleFields, flag="ddos_protection", refs=ON_RESERVED_IP,
+    ref_copies=COPIES_ADDRESS,
     methods=frozenset(("list", "get", "create", "delete")))
 
 
@@ -197,7 +207,7 @@ class CdnDistributionFields(Tagged):
     cache_ttl: Seconds = 3600
     compression_enabled: bool = True
     ssl_enabled: bool = True
-    ssl_certificate_id: ExternalId | None = None
+    ssl_certificate_id: UUID | None = None
     geo_restrictions: list[Annotated[str, Field(max_length=2, pattern=r"^[A-Z]{2}$")]] = Field(
         default=[], max_length=250)
 
@@ -205,9 +215,10 @@ class CdnDistributionFields(Tagged):
 CDN_DISTRIBUTION = Kind(
     name="cdn_distribution", plural="cdn_distributions", label="CDN distribution",
     fields=CdnDistributionFields, flag="cdn_service",
+    refs={"ssl_certificate_id": "ssl_certificate"},
     methods=frozenset(("list", "get", "create", "delete")),
     lifecycle=Lifecycle("Enabled", moves(Enabled="Disabled", Disabled="Enabled Deploying",
                                          Deploying="Enabled Disabled"), field="status"))
 
-KINDS = (VPC, FIREWALL_RULE, NAT_GATEWAY, RESERVED_IP, IPSEC_TUNNEL, LOAD_BALANCER,
+KINDS = (VPC, RESERVED_IP, FIREWALL_RULE, NAT_GATEWAY, IPSEC_TUNNEL, LOAD_BALANCER,
          DDOS_PROTECTION_RULE, CDN_DISTRIBUTION)

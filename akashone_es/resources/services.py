@@ -77,11 +77,31 @@ OBJECT_STORAGE_BUCKET = Kind(
     observed=("size", "object_count"))
 
 
+PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
+
+
 def _certificate(pem: str) -> x509.Certificate:
+    blocks = PEM_BLOCK.findall(pem)
+    if blocks != ["CERTIFICATE"]:
+        raise ValueError("one PEM certificate, and nothing else (a private key goes in "
+                         "private_key)")
     try:
         return x509.load_pem_x509_certificate(pem.encode())
     except ValueError:
         raise ValueError("not a PEM certificate") from None
+
+
+def _chain(pem: str) -> list[x509.Certificate]:
+    if set(PEM_BLOCK.findall(pem)) != {"CERTIFICATE"}:
+        raise ValueError("chain: PEM certificates only")
+    try:
+        return x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        raise ValueError("chain: not PEM certificates") from None
+
+
+def _pem(certificate: x509.Certificate) -> str:
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _names(cert: x509.Certificate) -> list[str]:
@@ -149,17 +169,18 @@ class SslCertificateFields(Tagged):
             raise ValueError(f"domain: the certificate covers {', '.join(names)}, "
                              f"not {self.domain}")
         if self.chain is not None:
-            try:
-                x509.load_pem_x509_certificates(self.chain.encode())
-            except ValueError:
-                raise ValueError("chain: not PEM certificates") from None
+            _chain(self.chain)
         return self
 
 
 def _certificate_facts(fields: dict[str, Any]) -> dict[str, Any]:
     """What the certificate says: its domain, issuer and expiry (never typed in)."""
     cert = _certificate(fields["certificate"])
+    chain = fields.get("chain")
     return {**fields, "domain": fields.get("domain") or _names(cert)[0],
+            # stored as re-encoded: only the certificates' own bytes reach the log
+            "certificate": _pem(cert),
+            "chain": "".join(_pem(c) for c in _chain(chain)) if chain else None,
             "issuer": cert.issuer.rfc4514_string(),
             "expires_at": cert.not_valid_after_utc.isoformat()}
 

@@ -218,6 +218,12 @@ class StorageBase:
             rows = cur.fetchall()
         return [model.model_validate(row) for row in rows]
 
+    def _rows(self, query: Query, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """Every row, as dicts."""
+        with self._cursor() as cur:
+            cur.execute(query, params, prepare=True)
+            return list(cur.fetchall())
+
     def _column(self, query: Query, params: Sequence[Any]) -> list[Any]:
         """The first column of every row."""
         with self._cursor() as cur:

@@ -17,9 +17,15 @@ from pydantic import BaseModel
 
 from akashone_es import context
 from akashone_es.domain.resources import Resource
-from akashone_es.errors import ConflictError, NotFoundError, PermissionDeniedError
+from akashone_es.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from akashone_es.resources import KINDS
 from akashone_es.storage import inputs as i
+from akashone_es.storage import limits as lim
 from akashone_es.storage.resources import STATEMENTS, ResourceStorage
 
 VM, VOLUME, SNAPSHOT = KINDS["virtual_machine"], KINDS["volume"], KINDS["vm_snapshot"]
@@ -34,11 +40,10 @@ ALL_STATES = frozenset(VM.lifecycle.states()) if VM.lifecycle else frozenset()
 Q = sql.SQL
 VOLUMES_OF_VM = Q("SELECT id FROM volumes WHERE attached_vm_id = %s ORDER BY id")
 DEVICES_OF_VM = Q("SELECT coalesce(max(device_id), 0) FROM volumes WHERE attached_vm_id = %s")
-STATIC_NAT_OF_VM = Q("SELECT id FROM nat_gateways WHERE vm_id = %s AND type = 'StaticNAT'"
-                     " ORDER BY id")
+NATS_OF_VM = Q("SELECT id FROM nat_gateways WHERE vm_id = %s ORDER BY id")
 SSH_KEY_BY_NAME = Q("SELECT * FROM ssh_keys WHERE user_id = %s AND name = %s")
 RESERVED_IP_BY_ADDRESS = Q("SELECT * FROM reserved_ips WHERE ip_address = %s")
-RECORDS_AT_NAME = Q("SELECT type FROM dns_records WHERE domain_id = %s AND name = %s")
+RECORDS_AT_NAME = Q("SELECT id, type FROM dns_records WHERE domain_id = %s AND name = %s")
 
 
 class CloudStorage(ResourceStorage):
@@ -78,7 +83,10 @@ class CloudStorage(ResourceStorage):
                       vm_name: str | None = None) -> Any:
         """Attach a volume to a VM of the same owner in the same zone. Refused when either
         is missing (or another tenant's), the volume is attached already, or the VM is not
-        running or stopped. None when the volume is absent."""
+        running or stopped. None when the volume is absent. (Two attaches racing for one VM
+        cannot take one device id: a unique index refuses the second.)"""
+        if vm_name is not None and not 0 < len(vm_name) <= lim.NAME_MAX:
+            raise ValidationError.single("vm_name", f"1 to {lim.NAME_MAX} characters")
         volume = self._resource(VOLUME, volume_id)
         if volume is None:
             return None
@@ -110,14 +118,20 @@ class CloudStorage(ResourceStorage):
         return self._act(VOLUME, volume.id, "detach", "Ready", DETACHED)
 
     def delete_volume(self, id: UUID | str) -> bool:
-        """Delete a volume that is not attached (a ROOT volume goes with its VM)."""
+        """Delete a volume that is not attached (a ROOT volume on its VM goes with the VM).
+        False when absent."""
         volume = self._resource(VOLUME, id)
         if volume is None:
             return False
-        if volume.state == "Attached" or volume.type == "ROOT":
-            raise ConflictError("detach the volume first" if volume.type != "ROOT" else
-                                "a ROOT volume is deleted with its VM")
-        return self._delete_resource(VOLUME, volume.id)
+        with context.command():
+            aggregate = self._load_resource(VOLUME, volume.id)  # checked as it is now
+            if aggregate.fields.get("state") == "Attached":
+                raise ConflictError("a ROOT volume is deleted with its VM"
+                                    if aggregate.fields.get("type") == "ROOT"
+                                    else "detach the volume first")
+            aggregate.delete()
+            self._save(aggregate)
+        return True
 
     # -- VMs ------------------------------------------------------------------------------
     def delete_virtual_machine(self, id: UUID | str) -> bool:
@@ -138,7 +152,7 @@ class CloudStorage(ResourceStorage):
                                       VOLUME.lifecycle.transitions if VOLUME.lifecycle else {},
                                       DETACHED)
                 affected.append(volume)
-            for nat_id in self._column(STATIC_NAT_OF_VM, (str(vm.id),)):
+            for nat_id in self._column(NATS_OF_VM, (vm.id,)):
                 nat = self._load_resource(NAT, nat_id)
                 nat.delete()
                 affected.append(nat)
@@ -166,11 +180,35 @@ class CloudStorage(ResourceStorage):
     def create_dns_record(self, data: BaseModel | dict[str, Any]) -> Any:
         """A record under a domain of the same owner; a CNAME is alone at its name."""
         parsed: Any = i.parse(STATEMENTS[DNS_RECORD.name].create_input, data)
-        types = set(self._column(RECORDS_AT_NAME, (parsed.domain_id, parsed.name)))
-        if types and (parsed.type == "CNAME" or "CNAME" in types):
-            raise ConflictError(f"{parsed.name}: a CNAME record is alone at its name "
-                                f"(already there: {', '.join(sorted(types))})")
+        owner, _ = self._owner_with_feature(DNS_RECORD, parsed.user_id)
+        self._parent_of(DNS_RECORD, parsed.domain_id, owner)  # before anything is looked up
+        self._cname_alone(parsed.domain_id, parsed.name, parsed.type, None)
         return self._create_resource(DNS_RECORD, parsed)
+
+    def update_dns_record(self, id: UUID | str,
+                          changes: BaseModel | dict[str, Any]) -> Any:
+        """Change a record's type, name, value, TTL or priority; the CNAME rule holds."""
+        current = self._resource(DNS_RECORD, id)
+        if current is None:
+            return None
+        values = changes.model_dump(exclude_unset=True) if isinstance(
+            changes, BaseModel) else dict(changes)
+        name, kind = values.get("name", current.name), values.get("type", current.type)
+        if isinstance(name, str) and isinstance(kind, str):
+            self._cname_alone(current.domain_id, name.lower().removesuffix("."), kind,
+                              current.id)
+        return self._update_resource(DNS_RECORD, current.id, values)
+
+    def _cname_alone(self, domain_id: UUID, name: str, kind: str, record_id: UUID | None
+                     ) -> None:
+        """Refuse a record that would share its name with a CNAME (or be a CNAME beside
+        other records). Checked before the append: two writers racing past the check at
+        once are not caught (a CNAME beside a CNAME is, by a unique index)."""
+        types = {row["type"] for row in self._rows(RECORDS_AT_NAME, (domain_id, name))
+                 if row["id"] != record_id}
+        if types and (kind == "CNAME" or "CNAME" in types):
+            raise ConflictError(f"{name}: a CNAME record is alone at its name "
+                                f"(already there: {', '.join(sorted(types))})")
 
     # -- helpers --------------------------------------------------------------------------
     def _act(self, kind: Any, resource_id: UUID, action: str, state: str,

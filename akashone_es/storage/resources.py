@@ -28,7 +28,6 @@ from akashone_es.errors import (
 from akashone_es.resources import KINDS
 from akashone_es.resources.kind import Kind, Method
 from akashone_es.storage import inputs as i
-from akashone_es.storage import limits as lim
 from akashone_es.storage.billing_base import BillingBase
 from akashone_es.storage.flags import FlagStorage
 
@@ -74,6 +73,11 @@ class _Statements:
         self.children = [(child, sql.SQL("SELECT id FROM {} WHERE {} = %s ORDER BY id").format(
             sql.Identifier(child.table), sql.Identifier(child.parent.field)))
             for child in KINDS.values() if child.parent and child.parent.kind == kind.name]
+        #: the kinds that name this one, and the query finding one that does
+        self.named_by = [(other, field, sql.SQL("SELECT id FROM {} WHERE {} = %s LIMIT 1").format(
+            sql.Identifier(other.table), sql.Identifier(field)))
+            for other in KINDS.values() for field, target in other.refs.items()
+            if target == kind.name]
         if kind.parent is not None:
             self.of_parent = sql.SQL("{} WHERE t.{} = %s ORDER BY t.{}, t.id").format(
                 select, sql.Identifier(kind.parent.field), sql.Identifier(kind.created_column))
@@ -124,6 +128,7 @@ class ResourceStorage(FlagStorage, BillingBase):
             fields = kind.derive(fields)
         if kind.lifecycle is not None:
             fields[kind.lifecycle.field] = kind.lifecycle.initial
+        fields.update(self._resolve_refs(kind, fields, owner, set(kind.refs)))
         clear = {name: fields[name] for name in kind.secrets if fields.get(name) is not None}
         for name, value in clear.items():
             fields[name] = self.secrets.seal(value)
@@ -156,6 +161,8 @@ class ResourceStorage(FlagStorage, BillingBase):
             changes, BaseModel) else dict(changes)
         life = kind.lifecycle
         state = values.pop(life.field, None) if life and life.by_update else None
+        if state is not None and not isinstance(state, str):
+            raise ValidationError.single(life.field if life else "state", "must be a string")
         refused = [{"field": name, "rule": f"cannot be changed by update_{kind.name}"}
                    for name in values if name not in kind.updatable]
         if refused:
@@ -166,6 +173,12 @@ class ResourceStorage(FlagStorage, BillingBase):
         with context.command():
             aggregate = self._load_resource(kind, current.id)
             changed = self._changes(kind, aggregate, values)
+            named = {f for f in changed if f in kind.refs} | {
+                kind.ref_copies[f][0] for f in changed if f in kind.ref_copies}
+            if named:
+                changed.update(self._resolve_refs(kind, {**aggregate.fields, **changed},
+                                                  UUID(aggregate.user_id), named))
+                changed = {k: v for k, v in changed.items() if v != aggregate.fields.get(k)}
             if state is not None and life is not None and state != aggregate.fields.get(
                     life.field):
                 self._check_move(kind, aggregate, state)
@@ -218,7 +231,8 @@ class ResourceStorage(FlagStorage, BillingBase):
             raise ValidationError(refused)
         life = kind.lifecycle
         state = values.pop(life.field, None) if life else None
-        if life is not None and state is not None and state not in life.states():
+        if life is not None and state is not None and (
+                not isinstance(state, str) or state not in life.states()):
             raise ValidationError.single(life.field, "must be one of "
                                          + ", ".join(sorted(life.states())))
         row = self._resource_by_cloudstack_id(kind, cloudstack_id)
@@ -237,10 +251,46 @@ class ResourceStorage(FlagStorage, BillingBase):
             cur.execute(STAMP_OBSERVED, (row.id,))
         return self._hide(kind, self._resource(kind, row.id))
 
+    def _resolve_refs(self, kind: Kind, fields: dict[str, Any], owner: UUID,
+                      named: set[str]) -> dict[str, Any]:
+        """Check the references ``named`` (each the owner's resource of its kind, when
+        given) and the fields copied from them; returns the copies filled in."""
+        found: dict[str, Any] = {}
+        for field in named:
+            value = fields.get(field)
+            if value is None:
+                continue
+            target = KINDS[kind.refs[field]]
+            row = self._resource(target, value)
+            if row is None or row.user_id != owner:
+                raise NotFoundError(target.name, value, field)
+            found[field] = row
+        copies: dict[str, Any] = {}
+        for copy, (field, attribute) in kind.ref_copies.items():
+            row = found.get(field)
+            if row is None:
+                continue
+            expected = getattr(row, attribute)
+            given = fields.get(copy)
+            if given is not None and given != expected:
+                raise ValidationError.single(copy, f"is {expected} for this {field}, not "
+                                                   f"{given}")
+            copies[copy] = expected
+        return copies
+
+    def _refuse_if_named(self, kind: Kind, resource_id: UUID) -> None:
+        """A resource other resources name cannot be deleted (detach them first)."""
+        for other, field, query in STATEMENTS[kind.name].named_by:
+            found = self._column(query, (resource_id,))
+            if found:
+                raise ConflictError(f"the {kind.title} is in use: {other.title} {found[0]} "
+                                    f"names it ({field})")
+
     def _delete_resource(self, kind: Kind, resource_id: UUID | str) -> bool:
         current = self._resource(kind, resource_id)
         if current is None:
             return False
+        self._refuse_if_named(kind, current.id)
         with context.command():
             aggregate = self._load_resource(kind, current.id)
             aggregate.delete()
@@ -298,10 +348,15 @@ class ResourceStorage(FlagStorage, BillingBase):
         return kind.on_read(row) if kind.on_read is not None else row
 
 
+#: the largest observed counter (bytes, objects): 10^18 bytes is 10^9 GB, so an hour of it
+#: is a usage quantity within its bound
+COUNT_MAX = 10**18
+
+
 def _count(field: str, value: Any) -> int:
-    """An observed counter (bytes, objects): a whole number a bigint column holds."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= lim.BIGINT_MAX:
-        raise ValidationError.single(field, f"must be a whole number from 0 to {lim.BIGINT_MAX}")
+    """An observed counter (bytes, objects): a whole number up to ``COUNT_MAX``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= COUNT_MAX:
+        raise ValidationError.single(field, f"must be a whole number from 0 to {COUNT_MAX}")
     return value
 
 

@@ -209,10 +209,10 @@ def build_side(s: Storage, name: str, cat: Catalogue) -> Side:
         plan = s.create_service_plan({"name": f"{name} plan", "cpu": 2, "memory": 2048,
                                       "storage": 40, "is_public": True})
         resources: dict[str, Any] = {}
-        for kind in KINDS.values():  # parents are declared before their children
-            parent = resources[kind.parent.kind].id if kind.parent else None
+        for kind in KINDS.values():  # a kind comes after what it names
+            named = {k: r.id for k, r in resources.items()}
             resources[kind.name] = call(s, kind, "create",
-                                        resource_input(kind, name, admin.id, parent))
+                                        resource_input(kind, name, admin.id, named=named))
         # a running VM and a ready volume, so the platform's attach and restore succeed
         s.update_virtual_machine(resources["virtual_machine"].id, {"state": "Running"})
         s.update_volume(resources["volume"].id, {"state": "Ready"})

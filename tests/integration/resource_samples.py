@@ -79,17 +79,13 @@ SAMPLES: dict[str, Callable[[str], dict[str, Any]]] = {
     "firewall_rule": lambda tag: {"protocol": "tcp", "start_port": 22, "end_port": 22,
                                   "cidr_list": ["0.0.0.0/0"], "purpose": "Firewall"},
     "reserved_ip": lambda tag: {"ip_address": _ipv6(tag), "zone_id": "zone-1"},
-    "nat_gateway": lambda tag: {"name": f"nat-{tag}", "type": "StaticNAT",
-                                "ip_address_id": "ip-1", "ip_address": _ipv6(tag),
-                                "vm_id": "vm-1"},
+    "nat_gateway": lambda tag: {"name": f"nat-{tag}", "type": "SourceNAT"},
     "ipsec_tunnel": lambda tag: {"name": f"vpn-{tag}", "customer_gateway_id": "cgw-1",
                                  "customer_gateway_ip": "198.51.100.10",
-                                 "customer_cidr": "192.168.0.0/24", "vpc_id": "vpc-1"},
+                                 "customer_cidr": "192.168.0.0/24"},
     "load_balancer": lambda tag: {"name": f"lb-{tag}", "protocol": "http", "public_port": 80,
-                                  "private_port": 8080, "public_ip_id": "ip-1",
-                                  "public_ip": "203.0.113.10"},
-    "ddos_protection_rule": lambda tag: {"name": f"ddos-{tag}", "ip_address_id": "ip-1",
-                                         "ip_address": "203.0.113.10"},
+                                  "private_port": 8080},
+    "ddos_protection_rule": lambda tag: {"name": f"ddos-{tag}"},
     "cdn_distribution": lambda tag: {"name": f"cdn-{tag}", "domain": f"cdn-{tag}.example.com",
                                      "origin_server": "origin.example.com"},
 }
@@ -121,23 +117,33 @@ OBSERVATIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def create(kind: Kind, tag: str, user_id: Any, parent: Any = None) -> dict[str, Any]:
-    """A create input for ``kind`` owned by ``user_id`` (under ``parent``: a child kind's
-    parent id)."""
+def needs(kind: Kind) -> dict[str, str]:
+    """What a new resource of ``kind`` must name (field -> kind): its parent, and the
+    references its input requires."""
+    found = {field: target for field, target in kind.refs.items()
+             if kind.fields.model_fields[field].is_required()}
+    if kind.parent is not None:
+        found[kind.parent.field] = kind.parent.kind
+    return found
+
+
+def create(kind: Kind, tag: str, user_id: Any, parent: Any = None,
+           named: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A create input for ``kind`` owned by ``user_id``; ``parent`` is a child kind's parent
+    id, ``named`` the ids of what it must name (by kind name)."""
     data = {**SAMPLES[kind.name](tag), "user_id": user_id}
     if kind.cloudstack != "none":
         data[kind.cloudstack_column] = f"cs-{kind.name}-{tag}"
-    if kind.parent is not None:
-        data[kind.parent.field] = parent
+    for field, target in needs(kind).items():
+        data[field] = (named or {}).get(target, parent)
     return data
 
 
 def fresh_input(storage: Any, kind: Kind, tag: str, user_id: Any) -> dict[str, Any]:
-    """A create input (for a child kind, under a new parent of the same owner)."""
-    parent = None
-    if kind.parent is not None:
-        parent = make(storage, KINDS[kind.parent.kind], f"{tag}-parent", user_id).id
-    return create(kind, tag, user_id, parent)
+    """A create input (with a new parent and new named resources of the same owner)."""
+    named = {target: make(storage, KINDS[target], f"{tag}-{field}", user_id).id
+             for field, target in needs(kind).items()}
+    return create(kind, tag, user_id, named=named)
 
 
 def make(storage: Any, kind: Kind, tag: str, user_id: Any) -> Any:

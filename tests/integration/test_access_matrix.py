@@ -43,7 +43,7 @@ from tests.integration.access_fixtures import (
     text_of,
     throwaway_side,
 )
-from tests.integration.resource_samples import KINDS, OBSERVATIONS, SAMPLES, UPDATES
+from tests.integration.resource_samples import KINDS, OBSERVATIONS, SAMPLES, UPDATES, needs
 from tests.integration.resource_samples import create as resource_input
 from tests.integration.test_billing_storage import END, START, line
 
@@ -333,6 +333,11 @@ CATALOGUE_FINDS: dict[str, Callable[[Storage, World, Side], bool]] = {
 }
 
 
+#: kinds the world's resources must name (a VM is not refused: its destroy releases them)
+NAMED = {target for kind in KINDS.values() for target in needs(kind).values()
+         if (target != "virtual_machine" and kind.parent is None) or target in kind.refs.values()}
+
+
 def resource_recipes() -> dict[str, tuple[Probe, ...]]:
     """Each kind's methods, aimed at the other tenant's resource of that kind."""
     recipes: dict[str, tuple[Probe, ...]] = {}
@@ -344,10 +349,12 @@ def resource_recipes() -> dict[str, tuple[Probe, ...]]:
             "by_cloudstack_id": P(lambda s, o, me, k=kind: call(
                 s, k, "by_cloudstack_id", o.cloudstack_ids[k.name])),
             "create": P(lambda s, o, me, k=kind: call(s, k, "create", resource_input(
-                k, fresh("probe"), o.admin.id))),
+                k, fresh("probe"), o.admin.id, named=o.resources))),
             "update": P(lambda s, o, me, k=kind: call(s, k, "update", o.resources[k.name],
                                                       UPDATES[k.name])),
-            "delete": P(lambda s, o, me, k=kind: call(s, k, "delete", o.resources[k.name])),
+            # the world's resources name one another: deleting a named one is refused
+            "delete": P(lambda s, o, me, k=kind: call(s, k, "delete", o.resources[k.name]),
+                        platform_rule="is in use" if kind.name in NAMED else ""),
             "observe": P(lambda s, o, me, k=kind: call(s, k, "observe", o.cloudstack_ids[k.name],
                                                        OBSERVATIONS[k.name])),
         }
@@ -359,13 +366,12 @@ def resource_recipes() -> dict[str, tuple[Probe, ...]]:
             o.resources["virtual_machine"], o.admin.id)),),
         "get_dns_records": (P(lambda s, o, me: s.get_dns_records(o.resources["dns_domain"])),),
         "create_vm_snapshot": (P(lambda s, o, me: s.create_vm_snapshot(resource_input(
-            KINDS["vm_snapshot"], fresh("probe"), o.admin.id, o.resources["virtual_machine"]))),
+            KINDS["vm_snapshot"], fresh("probe"), o.admin.id, named=o.resources))),
             P(lambda s, o, me: s.create_vm_snapshot(resource_input(
-                KINDS["vm_snapshot"], fresh("probe"), me.admin.id,
-                o.resources["virtual_machine"])),
+                KINDS["vm_snapshot"], fresh("probe"), me.admin.id, named=o.resources)),
               platform_rule="belongs to another user")),
         "create_dns_record": (P(lambda s, o, me: s.create_dns_record(resource_input(
-            KINDS["dns_record"], fresh("probe"), o.admin.id, o.resources["dns_domain"]))),),
+            KINDS["dns_record"], fresh("probe"), o.admin.id, named=o.resources))),),
         "get_ssh_key_by_name": (P(lambda s, o, me: s.get_ssh_key_by_name(
             f"key-{o.name}", o.admin.id)),),
         "get_reserved_ip_by_address": (P(lambda s, o, me: s.get_reserved_ip_by_address(

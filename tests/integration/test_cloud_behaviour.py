@@ -3,13 +3,16 @@ derived values of the managed services."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
+from akashone_es import context
 from akashone_es.errors import (
     ConflictError,
+    ContextError,
     DuplicateError,
     NotFoundError,
     PermissionDeniedError,
@@ -19,7 +22,7 @@ from akashone_es.resources import KINDS
 from akashone_es.storage import Storage
 from tests.conftest import log_size
 from tests.integration.access_fixtures import enable_all_features
-from tests.integration.resource_samples import create, make
+from tests.integration.resource_samples import create, fresh_input, make
 
 PASSWORD = "password-long-1"
 
@@ -79,8 +82,9 @@ class TestVirtualMachines:
         machine = vm(storage, owner)
         data = storage.attach_volume(volume(storage, owner).id, machine.id)
         root = storage.attach_volume(volume(storage, owner, "root", "ROOT").id, machine.id)
-        nat = storage.create_nat_gateway({**create(KINDS["nat_gateway"], "nat", owner.id),
-                                          "vm_id": str(machine.id)})
+        nat = storage.create_nat_gateway({**fresh_input(storage, KINDS["nat_gateway"], "nat",
+                                                        owner.id),
+                                          "type": "StaticNAT", "vm_id": machine.id})
         snapshot = storage.create_vm_snapshot(create(KINDS["vm_snapshot"], "s", owner.id,
                                                      machine.id))
         with psycopg.connect(storage.dsn) as conn:
@@ -302,3 +306,104 @@ class TestLookups:
         assert storage.get_ssh_key_by_name("laptop", asha.id).id == mine.id
         assert storage.get_ssh_key_by_name("laptop", ravi.id).id == theirs.id
         assert storage.get_ssh_key_by_name("desktop", asha.id) is None
+
+
+class TestActivity:
+    def test_resource_events_are_named_by_kind_and_copy_no_field(
+            self, storage: Storage, people: dict[str, Any]) -> None:
+        owner = people["asha"]
+        key = storage.create_ssh_key({**create(KINDS["ssh_key"], "k", owner.id),
+                                      "private_key": "PRIVATE-KEY-TEXT"})
+        machine = vm(storage, owner, "web")
+        storage.attach_volume(volume(storage, owner).id, machine.id)
+        rows = storage.get_user_activities()
+        actions = {(r.action, r.resource_type) for r in rows}
+        assert {("ssh_key.created", "ssh_key"), ("virtual_machine.created", "virtual_machine"),
+                ("virtual_machine.update", "virtual_machine"),
+                ("volume.attach", "volume")} <= actions
+        assert any(r.resource_id == str(key.id) and r.resource_name == key.name for r in rows)
+        with psycopg.connect(storage.dsn) as conn:
+            leaked = conn.execute("SELECT count(*) FROM user_activities WHERE"
+                                  " user_activities::text LIKE '%PRIVATE-KEY%'").fetchone()
+        assert leaked == (0,)
+
+
+class TestReviewedHoles:
+    """Holes a hostile review found, each closed."""
+
+    def test_a_private_key_pasted_with_the_certificate_is_refused(
+            self, storage: Storage, people: dict[str, Any]) -> None:
+        kind = KINDS["ssl_certificate"]
+        data = create(kind, "c", people["asha"].id)
+        before = log_size(storage.dsn)
+        for field, value in (("certificate", data["certificate"] + data["private_key"]),
+                             ("chain", data["certificate"] + data["private_key"])):
+            with pytest.raises(ValidationError) as raised:
+                storage.create_ssl_certificate({**data, field: value})
+            assert field in raised.value.fields
+        assert log_size(storage.dsn) == before
+
+    def test_another_tenants_domain_tells_nothing_of_its_records(
+            self, storage: Storage, people: dict[str, Any]) -> None:
+        bravo_org = storage.create_organization({"name": "bravo org"})
+        bravo = storage.create_user({"username": "bravo", "email": "b@bravo.example",
+                                     "password": PASSWORD, "organization_id": bravo_org.id})
+        domain = make(storage, KINDS["dns_domain"], "z", bravo.id)
+        storage.create_dns_record({**create(KINDS["dns_record"], "r", bravo.id, domain.id),
+                                   "name": "mail"})
+        asha = people["asha"]
+        with storage.acting_as(actor_id=asha.id):
+            for name in ("mail", "empty"):
+                with pytest.raises(NotFoundError):
+                    storage.create_dns_record({
+                        **create(KINDS["dns_record"], "x", asha.id, domain.id),
+                        "name": name, "type": "CNAME", "value": "x.example.net"})
+
+    def test_an_update_cannot_put_a_record_beside_a_cname(
+            self, storage: Storage, people: dict[str, Any]) -> None:
+        owner = people["asha"]
+        domain = make(storage, KINDS["dns_domain"], "z", owner.id)
+        base = create(KINDS["dns_record"], "r", owner.id, domain.id)
+        storage.create_dns_record({**base, "name": "www"})
+        cname = storage.create_dns_record({**base, "name": "blog", "type": "CNAME",
+                                           "value": "blogs.example.net"})
+        with pytest.raises(ConflictError, match="CNAME"):
+            storage.update_dns_record(cname.id, {"name": "www"})
+        txt = storage.create_dns_record({**base, "name": "txt", "type": "TXT",
+                                         "value": "hello"})
+        with pytest.raises(ConflictError, match="CNAME"):
+            storage.update_dns_record(txt.id, {"name": "blog"})
+
+    def test_backdating_is_the_platforms_and_never_before_the_last_change(
+            self, storage: Storage, people: dict[str, Any]) -> None:
+        owner = people["asha"]
+        disk = volume(storage, owner)
+        with context.events_at(disk.last_synced - timedelta(hours=1)):
+            with pytest.raises(ConflictError, match="before it"):
+                storage.update_volume(disk.id, {"size": 60})
+            with storage.acting_as(actor_id=owner.id), pytest.raises(ContextError):
+                make(storage, KINDS["volume"], "t", owner.id)
+        assert storage.get_volume(disk.id).size == 50
+
+    def test_an_unattached_root_volume_can_be_deleted(self, storage: Storage,
+                                                      people: dict[str, Any]) -> None:
+        root = volume(storage, people["asha"], "root", "ROOT")
+        assert storage.delete_volume(root.id) is True
+
+    @pytest.mark.parametrize("state", [["Running"], 1, {"x": 1}])
+    def test_a_state_that_is_not_text_is_a_validation_error(
+            self, storage: Storage, people: dict[str, Any], state: Any) -> None:
+        machine = vm(storage, people["asha"], state=None)
+        with pytest.raises(ValidationError) as raised:
+            storage.update_virtual_machine(machine.id, {"state": state})
+        assert raised.value.fields == ["state"]
+        with pytest.raises(ValidationError) as raised:
+            storage.observe_virtual_machine(machine.cloudstack_id, {"state": state})
+        assert raised.value.fields == ["state"]
+
+    def test_an_attach_names_the_vm_within_bounds(self, storage: Storage,
+                                                  people: dict[str, Any]) -> None:
+        owner = people["asha"]
+        with pytest.raises(ValidationError) as raised:
+            storage.attach_volume(volume(storage, owner).id, vm(storage, owner).id, "x" * 201)
+        assert raised.value.fields == ["vm_name"]

@@ -7,6 +7,7 @@ balancers, DDoS rules, CDN distributions and IPsec tunnels. Refusals must write 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,19 +18,30 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from akashone_es.errors import DuplicateError, ValidationError
+from akashone_es.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
 from akashone_es.resources import KINDS
 from akashone_es.storage import Storage
 from tests.conftest import log_size
 from tests.integration.access_fixtures import call
-from tests.integration.resource_samples import PRIVATE_KEY, create
+from tests.integration.resource_samples import PRIVATE_KEY, fresh_input
 
 PASSWORD = "password-long-1"
 Key = ec.EllipticCurvePrivateKey
 
 
+_store: list[Storage] = []
+
+
+@pytest.fixture(autouse=True)
+def _sample_storage(storage: Storage) -> Iterator[None]:
+    """``sample`` makes what a kind must name (a NAT's reserved IP, ...) in this storage."""
+    _store.append(storage)
+    yield
+    _store.pop()
+
+
 def sample(kind: str, tag: str, owner: Any, **changes: Any) -> dict[str, Any]:
-    return {**create(KINDS[kind], tag, owner.id), **changes}
+    return {**fresh_input(_store[-1], KINDS[kind], tag, owner.id), **changes}
 
 
 def make(storage: Storage, kind: str, data: dict[str, Any]) -> Any:
@@ -186,7 +198,7 @@ class TestSslCertificates:
         assert "O=Example Trust" in made.issuer
         assert made.expires_at == cert.not_valid_after_utc
         assert made.status == "Active"
-        assert made.chain == pem(ca[0]).strip()
+        assert made.chain.strip() == pem(ca[0]).strip()  # re-encoded, same certificate
         got = call(storage, KINDS["ssl_certificate"], "get", made.id)
         assert (got.domain, got.issuer, got.expires_at) == (
             made.domain, made.issuer, made.expires_at)
@@ -268,13 +280,24 @@ class TestSslCertificates:
                 "certificate")
 
 
+def nat(tag: str, owner: Any, address: Any = None, **changes: Any) -> dict[str, Any]:
+    """A static NAT of ``owner``'s new VM, on ``address`` (one of the owner's reserved IPs;
+    a new one when not given)."""
+    vm = call(_store[-1], KINDS["virtual_machine"], "create",
+              fresh_input(_store[-1], KINDS["virtual_machine"], f"{tag}-vm", owner.id))
+    data = sample("nat_gateway", tag, owner, type="StaticNAT", vm_id=vm.id, **changes)
+    if address is not None:
+        data["ip_address_id"] = address.id
+    return data
+
+
 class TestNatGateways:
     def test_a_static_nat_needs_a_vm(self, storage: Storage, world: dict[str, Any]) -> None:
         owner = world["alpha"]
-        data = sample("nat_gateway", "v", owner)
+        data = nat("v", owner)
         del data["vm_id"]
         refused(storage, "nat_gateway", data, "vm_id")
-        made = make(storage, "nat_gateway", sample("nat_gateway", "v2", owner))
+        made = make(storage, "nat_gateway", nat("v2", owner))
         before = log_size(storage.dsn)
         with pytest.raises(ValidationError) as raised:
             call(storage, KINDS["nat_gateway"], "update", made.id, {"vm_id": None})
@@ -283,17 +306,36 @@ class TestNatGateways:
 
     def test_one_static_nat_per_address_but_source_nats_may_share(
             self, storage: Storage, world: dict[str, Any]) -> None:
-        alpha, bravo = world["alpha"], world["bravo"]
-        make(storage, "nat_gateway", sample("nat_gateway", "s1", alpha, ip_address="2001:db8::7"))
-        for n, spelling in enumerate(("2001:db8::7", "2001:DB8:0::0007")):
-            duplicate(storage, "nat_gateway",
-                      sample("nat_gateway", f"s{n + 2}", bravo, ip_address=spelling),
-                      "ip_address")
+        alpha = world["alpha"]
+        made = make(storage, "nat_gateway", nat("s1", alpha))
+        address = call(storage, KINDS["reserved_ip"], "get", made.ip_address_id)
+        assert made.ip_address == address.ip_address  # copied from the reserved IP
+        duplicate(storage, "nat_gateway", nat("s2", alpha, address), "ip_address")
         source = [make(storage, "nat_gateway",
                        sample("nat_gateway", f"src{n}", alpha, type="SourceNAT",
-                              ip_address="203.0.113.50", vm_id=None)) for n in range(2)]
+                              ip_address_id=address.id)) for n in range(2)]
         assert [g.type for g in source] == ["SourceNAT", "SourceNAT"]
         assert source[0].id != source[1].id
+
+    def test_another_tenants_address_or_vm_reads_as_absent(
+            self, storage: Storage, world: dict[str, Any]) -> None:
+        """A tenant cannot squat another's address (nor name its VM): not found."""
+        alpha, bravo = world["alpha"], world["bravo"]
+        theirs = make(storage, "nat_gateway", nat("b", bravo))
+        mine = [nat(f"a{n}", alpha) for n in range(2)]
+        with storage.acting_as(actor_id=alpha.id):
+            before = log_size(storage.dsn)
+            for data, changes in zip(mine, ({"ip_address_id": theirs.ip_address_id},
+                                            {"vm_id": theirs.vm_id}), strict=True):
+                with pytest.raises(NotFoundError) as raised:
+                    make(storage, "nat_gateway", {**data, **changes})
+                assert raised.value.field == next(iter(changes))
+            assert log_size(storage.dsn) == before
+
+    def test_an_address_given_must_be_the_reserved_ips(
+            self, storage: Storage, world: dict[str, Any]) -> None:
+        refused(storage, "nat_gateway", nat("w", world["alpha"], ip_address="203.0.113.99"),
+                "ip_address")
 
     def test_the_cloudstack_id_is_optional_but_unique_when_given(
             self, storage: Storage, world: dict[str, Any]) -> None:
@@ -305,6 +347,14 @@ class TestNatGateways:
         make(storage, "nat_gateway", sample("nat_gateway", "c1", owner, cloudstack_id="nat-1"))
         duplicate(storage, "nat_gateway",
                   sample("nat_gateway", "c2", owner, cloudstack_id="nat-1"), "cloudstack_id")
+
+    def test_a_named_reserved_ip_cannot_be_deleted(
+            self, storage: Storage, world: dict[str, Any]) -> None:
+        made = make(storage, "nat_gateway", nat("d", world["alpha"]))
+        with pytest.raises(ConflictError, match="in use"):
+            call(storage, KINDS["reserved_ip"], "delete", made.ip_address_id)
+        assert call(storage, KINDS["nat_gateway"], "delete", made.id) is True
+        assert call(storage, KINDS["reserved_ip"], "delete", made.ip_address_id) is True
 
 
 class TestLoadBalancers:

@@ -88,7 +88,7 @@ class TestEveryKind:
             self, storage: Storage, world: dict[str, Any], kind: Kind) -> None:
         alpha, bravo = world["alpha"], world["bravo"]
         made = make(storage, kind, "mine", alpha.id)
-        parent = getattr(made, kind.parent.field) if kind.parent else None
+        theirs = fresh_input(storage, kind, "theirs", alpha.id)
         with storage.acting_as(actor_id=bravo.id):
             assert call(storage, kind, "get", made.id) is None
             assert listed(storage, kind, made) == []
@@ -99,7 +99,7 @@ class TestEveryKind:
                 assert call(storage, kind, "update", made.id, UPDATES[kind.name]) is None
             assert call(storage, kind, "delete", made.id) is False
             with pytest.raises(NotFoundError):
-                call(storage, kind, "create", create(kind, "theirs", alpha.id, parent))
+                call(storage, kind, "create", theirs)
         with storage.acting_as(actor_id=alpha.id):
             assert call(storage, kind, "get", made.id) == listed(storage, kind, made)[0]
             own = make(storage, kind, "own", alpha.id)
