@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from akashone_es.errors import (
     AkashOneError,
+    ConcurrentWriteError,
     ConfigurationError,
     ConflictError,
     ContextError,
@@ -33,7 +34,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "AkashOneError", "ConfigurationError", "ConflictError", "ContextError", "DuplicateError",
+    "AkashOneError", "ConcurrentWriteError", "ConfigurationError", "ConflictError",
+    "ContextError", "DuplicateError",
     "NotFoundError", "PermissionDeniedError", "ProjectionError", "Settings", "Storage",
     "UnavailableError", "ValidationError", "open_storage",
 ]

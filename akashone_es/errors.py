@@ -72,6 +72,11 @@ class ConflictError(AkashOneError):
     not running cannot take a volume)."""
 
 
+class ConcurrentWriteError(ConflictError):
+    """Another writer changed one of the records first (its version moved): trying again
+    against what is there now may succeed."""
+
+
 class PermissionDeniedError(AkashOneError, PermissionError):
     """The change is not allowed by a business rule."""
 

@@ -120,13 +120,13 @@ class ActivityProjection(Projection):
                   username=e.username, ip=e.ip_address, agent=e.user_agent, details=e.details)
 
     @handles(Resource.Created, Resource.Updated, Resource.Transitioned, Resource.Observed,
-             Resource.Deleted)
+             Resource.Deleted, Resource.Linked)
     def _resource(self, e: Any, position: int, b: Batch) -> None:
         """A cloud resource's event, named by its kind: ``virtual_machine.created``,
         ``volume.attach``, ``virtual_machine.observed``; no field values are copied (a
         resource's fields may hold sealed secrets)."""
-        step = e.action if isinstance(e, Resource.Transitioned) else snake(
-            type(e).__qualname__.split(".")[-1])
+        step = e.action if isinstance(e, Resource.Transitioned) else e.link if isinstance(
+            e, Resource.Linked) else snake(type(e).__qualname__.split(".")[-1])
         name = e.fields.get("name") if isinstance(e, Resource.Created) else None
         self._row(e, position, b, action=f"{e.kind}.{step}", resource_type=e.kind,
                   resource_id=str(e.originator_id),

@@ -62,6 +62,16 @@ class Resource(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.deleted = True
 
+    class Linked(Aggregate.Event):
+        """Another resource changed in relation to this one (a record of this domain was
+        added, a volume was attached to this VM). Saved with that change, it makes two
+        writers racing on the same resource conflict, so its rules are checked against
+        what is there (a CNAME alone at its name, no attach to a VM being destroyed)."""
+
+        kind: str
+        link: str
+        other_id: str
+
     @event(Created)
     def __init__(self, kind: str, user_id: str, organization_id: str | None,
                  fields: dict[str, Any]) -> None:
@@ -104,3 +114,8 @@ class Resource(Aggregate):
     def delete(self) -> None:
         self.check_present()
         self.trigger_event(Resource.Deleted, kind=self.kind)
+
+    def link(self, link: str, other_id: Any) -> None:
+        """Record that ``other_id`` changed in relation to this resource (``link``)."""
+        self.check_present()
+        self.trigger_event(Resource.Linked, kind=self.kind, link=link, other_id=str(other_id))

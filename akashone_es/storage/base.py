@@ -16,7 +16,7 @@ from akashone_es import context
 from akashone_es.application import AkashOneApplication
 from akashone_es.domain.base import Aggregate, DomainEvent
 from akashone_es.errors import (
-    ConflictError,
+    ConcurrentWriteError,
     DuplicateError,
     NotFoundError,
     PermissionDeniedError,
@@ -174,7 +174,8 @@ class StorageBase:
             return ValidationError.single(column, "is required")
         if not isinstance(cause, psycopg.errors.UniqueViolation):
             return ValidationError.single("input", str(cause).splitlines()[0])
-        return ConflictError(f"a concurrent write changed the record first ({constraint})")
+        return ConcurrentWriteError(f"a concurrent write changed the record first "
+                                    f"({constraint})")
 
     def _inline_stopped(self, cause: BaseException | None) -> ProjectionError:
         """The error of an append refused because an inline projection is stopped (or,

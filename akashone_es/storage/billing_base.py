@@ -16,6 +16,7 @@ from psycopg import sql
 from akashone_es import context
 from akashone_es.domain.base import Aggregate
 from akashone_es.errors import (
+    ConcurrentWriteError,
     ConfigurationError,
     ConflictError,
     NotFoundError,
@@ -35,17 +36,24 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def retrying(attempt: Callable[[], T]) -> T:
-    """Run ``attempt`` again after a ConflictError (a racing writer won): the loser reloads
-    and retries, so numbering stays gapless and nothing is applied twice."""
+def retrying(attempt: Callable[[], T], on: type[ConflictError] = ConflictError) -> T:
+    """Run ``attempt`` again after a ConflictError (a racing writer won; ``on`` narrows it):
+    the loser reloads and retries, so numbering stays gapless and nothing is applied
+    twice."""
     for tries in range(RETRIES):
         try:
             return attempt()
-        except ConflictError:
+        except on:
             if tries == RETRIES - 1:
                 raise
             time.sleep(random.uniform(0.001, 0.01) * (tries + 1))  # noqa: S311 - jitter only
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def racing(attempt: Callable[[], T]) -> T:
+    """``attempt``, tried again only after another writer changed a record first (a rule's
+    refusal is not retried)."""
+    return retrying(attempt, ConcurrentWriteError)
 
 
 

@@ -26,10 +26,12 @@ from akashone_es.errors import (
 from akashone_es.resources import KINDS
 from akashone_es.storage import inputs as i
 from akashone_es.storage import limits as lim
+from akashone_es.storage.billing_base import racing
 from akashone_es.storage.resources import STATEMENTS, ResourceStorage
 
 VM, VOLUME, SNAPSHOT = KINDS["virtual_machine"], KINDS["volume"], KINDS["vm_snapshot"]
 NAT, DNS_RECORD, SSH_KEY = KINDS["nat_gateway"], KINDS["dns_record"], KINDS["ssh_key"]
+DNS_DOMAIN = KINDS["dns_domain"]
 RESERVED_IP = KINDS["reserved_ip"]
 #: the VM states whose disks may be attached or detached
 VM_USABLE = frozenset({"Running", "Stopped"})
@@ -81,6 +83,11 @@ class CloudStorage(ResourceStorage):
     # -- volumes --------------------------------------------------------------------------
     def attach_volume(self, volume_id: UUID | str, vm_id: UUID | str,
                       vm_name: str | None = None) -> Any:
+        """Attach a volume to a VM (see ``_attach``); tried again after a racing change."""
+        return racing(lambda: self._attach(volume_id, vm_id, vm_name))
+
+    def _attach(self, volume_id: UUID | str, vm_id: UUID | str,
+                vm_name: str | None = None) -> Any:
         """Attach a volume to a VM of the same owner in the same zone. Refused when either
         is missing (or another tenant's), the volume is attached already, or the VM is not
         running or stopped. None when the volume is absent. (Two attaches racing for one VM
@@ -106,20 +113,27 @@ class CloudStorage(ResourceStorage):
         device = int(self._scalar(DEVICES_OF_VM, (vm.id,)) or 0) + 1
         return self._act(VOLUME, volume.id, "attach", "Attached", {
             "attached_vm_id": str(vm.id), "attached_vm_name": vm_name or vm.name,
-            "device_id": device})
+            "device_id": device}, linked=vm.id)
 
     def detach_volume(self, volume_id: UUID | str) -> Any:
         """Detach a data disk (a ROOT volume stays with its VM); None when absent."""
+        return racing(lambda: self._detach(volume_id))
+
+    def _detach(self, volume_id: UUID | str) -> Any:
         volume = self._resource(VOLUME, volume_id)
         if volume is None:
             return None
         if volume.type == "ROOT":
             raise ConflictError("a ROOT volume is never detached from its VM")
-        return self._act(VOLUME, volume.id, "detach", "Ready", DETACHED)
+        return self._act(VOLUME, volume.id, "detach", "Ready", DETACHED,
+                         linked=volume.attached_vm_id)
 
     def delete_volume(self, id: UUID | str) -> bool:
         """Delete a volume that is not attached (a ROOT volume on its VM goes with the VM).
         False when absent."""
+        return racing(lambda: self._delete_volume(id))
+
+    def _delete_volume(self, id: UUID | str) -> bool:
         volume = self._resource(VOLUME, id)
         if volume is None:
             return False
@@ -135,6 +149,10 @@ class CloudStorage(ResourceStorage):
 
     # -- VMs ------------------------------------------------------------------------------
     def delete_virtual_machine(self, id: UUID | str) -> bool:
+        """Destroy a VM (see ``_destroy``); tried again after a racing change."""
+        return racing(lambda: self._destroy(id))
+
+    def _destroy(self, id: UUID | str) -> bool:
         """Destroy a VM: its data disks are detached, its ROOT volume deleted, its static
         NAT released and its snapshots removed, each by its own event, in one transaction
         with the VM's own deletion. False when absent."""
@@ -142,6 +160,9 @@ class CloudStorage(ResourceStorage):
         if vm is None:
             return False
         with context.command():
+            # loaded first: an attach committed after this load conflicts on the VM's
+            # version; one committed before it is seen by the query below
+            aggregate = self._load_resource(VM, vm.id)
             affected: list[Resource] = []
             for volume_id in self._column(VOLUMES_OF_VM, (vm.id,)):
                 volume = self._load_resource(VOLUME, volume_id)
@@ -156,7 +177,6 @@ class CloudStorage(ResourceStorage):
                 nat = self._load_resource(NAT, nat_id)
                 nat.delete()
                 affected.append(nat)
-            aggregate = self._load_resource(VM, vm.id)
             aggregate.delete()
             self._save(*affected, *self._cascade(VM, vm), aggregate)
         return True
@@ -182,8 +202,14 @@ class CloudStorage(ResourceStorage):
         parsed: Any = i.parse(STATEMENTS[DNS_RECORD.name].create_input, data)
         owner, _ = self._owner_with_feature(DNS_RECORD, parsed.user_id)
         self._parent_of(DNS_RECORD, parsed.domain_id, owner)  # before anything is looked up
-        self._cname_alone(parsed.domain_id, parsed.name, parsed.type, None)
-        return self._create_resource(DNS_RECORD, parsed)
+
+        def attempt() -> Any:  # the domain is loaded before the check: a record added
+            # since conflicts on its version, and this attempt is made again
+            domain = self._load_resource(DNS_DOMAIN, parsed.domain_id)
+            self._cname_alone(parsed.domain_id, parsed.name, parsed.type, None)
+            return self._create_resource(DNS_RECORD, parsed, domain)
+
+        return racing(attempt)
 
     def update_dns_record(self, id: UUID | str,
                           changes: BaseModel | dict[str, Any]) -> Any:
@@ -194,16 +220,21 @@ class CloudStorage(ResourceStorage):
         values = changes.model_dump(exclude_unset=True) if isinstance(
             changes, BaseModel) else dict(changes)
         name, kind = values.get("name", current.name), values.get("type", current.type)
-        if isinstance(name, str) and isinstance(kind, str):
-            self._cname_alone(current.domain_id, name.lower().removesuffix("."), kind,
-                              current.id)
-        return self._update_resource(DNS_RECORD, current.id, values)
+
+        def attempt() -> Any:  # as in create_dns_record
+            domain = self._load_resource(DNS_DOMAIN, current.domain_id)
+            if isinstance(name, str) and isinstance(kind, str):
+                self._cname_alone(current.domain_id, name.lower().removesuffix("."), kind,
+                                  current.id)
+            return self._update_resource(DNS_RECORD, current.id, values, domain)
+
+        return racing(attempt)
 
     def _cname_alone(self, domain_id: UUID, name: str, kind: str, record_id: UUID | None
                      ) -> None:
         """Refuse a record that would share its name with a CNAME (or be a CNAME beside
-        other records). Checked before the append: two writers racing past the check at
-        once are not caught (a CNAME beside a CNAME is, by a unique index)."""
+        other records). Every record change also records a change of its domain, so two
+        writers racing under one domain conflict and the later one checks again."""
         types = {row["type"] for row in self._rows(RECORDS_AT_NAME, (domain_id, name))
                  if row["id"] != record_id}
         if types and (kind == "CNAME" or "CNAME" in types):
@@ -213,15 +244,22 @@ class CloudStorage(ResourceStorage):
     # -- helpers --------------------------------------------------------------------------
     def _act(self, kind: Any, resource_id: UUID, action: str, state: str,
              changes: dict[str, Any],
-             transitions: dict[str, frozenset[str]] | None = None) -> Any:
-        """A lifecycle action on one resource, saved; returns its row."""
+             transitions: dict[str, frozenset[str]] | None = None,
+             linked: UUID | None = None) -> Any:
+        """A lifecycle action on one resource, saved; returns its row. ``linked``: a VM the
+        action concerns, which records it too (so its destroy, racing, conflicts)."""
         assert kind.lifecycle is not None  # noqa: S101 - kinds with actions have one
         with context.command():
             aggregate = self._load_resource(kind, resource_id)
             aggregate.transition(action, kind.lifecycle.field, state,
                                  transitions or kind.lifecycle.transitions, changes)
+            others = []
+            if linked is not None:
+                vm = self._load_resource(VM, linked)
+                vm.link(f"{kind.name}.{action}", resource_id)
+                others.append(vm)
             row = self._save_returning(STATEMENTS[kind.name].model, (kind.table, resource_id),
-                                       aggregate)
+                                       *others, aggregate)
         return self._hide(kind, row) if row is not None else self._resource(kind, resource_id)
 
 

@@ -28,7 +28,7 @@ from akashone_es.errors import (
 from akashone_es.resources import KINDS
 from akashone_es.resources.kind import Kind, Method
 from akashone_es.storage import inputs as i
-from akashone_es.storage.billing_base import BillingBase
+from akashone_es.storage.billing_base import BillingBase, racing
 from akashone_es.storage.flags import FlagStorage
 
 Row = BaseModel
@@ -113,7 +113,8 @@ class ResourceStorage(FlagStorage, BillingBase):
                                                             row.user_id) else None
 
     # -- writes ---------------------------------------------------------------------------
-    def _create_resource(self, kind: Kind, data: BaseModel | dict[str, Any]) -> Any:
+    def _create_resource(self, kind: Kind, data: BaseModel | dict[str, Any],
+                         parent: Resource | None = None) -> Any:
         """Validate, check the owner and the feature flag, seal the secrets, append Created;
         the answer carries the secrets in clear (the only time they are returned)."""
         s = STATEMENTS[kind.name]
@@ -136,8 +137,10 @@ class ResourceStorage(FlagStorage, BillingBase):
             aggregate = Resource(kind=kind.name, user_id=str(owner),
                                  organization_id=str(organization) if organization else None,
                                  fields=fields)
+            linked = [*self._link_parent(kind, fields, aggregate.id, "created", parent),
+                      *self._link_refs(kind, fields, aggregate.id, "created", set(kind.refs))]
             row = self._must(self._save_returning(s.model, (kind.table, aggregate.id),
-                                                  aggregate))
+                                                  *linked, aggregate))
         return row.model_copy(update=clear) if clear else self._hide(kind, row)
 
     def _owner_with_feature(self, kind: Kind, user_id: UUID) -> tuple[UUID, UUID | None]:
@@ -153,7 +156,8 @@ class ResourceStorage(FlagStorage, BillingBase):
         return row["id"], row["organization_id"]
 
     def _update_resource(self, kind: Kind, resource_id: UUID | str,
-                         changes: BaseModel | dict[str, Any]) -> Any:
+                         changes: BaseModel | dict[str, Any],
+                         parent: Resource | None = None) -> Any:
         """Change updatable fields; the merged record is validated as a whole (a required
         field cannot be cleared, a port range cannot be inverted). A kind whose lifecycle
         moves by update takes its state too, each move checked."""
@@ -187,8 +191,11 @@ class ResourceStorage(FlagStorage, BillingBase):
                 aggregate.update(changed)
             else:
                 return self._hide(kind, current)
+            linked = [*self._link_parent(kind, aggregate.fields, current.id, "updated",
+                                         parent),
+                      *self._link_refs(kind, aggregate.fields, current.id, "named", named)]
             row = self._save_returning(STATEMENTS[kind.name].model, (kind.table, current.id),
-                                       aggregate)
+                                       *linked, aggregate)
         return self._hide(kind, row) if row is not None else self._resource(kind, current.id)
 
     @staticmethod
@@ -290,12 +297,41 @@ class ResourceStorage(FlagStorage, BillingBase):
         current = self._resource(kind, resource_id)
         if current is None:
             return False
-        self._refuse_if_named(kind, current.id)
         with context.command():
+            # loaded first: a resource naming it, made after this load, conflicts on its
+            # version; one made before is found by the check below
             aggregate = self._load_resource(kind, current.id)
+            self._refuse_if_named(kind, current.id)
+            linked = self._link_parent(kind, aggregate.fields, current.id, "deleted")
             aggregate.delete()
-            self._save(*self._cascade(kind, current), aggregate)
+            self._save(*self._cascade(kind, current), *linked, aggregate)
         return True
+
+    def _link_refs(self, kind: Kind, fields: dict[str, Any], resource_id: UUID, change: str,
+                   named: set[str]) -> list[Resource]:
+        """The resources a change names (``named`` fields), each recording it: deleting one
+        while it is being named conflicts instead of leaving a dangling name."""
+        linked = []
+        for field in sorted(named):
+            value = fields.get(field)
+            if value is not None:
+                target = self._load_resource(KINDS[kind.refs[field]], UUID(str(value)))
+                target.link(f"{kind.name}.{change}", resource_id)
+                linked.append(target)
+        return linked
+
+    def _link_parent(self, kind: Kind, fields: dict[str, Any], child_id: UUID, change: str,
+                     parent: Resource | None = None) -> list[Resource]:
+        """A child's change, recorded on its parent too (saved together: a racing change
+        under the same parent, or the parent's deletion, conflicts). ``parent``: loaded
+        by a caller that checked a rule against it first."""
+        if kind.parent is None:
+            return []
+        if parent is None:
+            parent = self._load_resource(KINDS[kind.parent.kind],
+                                         UUID(str(fields[kind.parent.field])))
+        parent.link(f"{kind.name}.{change}", child_id)
+        return [parent]
 
     def _cascade(self, kind: Kind, row: Any) -> list[Resource]:
         """What deleting ``row`` takes with it: its children (a domain's records, a VM's
@@ -374,15 +410,17 @@ def _methods(kind: Kind) -> dict[Method, Callable[..., Any]]:
         row = self._resource_by_cloudstack_id(kind, cloudstack_id)
         return self._hide(kind, row) if row is not None else None
 
+    # a write that meets a racing change of a resource it names (a parent, a reference)
+    # conflicts; it is tried again against what is there now
     def create(self: ResourceStorage, data: BaseModel | dict[str, Any]) -> Any:
-        return self._create_resource(kind, data)
+        return racing(lambda: self._create_resource(kind, data))
 
     def update(self: ResourceStorage, id: UUID | str,
                changes: BaseModel | dict[str, Any]) -> Any:
-        return self._update_resource(kind, id, changes)
+        return racing(lambda: self._update_resource(kind, id, changes))
 
     def delete(self: ResourceStorage, id: UUID | str) -> bool:
-        return self._delete_resource(kind, id)
+        return racing(lambda: self._delete_resource(kind, id))
 
     def observe(self: ResourceStorage, cloudstack_id: str,
                 observed: BaseModel | dict[str, Any]) -> Any:
