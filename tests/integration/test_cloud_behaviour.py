@@ -407,3 +407,19 @@ class TestReviewedHoles:
         with pytest.raises(ValidationError) as raised:
             storage.attach_volume(volume(storage, owner).id, vm(storage, owner).id, "x" * 201)
         assert raised.value.fields == ["vm_name"]
+
+
+class TestOrganizationMoves:
+    def test_a_user_who_owns_resources_is_not_moved(self, storage: Storage,
+                                                    people: dict[str, Any]) -> None:
+        """Its resources belong to its organization (whose tenants see them, and whose
+        invoices bill them): moving it would strand them."""
+        owner = people["asha"]
+        other = storage.create_organization({"name": "other org"})
+        disk = volume(storage, owner)
+        with pytest.raises(ConflictError, match="owns 1 cloud resource"):
+            storage.update_user(owner.id, {"organization_id": other.id})
+        assert storage.get_user(owner.id).organization_id == owner.organization_id
+        storage.delete_volume(disk.id)
+        moved = storage.update_user(owner.id, {"organization_id": other.id})
+        assert moved.organization_id == other.id
