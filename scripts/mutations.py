@@ -24,6 +24,7 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 CLAIMS = "tests/integration/test_claims.py"
 RACES = "tests/integration/test_billing_concurrency.py"
 FAULTS = "tests/integration/test_rebuild_and_faults.py"
+RESOURCES = "tests/integration/test_resources.py"
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,31 @@ MUTATIONS = [
              "akashone_es/context.py",
              (('if len(value) > MAX_IP or "%" in value:', "if len(value) > MAX_IP:"),),
              ("tests/unit/test_context.py",)),
+    Mutation("resource-read-crosses-tenants", "another organization's resource reads as absent",
+             "akashone_es/storage/resources.py",
+             (("row = self._one(s.model, s.by_id, (i.parse_id(resource_id, \"id\"),))\n"
+               "        return row if row is not None and self._visible_row(row.organization_id,\n"
+               "                                                            row.user_id) else None",
+               "return self._one(s.model, s.by_id, (i.parse_id(resource_id, \"id\"),))"),),
+             (f"{RESOURCES}::TestEveryKind::test_another_tenant_sees_and_changes_nothing",)),
+    Mutation("meter-bills-twice", "metering records each resource-hour once (derived ids)",
+             "akashone_es/storage/metering.py",
+             (('return uuid5(_NS, f"{resource_id}:{metric}:{window.astimezone(UTC).isoformat()}")',
+               "return uuid4()"), ("from uuid import NAMESPACE_URL, UUID, uuid5",
+                                   "from uuid import NAMESPACE_URL, UUID, uuid4, uuid5")),
+             ("tests/integration/test_metering.py::TestVirtualMachines",)),
+    Mutation("lifecycle-unguarded", "a resource moves only as its lifecycle allows",
+             "akashone_es/domain/resources.py",
+             (("if to not in allowed.get(str(current), frozenset()):", "if False:"),),
+             ("tests/integration/test_cloud_behaviour.py::TestVirtualMachines",)),
+    Mutation("secret-in-clear", "secrets are sealed before they enter an event",
+             "akashone_es/storage/resources.py",
+             (("fields[name] = self.secrets.seal(value)", "fields[name] = value"),),
+             ("tests/integration/test_resources.py::TestSshKeys",)),
+    Mutation("named-resource-deleted", "a resource other resources name is not deleted",
+             "akashone_es/storage/resources.py",
+             (("            self._refuse_if_named(kind, current.id)\n", ""),),
+             ("tests/integration/test_resource_rules.py::TestNatGateways",)),
 ]
 
 
