@@ -84,12 +84,15 @@ class Runner:
     hot standbys), catches up in batches, then sleeps until NOTIFY says there is more."""
 
     def __init__(self, dsn: str, projections: Sequence[Projection], reader: LogReader, *,
-                 batch_size: int = 2000, poll_seconds: float = 1.0) -> None:
+                 batch_size: int = 2000, poll_seconds: float = 1.0,
+                 follow: Callable[[psycopg.Connection[Any]], Any] | None = None) -> None:
         self.dsn = dsn
         self.projections = list(projections)
         self.reader = reader
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        #: work that follows the log beside the projections (the hash chain's sealer)
+        self.follow = follow
         self.stopping = threading.Event()
 
     def stop(self) -> None:
@@ -124,6 +127,8 @@ class Runner:
                                  progress=progress)
                     except ProjectionError as exc:
                         errors.append(exc)
+                if self.follow is not None:
+                    self.follow(work)
             if errors:
                 raise errors[0]
             return
@@ -147,6 +152,8 @@ class Runner:
                         stopped.discard(projection.name)
                     except ProjectionError:  # logged as projection.stopped
                         stopped.add(projection.name)
+                if self.follow is not None:
+                    self.follow(work)
                 woken = False
                 for _ in locks.notifies(timeout=self.poll_seconds, stop_after=1):
                     woken = True

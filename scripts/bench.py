@@ -42,7 +42,7 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from akashone_es import Settings, open_storage
+from akashone_es import Settings, audit, open_storage
 from akashone_es.domain.confusables import identity_key
 from akashone_es.domain.identity import User, system_role_id_for
 from akashone_es.persistence.database import drop_database, with_database
@@ -253,11 +253,53 @@ def bench_rebuild(storage: Any, rounds: int, library_events: int, bulk_from: int
     return out
 
 
+# -- the hash chain's verify ------------------------------------------------------------------
+def raw_ordered_read(dsn: str) -> float:
+    """Rows/s of reading every event in log order (the columns verify reads), raw psycopg."""
+    with psycopg.connect(dsn) as conn, conn.cursor(name="raw_read") as cur:
+        cur.itersize = 5000
+        start = time.perf_counter()
+        cur.execute("SELECT notification_id, originator_id, originator_version, topic, state"
+                    " FROM akashone_events ORDER BY notification_id")
+        count = sum(1 for _ in cur)
+        return count / (time.perf_counter() - start)
+
+
+def bench_verify(storage: Any, rounds: int) -> dict[str, Any]:
+    """audit.verify over the whole (sealed) log vs a raw ordered read of the same rows."""
+    with psycopg.connect(storage.dsn) as conn:
+        start = time.perf_counter()
+        position, _ = audit.seal(conn)
+        conn.commit()
+        sealing = position / (time.perf_counter() - start)
+    results = []
+    for r in range(rounds):
+        sides = ("ours", "raw") if r % 2 == 0 else ("raw", "ours")
+        rates: dict[str, float] = {}
+        for side in sides:
+            if side == "ours":
+                with psycopg.connect(storage.dsn) as conn:
+                    start = time.perf_counter()
+                    verdict = audit.verify(conn)
+                    rates[side] = verdict.events / (time.perf_counter() - start)
+                    assert verdict.ok, verdict
+            else:
+                rates[side] = raw_ordered_read(storage.dsn)
+        results.append({"ours": rates["ours"], "baseline": rates["raw"],
+                        "ratio": rates["ours"] / rates["raw"]})
+        console.log(f"verify round {r + 1} ({sides[0]} first): {rates['ours']:,.0f} ev/s over"
+                    f" {position:,} events vs raw ordered read {rates['raw']:,.0f} rows/s ="
+                    f" {rates['ours'] / rates['raw']:.2f}x")
+    out = summarize("verify", "events/s", "raw ordered read of the same rows", results)
+    out["events"], out["sealing"] = position, sealing
+    return out
+
+
 # -- startup --------------------------------------------------------------------------------
 STARTUP_SCRIPT = """
 import sys, time
 from contextlib import nullcontext
-from akashone_es import Settings, open_storage
+from akashone_es import Settings, audit, open_storage
 start = time.perf_counter()
 s = open_storage(Settings(log_level="warning"), dsn=sys.argv[1])
 try:
@@ -428,6 +470,7 @@ def main() -> None:
                 bulk_from = head(conn)
             populate(big, args.users)
             results.append(bench_rebuild(big, args.rounds, args.library_events, bulk_from))
+            results.append(bench_verify(big, args.rounds))
             results.append(bench_query(big, args.lookups, args.rounds))
         results.append(bench_startup(small_dsn, big_dsn, args.rounds))
         report(results, args.out, server_dsn)
@@ -466,6 +509,11 @@ def report(results: list[dict[str, Any]], out: Path, server_dsn: str) -> None:
         table.add_row(f"rebuild identity ({rb['events']:,} ev)", f"{rb['ours_median']:,.0f} ev/s",
                       f"ProjectionRunner {rb['baseline_median']:,.0f} ev/s",
                       f"{rb['ratio_median']:.1f}x", ">= 10x")
+    if "verify" in by:
+        v = by["verify"]
+        table.add_row(f"audit verify ({v['events']:,} ev)", f"{v['ours_median']:,.0f} ev/s",
+                      f"raw read {v['baseline_median']:,.0f} rows/s",
+                      f"{v['ratio_median']:.2f}x", ">= 50k ev/s")
     if "startup" in by:
         st = by["startup"]
         table.add_row(f"startup ({st['small_events']:,} -> {st['big_events']:,} ev)",
@@ -549,6 +597,12 @@ def render_markdown(data: dict[str, Any]) -> str:
                      f" {rb['ours_median']:,.0f} ev/s | `ProjectionRunner`"
                      f" {rb['baseline_median']:,.0f} ev/s | {_rounds(rb, fmt='{:.1f}')} |"
                      f" >= 10x |")
+    if "verify" in by:
+        v = by["verify"]
+        lines.append(f"| audit: `verify` of the hash chain over {v['events']:,} events |"
+                     f" {v['ours_median']:,.0f} events/s (sealing {v['sealing']:,.0f} ev/s) |"
+                     f" raw ordered read of the same rows {v['baseline_median']:,.0f} rows/s |"
+                     f" {_rounds(v)} | >= 50k events/s |")
     if "startup" in by:
         st = by["startup"]
         lines.append(f"| startup: `open_storage()` to first query | {st['big_ms']:.0f} ms at"

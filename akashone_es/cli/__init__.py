@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from akashone_es.cli import billing, demo, history, projections, resources
+from akashone_es.cli import audit, billing, demo, history, projections, resources
 from akashone_es.cli.common import EXIT_USAGE, State, load_settings, one_line, render_status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -16,6 +16,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                        "history. Exit codes: 0 done, 1 the command failed, 2 configuration "
                        "or usage error.")
 app.add_typer(projections.app, name="projections")
+app.add_typer(audit.app, name="audit")
 app.command("demo")(demo.demo)
 app.command("history")(history.history)
 app.command("invoice")(billing.invoice)

@@ -15,6 +15,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from akashone_es import audit as chain
 from akashone_es.cli.common import State, render_status
 from akashone_es.errors import ProjectionError
 from akashone_es.persistence.roles import app_dsn
@@ -76,24 +77,28 @@ def status_command(ctx: typer.Context) -> None:
 
 @app.command("catch-up")
 def catch_up(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = None) -> None:
-    """Apply pending events to the async projections, then exit."""
+    """Apply pending events to the async projections and seal them into the hash chain,
+    then exit."""
     state: State = ctx.obj
     with state.storage() as storage, _progress(state) as progress:
         runner = Runner(app_dsn(storage.dsn, storage.settings),
                         _select(storage, names, "async"), storage.reader,
-                        batch_size=batch_size or storage.settings.batch_size)
+                        batch_size=batch_size or storage.settings.batch_size,
+                        follow=chain.seal)
         runner.run(once=True, progress=_Bar(progress))
     state.console.print("caught up")
 
 
 @app.command("run")
 def run(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = None) -> None:
-    """Follow the log for the async projections until interrupted (one active runner each)."""
+    """Follow the log for the async projections (one active runner each) and the hash
+    chain's sealer, until interrupted."""
     state: State = ctx.obj
     with state.storage() as storage:
         runner = Runner(app_dsn(storage.dsn, storage.settings),
                         _select(storage, names, "async"), storage.reader,
-                        batch_size=batch_size or storage.settings.batch_size)
+                        batch_size=batch_size or storage.settings.batch_size,
+                        follow=chain.seal)
         try:
             runner.run()
         except KeyboardInterrupt:

@@ -39,12 +39,18 @@ APPEND_ONLY_TRIGGERS = sql.SQL(
         FOR EACH STATEMENT EXECUTE FUNCTION {fn}();
     """
 )
+#: the hash chain over the log: one seal per event, in log order (``akashone_es/audit``)
+CHAIN_TABLE = "akashone_chain"
+CHAIN_DDL = sql.SQL(
+    "CREATE TABLE IF NOT EXISTS {} (position bigint PRIMARY KEY, hash bytea NOT NULL,"
+    " sealed_at timestamptz NOT NULL DEFAULT now())").format(sql.Identifier(CHAIN_TABLE))
+
 APPEND_ONLY_DDL = sql.Composed([APPEND_ONLY_FUNCTION_DDL, *(
     APPEND_ONLY_TRIGGERS.format(
         table=sql.Identifier(table), fn=sql.Identifier(APPEND_ONLY_FUNCTION),
         no_change=sql.Identifier(f"{table}_no_update_delete"),
         no_truncate=sql.Identifier(f"{table}_no_truncate"))
-    for table in (EVENTS_TABLE, SNAPSHOTS_TABLE))])
+    for table in (EVENTS_TABLE, SNAPSHOTS_TABLE, CHAIN_TABLE))])
 
 # The library takes a snapshot after the event it is at has been recorded, so an honest
 # snapshot always names a recorded (originator_id, originator_version); one that does not
@@ -167,5 +173,6 @@ def drop_database(dsn: str) -> None:
 def install_append_only_guard(conn: psycopg.Connection[Any]) -> None:
     """Make UPDATE, DELETE and TRUNCATE on the events and snapshots tables fail in the
     database, and a snapshot of no recorded event fail to insert."""
+    conn.execute(CHAIN_DDL)
     conn.execute(APPEND_ONLY_DDL)
     conn.execute(SNAPSHOT_CHECK_DDL)

@@ -1,0 +1,71 @@
+"""``akashone-es audit``: seal the log into its hash chain, take a digest, verify."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+
+from akashone_es import audit as chain
+from akashone_es.cli.common import EXIT_FAILED, State, fail, plural
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="The log's hash chain: seal, digest, verify.")
+
+
+@app.command()
+def seal(ctx: typer.Context) -> None:
+    """Seal every event not sealed yet (what digest and verify also do first)."""
+    state: State = ctx.obj
+    with state.storage("audit seal") as storage, psycopg.connect(storage.dsn) as conn:
+        position, head = chain.seal(conn)
+    state.console.print(f"sealed up to position {position}: {head.hex()}")
+
+
+@app.command()
+def digest(ctx: typer.Context,
+           out: Annotated[Path, typer.Option(help="where to save the digest (JSON)")]
+           = Path("akashone-digest.json")) -> None:
+    """Seal, then print and save the digest of the chain's head: keep it outside the
+    database (it is what a rewritten log is checked against)."""
+    state: State = ctx.obj
+    with state.storage("audit digest") as storage, psycopg.connect(storage.dsn) as conn:
+        found = chain.digest(conn)
+    try:
+        out.write_text(found.dumps())
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror}")
+    state.console.print(f"position {found.position}  head {found.hash}  at {found.at}")
+    state.console.print(f"saved to {out}")
+
+
+@app.command()
+def verify(ctx: typer.Context,
+           digest_file: Annotated[Path | None, typer.Option(
+               "--digest", help="a digest saved earlier: the log must still reach it")]
+           = None) -> None:
+    """Recompute the chain from the log and compare it with every seal (and the digest);
+    exit 1 at the first position that does not match. Events written since the last seal
+    are sealed afterwards, when all is well."""
+    state: State = ctx.obj
+    expected = None
+    if digest_file is not None:
+        try:
+            expected = chain.Digest.loads(digest_file.read_text())
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            fail(f"cannot read the digest {digest_file}: {exc}", 2)
+    with state.storage("audit verify") as storage, psycopg.connect(storage.dsn) as conn:
+        started = time.perf_counter()
+        verdict = chain.verify(conn, expected)
+        elapsed = time.perf_counter() - started
+        if verdict.ok:
+            chain.seal(conn)  # what was written since is sealed for the next verify
+    if not verdict.ok:
+        fail(f"position {verdict.position}: {verdict.problem}", EXIT_FAILED)
+    rate = verdict.events / elapsed if elapsed else 0
+    against = f", and it reaches the digest at {expected.position}" if expected else ""
+    state.console.print(f"OK: {plural(verdict.events, 'event')} match their seals{against}"
+                        f" ({rate:,.0f} events/s)")

@@ -1,0 +1,54 @@
+"""``akashone-es audit``: digest, verify, and a tampered log's exit code and one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+
+from tests.cli.conftest import Cli
+
+
+def test_digest_then_verify_then_tamper(cli: Cli, dsn: str, tmp_path: Path) -> None:
+    assert cli("init").returncode == 0
+    saved = tmp_path / "digest.json"
+    made = cli("audit", "digest", "--out", str(saved))
+    assert made.returncode == 0, made.stderr
+    taken = json.loads(saved.read_text())
+    assert taken["position"] > 0
+    assert len(taken["hash"]) == 64
+    checked = cli("audit", "verify", "--digest", str(saved))
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("OK: ")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("UPDATE akashone_events SET state = overlay(state placing '9' from 30"
+                     " for 1) WHERE notification_id = 3")
+    broken = cli("audit", "verify", "--digest", str(saved))
+    assert broken.returncode == 1
+    assert broken.stderr.strip().splitlines()[-1] == (
+        "error: position 3: the event does not match its seal (its content, metadata or "
+        "place changed)")
+
+
+def test_an_unreadable_digest_is_one_line_exit_2(cli: Cli, tmp_path: Path) -> None:
+    assert cli("init").returncode == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text("not json")
+    result = cli("audit", "verify", "--digest", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: cannot read the digest")
+
+
+def test_the_follower_seals_the_log_as_the_application(cli: Cli, dsn: str) -> None:
+    """``projections catch-up`` (the follower, as the application's role) seals every
+    event; ``audit verify`` then finds them all sealed."""
+    assert cli("init").returncode == 0
+    assert cli("projections", "catch-up").returncode == 0
+    with psycopg.connect(dsn) as conn:
+        events, seals = conn.execute(
+            "SELECT (SELECT count(*) FROM akashone_events),"
+            " (SELECT count(*) FROM akashone_chain)").fetchone()
+    assert events == seals > 0
+    assert cli("audit", "verify").returncode == 0
