@@ -75,10 +75,8 @@ class CloudStorage(ResourceStorage):
             ip_address = str(ipaddress.ip_address(ip_address))
         except ValueError:
             return None
-        row = self._one(STATEMENTS[RESERVED_IP.name].model, RESERVED_IP_BY_ADDRESS,
-                        (ip_address,))
-        return row if row is not None and self._visible_row(row.organization_id,
-                                                            row.user_id) else None
+        return self._seen(self._one(STATEMENTS[RESERVED_IP.name].model,
+                                    RESERVED_IP_BY_ADDRESS, (ip_address,)))
 
     # -- volumes --------------------------------------------------------------------------
     def attach_volume(self, volume_id: UUID | str, vm_id: UUID | str,
@@ -200,8 +198,10 @@ class CloudStorage(ResourceStorage):
     def create_dns_record(self, data: BaseModel | dict[str, Any]) -> Any:
         """A record under a domain of the same owner; a CNAME is alone at its name."""
         parsed: Any = i.parse(STATEMENTS[DNS_RECORD.name].create_input, data)
-        owner, _ = self._owner_with_feature(DNS_RECORD, parsed.user_id)
-        self._parent_of(DNS_RECORD, parsed.domain_id, owner)  # before anything is looked up
+        # another tenant's domain reads as absent before its records are looked at (the
+        # owner and the parent's owner are checked by _create_resource)
+        if self._resource(DNS_DOMAIN, parsed.domain_id) is None:
+            raise NotFoundError(DNS_DOMAIN.name, parsed.domain_id, "domain_id")
 
         def attempt() -> Any:  # the domain is loaded before the check: a record added
             # since conflicts on its version, and this attempt is made again

@@ -102,17 +102,18 @@ class ResourceStorage(FlagStorage, BillingBase):
         another organization)."""
         s = STATEMENTS[kind.name]
         rows = self._all(s.model, s.of_user, (i.parse_id(user_id, "user_id"),))
-        return [row for row in rows if self._visible_row(row.organization_id, row.user_id)]
+        return [row for row in rows if self._seen(row) is not None]
 
     def _resource(self, kind: Kind, resource_id: UUID | str) -> Any:
         s = STATEMENTS[kind.name]
-        row = self._one(s.model, s.by_id, (i.parse_id(resource_id, "id"),))
-        return row if row is not None and self._visible_row(row.organization_id,
-                                                            row.user_id) else None
+        return self._seen(self._one(s.model, s.by_id, (i.parse_id(resource_id, "id"),)))
 
     def _resource_by_cloudstack_id(self, kind: Kind, cloudstack_id: str) -> Any:
         s = STATEMENTS[kind.name]
-        row = self._one(s.model, s.by_cloudstack_id, (cloudstack_id,))
+        return self._seen(self._one(s.model, s.by_cloudstack_id, (cloudstack_id,)))
+
+    def _seen(self, row: Any) -> Any:
+        """``row`` when the acting party may see it (its organization's, or its own)."""
         return row if row is not None and self._visible_row(row.organization_id,
                                                             row.user_id) else None
 
