@@ -23,8 +23,8 @@ def test_digest_then_verify_then_tamper(cli: Cli, dsn: str, tmp_path: Path) -> N
     assert checked.stdout.startswith("OK: ")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET session_replication_role = replica")
-        conn.execute("UPDATE akashone_events SET state = overlay(state placing '9' from 30"
-                     " for 1) WHERE notification_id = 3")
+        conn.execute("UPDATE akashone_events SET state = set_byte(state, 29,"
+                     " get_byte(state, 29) # 1) WHERE notification_id = 3")
     broken = cli("audit", "verify", "--digest", str(saved))
     assert broken.returncode == 1
     assert broken.stderr.strip().splitlines()[-1] == (

@@ -63,8 +63,8 @@ class TestTampering:
     def test_a_changed_byte_in_the_state(self, sealed: Any) -> None:
         conn, _ = sealed
         at = middle(conn)
-        tamper(conn, "UPDATE akashone_events SET state = overlay(state placing '9' from 30"
-                     " for 1) WHERE notification_id = %s", at)
+        tamper(conn, "UPDATE akashone_events SET state = set_byte(state, 29,"
+                     " get_byte(state, 29) # 1) WHERE notification_id = %s", at)
         found = verdict(conn)
         assert (found.ok, found.position) == (False, at)
         assert "does not match its seal" in str(found.problem)
@@ -113,8 +113,8 @@ class TestTampering:
         only the digest kept outside tells."""
         conn, taken = sealed
         at = middle(conn)
-        tamper(conn, "UPDATE akashone_events SET state = overlay(state placing '9' from 30"
-                     " for 1) WHERE notification_id = %s", at)
+        tamper(conn, "UPDATE akashone_events SET state = set_byte(state, 29,"
+                     " get_byte(state, 29) # 1) WHERE notification_id = %s", at)
         tamper(conn, "DELETE FROM akashone_chain WHERE position >= %s", at)
         conn.execute("SET session_replication_role = origin")
         audit.seal(conn)
