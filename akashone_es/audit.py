@@ -1,9 +1,9 @@
 """A hash chain over the whole log: seal, digest, verify.
 
-Each event's seal is ``H(n) = SHA-256(H(prev) || position || originator id || version ||
-topic || state)``, every field length-prefixed, starting from 32 zero bytes. The state is the
-event's stored bytes, which hold its timestamp, its fields and its metadata, so the seal
-covers all of them (and, once personal data is encrypted, the ciphertext: erasing a key
+Each event has a leaf, ``L(n) = SHA-256(position || originator id || version || topic ||
+state)`` (fixed-width integers, topic and state length-prefixed), and a seal, ``H(n) =
+SHA-256(H(n-1) || L(n))``, starting from 32 zero bytes. The state is the event's stored bytes,
+which hold its timestamp, its fields and its metadata, so the seal covers all of them (and, once personal data is encrypted, the ciphertext: erasing a key
 never breaks the chain). Seals are written in log order by ``seal`` into ``akashone_chain``
 (append-only, as the log is), behind the writers, as an async projection that never skips.
 
@@ -50,14 +50,25 @@ SIDE_BY_SIDE = sql.SQL(
     " ORDER BY 1").format(sql.Identifier(EVENTS_TABLE), sql.Identifier(CHAIN_TABLE))
 
 
+def leaf(position: int, originator_id: UUID, version: int, topic: str, state: bytes) -> bytes:
+    """One event's leaf: what an export gives in place of an event it leaves out, so the
+    chain can still be recomputed through it."""
+    topic_bytes = topic.encode()
+    return hashlib.sha256(b"".join((
+        struct.pack(">Q", position), originator_id.bytes, struct.pack(">Q", version),
+        struct.pack(">I", len(topic_bytes)), topic_bytes, struct.pack(">I", len(state)),
+        state))).digest()
+
+
+def chain(previous: bytes, leaf_hash: bytes) -> bytes:
+    """The seal after ``previous`` of an event whose leaf is ``leaf_hash``."""
+    return hashlib.sha256(previous + leaf_hash).digest()
+
+
 def link(previous: bytes, position: int, originator_id: UUID, version: int, topic: str,
          state: bytes) -> bytes:
     """One event's seal."""
-    topic_bytes = topic.encode()
-    return hashlib.sha256(b"".join((
-        previous, struct.pack(">Q", position), originator_id.bytes,
-        struct.pack(">Q", version), struct.pack(">I", len(topic_bytes)), topic_bytes,
-        struct.pack(">I", len(state)), state))).digest()
+    return chain(previous, leaf(position, originator_id, version, topic, state))
 
 
 def seal(conn: psycopg.Connection[Any], batch: int = BATCH) -> tuple[int, bytes]:

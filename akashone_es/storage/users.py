@@ -40,8 +40,11 @@ PLATFORM_USER_FIELDS = frozenset({"account_type", "default_discount_percentage",
 #: the accounts a tenant may open inside its organization
 TENANT_ACCOUNT_TYPES = ("customer", "team_member")
 
-#: user columns kept encrypted in the log and the table, decrypted when read
-SEALED_USER_FIELDS = ("two_factor_secret", "email_verification_code")
+#: user columns kept encrypted in the log and the table, decrypted when read (the password's
+#: bcrypt hash too: an export of the log must not hand out hashes to guess offline; users
+#: recorded before it was sealed keep a clear hash, which ``SecretBox.open`` passes through)
+TOTP_FIELDS = ("two_factor_secret", "email_verification_code")
+SEALED_USER_FIELDS = ("password", *TOTP_FIELDS)
 
 
 class UsersStorage(StorageBase):
@@ -49,10 +52,11 @@ class UsersStorage(StorageBase):
 
     # -- passwords ------------------------------------------------------------------------
     def _password_hash(self, password: str) -> str:
-        if i.is_bcrypt_hash(password):  # an imported hash is kept as it is
-            return password
+        """The bcrypt hash of ``password`` (an imported hash kept as it is), sealed."""
+        if i.is_bcrypt_hash(password):
+            return self.secrets.seal(password) or ""
         salt = bcrypt.gensalt(rounds=self.settings.bcrypt_rounds)
-        return bcrypt.hashpw(password.encode(), salt).decode()
+        return self.secrets.seal(bcrypt.hashpw(password.encode(), salt).decode()) or ""
 
     def verify_password(self, user_id: UUID | str, password: str) -> bool:
         """Whether ``password`` matches the user's stored bcrypt hash."""
@@ -174,7 +178,7 @@ class UsersStorage(StorageBase):
             values["email"] = str(update.email)
         if values.get("password"):
             values["password"] = self._password_hash(values["password"])
-        for field in SEALED_USER_FIELDS:  # TOTP secrets never enter the log in clear
+        for field in TOTP_FIELDS:  # TOTP secrets never enter the log in clear
             if values.get(field):
                 values[field] = self.secrets.seal(values[field])
         if values.get("organization_id"):

@@ -303,11 +303,11 @@ class TestHistory:
         assert rows[2][4] == f'{{"role_id":"{role_id}"}}'
 
     def test_history_never_prints_the_password_hash(self, cli: Cli, query: Query) -> None:
-        """The bcrypt hash in the users table is replaced by a marker in the history."""
+        """The (sealed) bcrypt hash is replaced by a marker in the history."""
         run_demo(cli)
         user_id, password_hash = query("SELECT id::text, password FROM users"
                                        " WHERE username = 'priya1'")[0]
-        assert password_hash.startswith("$2b$")
+        assert password_hash.startswith("enc:v1:")
         result = cli("history", user_id)
         assert result.returncode == 0, result.stderr
         assert password_hash not in compact(result.stdout + result.stderr)

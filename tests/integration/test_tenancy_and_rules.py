@@ -136,7 +136,8 @@ class TestEventMetadata:
         assert every == {base, base | {"reason"}}  # the fixture's system context names its reason
 
     def test_event_state_is_readable_json(self, storage: Storage, dsn: str) -> None:
-        """An auditor reads an event's fields and metadata as JSON in SQL; no clear password."""
+        """An auditor reads an event's fields and metadata as JSON in SQL; no password, and no
+        password hash to guess from."""
         with storage.acting_as(system="audit test", ip="198.51.100.1", user_agent="cli"):
             user = make_user(storage, "audit")
         with psycopg.connect(dsn) as conn:
@@ -148,8 +149,9 @@ class TestEventMetadata:
             "audit", "audit@example.com", 2)
         assert (state["metadata"]["ip"], state["metadata"]["user_agent"]) == (
             "198.51.100.1", "cli")
-        assert state["password_hash"].startswith("$2b$")
+        assert state["password_hash"].startswith("enc:v1:")  # the bcrypt hash, sealed
         assert "long-enough-1" not in json.dumps(state)
+        assert "$2b$" not in json.dumps(state)
 
 
 class TestBadInput:
