@@ -1,11 +1,13 @@
 """A hash chain over the whole log: seal, digest, verify.
 
 Each event has a leaf, ``L(n) = SHA-256(position || originator id || version || topic ||
-state)`` (fixed-width integers, topic and state length-prefixed), and a seal, ``H(n) =
-SHA-256(H(n-1) || L(n))``, starting from 32 zero bytes. The state is the event's stored bytes,
-which hold its timestamp, its fields and its metadata, so the seal covers all of them (and, once personal data is encrypted, the ciphertext: erasing a key
-never breaks the chain). Seals are written in log order by ``seal`` into ``akashone_chain``
-(append-only, as the log is), behind the writers, as an async projection that never skips.
+state)`` (fixed-width integers, topic and state length-prefixed), and a seal,
+``H(n) = SHA-256(H(n-1) || L(n))``, starting from 32 zero bytes. The state is the event's
+stored bytes, which hold its timestamp, its fields and its metadata, so the seal covers all
+of them (and, once personal data is encrypted, the ciphertext: erasing a key never breaks the
+chain). An export shows the leaf of an event it leaves out, so its chain can still be
+checked. Seals are written in log order by ``seal`` into ``akashone_chain`` (append-only, as
+the log is), behind the writers, as an async projection that never skips.
 
 A digest (position, head hash, time) kept outside the database is what an auditor holds:
 ``verify`` recomputes the chain from the log and reports the first position that does not

@@ -12,6 +12,10 @@ from akashone_es.logging import get_logger
 
 log = get_logger(__name__)
 PREFIX = "enc:v1:"
+#: fields of events that hold secrets: never printed, even hashed or sealed (a hash still
+#: lets an attacker guess offline)
+SECRET_FIELDS = frozenset({"password", "password_hash", "token_hash", "two_factor_secret",
+                           "email_verification_code", "private_key", "secret_key"})
 KEY_FILE = "secret.key"
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from akashone_es.cli import audit, billing, demo, history, projections, resources
+from akashone_es.cli import audit, billing, demo, export, history, projections, resources
 from akashone_es.cli.common import EXIT_USAGE, State, load_settings, one_line, render_status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -22,6 +22,7 @@ app.command("history")(history.history)
 app.command("invoice")(billing.invoice)
 app.command("resources")(resources.resources)
 app.command("meter")(resources.meter)
+app.command("export")(export.export)
 
 
 @app.callback()

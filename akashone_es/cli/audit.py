@@ -10,6 +10,7 @@ import psycopg
 import typer
 
 from akashone_es import audit as chain
+from akashone_es import export as offline
 from akashone_es.cli.common import EXIT_FAILED, State, fail, plural
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -69,3 +70,30 @@ def verify(ctx: typer.Context,
     against = f", and it reaches the digest at {expected.position}" if expected else ""
     state.console.print(f"OK: {plural(verdict.events, 'event')} match their seals{against}"
                         f" ({rate:,.0f} events/s)")
+
+
+@app.command("verify-export")
+def verify_export(ctx: typer.Context,
+                  export_file: Annotated[Path, typer.Argument(
+                      help="a file written by akashone-es export", metavar="FILE")],
+                  digest_file: Annotated[Path, typer.Option(
+                      "--digest", help="the digest you kept (not one sent with the export)")],
+                  ) -> None:
+    """Check an export against a digest with no database: every line's hash is recomputed
+    from the one before, and the chain must reach the digest's hash."""
+    state: State = ctx.obj
+    try:
+        expected = chain.Digest.loads(digest_file.read_text())
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        fail(f"cannot read the digest {digest_file}: {exc}", 2)
+    try:
+        with export_file.open(encoding="utf-8") as lines:
+            verdict = offline.verify_export(lines, expected)
+    except OSError as exc:
+        fail(f"cannot read the export {export_file}: {exc.strerror}", 2)
+    except UnicodeDecodeError:
+        fail(f"{export_file} is not UTF-8 text: not an export")
+    if not verdict.ok:
+        fail(str(verdict.problem))
+    state.console.print(f"OK: {plural(verdict.lines - 1, 'line')} ({verdict.shown} events "
+                        f"shown) reach the digest at position {expected.position}")

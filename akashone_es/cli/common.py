@@ -29,6 +29,14 @@ from projections.runner import Runner
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: what a time option accepts (ISO 8601; UTC unless it carries an offset)
+MOMENT_FORMATS = ["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S",
+                  "%Y-%m-%dT%H:%M", "%Y-%m-%d"]
+
+
+def utc(moment: datetime) -> datetime:
+    """A time option's value as an aware time (UTC when it named no offset)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def one_line(text: str) -> str:

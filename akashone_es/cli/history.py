@@ -14,11 +14,9 @@ from rich.text import Text
 
 from akashone_es.cli.common import State, fail, fits, plural
 from akashone_es.domain.base import DomainEvent
+from akashone_es.secrets import SECRET_FIELDS
 
 BASE_FIELDS = set(DomainEvent.model_fields) | {"originator_topic"}
-#: never printed, even hashed: a hash still lets an attacker guess offline
-SECRET_FIELDS = frozenset({"password", "password_hash", "token_hash", "two_factor_secret",
-                           "email_verification_code", "private_key", "secret_key"})
 
 
 def redact(data: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from akashone_es.cli.common import State, fail, model_table, plural
+from akashone_es.cli.common import MOMENT_FORMATS, State, fail, model_table, plural, utc
 from akashone_es.errors import ValidationError
 from akashone_es.resources import KINDS
 from akashone_es.storage import Storage
@@ -65,11 +65,10 @@ def meter(ctx: typer.Context,
           until: Annotated[datetime | None, typer.Option(
               help="bill every hour that ends by this time (ISO 8601, UTC unless it says); "
                    "default: the last hour that ended at least 5 minutes ago",
-              formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S",
-                       "%Y-%m-%dT%H:%M", "%Y-%m-%d"])] = None) -> None:
+              formats=MOMENT_FORMATS)] = None) -> None:
     """Turn the metered hours of every resource into usage records, each hour once."""
     state: State = ctx.obj
-    moment = until.replace(tzinfo=until.tzinfo or UTC) if until else floor_hour(
+    moment = utc(until) if until else floor_hour(
         datetime.now(UTC) - GRACE)
     with state.storage("meter") as storage:
         result = storage.meter(moment)

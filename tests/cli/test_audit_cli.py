@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.cli.conftest import Cli
+from tests.cli.conftest import Cli, run_cli
 
 
 def test_digest_then_verify_then_tamper(cli: Cli, dsn: str, tmp_path: Path) -> None:
@@ -52,3 +52,43 @@ def test_the_follower_seals_the_log_as_the_application(cli: Cli, dsn: str) -> No
             " (SELECT count(*) FROM akashone_chain)").fetchone()
     assert events == seals > 0
     assert cli("audit", "verify").returncode == 0
+
+
+def test_export_then_verify_it_with_no_database(cli: Cli, dsn: str, tmp_path: Path) -> None:
+    """The auditor's round: export with the digest beside it, then check it offline (the
+    checker is given a database URL that answers nothing)."""
+    assert cli("init").returncode == 0
+    out = tmp_path / "slice.jsonl"
+    made = cli("export", "--out", str(out), "--kind", "role")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith(f"wrote {out}: ")
+    digest = tmp_path / "slice.jsonl.digest.json"
+    assert json.loads(digest.read_text())["position"] > 0
+    offline = run_cli("audit", "verify-export", str(out), "--digest", str(digest),
+                      database_url="postgresql://nobody@127.0.0.1:1/none")
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stdout.startswith("OK: ")
+    lines = out.read_text().splitlines(keepends=True)
+    line = json.loads(lines[1])
+    line["state"] = line["state"].replace("a", "b", 1)
+    out.write_text("".join([lines[0], json.dumps(line) + "\n", *lines[2:]]))
+    broken = cli("audit", "verify-export", str(out), "--digest", str(digest))
+    assert broken.returncode == 1
+    assert broken.stderr.strip() == (f"error: position {line['position']}: the line does not "
+                                     "match its hash (changed)")
+
+
+def test_export_usage_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:
+    assert cli("init").returncode == 0
+    bad_tenant = cli("export", "--tenant", "acme")
+    assert bad_tenant.returncode == 2
+    assert "must be a UUID" in bad_tenant.stderr
+    assert len(bad_tenant.stderr.strip().splitlines()) == 1
+    unknown = cli("export", "--out", str(tmp_path / "x.jsonl"), "--kind", "spaceship")
+    assert (unknown.returncode, unknown.stderr.strip()) == (
+        1, "error: --kind: no aggregate or resource kind 'spaceship' in the log")
+    assert not (tmp_path / "x.jsonl").exists()
+    missing = cli("audit", "verify-export", str(tmp_path / "none.jsonl"), "--digest",
+                  str(tmp_path / "none.json"))
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("error: cannot read the digest")

@@ -1,0 +1,81 @@
+"""``akashone-es export``: a slice of the log, with the digest that proves it, for auditors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+from uuid import UUID
+
+import psycopg
+import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+from akashone_es.cli.common import MOMENT_FORMATS, State, fail, plural, utc
+from akashone_es.export import ExportError, Filters
+from akashone_es.export import export as write_export
+
+MOMENT_HELP = "(ISO 8601, UTC unless it has an offset)"
+
+
+def _uuid(value: str | None, option: str) -> UUID | None:
+    if value is None:
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        raise typer.BadParameter("must be a UUID", param_hint=option) from None
+
+
+def export(ctx: typer.Context,
+           out: Annotated[Path, typer.Option(help="the JSON Lines file to write")]
+           = Path("akashone-export.jsonl"),
+           since: Annotated[datetime | None, typer.Option(
+               help=f"events at or after this time {MOMENT_HELP}",
+               formats=MOMENT_FORMATS)] = None,
+           until: Annotated[datetime | None, typer.Option(
+               help=f"events before this time {MOMENT_HELP}", formats=MOMENT_FORMATS)] = None,
+           aggregate: Annotated[str | None, typer.Option(help="one aggregate's id")] = None,
+           kind: Annotated[str | None, typer.Option(
+               help="an aggregate kind (user, invoice, ...) or a resource kind "
+                    "(virtual_machine, ...)")] = None,
+           tenant: Annotated[str | None, typer.Option(
+               help="an organization's id: its records and what was done in it")] = None,
+           ) -> None:
+    """Write a slice of the log that an auditor can check offline against the digest saved
+    beside it (OUT.digest.json): akashone-es audit verify-export OUT --digest OUT.digest.json.
+    Events the filters leave out appear as hashes only; secrets never appear."""
+    state: State = ctx.obj
+    filters = Filters(since=utc(since) if since else None, until=utc(until) if until else None,
+                      aggregate=_uuid(aggregate, "--aggregate"), kind=kind,
+                      tenant=_uuid(tenant, "--tenant"))
+    digest_file = out.with_name(out.name + ".digest.json")
+    with state.storage("export") as storage, psycopg.connect(storage.dsn) as conn:
+        try:
+            handle = out.open("w", encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write {out}: {exc.strerror}")
+        columns = (TextColumn("exporting"), BarColumn(), TaskProgressColumn())
+        with handle, Progress(*columns, console=state.errors, transient=True,
+                              disable=not state.errors.is_terminal) as bar:
+            task = bar.add_task("export", total=None)
+            try:
+                summary = write_export(conn, handle, filters, lambda done, total: bar.update(
+                    task, completed=done, total=total))
+            except ExportError as exc:
+                handle.close()
+                out.unlink(missing_ok=True)
+                fail(str(exc))
+    try:
+        digest_file.write_text(summary.digest.dumps())
+    except OSError as exc:
+        fail(f"cannot write {digest_file}: {exc.strerror}")
+    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(summary.kinds.items()))
+    state.console.print(f"wrote {out}: {plural(summary.shown, 'event')} shown"
+                        + (f", {summary.withheld} withheld (secrets in clear)"
+                           if summary.withheld else "")
+                        + f", {plural(summary.leaves, 'other')} as hashes only")
+    if kinds:
+        state.console.print(f"  by kind: {kinds}")
+    state.console.print(f"digest (position {summary.digest.position}) saved to {digest_file}; "
+                        "keep a copy apart from the export")
