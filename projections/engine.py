@@ -116,11 +116,11 @@ class Table:
         ]
         # only when missing: ALTER TABLE locks the table (readers too) even with IF NOT EXISTS
         statements += [
-            sql.SQL("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM information_schema.columns"
-                    " WHERE table_schema = {schema} AND table_name = {name}"
-                    " AND column_name = {column_name}) THEN"
+            sql.SQL("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_attribute"
+                    " WHERE attrelid = {qualified}::regclass AND attname = {column_name}"
+                    " AND NOT attisdropped) THEN"
                     " ALTER TABLE {table} ADD COLUMN {column} " + kind + "; END IF; END $$"
-                    ).format(schema=sql.Literal(schema), name=sql.Literal(self.name),
+                    ).format(qualified=sql.Literal(table.as_string(None)),
                              column_name=sql.Literal(column), table=table,
                              column=sql.Identifier(column))
             for column, kind in self.added.items()

@@ -67,7 +67,7 @@ def checksums(conn: psycopg.Connection[Any], projection: Projection) -> list[Tab
     return result
 
 
-def _replay(conn: psycopg.Connection[Any], target: Projection, reader: LogReader, start: int,
+def replay(conn: psycopg.Connection[Any], target: Projection, reader: LogReader, start: int,
             stop: int, batch_size: int, progress: Progress | None
             ) -> tuple[int, Failure | None]:
     """Apply events in (start, stop] to ``target`` batch by batch, skipping quarantined
@@ -138,7 +138,7 @@ def rebuild(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
     """
     with psycopg.connect(dsn, autocommit=True) as conn, _exclusive(conn):
         shadow = _fresh_shadow(conn, projection_cls)
-        position, failure = _replay(conn, shadow, reader, 0, head(conn), batch_size, progress)
+        position, failure = replay(conn, shadow, reader, 0, head(conn), batch_size, progress)
         if failure is not None:
             _drop_shadow(conn)
             raise _stopped(dsn, failure, "rebuild of projection")
@@ -191,7 +191,7 @@ def verify(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
         live = projection_cls(schema=LIVE_SCHEMA)
         shadow = _fresh_shadow(conn, projection_cls)
         try:
-            position, failure = _replay(conn, shadow, reader, 0, _current_position(conn, live),
+            position, failure = replay(conn, shadow, reader, 0, _current_position(conn, live),
                                         batch_size, progress)
             if failure is not None:
                 return VerifyResult(live.name, position, [], [],
@@ -201,11 +201,11 @@ def verify(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
                     conn.execute(LOCK_EVENTS)
                 conn.execute(LOCK_CHECKPOINT, (live.name,))
                 target = _current_position(conn, live)
-                _, failure = _replay(conn, shadow, reader, position, target, 10**9, None)
+                _, failure = replay(conn, shadow, reader, position, target, 10**9, None)
                 live_sums, replayed = checksums(conn, live), checksums(conn, shadow)
             problem = failure.message("replay of projection") if failure else None
             if problem is None:
-                _, failure = _replay(conn, shadow, reader, target, head(conn), batch_size, None)
+                _, failure = replay(conn, shadow, reader, target, head(conn), batch_size, None)
                 recorded = read_failures(conn).get(live.name)
                 failure = failure or recorded
                 problem = failure.message() if failure else None

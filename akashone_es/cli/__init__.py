@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from akashone_es.cli import audit, billing, demo, export, history, projections, resources
+from akashone_es.cli import (
+    audit,
+    billing,
+    demo,
+    export,
+    history,
+    projections,
+    resources,
+    show,
+)
 from akashone_es.cli.common import EXIT_USAGE, State, load_settings, one_line, render_status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -19,6 +28,7 @@ app.add_typer(projections.app, name="projections")
 app.add_typer(audit.app, name="audit")
 app.command("demo")(demo.demo)
 app.command("history")(history.history)
+app.command("show")(show.show)
 app.command("invoice")(billing.invoice)
 app.command("resources")(resources.resources)
 app.command("meter")(resources.meter)

@@ -39,6 +39,20 @@ def utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def as_of_option(text: str | None) -> datetime | int | None:
+    """``--as-of``: an aggregate's version (a whole number) or a time (ISO 8601, UTC unless
+    it has an offset); a bad value is a usage error naming the option."""
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        return utc(datetime.fromisoformat(text))
+    except ValueError:
+        raise typer.BadParameter("a version number, or a time such as 2026-12-01 or "
+                                 "2026-12-01T10:30+05:30", param_hint="--as-of") from None
+
+
 def one_line(text: str) -> str:
     """``text`` with its line breaks and runs of spaces folded into single spaces."""
     return " ".join(text.split())

@@ -12,7 +12,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from akashone_es.cli.common import State, fail, fits, plural
+from akashone_es.cli.common import State, as_of_option, fail, fits, plural
 from akashone_es.domain.base import DomainEvent
 from akashone_es.secrets import SECRET_FIELDS
 
@@ -32,19 +32,29 @@ def redact(data: Any) -> Any:
 def history(ctx: typer.Context,
             aggregate_id: Annotated[str, typer.Argument(help="id of a user, role, ...")],
             as_json: Annotated[bool, typer.Option("--json", help="one JSON line per event")]
-            = False) -> None:
-    """Show the full history of one aggregate from the event log."""
+            = False,
+            as_of: Annotated[str | None, typer.Option(
+                "--as-of", help="only the events up to a time (ISO 8601, UTC unless it has an "
+                                "offset) or up to a version")] = None) -> None:
+    """Show the full history of one aggregate from the event log (or its history up to a
+    moment: ``akashone-es show ID --as-of`` shows its state then)."""
     state: State = ctx.obj
     try:
         oid = UUID(aggregate_id)
     except ValueError:
         raise typer.BadParameter("must be a UUID", param_hint="AGGREGATE_ID") from None
+    moment = as_of_option(as_of)
     with state.storage("history") as storage:
         stored = storage.app.recorder.select_events(oid)
         if not stored:
             fail(f"no events for {oid}")
         events = [storage.app.mapper.to_domain_event(s) for s in stored]
         names = {str(u.id): u.username for u in storage.get_users()}
+    if moment is not None:
+        events = [e for e in events if (e.originator_version <= moment if isinstance(moment, int)
+                                        else e.timestamp <= moment)]  # type: ignore[attr-defined]
+        if not events:
+            fail(f"{oid} has no events as of {moment}: it did not exist yet")
     if as_json:
         for event in events:
             data = redact(event.model_dump(mode="json"))  # type: ignore[attr-defined]

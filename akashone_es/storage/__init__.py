@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import psycopg
 from eventsourcing.persistence import OperationalError as LibraryOperationalError
@@ -28,6 +29,7 @@ from akashone_es.storage.billing import BillingStorage
 from akashone_es.storage.catalog import CatalogStorage
 from akashone_es.storage.cloud import CloudStorage
 from akashone_es.storage.metering import MeteringStorage
+from akashone_es.storage.past import moment_of, open_past
 from akashone_es.storage.policy import guard
 from akashone_es.storage.setup import (
     bring_current,
@@ -54,6 +56,16 @@ class Storage(CloudStorage, MeteringStorage, BillingStorage, CatalogStorage, Act
 
     Every public method is classified in ``storage.policy`` and guarded by it.
     """
+
+    def as_of(self, moment: datetime | int) -> Storage:
+        """The same read methods over the log as it stood at ``moment``: a time (every event
+        whose timestamp is at or before it) or a log position. Use it as a context manager
+        (``with storage.as_of(t) as past: past.get_invoice(i)``); it holds one connection
+        and temporary tables until closed. Writes through it are refused. It replays the
+        log up to the moment, as a rebuild does: for auditors and operators (platform only).
+        """
+        past: Storage = open_past(self, moment_of(moment))
+        return past
 
     def projection(self, name: str) -> Projection:
         for projection in self.projections:

@@ -68,6 +68,8 @@ T, P, C, S = Access.TENANT, Access.PLATFORM, Access.CATALOGUE, Access.SESSION
 POLICY: dict[str, Access] = {
     # session
     "acting_as": S, "close": S, "projection": S,
+    # time travel: replays the log (as a rebuild does) for auditors; its reads are guarded
+    "as_of": P,
     # users and organizations
     "create_organization": P, "get_organization": T, "get_organizations": T,
     "create_user": T, "get_user": T, "get_user_by_email": T, "get_user_by_username": T,

@@ -12,6 +12,8 @@ from typing import Any, LiteralString
 import psycopg
 import pytest
 
+from tests.conftest import TEST_SETTINGS
+
 ENTRY_POINT = Path(sys.executable).with_name("akashone-es")
 #: variables that would make rich colour its output or point the CLI at another database
 UNSET = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "AKASHONE_DATABASE_URL")
@@ -23,7 +25,9 @@ Query = Callable[..., list[tuple[Any, ...]]]
 def cli_env(database_url: str | None = None) -> dict[str, str]:
     """The environment of a CLI process: wide plain output, cheap bcrypt, the given database."""
     env = {key: value for key, value in os.environ.items() if key not in UNSET}
-    env.update(COLUMNS="200", AKASHONE_BCRYPT_ROUNDS="4")
+    # the key the tests' own storages seal with: what they seal, the CLI can open
+    env.update(COLUMNS="200", AKASHONE_BCRYPT_ROUNDS="4",
+               AKASHONE_SECRET_KEY=str(TEST_SETTINGS["secret_key"]))
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     return env

@@ -296,7 +296,14 @@ def new_flag() -> dict[str, Any]:
     return {"key": f"matrix_{uuid.uuid4().hex[:8]}", "name": "Matrix", "category": "Test"}
 
 
+def past_admin(s: Storage, o: Side) -> Any:
+    """``o``'s admin read through a view of the log as it stands now."""
+    with s.as_of(datetime.now(UTC)) as past:
+        return past.get_user(o.admin.id)
+
+
 RECIPES.update({
+    "as_of": (P(lambda s, o, me: past_admin(s, o)),),
     "meter": (P(lambda s, o, me: s.meter(datetime(2026, 1, 1, tzinfo=UTC))),),
     "get_feature_flags": (P(lambda s, o, me: s.get_feature_flags()),),
     "get_feature_flag": (P(lambda s, o, me: s.get_feature_flag(flag_id(s))),),

@@ -1,0 +1,114 @@
+"""Time travel: every read method of ``Storage`` over the log as it stood at a moment.
+
+``storage.as_of(moment)`` replays the log up to ``moment`` (a time: every event whose
+timestamp is at or before it; or a log position) into temporary tables of one connection,
+through the same projections that build the live tables, and returns a view of the storage
+whose reads run on those tables. One mechanism serves every kind (users, roles, invoices,
+resources, ...) and every read method, with the same tenant rules: the acting context is the
+live one. Writes through the view are refused. The replay costs what a rebuild costs (the
+whole log up to the moment, ~20k events/s), so the view is for auditors and operators.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import orjson
+import psycopg
+
+from akashone_es.errors import PermissionDeniedError, ProjectionError, ValidationError
+from projections.engine import Projection
+from projections.log import LogReader, Row, head
+from projections.rebuild import replay
+
+#: temporary tables: private to the view's connection, gone when it closes
+PAST_SCHEMA = "pg_temp"
+
+
+class UntilReader(LogReader):
+    """Reads only the events whose own timestamp is at or before ``until`` (a backdated
+    event recorded later counts from the moment it names, as ``history`` shows it)."""
+
+    def __init__(self, reader: LogReader, until: datetime) -> None:
+        super().__init__(reader.mapper)
+        self.until = until
+
+    def read_rows(self, conn: psycopg.Connection[Any], after: int, upto: int, limit: int,
+                  topics: Any) -> tuple[list[Row], int]:
+        rows, reached = super().read_rows(conn, after, upto, limit, topics)
+        return [row for row in rows if _timestamp(row) <= self.until], reached
+
+
+def _timestamp(row: Row) -> datetime:
+    return datetime.fromisoformat(orjson.loads(bytes(row[4]))["timestamp"])
+
+
+class _OneConnection:
+    """Stands in for the pool's datastore: every read of the view runs on one connection."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    @contextmanager
+    def get_connection(self) -> Iterator[psycopg.Connection[Any]]:
+        yield self.conn
+
+
+def moment_of(moment: Any) -> datetime | int:
+    """``as_of``'s argument checked: an aware time, or a log position (0 or more)."""
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            raise ValidationError.single("moment", "a time must carry its time zone")
+        return moment
+    if isinstance(moment, int) and not isinstance(moment, bool) and moment >= 0:
+        return moment
+    raise ValidationError.single("moment", "must be a time with a time zone or a log "
+                                           "position (an integer, 0 or more)")
+
+
+def open_past(storage: Any, moment: datetime | int) -> Any:
+    """A copy of ``storage`` reading from the log replayed up to ``moment``."""
+    pool = storage._datastore.pool
+    conn = psycopg.connect(pool.conninfo, **pool.kwargs)
+    conn.autocommit = True
+    try:
+        reader = storage.reader
+        stop = head(conn)
+        if isinstance(moment, int):
+            stop = min(stop, moment)
+        else:
+            reader = UntilReader(reader, moment)
+        replayed = [_replayed(conn, type(p), reader, stop, storage.settings.batch_size)
+                    for p in storage.projections]
+    except BaseException:
+        conn.close()
+        raise
+    past = copy.copy(storage)
+    past._datastore = _OneConnection(conn)
+    past.projections = replayed
+    past.moment = moment
+    past._save = _refuse_writes
+    past._catch_up = lambda _name: None  # the replay applied everything up to the moment
+    past._enter = storage._enter  # contexts are resolved against the present
+    past.close = conn.close
+    return past
+
+
+def _replayed(conn: psycopg.Connection[Any], cls: type[Projection], reader: LogReader,
+              stop: int, batch_size: int) -> Projection:
+    projection = cls(schema=PAST_SCHEMA)
+    for statement in projection.ddl():
+        conn.execute(statement)
+    _, failure = replay(conn, projection, reader, 0, stop, batch_size, None)
+    if failure is not None:
+        raise ProjectionError(failure.message("replay into the past of projection"))
+    return projection
+
+
+def _refuse_writes(*_: Any) -> None:
+    raise PermissionDeniedError("a view of the past is read-only: write through the storage "
+                                "itself")

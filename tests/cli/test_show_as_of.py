@@ -1,0 +1,72 @@
+"""``show <id> [--as-of]`` and ``history <id> --as-of``: an aggregate now and then."""
+
+from __future__ import annotations
+
+import json
+
+from akashone_es.settings import Settings
+from akashone_es.storage import open_storage
+from tests.cli.conftest import Cli
+from tests.conftest import TEST_SETTINGS
+
+
+def granted_user(dsn: str) -> str:
+    """A user (version 1) then granted the Admin role (version 2); returns its id."""
+    storage = open_storage(Settings(**TEST_SETTINGS), dsn=dsn)  # type: ignore[arg-type]
+    try:
+        with storage.acting_as(system="tests"):
+            storage.initialize_default_permissions()
+            storage.initialize_default_roles()
+            user = storage.create_user({"username": "asha", "email": "asha@example.com",
+                                        "password": "long-enough-1"})
+            admin = next(r for r in storage.get_roles() if r.name == "Admin")
+            storage.assign_role_to_user(user.id, admin.id)
+    finally:
+        storage.close()
+    return str(user.id)
+
+
+def test_a_user_before_and_after_a_role_grant(cli: Cli, dsn: str) -> None:
+    user = granted_user(dsn)
+    then = cli("show", user, "--as-of", "1")
+    assert then.returncode == 0, then.stderr
+    assert then.stdout.startswith(f"user {user} as of version 1")
+    assert "roles: none" in then.stdout
+    now = cli("show", user)
+    assert now.returncode == 0, now.stderr
+    assert "roles (1)" in now.stdout
+    assert "Admin" in now.stdout
+    assert "roles: none" not in now.stdout
+
+
+def test_show_as_json_hides_the_password_hash(cli: Cli, dsn: str) -> None:
+    user = granted_user(dsn)
+    shown = cli("show", user, "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert (data["username"], data["password"]) == ("asha", "(hidden)")
+
+
+def test_history_as_of_a_version_or_a_time(cli: Cli, dsn: str) -> None:
+    user = granted_user(dsn)
+    first = cli("history", user, "--as-of", "1")
+    assert first.returncode == 0, first.stderr
+    assert "User.Registered" in first.stdout
+    assert "User.RoleGranted" not in first.stdout
+    before = cli("history", user, "--as-of", "2020-01-01")
+    assert (before.returncode, before.stderr.strip()) == (
+        1, f"error: {user} has no events as of 2020-01-01 00:00:00+00:00: it did not exist yet")
+
+
+def test_wrong_moments_are_one_line(cli: Cli, dsn: str) -> None:
+    user = granted_user(dsn)
+    bad = cli("show", user, "--as-of", "yesterday")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == ("error: Invalid value for --as-of: a version number, or a "
+                                  "time such as 2026-12-01 or 2026-12-01T10:30+05:30")
+    missing = cli("show", user, "--as-of", "9")
+    assert missing.returncode == 1
+    assert f"has no version 9; akashone-es history {user} lists them" in missing.stderr
+    unknown = cli("show", "00000000-0000-0000-0000-000000000001")
+    assert (unknown.returncode, unknown.stderr.strip()) == (
+        1, "error: no events for 00000000-0000-0000-0000-000000000001")
