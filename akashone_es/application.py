@@ -19,6 +19,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel
 
+from akashone_es import personal
 from akashone_es.context import event_metadata
 from akashone_es.domain.base import Aggregate, DomainEvent, Snapshot
 from akashone_es.persistence.snapshot_seal import SealedSnapshotStore
@@ -43,7 +44,11 @@ class OrjsonTranscoder(Transcoder):
 
 
 class PydanticMapper(Mapper[UUID]):
-    """Events as readable JSON (``convert_from(state, 'UTF8')::jsonb``), upcast on read."""
+    """Events as readable JSON (``convert_from(state, 'UTF8')::jsonb``), upcast on read;
+    personal data encrypted under its subject's key (``akashone_es.personal``)."""
+
+    #: set by the storage: without it, personal data is stored (and read) as it is
+    keyring: personal.KeyRing | None = None
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         event = cast("BaseModel", domain_event)
@@ -51,10 +56,14 @@ class PydanticMapper(Mapper[UUID]):
         class_version = getattr(type(event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
+        topic = get_topic(type(event))
+        if self.keyring is not None:
+            personal.seal_state(self.keyring, topic, domain_event.originator_id,
+                                domain_event.originator_version, state)
         return StoredEvent(
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,
-            topic=get_topic(type(event)),
+            topic=topic,
             state=self.transcoder.encode(state),
         )
 
@@ -67,6 +76,8 @@ class PydanticMapper(Mapper[UUID]):
         """Build an event from its stored columns, upcasting older class versions."""
         cls = resolve_topic(topic)
         data: dict[str, Any] = self.transcoder.decode(state)
+        if self.keyring is not None and personal.PREFIX.encode() in state:
+            personal.open_state(self.keyring, data)
         from_version = data.pop("class_version", 1)
         class_version = getattr(cls, "class_version", 1)
         while from_version < class_version:
@@ -114,7 +125,10 @@ class AkashOneApplication(Application[UUID]):
             for e in processing_event.events
         ]
         processing_event.saved_kwargs["inline_events"] = processing_event.events
-        recordings = self._record(processing_event)
+        keyring = cast("PydanticMapper", self.mapper).keyring
+        with personal.saving(keyring) as key_statements:
+            processing_event.saved_kwargs["key_statements"] = key_statements
+            recordings = self._record(processing_event)
         self._take_snapshots(processing_event)
         self._notify(recordings)
         return recordings

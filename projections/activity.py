@@ -9,7 +9,9 @@ from uuid import NAMESPACE_OID, uuid5
 from psycopg.types.json import Jsonb
 
 from akashone_es.domain.identity import Activity, User
+from akashone_es.domain.operations import Erasure
 from akashone_es.domain.resources import Resource
+from akashone_es.personal import MARKER, erased_people
 from projections.engine import Batch, Projection, Table, handles
 
 USER_ACTIVITIES = Table("user_activities", """
@@ -77,6 +79,16 @@ class ActivityProjection(Projection):
                              u="activity_actors")
         self.move = self.q("UPDATE {u} SET organization_id = %s WHERE user_id = %s",
                            u="activity_actors")
+        self.erase_where = self.q(
+            "UPDATE {t} SET ip_address = CASE WHEN ip_address IS NULL THEN NULL ELSE %s END,"
+            " user_agent = CASE WHEN user_agent IS NULL THEN NULL ELSE %s END, username = %s"
+            " WHERE user_id = ANY(%s::uuid[])", t="user_activities")
+        self.erase_named = self.q(
+            "UPDATE {t} SET resource_name = %s WHERE resource_type IN ('user', 'team_member')"
+            " AND resource_name IS NOT NULL AND resource_id = ANY(%s::text[])",
+            t="user_activities")
+        self.erase_actor = self.q(
+            "UPDATE {u} SET username = %s WHERE user_id = ANY(%s::uuid[])", u="activity_actors")
 
     def _row(self, e: Any, position: int, b: Batch, *, action: str, resource_type: str | None,
              resource_id: str | None, name: str | None, user_id: Any = None,
@@ -111,6 +123,17 @@ class ActivityProjection(Projection):
             b.add(self.rename, (e.changes["username"], e.originator_id))
         if "organization_id" in e.changes:
             b.add(self.move, (e.changes["organization_id"], e.originator_id))
+        self.fallback(e, position, b)
+
+    @handles(Erasure.Recorded)
+    def _erased(self, e: Erasure.Recorded, position: int, b: Batch) -> None:
+        """Where erased people acted or were named: their name, IP address, user agent and
+        invitation email read as the marker (as their events now decrypt)."""
+        people = erased_people(e.subjects)
+        if people:
+            b.add(self.erase_where, (MARKER, MARKER, MARKER, people))
+            b.add(self.erase_named, (MARKER, people))
+            b.add(self.erase_actor, (MARKER, people))
         self.fallback(e, position, b)
 
     @handles(Activity.Recorded)

@@ -16,9 +16,11 @@ from akashone_es.domain.billing import (
     PaymentMethod,
 )
 from akashone_es.domain.catalog import DiscountCoupon, FeatureFlag, HsnCode, ServicePlan
+from akashone_es.domain.operations import Erasure
 from akashone_es.domain.payments import PaymentTransaction, TaxCalculation
 from akashone_es.domain.usage import UsageRecord
 from akashone_es.gst import STATE_CODES
+from akashone_es.personal import MARKER, erased_people
 from projections.billing_tables import (
     ADDRESS_COLUMNS,
     ADDRESS_DEFAULTS,
@@ -408,6 +410,17 @@ class BillingProjection(Projection):
     @handles(HsnCode.Deleted, DiscountCoupon.Deleted, ServicePlan.Deleted, FeatureFlag.Deleted)
     def _record_deleted(self, e: Any, _: int, b: Batch) -> None:
         b.add(self.catalog[_owner(e)][2], (e.originator_id,))
+
+    @handles(Erasure.Recorded)
+    def _erased(self, e: Erasure.Recorded, _: int, b: Batch) -> None:
+        """Erased people's address books read as the marker (invoices keep their buyer's
+        address under the year's retention key, not the person's)."""
+        people = erased_people(e.subjects)
+        if people:
+            b.add(self.q("UPDATE {t} SET address_line1 = %s, postal_code = %s,"
+                         " address_line2 = CASE WHEN address_line2 IS NULL THEN NULL"
+                         " ELSE %s END WHERE id = ANY(%s::uuid[])", t="billing_addresses"),
+                  (MARKER, MARKER, MARKER, people))
 
 
 def _owner(event: Any) -> type:

@@ -7,6 +7,8 @@ from uuid import NAMESPACE_OID, UUID, uuid5
 
 from akashone_es.domain.confusables import identity_key
 from akashone_es.domain.identity import Organization, Permission, Role, TeamMember, User
+from akashone_es.domain.operations import Erasure
+from akashone_es.personal import MARKER, erased_people, redacted_key
 from projections.engine import Batch, Projection, Table, handles
 
 ORGANIZATIONS = Table("organizations", """
@@ -84,6 +86,11 @@ def lookalike_key(column: str, scope: str = "") -> str:
     so a rebuild gives every row the key it had."""
     return ("(CASE WHEN EXISTS (SELECT 1 FROM {t} o WHERE o." + column + " = %s"
             " AND o.id <> %s" + scope + ") THEN %s ELSE %s END)")
+
+
+def key_of(value: str, row_id: UUID) -> str:
+    """The identity key of a name or email; an erased one's is unique to its row."""
+    return redacted_key(row_id) if value == MARKER else identity_key(value)
 
 
 def lookalike_params(key: str, row_id: UUID, *scope: Any) -> tuple[Any, ...]:
@@ -196,6 +203,12 @@ class IdentityProjection(Projection):
                 " AND o.organization_id = (SELECT organization_id FROM {t} WHERE id = %s)")
             + " WHERE id = %s RETURNING *", t="team_members")
         self.delete_member = self.q("DELETE FROM {t} WHERE id = %s", t="team_members")
+        self.erase_users = self.q(
+            "UPDATE {t} SET username = %s, username_key = %s || ' ' || id::text, email = %s,"
+            " email_key = %s || ' ' || id::text WHERE id = ANY(%s::uuid[])", t="users")
+        self.erase_members = self.q(
+            "UPDATE {t} SET email = %s, email_key = %s || ' ' || id::text"
+            " WHERE id = ANY(%s::uuid[])", t="team_members")
 
     @handles(Organization.Created)
     def _org_created(self, e: Organization.Created, _: int, b: Batch) -> None:
@@ -212,12 +225,12 @@ class IdentityProjection(Projection):
         uid, rest = e.originator_id, (e.password_hash, e.gst_number, e.account_type,
                                       e.organization_id, e.status, e.timestamp, e.timestamp)
         if e.identity_unique:  # the unique indexes refuse a look-alike
-            b.add(self.insert_user, (uid, e.username, identity_key(e.username), e.email,
-                                     identity_key(e.email), *rest), returns=("users", uid))
+            b.add(self.insert_user, (uid, e.username, key_of(e.username, uid), e.email,
+                                     key_of(e.email, uid), *rest), returns=("users", uid))
         else:
             b.add(self.insert_lookalike_user,
-                  (uid, e.username, *lookalike_params(identity_key(e.username), uid),
-                   e.email, *lookalike_params(identity_key(e.email), uid), *rest),
+                  (uid, e.username, *lookalike_params(key_of(e.username, uid), uid),
+                   e.email, *lookalike_params(key_of(e.email, uid), uid), *rest),
                   returns=("users", uid))
 
     @handles(User.Updated)
@@ -225,11 +238,11 @@ class IdentityProjection(Projection):
         for column, value in e.changes.items():
             if column in KEYED_COLUMNS and isinstance(value, str) and e.identity_unique:
                 b.add(self.update_user_keyed[column],
-                      (value, identity_key(value), e.timestamp, e.originator_id),
+                      (value, key_of(value, e.originator_id), e.timestamp, e.originator_id),
                       returns=("users", e.originator_id))
             elif column in KEYED_COLUMNS and isinstance(value, str):
                 b.add(self.update_lookalike_user[column],
-                      (value, *lookalike_params(identity_key(value), e.originator_id),
+                      (value, *lookalike_params(key_of(value, e.originator_id), e.originator_id),
                        e.timestamp, e.originator_id), returns=("users", e.originator_id))
             else:
                 b.add(self.update_user[column], (value, e.timestamp, e.originator_id),
@@ -283,11 +296,11 @@ class IdentityProjection(Projection):
         mid, rest = e.originator_id, (e.organization_id, e.status, e.invited_by, e.token_hash,
                                       e.timestamp)
         if e.identity_unique:  # the unique index refuses a look-alike
-            b.add(self.insert_member, (mid, e.email, identity_key(e.email), *rest),
+            b.add(self.insert_member, (mid, e.email, key_of(e.email, mid), *rest),
                   returns=("team_members", mid))
         else:
             b.add(self.insert_lookalike_member,
-                  (mid, e.email, *lookalike_params(identity_key(e.email), mid,
+                  (mid, e.email, *lookalike_params(key_of(e.email, mid), mid,
                                                    e.organization_id), *rest),
                   returns=("team_members", mid))
 
@@ -300,11 +313,12 @@ class IdentityProjection(Projection):
     def _member_updated(self, e: TeamMember.Updated, _: int, b: Batch) -> None:
         for column, value in e.changes.items():
             if column == "email" and isinstance(value, str) and e.identity_unique:
-                b.add(self.update_member_email, (value, identity_key(value), e.originator_id),
+                b.add(self.update_member_email,
+                      (value, key_of(value, e.originator_id), e.originator_id),
                       returns=("team_members", e.originator_id))
             elif column == "email" and isinstance(value, str):
                 b.add(self.update_lookalike_member_email,
-                      (value, *lookalike_params(identity_key(value), e.originator_id,
+                      (value, *lookalike_params(key_of(value, e.originator_id), e.originator_id,
                                                 e.originator_id), e.originator_id),
                       returns=("team_members", e.originator_id))
             else:
@@ -315,3 +329,11 @@ class IdentityProjection(Projection):
     def _member_removed(self, e: TeamMember.Removed, _: int, b: Batch) -> None:
         b.add(self.delete_member, (e.originator_id,))
 
+    @handles(Erasure.Recorded)
+    def _erased(self, e: Erasure.Recorded, _: int, b: Batch) -> None:
+        """The erased people's names and emails read as the marker (their events now decrypt to it,
+        so a rebuild writes the same), each keyed uniquely to its row."""
+        people = erased_people(e.subjects)
+        if people:
+            b.add(self.erase_users, (MARKER, MARKER, MARKER, MARKER, people))
+            b.add(self.erase_members, (MARKER, MARKER, people))

@@ -12,6 +12,7 @@ from akashone_es.cli import (
     audit,
     billing,
     demo,
+    erase,
     export,
     history,
     projections,
@@ -29,6 +30,7 @@ app.add_typer(audit.app, name="audit")
 app.command("demo")(demo.demo)
 app.command("history")(history.history)
 app.command("show")(show.show)
+app.command("erase")(erase.erase)
 app.command("invoice")(billing.invoice)
 app.command("resources")(resources.resources)
 app.command("meter")(resources.meter)

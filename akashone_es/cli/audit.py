@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +15,7 @@ from akashone_es import audit as chain
 from akashone_es import export as offline
 from akashone_es.cli.common import EXIT_FAILED, State, fail, plural
 
+FY = re.compile(r"\d{4}-\d{2}")
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="The log's hash chain: seal, digest, verify.")
 
@@ -97,3 +100,26 @@ def verify_export(ctx: typer.Context,
         fail(str(verdict.problem))
     state.console.print(f"OK: {plural(verdict.lines - 1, 'line')} ({verdict.shown} events "
                         f"shown) reach the digest at position {expected.position}")
+
+
+@app.command("retention-sweep")
+def retention_sweep(ctx: typer.Context,
+                    today: Annotated[datetime | None, typer.Option(
+                        help="the date to sweep as of (default: today)",
+                        formats=["%Y-%m-%d"])] = None,
+                    hold: Annotated[list[str] | None, typer.Option(
+                        help="a financial year under a legal hold, e.g. 2026-27 (repeat "
+                             "for several)")] = None,
+                    ) -> None:
+    """Destroy each financial year's key for buyer details on tax documents once its GST
+    retention has ended (CGST Act s.36: 72 months after the annual return is due)."""
+    state: State = ctx.obj
+    for year in hold or []:
+        if not FY.fullmatch(year):
+            fail(f"--hold: {year!r} is not a financial year such as 2026-27", 2)
+    with state.storage("audit retention-sweep") as storage:
+        years = storage.retention_sweep(today.date() if today else None, holds=hold or [])
+    if not years:
+        state.console.print("no financial year holds buyer details yet")
+    for swept in years:
+        state.console.print(f"FY {swept.fy}: kept until {swept.kept_until}: {swept.state}")

@@ -36,3 +36,26 @@ class Quarantine(Aggregate):
         self.position = position
         self.reason = reason
         self.operator = operator
+
+
+#: why personal data was erased: a fixed vocabulary, so the erasure event itself can never
+#: carry personal data in a free-text reason
+ERASURE_REASONS = ("data principal request", "consent withdrawn", "purpose served",
+                   "retention ended")
+
+
+class Erasure(Aggregate):
+    """Personal data erased by destroying its keys: a person's on request, or a financial
+    year's buyer details once its GST retention ended. Names the subjects (ids, years),
+    never the data."""
+
+    class Recorded(Aggregate.Created):
+        kind: str  #: "request" or "retention"
+        subjects: list[str]  #: ``person:<id>`` and ``fy:<year>`` key subjects
+        reason: str
+
+    @event(Recorded)
+    def __init__(self, kind: str, subjects: list[str], reason: str) -> None:
+        self.kind = kind
+        self.subjects = subjects
+        self.reason = reason

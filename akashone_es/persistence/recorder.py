@@ -77,6 +77,8 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         inline_events = kwargs.get("inline_events")
         batch = (self.inline_hook(inline_events)
                  if self.inline_hook is not None and inline_events else Batch())
+        for query, params in kwargs.get("key_statements") or ():  # subject keys made/destroyed
+            batch.add(query, params)
         with self.datastore.get_connection() as conn:
             try:
                 if len(stored_events) > SMALL_SAVE_EVENTS or len(batch) > SMALL_SAVE_EVENTS:

@@ -28,6 +28,7 @@ from akashone_es.storage.activity import ActivityStorage
 from akashone_es.storage.billing import BillingStorage
 from akashone_es.storage.catalog import CatalogStorage
 from akashone_es.storage.cloud import CloudStorage
+from akashone_es.storage.erasure import ErasureStorage
 from akashone_es.storage.metering import MeteringStorage
 from akashone_es.storage.past import moment_of, open_past
 from akashone_es.storage.policy import guard
@@ -51,7 +52,8 @@ EMBEDDED_DATABASE = "akashone"
 
 
 @guard
-class Storage(CloudStorage, MeteringStorage, BillingStorage, CatalogStorage, ActivityStorage):
+class Storage(CloudStorage, MeteringStorage, BillingStorage, CatalogStorage, ActivityStorage,
+              ErasureStorage):
     """Snake_case equivalents of AkashOne's ``IStorage`` methods, on the event log.
 
     Every public method is classified in ``storage.policy`` and guarded by it.
@@ -135,6 +137,8 @@ def _set_up(settings: Settings, dsn: str, projections: Sequence[type[Projection]
                 create_library_tables(conn, app)
                 dropped = missing_tables(conn, storage.projections)
                 create_schema(conn, storage.projections, app_role=role)
+            storage.keyring.check()  # before any replay: a wrong key must not read as erased
+            if create_schema_objects:
                 bring_current(dsn, conn, storage.projections, storage.reader, dropped)
         except BaseException:
             storage.close()  # the pool, and this storage's claim on the embedded server

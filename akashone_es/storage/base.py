@@ -25,6 +25,7 @@ from akashone_es.errors import (
 )
 from akashone_es.persistence.recorder import capture_rows
 from akashone_es.persistence.snapshot_seal import SealedSnapshotStore, seal_key
+from akashone_es.personal import KeyRing
 from akashone_es.secrets import SecretBox, load_key
 from akashone_es.settings import Settings
 from akashone_es.storage import tenancy
@@ -55,6 +56,9 @@ class StorageBase:
         self._on_close = on_close
         key = load_key(settings.secret_key, settings.data_dir)
         self.secrets = SecretBox(key)
+        #: personal data's keys (the mapper encrypts and decrypts with them)
+        self.keyring = KeyRing(self.secrets, self._datastore.get_connection)
+        app.mapper.keyring = self.keyring  # type: ignore[attr-defined]
         if isinstance(app.snapshots, SealedSnapshotStore):  # loads trust only what we sealed
             app.snapshots.key = seal_key(key)
 

@@ -70,6 +70,8 @@ POLICY: dict[str, Access] = {
     "acting_as": S, "close": S, "projection": S,
     # time travel: replays the log (as a rebuild does) for auditors; its reads are guarded
     "as_of": P,
+    # erasure by key: the platform carries out a data principal's request, and the sweep
+    "erase_personal_data": P, "retention_sweep": P,
     # users and organizations
     "create_organization": P, "get_organization": T, "get_organizations": T,
     "create_user": T, "get_user": T, "get_user_by_email": T, "get_user_by_username": T,

@@ -13,6 +13,7 @@ from akashone_es.errors import ProjectionError
 from akashone_es.logging import get_logger
 from akashone_es.persistence.database import install_append_only_guard
 from akashone_es.persistence.roles import grant_app_privileges
+from akashone_es.personal import ensure_keys_table
 from akashone_es.storage.resources import SYNC_STAMPS_DDL
 from projections.engine import (
     AT_HEAD,
@@ -94,6 +95,7 @@ def create_schema(conn: psycopg.Connection[Any], projections: Sequence[Projectio
     """Idempotent DDL (call it under ``schema_lock``); with ``app_role``, that role's grants."""
     with conn.transaction():
         install_append_only_guard(conn)
+        ensure_keys_table(conn, app_role)
         conn.execute(CHECKPOINTS_DDL)
         conn.execute(SYNC_STAMPS_DDL)
         for projection in projections:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -304,6 +304,8 @@ def past_admin(s: Storage, o: Side) -> Any:
 
 RECIPES.update({
     "as_of": (P(lambda s, o, me: past_admin(s, o)),),
+    "erase_personal_data": (P(lambda s, o, me: s.erase_personal_data(o.user2.id)),),
+    "retention_sweep": (P(lambda s, o, me: s.retention_sweep(date(2026, 1, 1))),),
     "meter": (P(lambda s, o, me: s.meter(datetime(2026, 1, 1, tzinfo=UTC))),),
     "get_feature_flags": (P(lambda s, o, me: s.get_feature_flags()),),
     "get_feature_flag": (P(lambda s, o, me: s.get_feature_flag(flag_id(s))),),

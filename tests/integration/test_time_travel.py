@@ -89,11 +89,11 @@ class TestEveryKind:
         issuer.issue_invoice(draft(issuer, user, address(issuer, user), 1_000).id)
         make(issuer, KINDS["volume"], "vol-a", user.id)
         issuer.get_recent_activities()  # the async projection caught up
-        with issuer.as_of(position(issuer)) as past, psycopg.connect(issuer.dsn) as conn:
-            with past._datastore.get_connection() as temp:
-                for replayed in past.projections:
-                    live = next(p for p in issuer.projections if p.name == replayed.name)
-                    assert checksums(temp, replayed) == checksums(conn, live), replayed.name
+        with issuer.as_of(position(issuer)) as past, psycopg.connect(issuer.dsn) as conn, \
+                past._datastore.get_connection() as temp:
+            for replayed in past.projections:
+                live = next(p for p in issuer.projections if p.name == replayed.name)
+                assert checksums(temp, replayed) == checksums(conn, live), replayed.name
 
     def test_a_log_position(self, storage: Storage) -> None:
         first = customer(storage, "first")
@@ -143,11 +143,11 @@ class TestSafety:
 
     def test_the_temporary_tables_go_with_the_view(self, storage: Storage) -> None:
         customer(storage)
-        with storage.as_of(position(storage)) as past:
-            with past._datastore.get_connection() as conn:
-                pid = conn.info.backend_pid
-                assert conn.execute("SELECT count(*) FROM pg_temp.users").fetchone() == {
-                    "count": 1}
+        with storage.as_of(position(storage)) as past, \
+                past._datastore.get_connection() as conn:
+            pid = conn.info.backend_pid
+            assert conn.execute("SELECT count(*) FROM pg_temp.users").fetchone() == {
+                "count": 1}
         assert conn.closed
         with psycopg.connect(storage.dsn, autocommit=True) as check:
             for _ in range(100):  # the server ends the backend a moment after the close
@@ -175,7 +175,7 @@ class TestTenancy:
                                                           storage: Storage) -> None:
         alpha, bravo = world["alpha"], world["bravo"]
         now = moment()
-        with storage.acting_as(system="audit", organization_id=alpha.organization_id):
-            with storage.as_of(now) as past:
-                assert past.get_user(bravo.id) is None
-                assert [u.id for u in past.get_users()] == [alpha.id]
+        with storage.acting_as(system="audit", organization_id=alpha.organization_id), \
+                storage.as_of(now) as past:
+            assert past.get_user(bravo.id) is None
+            assert [u.id for u in past.get_users()] == [alpha.id]

@@ -1,0 +1,30 @@
+"""``akashone-es erase <user id>``: erase a person's data by destroying its keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from akashone_es.cli.common import State, plural
+from akashone_es.domain.operations import ERASURE_REASONS
+
+
+def erase(ctx: typer.Context,
+          user_id: Annotated[str, typer.Argument(help="the person's user id")],
+          reason: Annotated[str, typer.Option(
+              help=f"one of: {', '.join(ERASURE_REASONS[:3])}")] = ERASURE_REASONS[0],
+          yes: Annotated[bool, typer.Option("--yes", help="do not ask to confirm")] = False,
+          ) -> None:
+    """Erase a person's data (DPDP Act s.12(3)): their keys are destroyed, so their name,
+    email, addresses, IP addresses and user agents read as [erased] everywhere, for good.
+    Buyer details on their tax invoices are kept until the year's GST retention ends."""
+    state: State = ctx.obj
+    if not yes and not typer.confirm(f"Erase the personal data of {user_id}? This cannot "
+                                     "be undone", default=False, err=True):
+        raise typer.Exit(1)
+    with state.storage("erase") as storage:
+        report = storage.erase_personal_data(user_id, reason)
+    state.console.print(f"erased: {plural(len(report.subjects), 'key')} destroyed "
+                        f"(erasure {report.erasure_id}); the log and its hash chain are "
+                        "unchanged")

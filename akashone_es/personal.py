@@ -1,0 +1,334 @@
+"""Personal data in the log, encrypted under keys that can be destroyed (crypto-shredding).
+
+Each person's data is encrypted in the events under a key of its own, before the event is
+stored, hashed and sealed; destroying the key erases the data everywhere the log reaches
+(history, exports, snapshots, rebuilt read tables) while the hash chain, which covers the
+ciphertext, still verifies. What is personal, and under whose key:
+
+- a user's username and email (``person:<user id>``); an invitation's email
+  (``person:<team member id>``); a billing address's lines and postal code
+  (``person:<address id>``); the username, IP address and user agent of an activity
+  (``person:<its user>``) and the IP and user agent in every event's metadata when a user acted
+  (``person:<actor id>``);
+- the buyer's address on an invoice (``fy:<financial year>``): a tax invoice must keep it for
+  the GST retention period, so it is erased by the year's retention sweep, not on request.
+
+An encrypted value is ``pii:v1:<subject>:<base64 of nonce + AES-256-GCM ciphertext>``, the
+subject as additional data. Keys live in ``akashone_subject_keys``, each sealed under the
+application's secret key; a new key is inserted in the same transaction as the first event
+that uses it, and destroyed in the same transaction as the erasure event. A value whose key
+was destroyed reads as ``MARKER``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from psycopg import sql
+
+from akashone_es.errors import ConfigurationError
+from akashone_es.gst import financial_year
+from akashone_es.logging import get_logger
+from akashone_es.secrets import SecretBox
+
+log = get_logger(__name__)
+MARKER = "[erased]"
+PREFIX = "pii:v1:"
+KEYS_TABLE = "akashone_subject_keys"
+KEYS_DDL = sql.SQL(
+    "CREATE TABLE IF NOT EXISTS {} (subject text PRIMARY KEY, sealed_key text,"
+    " created_at timestamptz NOT NULL DEFAULT now(), destroyed_at timestamptz,"
+    " reason text)").format(sql.Identifier("public", KEYS_TABLE))
+INSERT_KEY = sql.SQL("INSERT INTO {} (subject, sealed_key) VALUES (%s, %s)").format(
+    sql.Identifier("public", KEYS_TABLE)).as_bytes(None)
+DESTROY_KEY = sql.SQL(
+    "INSERT INTO {t} (subject, sealed_key, destroyed_at, reason) VALUES (%s, NULL, now(), %s)"
+    " ON CONFLICT (subject) DO UPDATE SET sealed_key = NULL, destroyed_at = now(),"
+    " reason = EXCLUDED.reason").format(t=sql.Identifier("public", KEYS_TABLE)).as_bytes(None)
+SELECT_KEY = sql.SQL("SELECT subject, sealed_key FROM {} WHERE subject = ANY(%s)").format(
+    sql.Identifier("public", KEYS_TABLE))
+SELECT_ALL = sql.SQL("SELECT subject, sealed_key FROM {}").format(
+    sql.Identifier("public", KEYS_TABLE))
+WRONG_KEY = ("AKASHONE_SECRET_KEY does not open the keys of personal data in this database: "
+             "it is not the key they were sealed with (set the same key everywhere)")
+#: a cached key is trusted this long: another process's erasure reaches this one's cache then
+CACHE_SECONDS = 60.0
+
+_IDENTITY = "akashone_es.domain.identity:"
+_BILLING = "akashone_es.domain.billing:"
+_ADDRESS = ("address_line1", "address_line2", "postal_code")
+#: event topic -> (whose data: the event's own aggregate, a field naming the user, or the
+#: financial year of the event; the fields, dotted one level into a dict)
+PERSONAL: dict[str, tuple[str, tuple[str, ...]]] = {
+    _IDENTITY + "User.Registered": ("self", ("username", "email")),
+    _IDENTITY + "User.Updated": ("self", ("changes.username", "changes.email")),
+    _IDENTITY + "TeamMember.Invited": ("self", ("email",)),
+    _IDENTITY + "TeamMember.Updated": ("self", ("changes.email",)),
+    _IDENTITY + "Activity.Recorded": ("user_id", ("username", "ip_address", "user_agent")),
+    _BILLING + "BillingAddress.Created": ("self", tuple(f"fields.{f}" for f in _ADDRESS)),
+    _BILLING + "BillingAddress.Updated": ("self", tuple(f"changes.{f}" for f in _ADDRESS)),
+    _BILLING + "Invoice.Drafted": ("fy", ("buyer.address_line1", "buyer.postal_code")),
+}
+#: a snapshot's state holds the same data as the aggregate's events (by aggregate topic)
+SNAPSHOT_PERSONAL: dict[str, tuple[str, ...]] = {
+    _IDENTITY + "User": ("state.username", "state.email"),
+    _IDENTITY + "TeamMember": ("state.email",),
+}
+SNAPSHOT_TOPIC = "akashone_es.domain.base:Snapshot"
+#: the erasure event: storing it destroys its subjects' keys in the same transaction
+ERASURE_TOPIC = "akashone_es.domain.operations:Erasure.Recorded"
+METADATA_FIELDS = ("ip", "user_agent")
+
+
+def person(subject_id: Any) -> str:
+    return f"person:{subject_id}"
+
+
+def erased_people(subjects: list[str]) -> list[str]:
+    """The record ids of an erasure's ``person:`` subjects (its years are not records)."""
+    return [s.removeprefix("person:") for s in subjects if s.startswith("person:")]
+
+
+def retention(fy: str) -> str:
+    return f"fy:{fy}"
+
+
+def redacted_key(row_id: Any) -> str:
+    """A unique key for an erased name or address (real keys hold no spaces)."""
+    return f"{MARKER} {row_id}"
+
+
+def retention_end(fy: str) -> date:
+    """The last day GST records of ``fy`` must be kept (CGST Act s.36): 72 months after the
+    annual return's due date, 31 December after the year ends. FY 2026-27 -> 2033-12-31."""
+    ends = int(fy[:4]) + 1
+    return date(ends + 6, 12, 31)
+
+
+class KeyRing:
+    """Subject keys: created with the first event that needs one, cached, destroyed."""
+
+    def __init__(self, box: SecretBox, connect: Callable[[], Any]) -> None:
+        self._box = box
+        self._connect = connect  # a context manager giving a pooled connection
+        #: subject -> (key or None when destroyed, when cached, committed): a key made by a
+        #: save still in flight is trusted by that save only (it may yet roll back)
+        self._keys: dict[str, tuple[bytes | None, float, bool]] = {}
+        self._bulk_at = 0.0
+
+    # -- writing ---------------------------------------------------------------------------
+    def encrypt(self, subject: str, value: str, *, create: bool = True,
+                fresh: bool = False) -> str:
+        """``value`` sealed under ``subject``'s key; the marker when that key was destroyed
+        (an erased person stays erased). Without a key: one is made when ``create`` (in the
+        save's transaction; ``fresh``: the subject is a new aggregate, so the database is not
+        asked), else the value stays as it is (a snapshot of data recorded in clear)."""
+        found, key = self._key(subject, create=create, fresh=fresh)
+        if key is None:
+            return MARKER if found else value
+        nonce = os.urandom(12)
+        sealed = AESGCM(key).encrypt(nonce, value.encode(), subject.encode())
+        return f"{PREFIX}{subject}:{base64.b64encode(nonce + sealed).decode()}"
+
+    # -- reading ---------------------------------------------------------------------------
+    def decrypt(self, value: str) -> str:
+        """The clear value, or the marker when its key was destroyed (or never kept)."""
+        subject, _, payload = value[len(PREFIX):].rpartition(":")
+        _, key = self._key(subject, create=False, fresh=False)
+        if key is None:
+            return MARKER
+        raw = base64.b64decode(payload)
+        try:
+            return AESGCM(key).decrypt(raw[:12], raw[12:], subject.encode()).decode()
+        except InvalidTag:
+            log.error("personal.cannot_open", subject=subject)
+            return MARKER
+
+    def forget(self, subjects: list[str]) -> None:
+        for subject in subjects:
+            self._keys.pop(subject, None)
+
+    def committed(self, subjects: list[str]) -> None:
+        for subject in subjects:
+            cached = self._keys.get(subject)
+            if cached is not None:
+                self._keys[subject] = (cached[0], cached[1], True)
+
+    def _key(self, subject: str, *, create: bool, fresh: bool) -> tuple[bool, bytes | None]:
+        """(whether the subject has a key row, its key: None when destroyed or absent)."""
+        cached = self._keys.get(subject)
+        now = time.monotonic()
+        if cached is not None and (subject in _pending_subjects() or (
+                cached[2] and (cached[0] is None or now - cached[1] < CACHE_SECONDS))):
+            return True, cached[0]
+        if not fresh:
+            self._load([subject], bulk=not create and now - self._bulk_at > CACHE_SECONDS)
+            cached = self._keys.get(subject)
+            if cached is not None and cached[2]:
+                return True, cached[0]
+        if not create:
+            return False, None
+        return True, self._pend(subject)
+
+    def _pend(self, subject: str) -> bytes:
+        key = AESGCM.generate_key(bit_length=256)
+        self._keys[subject] = (key, time.monotonic(), False)
+        pending = _pending.get()
+        if pending is None:
+            raise RuntimeError("a new subject key outside a save")  # pragma: no cover
+        pending.append((INSERT_KEY, (subject, self._box.seal(base64.b64encode(key).decode()))))
+        return key
+
+    def _load(self, subjects: list[str], *, bulk: bool) -> None:
+        with self._connect() as conn:
+            if bulk:
+                rows = conn.execute(SELECT_ALL).fetchall()
+                self._bulk_at = time.monotonic()
+            else:
+                rows = conn.execute(SELECT_KEY, (subjects,)).fetchall()
+        stamp = time.monotonic()
+        for row in rows:
+            subject, sealed = (row["subject"], row["sealed_key"]) if isinstance(
+                row, dict) else row
+            self._keys[subject] = (self._open(sealed) if sealed else None, stamp, True)
+
+    def _open(self, sealed: str) -> bytes:
+        opened = self._box.open(sealed)
+        if opened is None:  # never read a wrong key's failure as an erasure
+            raise ConfigurationError(WRONG_KEY)
+        return base64.b64decode(opened)
+
+    def check(self) -> None:
+        """Refuse to start with a secret key that does not open the subject keys (every
+        person would read as erased, and a rebuild would write it so)."""
+        with self._connect() as conn:
+            found = conn.execute("SELECT to_regclass(%s) IS NOT NULL AS present",
+                                 (f"public.{KEYS_TABLE}",)).fetchone()
+            if not (found["present"] if isinstance(found, dict) else found[0]):
+                return
+            row = conn.execute(sql.SQL("SELECT sealed_key FROM {} WHERE sealed_key IS NOT NULL"
+                                       " LIMIT 1").format(sql.Identifier("public", KEYS_TABLE))
+                               ).fetchone()
+        if row is not None:
+            self._open(row["sealed_key"] if isinstance(row, dict) else row[0])
+
+
+#: statements the save in progress must run in its transaction (new keys, destroyed keys)
+_pending: ContextVar[list[tuple[bytes, tuple[Any, ...]]] | None] = ContextVar(
+    "akashone_subject_keys", default=None)
+
+
+def _pending_subjects() -> set[str]:
+    pending = _pending.get() or []
+    return {params[0] for query, params in pending if query is INSERT_KEY}
+
+
+@contextmanager
+def saving(keyring: KeyRing | None) -> Iterator[list[tuple[bytes, tuple[Any, ...]]]]:
+    """Collect the key statements of one save; on failure, forget the keys it made."""
+    pending: list[tuple[bytes, tuple[Any, ...]]] = []
+    token = _pending.set(pending)
+    try:
+        yield pending
+    except BaseException:
+        if keyring is not None:
+            keyring.forget([params[0] for query, params in pending])
+        raise
+    else:
+        if keyring is not None:
+            keyring.committed([params[0] for query, params in pending if query is INSERT_KEY])
+            keyring.forget([params[0] for query, params in pending if query is DESTROY_KEY])
+    finally:
+        _pending.reset(token)
+
+
+def destroy_in_save(subjects: list[str], reason: str) -> None:
+    """Destroy ``subjects``' keys in the transaction of the save in progress."""
+    pending = _pending.get()
+    if pending is None:
+        raise RuntimeError("keys are destroyed inside a save")  # pragma: no cover
+    pending.extend((DESTROY_KEY, (subject, reason)) for subject in subjects)
+
+
+# -- the mapper's side ----------------------------------------------------------------------
+def seal_state(keyring: KeyRing, topic: str, originator_id: Any, version: int,
+               state: dict[str, Any]) -> None:
+    """Encrypt, in place, the personal fields of an event's state about to be stored (and,
+    for an erasure, destroy its subjects' keys in the same transaction)."""
+    if topic == ERASURE_TOPIC:
+        destroy_in_save(list(state["subjects"]), str(state["reason"]))
+    spec, create = PERSONAL.get(topic), True
+    if spec is None and topic == SNAPSHOT_TOPIC:  # keys are made by events, not snapshots
+        fields = SNAPSHOT_PERSONAL.get(state.get("topic", ""))
+        spec, create = (("self", fields) if fields else None), False
+    if spec is not None:
+        whose, fields = spec
+        subject = _subject(whose, originator_id, state)
+        if subject is not None:
+            # a new aggregate's own subject cannot have a key yet
+            fresh = create and whose == "self" and version == 1
+            for path in fields:
+                _seal_path(keyring, subject, state, path, create=create, fresh=fresh)
+    meta = state.get("metadata")
+    if isinstance(meta, dict) and meta.get("actor_id"):
+        for name in METADATA_FIELDS:
+            value = meta.get(name)
+            if isinstance(value, str) and not value.startswith(PREFIX):
+                meta[name] = keyring.encrypt(person(meta["actor_id"]), value, create=create)
+
+
+def _subject(whose: str, originator_id: Any, state: dict[str, Any]) -> str | None:
+    if whose == "self":
+        return person(originator_id)
+    if whose == "fy":
+        return retention(financial_year(datetime.fromisoformat(state["timestamp"])))
+    owner = state.get(whose)
+    return person(owner) if owner else None
+
+
+def _seal_path(keyring: KeyRing, subject: str, state: dict[str, Any], path: str, *,
+               create: bool, fresh: bool) -> None:
+    holder: Any = state
+    *parents, name = path.split(".")
+    for parent in parents:
+        holder = holder.get(parent) if isinstance(holder, dict) else None
+    value = holder.get(name) if isinstance(holder, dict) else None
+    if isinstance(value, str) and not value.startswith(PREFIX) and value != MARKER:
+        holder[name] = keyring.encrypt(subject, value, create=create, fresh=fresh)
+
+
+def open_state(keyring: KeyRing, data: Any) -> Any:
+    """Decrypt, in place, every encrypted value of a decoded event's state."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(value, str):
+                if value.startswith(PREFIX):
+                    data[key] = keyring.decrypt(value)
+            elif isinstance(value, dict | list):
+                open_state(keyring, value)
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            if isinstance(value, str) and value.startswith(PREFIX):
+                data[index] = keyring.decrypt(value)
+            elif isinstance(value, dict | list):
+                open_state(keyring, value)
+    return data
+
+
+def ensure_keys_table(conn: psycopg.Connection[Any], app_role: str | None) -> None:
+    """The keys table (not append-only: erasure destroys keys); the application may read,
+    insert and destroy keys, never delete rows (a destroyed key keeps its row)."""
+    conn.execute(KEYS_DDL)
+    if app_role:
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE ON {} TO {}").format(
+            sql.Identifier("public", KEYS_TABLE), sql.Identifier(app_role)))

@@ -1,0 +1,112 @@
+"""Erasure of personal data by destroying its keys: on request, and when retention ends."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import date
+from typing import Literal
+from uuid import UUID
+
+from psycopg import sql
+from pydantic import BaseModel
+
+from akashone_es import context
+from akashone_es import personal as pii
+from akashone_es.domain.operations import ERASURE_REASONS, Erasure
+from akashone_es.errors import NotFoundError, ValidationError
+from akashone_es.gst import financial_year
+from akashone_es.storage import inputs as i
+from akashone_es.storage.users import UsersStorage
+from projections.engine import Query
+
+#: the records of a user that hold its personal data under keys of their own
+OWNED_SUBJECTS: Query = sql.SQL(
+    "SELECT DISTINCT originator_id FROM public.akashone_events WHERE topic = ANY(%s)"
+    " AND convert_from(state, 'UTF8')::jsonb ->> 'user_id' = %s")
+OWNED_TOPICS = ["akashone_es.domain.identity:TeamMember.Accepted",
+                "akashone_es.domain.billing:BillingAddress.Created"]
+FY = re.compile(r"\d{4}-\d{2}")
+YEAR_KEYS: Query = sql.SQL(
+    "SELECT subject, sealed_key IS NULL AS destroyed FROM public.akashone_subject_keys"
+    " WHERE subject LIKE 'fy:%%' ORDER BY subject")
+ISSUED: Query = sql.SQL("SELECT fy, created_at FROM invoices WHERE fy IS NOT NULL")
+
+
+class ErasureReport(BaseModel):
+    """What an erasure destroyed: key subjects, never the data."""
+
+    erasure_id: UUID
+    user_id: UUID
+    subjects: list[str]
+
+
+class RetentionYear(BaseModel):
+    """One financial year's key for buyer details on tax documents."""
+
+    fy: str
+    #: the last day the year's documents (and those drafted in it, issued in a later year)
+    #: must be kept
+    kept_until: date
+    state: Literal["kept", "held", "destroyed now", "destroyed earlier"]
+
+
+class ErasureStorage(UsersStorage):
+    """``erase_personal_data`` and the retention sweep (platform only)."""
+
+    def erase_personal_data(self, user_id: UUID | str,
+                            reason: str = "data principal request") -> ErasureReport:
+        """Destroy the keys of a person's data (their account, memberships and address
+        book) and record an erasure naming only the key subjects. Their email, addresses,
+        IP addresses and user agents then read as ``[erased]`` everywhere: read tables,
+        ``history``, exports, snapshots, a rebuild; the hash chain still verifies. Buyer
+        details on their tax invoices stay under the year's retention key (GST law)."""
+        if reason not in ERASURE_REASONS:
+            raise ValidationError.single("reason",
+                                         f"must be one of: {', '.join(ERASURE_REASONS)}")
+        uid = i.parse_id(user_id, "user_id")
+        if self.get_user(uid) is None:
+            raise NotFoundError("user", uid)
+        owned = [row["originator_id"]
+                 for row in self._rows(OWNED_SUBJECTS, (OWNED_TOPICS, str(uid)))]
+        subjects = [pii.person(uid), *sorted(pii.person(o) for o in owned)]
+        with context.command():
+            erasure = Erasure(kind="request", subjects=subjects, reason=reason)
+            self._save(erasure)
+        return ErasureReport(erasure_id=erasure.id, user_id=uid, subjects=subjects)
+
+    def retention_sweep(self, today: date | None = None,
+                        holds: Iterable[str] = ()) -> list[RetentionYear]:
+        """Destroy each financial year's buyer-details key once the year's GST retention
+        ended (72 months after its annual return is due; a document drafted in one year and
+        issued in a later one keeps the key until the later year's end). Years in ``holds``
+        (a legal hold: an appeal, an investigation) are kept."""
+        today = today or date.today()
+        if not isinstance(today, date):
+            raise ValidationError.single("today", "must be a date")
+        held = set(holds)
+        for year in held:
+            if not isinstance(year, str) or not FY.fullmatch(year):
+                raise ValidationError.single("holds", "each must be a financial year such "
+                                                      "as 2026-27")
+        latest: dict[str, str] = {}
+        for row in self._rows(ISSUED, ()):
+            drafted = financial_year(row["created_at"])
+            latest[drafted] = max(latest.get(drafted, drafted), row["fy"])
+        years = []
+        for row in self._rows(YEAR_KEYS, ()):
+            fy = row["subject"].removeprefix("fy:")
+            until = pii.retention_end(latest.get(fy, fy))
+            if row["destroyed"]:
+                state = "destroyed earlier"
+            elif fy in held:
+                state = "held"
+            elif today > until:
+                with context.command():
+                    self._save(Erasure(kind="retention", subjects=[row["subject"]],
+                                       reason="retention ended"))
+                state = "destroyed now"
+            else:
+                state = "kept"
+            years.append(RetentionYear(fy=fy, kept_until=until, state=state))
+        return years

@@ -1,0 +1,57 @@
+"""``akashone-es erase`` and ``audit retention-sweep``: one line each, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+from akashone_es.settings import Settings
+from akashone_es.storage import open_storage
+from tests.cli.conftest import Cli
+from tests.conftest import TEST_SETTINGS
+
+
+def a_person(dsn: str) -> str:
+    storage = open_storage(Settings(**TEST_SETTINGS), dsn=dsn)  # type: ignore[arg-type]
+    try:
+        with storage.acting_as(system="tests"):
+            user = storage.create_user({"username": "priya", "email": "priya@example.in",
+                                        "password": "long-enough-1"})
+    finally:
+        storage.close()
+    return str(user.id)
+
+
+def test_erase_then_show(cli: Cli, dsn: str) -> None:
+    user = a_person(dsn)
+    erased = cli("erase", user, "--yes")
+    assert erased.returncode == 0, erased.stderr
+    assert erased.stdout.startswith("erased: 1 key destroyed (erasure ")
+    shown = json.loads(cli("show", user, "--json").stdout)
+    assert (shown["username"], shown["email"]) == ("[erased]", "[erased]")
+    history = cli("history", user, "--json")
+    assert "priya" not in history.stdout
+    assert cli("audit", "verify").returncode == 0
+
+
+def test_erase_asks_first_and_refuses_bad_input(cli: Cli, dsn: str) -> None:
+    user = a_person(dsn)
+    unconfirmed = cli("erase", user)  # no stdin: the confirmation is not given
+    assert unconfirmed.returncode == 1
+    assert "priya" in cli("show", user, "--json").stdout
+    bad = cli("erase", user, "--yes", "--reason", "because")
+    assert bad.returncode == 1
+    assert bad.stderr.strip().startswith(
+        "error: invalid input: reason: must be one of: data principal")
+    missing = cli("erase", "00000000-0000-0000-0000-000000000001", "--yes")
+    assert missing.returncode == 1
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_retention_sweep(cli: Cli, dsn: str) -> None:
+    a_person(dsn)
+    swept = cli("audit", "retention-sweep", "--today", "2030-01-01")
+    assert swept.returncode == 0, swept.stderr
+    assert swept.stdout.strip() == "no financial year holds buyer details yet"
+    bad = cli("audit", "retention-sweep", "--hold", "FY27")
+    assert (bad.returncode, bad.stderr.strip()) == (
+        2, "error: --hold: 'FY27' is not a financial year such as 2026-27")

@@ -1,0 +1,246 @@
+"""Erasure by key: a person's data encrypted in the log, unreadable everywhere once erased.
+
+A person registers, keeps an address book, logs in from an IP address, changes their email
+and is invoiced; a second person is left alone. After ``erase_personal_data`` every place
+their data reached reads ``[erased]`` (read tables, history, snapshots, a rebuild), the
+log still verifies, and the invoice keeps its buyer details until the year's retention ends.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from akashone_es import audit
+from akashone_es.errors import (
+    ConfigurationError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
+from akashone_es.export import Filters, export, verify_export
+from akashone_es.personal import MARKER, retention_end
+from akashone_es.settings import Settings
+from akashone_es.storage import Storage, open_storage
+from projections.activity import ActivityProjection
+from projections.billing import BillingProjection
+from projections.identity import IdentityProjection
+from projections.rebuild import checksums, rebuild
+from tests.conftest import TEST_SETTINGS
+from tests.integration.test_billing_storage import address, draft
+
+IP, AGENT = "203.0.113.9", "Mozilla/5.0 (X11; Linux) Firefox/133.0"
+PRIYA = ("priya", "priya@example.in", "priya.new@example.in", "12 MG Road", "411001")
+
+
+@dataclass
+class World:
+    storage: Storage
+    priya: UUID
+    ravi: UUID
+    address: UUID
+    invoice: UUID
+
+
+def rows(dsn: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def log_text(dsn: str) -> str:
+    return "\n".join(r[0] for r in rows(dsn, "SELECT convert_from(state, 'UTF8')"
+                                             " FROM akashone_events ORDER BY notification_id"))
+
+
+@pytest.fixture
+def world(issuer: Storage) -> World:
+    org = issuer.create_organization({"name": "Sharma Cloud"})
+    people = [issuer.create_user({"username": name, "email": f"{name}@example.in",
+                                  "password": "long-enough-1", "organization_id": org.id})
+              for name in ("priya", "ravi")]
+    priya, ravi = people
+    for person in people:
+        with issuer.acting_as(actor_id=person.id, ip=IP, user_agent=AGENT):
+            issuer.create_user_activity({"user_id": person.id, "action": "auth.login",
+                                         "ip_address": IP, "user_agent": AGENT})
+    with issuer.acting_as(actor_id=priya.id, ip=IP, user_agent=AGENT):
+        book = address(issuer, priya, "27", postal_code="411001")
+        issuer.update_user(priya.id, {"email": PRIYA[2]})
+    invoice = issuer.issue_invoice(draft(issuer, priya, book, 10_000).id)
+    issuer.get_recent_activities()  # the async activity log caught up
+    return World(issuer, priya.id, ravi.id, book.id, invoice.id)
+
+
+def events_of(storage: Storage, aggregate: UUID) -> list[Any]:
+    return [storage.app.mapper.to_domain_event(s)
+            for s in storage.app.recorder.select_events(aggregate)]
+
+
+class TestEncryptedInTheLog:
+    def test_no_personal_value_is_in_the_log_in_clear(self, world: World) -> None:
+        text = log_text(world.storage.dsn)
+        for value in (*PRIYA, "ravi@example.in", IP, AGENT):
+            assert value not in text, value
+        assert f"pii:v1:person:{world.priya}:" in text
+        assert "pii:v1:fy:" in text  # the invoice's buyer address, under the year's key
+
+    def test_reads_and_history_see_the_clear_values(self, world: World) -> None:
+        s = world.storage
+        assert s.get_user(world.priya).email == PRIYA[2]
+        registered = events_of(s, world.priya)[0]
+        assert (registered.username, registered.email) == PRIYA[:2]
+        updated = events_of(s, world.priya)[1]
+        assert updated.metadata["ip"] == IP
+
+
+class TestErasure:
+    def test_the_person_reads_as_erased_everywhere(self, world: World) -> None:
+        s, dsn = world.storage, world.storage.dsn
+        report = s.erase_personal_data(world.priya)
+        assert report.subjects == [f"person:{world.priya}", f"person:{world.address}"]
+        user = s.get_user(world.priya)
+        assert (user.username, user.email) == (MARKER, MARKER)
+        assert s.get_user_by_email(PRIYA[2]) is None
+        assert s.get_user_by_username("priya") is None
+        book = s.get_billing_address(world.address)
+        assert (book.address_line1, book.postal_code) == (MARKER, MARKER)
+        acts = s.get_user_activities(world.priya)
+        assert acts
+        assert {(a.username, a.ip_address, a.user_agent) for a in acts} == {
+            (MARKER, MARKER, MARKER)}
+        ravi = s.get_user(world.ravi)
+        assert (ravi.username, ravi.email) == ("ravi", "ravi@example.in")
+        assert {a.ip_address for a in s.get_user_activities(world.ravi)} == {IP}
+        registered, updated = events_of(s, world.priya)[:2]
+        assert (registered.username, registered.email) == (MARKER, MARKER)
+        assert (updated.changes["email"], updated.metadata["ip"]) == (MARKER, MARKER)
+        destroyed = rows(dsn, "SELECT subject FROM akashone_subject_keys"
+                              " WHERE sealed_key IS NULL ORDER BY subject")
+        assert [r[0] for r in destroyed] == sorted(report.subjects)
+
+    def test_the_erasure_event_names_no_personal_data(self, world: World) -> None:
+        s = world.storage
+        report = s.erase_personal_data(world.priya, "consent withdrawn")
+        [state] = [r[0] for r in rows(s.dsn, "SELECT convert_from(state, 'UTF8')"
+                                             " FROM akashone_events WHERE originator_id = %s",
+                                      report.erasure_id)]
+        for value in (*PRIYA, IP, AGENT):
+            assert value not in state
+        assert "consent withdrawn" in state
+
+    def test_a_rebuild_gives_the_same_tables(self, world: World) -> None:
+        s = world.storage
+        s.erase_personal_data(world.priya)
+        s.get_recent_activities()
+        with psycopg.connect(s.dsn) as conn:
+            before = {p.name: checksums(conn, p) for p in s.projections}
+        for cls in (IdentityProjection, BillingProjection, ActivityProjection):
+            rebuild(s.dsn, cls, s.reader)
+        with psycopg.connect(s.dsn) as conn:
+            after = {p.name: checksums(conn, p) for p in s.projections}
+        assert after == before
+
+    def test_the_chain_still_verifies_and_exports_carry_no_trace(self, world: World) -> None:
+        s = world.storage
+        with psycopg.connect(s.dsn) as conn:
+            taken = audit.digest(conn)
+        s.erase_personal_data(world.priya)
+        with psycopg.connect(s.dsn) as conn:
+            assert audit.verify(conn, taken).ok
+            out = io.StringIO()
+            summary = export(conn, out, Filters(aggregate=world.priya))
+        for value in (*PRIYA, IP, AGENT):
+            assert value not in out.getvalue()
+        assert verify_export(out.getvalue().splitlines(), summary.digest).ok
+
+    def test_snapshots_show_no_trace(self, world: World) -> None:
+        s = world.storage
+        s.app.take_snapshot(world.priya)
+        s.erase_personal_data(world.priya)
+        loaded = s.app.repository.get(world.priya)  # from the snapshot, then the rest
+        assert (loaded.username, loaded.email) == (MARKER, MARKER)
+        sealed = rows(s.dsn, "SELECT state FROM akashone_snapshots WHERE originator_id = %s",
+                      world.priya)
+        assert sealed
+        for value in PRIYA:
+            assert value.encode() not in bytes(sealed[0][0])
+
+    def test_a_later_event_about_an_erased_person_stays_erased(self, world: World) -> None:
+        s = world.storage
+        s.erase_personal_data(world.priya)
+        keys = rows(s.dsn, "SELECT count(*) FROM akashone_subject_keys")
+        s.create_user_activity({"user_id": world.priya, "action": "auth.login",
+                                "ip_address": "198.51.100.7", "user_agent": "curl"})
+        latest = s.get_user_activities(world.priya)[0]
+        assert (latest.action, latest.ip_address, latest.user_agent) == (
+            "auth.login", MARKER, MARKER)
+        assert "198.51.100.7" not in log_text(s.dsn)
+        assert rows(s.dsn, "SELECT count(*) FROM akashone_subject_keys") == keys
+
+    def test_a_team_members_invitation_email_is_erased_with_them(
+            self, issuer: Storage) -> None:
+        org = issuer.create_organization({"name": "Team Org"})
+        admin = issuer.create_user({"username": "boss", "email": "boss@example.in",
+                                    "password": "long-enough-1", "organization_id": org.id})
+        member = issuer.create_team_member({"email": "meera@example.in",
+                                            "organization_id": org.id,
+                                            "invited_by": admin.id})
+        joined = issuer.accept_invitation({"token": member.invitation_token,
+                                           "username": "meera", "password": "long-enough-1"})
+        report = issuer.erase_personal_data(joined.id)
+        assert f"person:{member.id}" in report.subjects
+        assert issuer.get_team_member(member.id).email == MARKER
+        assert "meera@example.in" not in log_text(issuer.dsn)
+
+    def test_wrong_input_is_refused_and_writes_nothing(self, world: World) -> None:
+        s = world.storage
+        with pytest.raises(ValidationError, match="reason: must be one of"):
+            s.erase_personal_data(world.priya, "she asked nicely")
+        with pytest.raises(NotFoundError):
+            s.erase_personal_data(UUID(int=7))
+        assert s.get_user(world.priya).email == PRIYA[2]
+
+
+class TestRetention:
+    def test_the_retention_end_of_a_year(self) -> None:
+        assert retention_end("2026-27") == date(2033, 12, 31)
+        assert retention_end("2033-34") == date(2040, 12, 31)
+
+    def test_invoice_buyer_details_outlive_the_persons_erasure_until_the_sweep(
+            self, world: World) -> None:
+        s = world.storage
+        s.erase_personal_data(world.priya)
+        drafted = events_of(s, world.invoice)[0]
+        assert drafted.buyer["address_line1"] == "12 MG Road"  # kept by law
+        [year] = s.retention_sweep(date(2030, 1, 1))
+        assert year.state == "kept"
+        assert [y.state for y in s.retention_sweep(date(2040, 1, 1), holds=[year.fy])] == [
+            "held"]
+        [swept] = s.retention_sweep(date(2040, 1, 1))
+        assert swept.state == "destroyed now"
+        assert events_of(s, world.invoice)[0].buyer["address_line1"] == MARKER
+        assert [y.state for y in s.retention_sweep(date(2040, 1, 2))] == ["destroyed earlier"]
+        with psycopg.connect(s.dsn) as conn:
+            assert audit.verify(conn).ok
+
+    def test_a_bad_hold_names_the_field(self, world: World) -> None:
+        with pytest.raises(ValidationError, match="holds"):
+            world.storage.retention_sweep(date(2030, 1, 1), holds=["FY27"])
+
+
+class TestKeys:
+    def test_a_wrong_secret_key_is_refused_at_start(self, world: World) -> None:
+        other = {**TEST_SETTINGS, "secret_key": "A" * 43 + "="}
+        with pytest.raises(ConfigurationError, match="does not open the keys"):
+            open_storage(Settings(**other), dsn=world.storage.dsn)  # type: ignore[arg-type]
+
+    def test_a_tenant_may_not_erase(self, world: World) -> None:
+        with world.storage.acting_as(actor_id=world.ravi), pytest.raises(
+                PermissionDeniedError, match="platform only"):
+            world.storage.erase_personal_data(world.priya)
