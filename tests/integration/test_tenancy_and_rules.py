@@ -274,7 +274,8 @@ class TestDurability:
                   "    u = s.get_user_by_username('durable')\n"
                   "print('FOUND', u.id, u.email)\n"
                   "s.close()\n")
-        env = {**os.environ, "DATABASE_URL": dsn, "AKASHONE_LOG_LEVEL": "warning"}
+        env = {**os.environ, "DATABASE_URL": dsn, "AKASHONE_LOG_LEVEL": "warning",
+               "AKASHONE_SECRET_KEY": storage.settings.secret_key or ""}
         done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr
