@@ -307,6 +307,27 @@ def _seal_path(keyring: KeyRing, subject: str, state: dict[str, Any], path: str,
         holder[name] = keyring.encrypt(subject, value, create=create, fresh=fresh)
 
 
+def clear_fields(topic: str, state: dict[str, Any]) -> list[str]:
+    """The personal fields of a stored event's state that hold clear text (written before
+    personal data was encrypted)."""
+    spec = PERSONAL.get(topic)
+    found = []
+    for path in spec[1] if spec else ():
+        holder: Any = state
+        *parents, name = path.split(".")
+        for parent in parents:
+            holder = holder.get(parent) if isinstance(holder, dict) else None
+        value = holder.get(name) if isinstance(holder, dict) else None
+        if isinstance(value, str) and not value.startswith(PREFIX) and value != MARKER:
+            found.append(path)
+    meta = state.get("metadata")
+    if isinstance(meta, dict) and meta.get("actor_id"):
+        found += [f"metadata.{name}" for name in METADATA_FIELDS
+                  if isinstance(meta.get(name), str) and not meta[name].startswith(PREFIX)
+                  and meta[name] != MARKER]
+    return found
+
+
 def open_state(keyring: KeyRing, data: Any) -> Any:
     """Decrypt, in place, every encrypted value of a decoded event's state."""
     if isinstance(data, dict):

@@ -8,12 +8,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import psycopg
 import typer
 
 from akashone_es import audit as chain
 from akashone_es import export as offline
 from akashone_es.cli.common import EXIT_FAILED, State, fail, plural
+from akashone_es.personal import clear_fields
 
 FY = re.compile(r"\d{4}-\d{2}")
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -123,3 +125,29 @@ def retention_sweep(ctx: typer.Context,
         state.console.print("no financial year holds buyer details yet")
     for swept in years:
         state.console.print(f"FY {swept.fy}: kept until {swept.kept_until}: {swept.state}")
+
+
+@app.command("personal-data")
+def personal_data(ctx: typer.Context) -> None:
+    """Count the events that hold personal data in clear: written before it was encrypted
+    per person, they cannot be erased by destroying a key (the log never changes)."""
+    state: State = ctx.obj
+    counts: dict[str, int] = {}
+    events = 0
+    with state.storage("audit personal-data") as storage, \
+            psycopg.connect(storage.dsn) as conn, conn.cursor(name="akashone_personal") as cur:
+        cur.itersize = chain.BATCH
+        cur.execute("SELECT topic, state FROM public.akashone_events ORDER BY notification_id")
+        for topic, stored in cur:
+            found = clear_fields(topic, orjson.loads(bytes(stored)))
+            events += bool(found)
+            for field in found:
+                name = f"{topic.partition(':')[2]} {field}"
+                counts[name] = counts.get(name, 0) + 1
+    if not events:
+        state.console.print("no event holds personal data in clear")
+        return
+    verb = "holds" if events == 1 else "hold"
+    state.console.print(f"{plural(events, 'event')} {verb} personal data in clear:")
+    for name, count in sorted(counts.items()):
+        state.console.print(f"  {name}: {count}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import psycopg
+
 from akashone_es.settings import Settings
 from akashone_es.storage import open_storage
 from tests.cli.conftest import Cli
@@ -55,3 +57,21 @@ def test_retention_sweep(cli: Cli, dsn: str) -> None:
     bad = cli("audit", "retention-sweep", "--hold", "FY27")
     assert (bad.returncode, bad.stderr.strip()) == (
         2, "error: --hold: 'FY27' is not a financial year such as 2026-27")
+
+
+def test_personal_data_in_clear_is_reported(cli: Cli, dsn: str) -> None:
+    """Events written before personal data was encrypted are counted by field; new ones
+    are not."""
+    a_person(dsn)
+    clean = cli("audit", "personal-data")
+    assert (clean.returncode, clean.stdout.strip()) == (
+        0, "no event holds personal data in clear")
+    with psycopg.connect(dsn, autocommit=True) as conn:  # a registration as the old code wrote it
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("UPDATE akashone_events SET state = convert_to(jsonb_set(convert_from("
+                     "state, 'UTF8')::jsonb, '{email}', '\"old@example.in\"')::text, 'UTF8')"
+                     " WHERE topic = 'akashone_es.domain.identity:User.Registered'")
+    found = cli("audit", "personal-data")
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines() == ["1 event holds personal data in clear:",
+                                         "  User.Registered email: 1"]
