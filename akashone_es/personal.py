@@ -14,15 +14,16 @@ ciphertext, still verifies. What is personal, and under whose key:
   the GST retention period, so it is erased by the year's retention sweep, not on request.
 
 An encrypted value is ``pii:v1:<subject>:<base64 of nonce + AES-256-GCM ciphertext>``, the
-subject as additional data. Keys live in ``akashone_subject_keys``, each sealed under the
-application's secret key; a new key is inserted in the same transaction as the first event
-that uses it, and destroyed in the same transaction as the erasure event. A value whose key
-was destroyed reads as ``MARKER``.
+subject as additional data. Keys live in ``akashone_subject_keys``, each wrapped (AES-GCM)
+under a key derived from the application's secret key; a new key is inserted in the same
+transaction as the first event that uses it, and destroyed in the same transaction as the
+erasure event. A value whose key was destroyed reads as ``MARKER``.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -39,11 +40,13 @@ from psycopg import sql
 from akashone_es.errors import ConfigurationError
 from akashone_es.gst import financial_year
 from akashone_es.logging import get_logger
-from akashone_es.secrets import SecretBox
 
 log = get_logger(__name__)
 MARKER = "[erased]"
 PREFIX = "pii:v1:"
+#: a subject key as stored: AES-GCM under a key derived from AKASHONE_SECRET_KEY, bound to
+#: its subject (a key moved to another subject's row does not open)
+WRAPPED = "k1:"
 KEYS_TABLE = "akashone_subject_keys"
 KEYS_DDL = sql.SQL(
     "CREATE TABLE IF NOT EXISTS {} (subject text PRIMARY KEY, sealed_key text,"
@@ -118,12 +121,15 @@ def retention_end(fy: str) -> date:
 class KeyRing:
     """Subject keys: created with the first event that needs one, cached, destroyed."""
 
-    def __init__(self, box: SecretBox, connect: Callable[[], Any]) -> None:
-        self._box = box
+    def __init__(self, master: str, connect: Callable[[], Any]) -> None:
+        # subject keys are wrapped with AES-GCM under a key derived from the secret key
+        # (Fernet would cost ~5x more per key, and a rebuild opens every key once)
+        self._wrap = AESGCM(hashlib.sha256(b"akashone:subject-keys:" + master.encode()
+                                           ).digest())
         self._connect = connect  # a context manager giving a pooled connection
-        #: subject -> (key or None when destroyed, when cached, committed): a key made by a
-        #: save still in flight is trusted by that save only (it may yet roll back)
-        self._keys: dict[str, tuple[bytes | None, float, bool]] = {}
+        #: subject -> (cipher or None when destroyed, when cached, committed): a key made by
+        #: a save still in flight is trusted by that save only (it may yet roll back)
+        self._keys: dict[str, tuple[AESGCM | None, float, bool]] = {}
         self._bulk_at = 0.0
 
     # -- writing ---------------------------------------------------------------------------
@@ -137,7 +143,7 @@ class KeyRing:
         if key is None:
             return MARKER if found else value
         nonce = os.urandom(12)
-        sealed = AESGCM(key).encrypt(nonce, value.encode(), subject.encode())
+        sealed = key.encrypt(nonce, value.encode(), subject.encode())
         return f"{PREFIX}{subject}:{base64.b64encode(nonce + sealed).decode()}"
 
     # -- reading ---------------------------------------------------------------------------
@@ -149,7 +155,7 @@ class KeyRing:
             return MARKER
         raw = base64.b64decode(payload)
         try:
-            return AESGCM(key).decrypt(raw[:12], raw[12:], subject.encode()).decode()
+            return key.decrypt(raw[:12], raw[12:], subject.encode()).decode()
         except InvalidTag:
             log.error("personal.cannot_open", subject=subject)
             return MARKER
@@ -164,7 +170,7 @@ class KeyRing:
             if cached is not None:
                 self._keys[subject] = (cached[0], cached[1], True)
 
-    def _key(self, subject: str, *, create: bool, fresh: bool) -> tuple[bool, bytes | None]:
+    def _key(self, subject: str, *, create: bool, fresh: bool) -> tuple[bool, AESGCM | None]:
         """(whether the subject has a key row, its key: None when destroyed or absent)."""
         cached = self._keys.get(subject)
         now = time.monotonic()
@@ -180,14 +186,17 @@ class KeyRing:
             return False, None
         return True, self._pend(subject)
 
-    def _pend(self, subject: str) -> bytes:
+    def _pend(self, subject: str) -> AESGCM:
         key = AESGCM.generate_key(bit_length=256)
-        self._keys[subject] = (key, time.monotonic(), False)
+        cipher = AESGCM(key)
+        self._keys[subject] = (cipher, time.monotonic(), False)
         pending = _pending.get()
         if pending is None:
             raise RuntimeError("a new subject key outside a save")  # pragma: no cover
-        pending.append((INSERT_KEY, (subject, self._box.seal(base64.b64encode(key).decode()))))
-        return key
+        nonce = os.urandom(12)
+        wrapped = nonce + self._wrap.encrypt(nonce, key, subject.encode())
+        pending.append((INSERT_KEY, (subject, WRAPPED + base64.b64encode(wrapped).decode())))
+        return cipher
 
     def _load(self, subjects: list[str], *, bulk: bool) -> None:
         with self._connect() as conn:
@@ -200,13 +209,14 @@ class KeyRing:
         for row in rows:
             subject, sealed = (row["subject"], row["sealed_key"]) if isinstance(
                 row, dict) else row
-            self._keys[subject] = (self._open(sealed) if sealed else None, stamp, True)
+            self._keys[subject] = (self._open(subject, sealed) if sealed else None, stamp, True)
 
-    def _open(self, sealed: str) -> bytes:
-        opened = self._box.open(sealed)
-        if opened is None:  # never read a wrong key's failure as an erasure
-            raise ConfigurationError(WRONG_KEY)
-        return base64.b64decode(opened)
+    def _open(self, subject: str, sealed: str) -> AESGCM:
+        try:
+            raw = base64.b64decode(sealed.removeprefix(WRAPPED))
+            return AESGCM(self._wrap.decrypt(raw[:12], raw[12:], subject.encode()))
+        except (InvalidTag, ValueError):  # never read a wrong key's failure as an erasure
+            raise ConfigurationError(WRONG_KEY) from None
 
     def check(self) -> None:
         """Refuse to start with a secret key that does not open the subject keys (every
@@ -216,11 +226,11 @@ class KeyRing:
                                  (f"public.{KEYS_TABLE}",)).fetchone()
             if not (found["present"] if isinstance(found, dict) else found[0]):
                 return
-            row = conn.execute(sql.SQL("SELECT sealed_key FROM {} WHERE sealed_key IS NOT NULL"
-                                       " LIMIT 1").format(sql.Identifier("public", KEYS_TABLE))
-                               ).fetchone()
+            row = conn.execute(sql.SQL("SELECT subject, sealed_key FROM {} WHERE sealed_key IS"
+                                       " NOT NULL LIMIT 1").format(
+                                           sql.Identifier("public", KEYS_TABLE))).fetchone()
         if row is not None:
-            self._open(row["sealed_key"] if isinstance(row, dict) else row[0])
+            self._open(*((row["subject"], row["sealed_key"]) if isinstance(row, dict) else row))
 
 
 #: statements the save in progress must run in its transaction (new keys, destroyed keys)

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NoReturn
+from uuid import UUID
 
 import psycopg
 import typer
@@ -37,6 +38,14 @@ MOMENT_FORMATS = ["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S"
 def utc(moment: datetime) -> datetime:
     """A time option's value as an aware time (UTC when it named no offset)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def uuid_argument(value: str, hint: str = "AGGREGATE_ID") -> UUID:
+    """An id given on the command line; anything else is a usage error naming it."""
+    try:
+        return UUID(value)
+    except ValueError:
+        raise typer.BadParameter("must be a UUID", param_hint=hint) from None
 
 
 def as_of_option(text: str | None) -> datetime | int | None:

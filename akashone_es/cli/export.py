@@ -11,7 +11,7 @@ import psycopg
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-from akashone_es.cli.common import MOMENT_FORMATS, State, fail, plural, utc
+from akashone_es.cli.common import MOMENT_FORMATS, State, fail, plural, utc, uuid_argument
 from akashone_es.export import ExportError, Filters
 from akashone_es.export import export as write_export
 
@@ -19,12 +19,7 @@ MOMENT_HELP = "(ISO 8601, UTC unless it has an offset)"
 
 
 def _uuid(value: str | None, option: str) -> UUID | None:
-    if value is None:
-        return None
-    try:
-        return UUID(value)
-    except ValueError:
-        raise typer.BadParameter("must be a UUID", param_hint=option) from None
+    return None if value is None else uuid_argument(value, option)
 
 
 def export(ctx: typer.Context,

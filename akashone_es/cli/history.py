@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
-from uuid import UUID
 
 import orjson
 import typer
@@ -12,7 +11,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from akashone_es.cli.common import State, as_of_option, fail, fits, plural
+from akashone_es.cli.common import State, as_of_option, fail, fits, plural, uuid_argument
 from akashone_es.domain.base import DomainEvent
 from akashone_es.secrets import SECRET_FIELDS
 
@@ -39,10 +38,7 @@ def history(ctx: typer.Context,
     """Show the full history of one aggregate from the event log (or its history up to a
     moment: ``akashone-es show ID --as-of`` shows its state then)."""
     state: State = ctx.obj
-    try:
-        oid = UUID(aggregate_id)
-    except ValueError:
-        raise typer.BadParameter("must be a UUID", param_hint="AGGREGATE_ID") from None
+    oid = uuid_argument(aggregate_id)
     moment = as_of_option(as_of)
     with state.storage("history") as storage:
         stored = storage.app.recorder.select_events(oid)

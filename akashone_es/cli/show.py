@@ -17,7 +17,7 @@ import typer
 from pydantic import BaseModel
 from rich.table import Table
 
-from akashone_es.cli.common import State, as_of_option, cell, fail, model_table
+from akashone_es.cli.common import State, as_of_option, cell, fail, model_table, uuid_argument
 from akashone_es.cli.history import redact
 from akashone_es.export import kind_of
 from akashone_es.resources import KINDS
@@ -70,10 +70,7 @@ def show(ctx: typer.Context,
          ) -> None:
     """Show one aggregate as the read tables hold it, now or as of a time or version."""
     state: State = ctx.obj
-    try:
-        oid = UUID(aggregate_id)
-    except ValueError:
-        raise typer.BadParameter("must be a UUID", param_hint="AGGREGATE_ID") from None
+    oid = uuid_argument(aggregate_id)
     moment = as_of_option(as_of)
     with state.storage("show") as storage:
         kind, read, related = _reader(storage, oid)

@@ -57,7 +57,7 @@ class StorageBase:
         key = load_key(settings.secret_key, settings.data_dir)
         self.secrets = SecretBox(key)
         #: personal data's keys (the mapper encrypts and decrypts with them)
-        self.keyring = KeyRing(self.secrets, self._datastore.get_connection)
+        self.keyring = KeyRing(key, self._datastore.get_connection)
         app.mapper.keyring = self.keyring  # type: ignore[attr-defined]
         if isinstance(app.snapshots, SealedSnapshotStore):  # loads trust only what we sealed
             app.snapshots.key = seal_key(key)
