@@ -76,7 +76,7 @@ class PydanticMapper(Mapper[UUID]):
         """Build an event from its stored columns, upcasting older class versions."""
         cls = resolve_topic(topic)
         data: dict[str, Any] = self.transcoder.decode(state)
-        if self.keyring is not None and personal.PREFIX.encode() in state:
+        if self.keyring is not None and personal.PREFIX_BYTES in state:
             personal.open_state(self.keyring, data)
         from_version = data.pop("class_version", 1)
         class_version = getattr(cls, "class_version", 1)

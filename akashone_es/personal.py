@@ -44,6 +44,7 @@ from akashone_es.logging import get_logger
 log = get_logger(__name__)
 MARKER = "[erased]"
 PREFIX = "pii:v1:"
+PREFIX_BYTES = PREFIX.encode()
 #: a subject key as stored: AES-GCM under a key derived from AKASHONE_SECRET_KEY, bound to
 #: its subject (a key moved to another subject's row does not open)
 WRAPPED = "k1:"
@@ -174,8 +175,9 @@ class KeyRing:
         """(whether the subject has a key row, its key: None when destroyed or absent)."""
         cached = self._keys.get(subject)
         now = time.monotonic()
-        if cached is not None and (subject in _pending_subjects() or (
-                cached[2] and (cached[0] is None or now - cached[1] < CACHE_SECONDS))):
+        if cached is not None and (
+                (cached[2] and (cached[0] is None or now - cached[1] < CACHE_SECONDS))
+                or subject in _pending_subjects()):
             return True, cached[0]
         if not fresh:
             self._load([subject], bulk=not create and now - self._bulk_at > CACHE_SECONDS)
