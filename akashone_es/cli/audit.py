@@ -19,7 +19,8 @@ from akashone_es.personal import clear_fields
 
 FY = re.compile(r"\d{4}-\d{2}")
 app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="The log's hash chain: seal, digest, verify.")
+                  help="The log's proof and its personal data: the hash chain (seal, "
+                       "digest, verify), exports, retention, personal data in clear.")
 
 
 @app.command()
@@ -35,8 +36,9 @@ def seal(ctx: typer.Context) -> None:
 def digest(ctx: typer.Context,
            out: Annotated[Path, typer.Option(help="where to save the digest (JSON)")]
            = Path("akashone-digest.json")) -> None:
-    """Seal, then print and save the digest of the chain's head: keep it outside the
-    database (it is what a rewritten log is checked against)."""
+    """Seal, then print and save the digest of the chain's head.
+
+    Keep it outside the database: it is what a rewritten log is checked against."""
     state: State = ctx.obj
     with state.storage("audit digest") as storage, psycopg.connect(storage.dsn) as conn:
         found = chain.digest(conn)
@@ -53,8 +55,9 @@ def verify(ctx: typer.Context,
            digest_file: Annotated[Path | None, typer.Option(
                "--digest", help="a digest saved earlier: the log must still reach it")]
            = None) -> None:
-    """Recompute the chain from the log and compare it with every seal (and the digest);
-    exit 1 at the first position that does not match. Events written since the last seal
+    """Recompute the chain from the log and compare it with every seal (and a digest).
+
+    Exit 1 at the first position that does not match. Events written since the last seal
     are sealed afterwards, when all is well."""
     state: State = ctx.obj
     expected = None
@@ -84,8 +87,10 @@ def verify_export(ctx: typer.Context,
                   digest_file: Annotated[Path, typer.Option(
                       "--digest", help="the digest you kept (not one sent with the export)")],
                   ) -> None:
-    """Check an export against a digest with no database: every line's hash is recomputed
-    from the one before, and the chain must reach the digest's hash."""
+    """Check an export against a digest you kept, with no database.
+
+    Every line's hash is recomputed from the one before, and the chain must reach the
+    digest's hash."""
     state: State = ctx.obj
     try:
         expected = chain.Digest.loads(digest_file.read_text())
@@ -113,8 +118,10 @@ def retention_sweep(ctx: typer.Context,
                         help="a financial year under a legal hold, e.g. 2026-27 (repeat "
                              "for several)")] = None,
                     ) -> None:
-    """Destroy each financial year's key for buyer details on tax documents once its GST
-    retention has ended (CGST Act s.36: 72 months after the annual return is due)."""
+    """Destroy each financial year's buyer-details key once its GST retention ended.
+
+    CGST Act s.36: records are kept 72 months after the year's annual return is due (31
+    December after the year ends); a year under a legal hold (--hold) is kept."""
     state: State = ctx.obj
     for year in hold or []:
         if not FY.fullmatch(year):
@@ -129,8 +136,10 @@ def retention_sweep(ctx: typer.Context,
 
 @app.command("personal-data")
 def personal_data(ctx: typer.Context) -> None:
-    """Count the events that hold personal data in clear: written before it was encrypted
-    per person, they cannot be erased by destroying a key (the log never changes)."""
+    """Count the events that hold personal data in clear.
+
+    They were written before personal data was encrypted per person, so destroying a key
+    cannot erase them (the log never changes)."""
     state: State = ctx.obj
     counts: dict[str, int] = {}
     events = 0

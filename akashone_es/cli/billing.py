@@ -110,8 +110,7 @@ def render_note(console: Console, note: Any) -> None:
 def invoice(ctx: typer.Context,
             number: Annotated[str, typer.Argument(
                 help="invoice number, credit/debit note number, or invoice id")]) -> None:
-    """Show one invoice with its lines, tax and credit/debit notes (or a note and its
-    invoice)."""
+    """Show one invoice with its lines, tax and notes (or a note and its invoice)."""
     state: State = ctx.obj
     with state.storage("invoice") as storage:
         found = storage.get_invoice_by_number(number)

@@ -16,9 +16,11 @@ def erase(ctx: typer.Context,
               help=f"one of: {', '.join(ERASURE_REASONS[:3])}")] = ERASURE_REASONS[0],
           yes: Annotated[bool, typer.Option("--yes", help="do not ask to confirm")] = False,
           ) -> None:
-    """Erase a person's data (DPDP Act s.12(3)): their keys are destroyed, so their name,
-    email, addresses, IP addresses and user agents read as [erased] everywhere, for good.
-    Buyer details on their tax invoices are kept until the year's GST retention ends."""
+    """Erase a person's data for good by destroying their keys (DPDP Act s.12(3)).
+
+    Their name, email, addresses, IP addresses and user agents then read as erased
+    everywhere. Buyer details on their tax invoices are kept until the year's GST retention
+    ends (audit retention-sweep). The log and its hash chain do not change."""
     state: State = ctx.obj
     if not yes and not typer.confirm(f"Erase the personal data of {user_id}? This cannot "
                                      "be undone", default=False, err=True):

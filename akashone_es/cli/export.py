@@ -37,9 +37,11 @@ def export(ctx: typer.Context,
            tenant: Annotated[str | None, typer.Option(
                help="an organization's id: its records and what was done in it")] = None,
            ) -> None:
-    """Write a slice of the log that an auditor can check offline against the digest saved
-    beside it (OUT.digest.json): akashone-es audit verify-export OUT --digest OUT.digest.json.
-    Events the filters leave out appear as hashes only; secrets never appear."""
+    """Write a slice of the log that an auditor checks offline against its digest.
+
+    The digest is saved beside it (OUT.digest.json): akashone-es audit verify-export OUT
+    --digest OUT.digest.json. Events the filters leave out appear as hashes only; secrets
+    never appear."""
     state: State = ctx.obj
     filters = Filters(since=utc(since) if since else None, until=utc(until) if until else None,
                       aggregate=_uuid(aggregate, "--aggregate"), kind=kind,

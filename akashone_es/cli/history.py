@@ -35,8 +35,9 @@ def history(ctx: typer.Context,
             as_of: Annotated[str | None, typer.Option(
                 "--as-of", help="only the events up to a time (ISO 8601, UTC unless it has an "
                                 "offset) or up to a version")] = None) -> None:
-    """Show the full history of one aggregate from the event log (or its history up to a
-    moment: ``akashone-es show ID --as-of`` shows its state then)."""
+    """Show the full history of one aggregate from the event log (or up to a moment).
+
+    ``akashone-es show ID --as-of`` shows its state at that moment."""
     state: State = ctx.obj
     oid = uuid_argument(aggregate_id)
     moment = as_of_option(as_of)
