@@ -76,6 +76,7 @@ _ADDRESS = ("address_line1", "address_line2", "postal_code")
 PERSONAL: dict[str, tuple[str, tuple[str, ...]]] = {
     _IDENTITY + "User.Registered": ("self", ("username", "email")),
     _IDENTITY + "User.Updated": ("self", ("changes.username", "changes.email")),
+    _IDENTITY + "User.Imported": ("self", ("username", "email")),
     _IDENTITY + "TeamMember.Invited": ("self", ("email",)),
     _IDENTITY + "TeamMember.Updated": ("self", ("changes.email",)),
     _IDENTITY + "Activity.Recorded": ("user_id", ("username", "ip_address", "user_agent")),

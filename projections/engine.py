@@ -42,6 +42,26 @@ def handles(*event_classes: type) -> Callable[[F], F]:
 RowKey = tuple[str, Any]
 
 
+def _legacy_subclasses(event_class: type) -> list[type]:
+    """The imported-from-AkashOne events that extend ``event_class`` (any depth; the
+    library wraps an event class a method is decorated with, so the classes of the same name
+    in its MRO are searched too)."""
+    found: list[type] = []
+    todo = [c for c in event_class.__mro__ if c.__qualname__ == event_class.__qualname__]
+    seen = set(todo)
+    while todo:
+        subclasses: list[type] = todo.pop().__subclasses__()
+        for sub in subclasses:
+            if sub not in seen:
+                seen.add(sub)
+                todo.append(sub)
+                below: list[type] = sub.__subclasses__()
+                wrapped = any(w.__qualname__ == sub.__qualname__ for w in below)
+                if getattr(sub, "legacy", False) and not wrapped:  # the class events have
+                    found.append(sub)
+    return found
+
+
 class Batch:
     """Statements collected from handlers, executed in order.
 
@@ -155,6 +175,11 @@ class Projection:
             for attr, value in vars(klass).items():
                 for event_class in getattr(value, "_handles", ()):
                     found[event_class] = attr
+        # an event imported from AkashOne (``legacy``) is applied as the event it extends,
+        # unless a handler of its own is declared
+        for event_class, attr in list(found.items()):
+            for sub in _legacy_subclasses(event_class):
+                found.setdefault(sub, attr)
         cls._handlers = found
 
     def __init__(self, schema: str = LIVE_SCHEMA) -> None:

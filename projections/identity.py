@@ -75,6 +75,10 @@ USER_COLUMNS = (
     "organization_id", "default_discount_percentage", "status", "last_login",
 )
 TEAM_MEMBER_COLUMNS = ("email", "status")
+#: the columns of an AkashOne user beyond its registration
+IMPORTED_USER_COLUMNS = ("email_verified", "email_verification_code",
+                         "email_verification_expiry", "two_factor_secret",
+                         "two_factor_enabled", "default_discount_percentage", "last_login")
 #: columns whose identity key column changes with them
 KEYED_COLUMNS = {"username": "username_key", "email": "email_key"}
 
@@ -136,6 +140,10 @@ class IdentityProjection(Projection):
                         " RETURNING *", t="users")
             for col in USER_COLUMNS
         }
+        self.import_user = self.q(
+            "UPDATE {t} SET " + ", ".join(f"{c} = COALESCE(%s, {c})" for c in
+                                          IMPORTED_USER_COLUMNS) + " WHERE id = %s RETURNING *",
+            t="users")
         self.insert_lookalike_user = self.q(
             "INSERT INTO {t} (id, username, username_key, email, email_key, password,"
             " gst_number, account_type, organization_id, status, created_at, updated_at)"
@@ -232,6 +240,14 @@ class IdentityProjection(Projection):
                   (uid, e.username, *lookalike_params(key_of(e.username, uid), uid),
                    e.email, *lookalike_params(key_of(e.email, uid), uid), *rest),
                   returns=("users", uid))
+
+    @handles(User.Imported)
+    def _user_imported(self, e: User.Imported, position: int, b: Batch) -> None:
+        """An AkashOne user: registered as it was, then its other columns as they were."""
+        self._user_registered(e, position, b)
+        if e.extra:
+            b.add(self.import_user, (*(e.extra.get(c) for c in IMPORTED_USER_COLUMNS),
+                                     e.originator_id), returns=("users", e.originator_id))
 
     @handles(User.Updated)
     def _user_updated(self, e: User.Updated, _: int, b: Batch) -> None:

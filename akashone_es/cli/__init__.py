@@ -15,6 +15,7 @@ from akashone_es.cli import (
     erase,
     export,
     history,
+    legacy,
     projections,
     resources,
     show,
@@ -31,6 +32,7 @@ app.command("demo")(demo.demo)
 app.command("history")(history.history)
 app.command("show")(show.show)
 app.command("erase")(erase.erase)
+app.command("import")(legacy.import_dump)
 app.command("invoice")(billing.invoice)
 app.command("resources")(resources.resources)
 app.command("meter")(resources.meter)

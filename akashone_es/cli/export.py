@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from akashone_es.cli.common import MOMENT_FORMATS, State, fail, plural, utc, uuid_argument
 from akashone_es.export import ExportError, Filters
 from akashone_es.export import export as write_export
+from akashone_es.legacy import export_dump
 
 MOMENT_HELP = "(ISO 8601, UTC unless it has an offset)"
 
@@ -36,6 +38,9 @@ def export(ctx: typer.Context,
                     "(virtual_machine, ...)")] = None,
            tenant: Annotated[str | None, typer.Option(
                help="an organization's id: its records and what was done in it")] = None,
+           akashone_json: Annotated[Path | None, typer.Option(
+               "--akashone-json", help="instead: write the current state as AkashOne's store "
+                                       "holds it (the migration's way back)")] = None,
            ) -> None:
     """Write a slice of the log that an auditor checks offline against its digest.
 
@@ -43,6 +48,11 @@ def export(ctx: typer.Context,
     --digest OUT.digest.json. Events the filters leave out appear as hashes only; secrets
     never appear."""
     state: State = ctx.obj
+    if akashone_json is not None:
+        if any(v is not None for v in (since, until, aggregate, kind, tenant)):
+            fail("--akashone-json writes the whole current state: it takes no filters", 2)
+        _way_back(state, akashone_json)
+        return
     filters = Filters(since=utc(since) if since else None, until=utc(until) if until else None,
                       aggregate=_uuid(aggregate, "--aggregate"), kind=kind,
                       tenant=_uuid(tenant, "--tenant"))
@@ -76,3 +86,16 @@ def export(ctx: typer.Context,
         state.console.print(f"  by kind: {kinds}")
     state.console.print(f"digest (position {summary.digest.position}) saved to {digest_file}; "
                         "keep a copy apart from the export")
+
+
+def _way_back(state: State, out: Path) -> None:
+    """The current users, tenancy and RBAC tables in AkashOne's dump shape."""
+    with state.storage("export --akashone-json") as storage:
+        dump = export_dump(storage)
+    try:
+        out.write_text(json.dumps(dump, indent=1) + "\n")
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror}")
+    counts = ", ".join(f"{name} {len(rows)}" for name, rows in dump.items())
+    state.console.print(f"wrote {out} (AkashOne's shape; it holds secrets in clear, as "
+                        f"AkashOne does: keep it safe): {counts}")

@@ -45,6 +45,12 @@ class Organization(Aggregate):
     def rename(self, name: str) -> None:
         self.name = name
 
+    class Imported(Created):
+        """Brought in from AkashOne's store (``legacy``): one event per source record."""
+
+        legacy: ClassVar[bool] = True
+        source: str
+
 
 class User(Aggregate):
     """An account. Passwords are bcrypt hashes; uniqueness is decided in the append transaction."""
@@ -79,6 +85,23 @@ class User(Aggregate):
 
     class RoleRevoked(Aggregate.Event):
         role_id: str
+
+    class Imported(Registered):
+        """An AkashOne user (``legacy``): its other columns in ``extra`` (verification,
+        two-factor state sealed, discount, last login)."""
+
+        legacy: ClassVar[bool] = True
+        source: str
+        extra: dict[str, Any] = {}
+
+    class RoleImported(RoleGranted):
+        """An AkashOne ``user_roles`` row."""
+
+        legacy: ClassVar[bool] = True
+        source: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.role_ids.append(self.role_id)
 
     @event(Registered)
     def __init__(self, username: str, email: str, password_hash: str, gst_number: str | None,
@@ -133,6 +156,10 @@ class Permission(Aggregate):
     def __init__(self, key: str, name: str, description: str | None, category: str) -> None:
         self.key = key
 
+    class Imported(Created):
+        legacy: ClassVar[bool] = True
+        source: str
+
 
 class Role(Aggregate):
     """A named set of permissions, system-wide (not editable) or owned by an organization."""
@@ -155,6 +182,19 @@ class Role(Aggregate):
 
     class PermissionRemoved(Aggregate.Event):
         permission_id: str
+
+    class Imported(Created):
+        legacy: ClassVar[bool] = True
+        source: str
+
+    class PermissionImported(PermissionAssigned):
+        """An AkashOne ``role_permissions`` row."""
+
+        legacy: ClassVar[bool] = True
+        source: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.permission_ids.append(self.permission_id)
 
     @staticmethod
     def create_id(name: str, is_system: bool, **_: Any) -> UUID:

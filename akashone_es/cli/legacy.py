@@ -1,0 +1,67 @@
+"""``akashone-es import FILE``: AkashOne's in-memory store brought into the log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from akashone_es.cli.common import State, fail, plural
+from akashone_es.legacy import Importer
+
+SHOWN_SKIPS = 20
+
+
+def import_dump(ctx: typer.Context,
+                dump_file: Annotated[Path, typer.Argument(
+                    help="a JSON dump of AkashOne's store (its tables, camelCase fields)",
+                    metavar="FILE")],
+                report: Annotated[Path | None, typer.Option(
+                    help="write every skipped record and its reason here (JSON Lines)")]
+                = None) -> None:
+    """Import a dump of AkashOne's store: one Imported event per record.
+
+    Ids are kept (or derived from AkashOne's own), so a rerun adds nothing. A record that
+    breaks a rule is skipped whole, with its reason; the summary counts each table."""
+    state: State = ctx.obj
+    try:
+        data = json.loads(dump_file.read_bytes())
+    except OSError as exc:
+        fail(f"cannot read {dump_file}: {exc.strerror}", 2)
+    except ValueError as exc:
+        fail(f"{dump_file} is not JSON: {exc}")
+    if not isinstance(data, dict):
+        fail(f"{dump_file} is not a dump: expected one JSON object of tables")
+    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
+    with state.storage("import") as storage, Progress(
+            *columns, console=state.errors, transient=True,
+            disable=not state.errors.is_terminal) as bar:
+        task = bar.add_task("import", total=None)
+        summary = Importer(storage, lambda done, total: bar.update(
+            task, completed=done, total=total)).run(data)
+    table = Table(title=f"imported from {dump_file.name}", title_justify="left")
+    for column in ("table", "imported", "already there", "skipped"):
+        table.add_column(column, justify="left" if column == "table" else "right")
+    for name, count in summary.tables.items():
+        table.add_row(name, str(count.imported), str(count.already), str(count.skipped))
+    state.console.print(table)
+    for skipped in summary.skipped[:SHOWN_SKIPS]:
+        state.console.print(f"skipped {skipped.table} {skipped.source_id}: {skipped.reason}",
+                            highlight=False, markup=False)
+    if len(summary.skipped) > SHOWN_SKIPS:
+        state.console.print(f"... and {len(summary.skipped) - SHOWN_SKIPS} more"
+                            + ("" if report else " (--report FILE lists them all)"))
+    if report is not None:
+        lines = [json.dumps(vars(s)) + "\n" for s in summary.skipped]
+        try:
+            report.write_text("".join(lines))
+        except OSError as exc:
+            fail(f"cannot write {report}: {exc.strerror}")
+        state.console.print(f"{plural(len(lines), 'skipped record')} listed in {report}")
+    if summary.not_imported:
+        waiting = ", ".join(f"{name} ({n})" for name, n in sorted(summary.not_imported.items()))
+        state.console.print(f"not imported yet by this version: {waiting}")

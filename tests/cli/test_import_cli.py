@@ -1,0 +1,50 @@
+"""``akashone-es import FILE`` and ``export --akashone-json``: summary, reruns, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from akashone_es.legacy import sample_dump
+from tests.cli.conftest import Cli
+
+
+def table_row(output: str, name: str) -> list[str]:
+    line = next(line for line in output.splitlines() if f" {name} " in line)
+    return [cell.strip() for cell in line.strip("│┃ ").split("│")]
+
+
+def test_import_twice_then_the_way_back(cli: Cli, tmp_path: Path) -> None:
+    dump = tmp_path / "akashone.json"
+    dump.write_text(json.dumps({**sample_dump(120), "invoices": [{"id": "inv-1"}]}))
+    report = tmp_path / "skipped.jsonl"
+    first = cli("import", str(dump), "--report", str(report))
+    assert first.returncode == 0, first.stderr
+    assert table_row(first.stdout, "users") == ["users", "119", "0", "4"]
+    assert "skipped users " in first.stdout
+    assert "not imported yet by this version: invoices (1)" in first.stdout
+    skipped = [json.loads(line) for line in report.read_text().splitlines()]
+    assert {s["table"] for s in skipped} == {"users", "rolePermissions", "userRoles"}
+    again = cli("import", str(dump))
+    assert again.returncode == 0, again.stderr
+    assert table_row(again.stdout, "users") == ["users", "0", "119", "4"]
+    back = tmp_path / "back.json"
+    written = cli("export", "--akashone-json", str(back))
+    assert written.returncode == 0, written.stderr
+    assert len(json.loads(back.read_text())["users"]) == 119
+
+
+def test_a_file_that_is_not_a_dump_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    missing = cli("import", str(tmp_path / "none.json"))
+    assert (missing.returncode, missing.stderr.startswith("error: cannot read")) == (2, True)
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    assert cli("import", str(garbage)).returncode == 1
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")
+    result = cli("import", str(listed))
+    assert (result.returncode, result.stderr.strip()) == (
+        1, f"error: {listed} is not a dump: expected one JSON object of tables")
+    filtered = cli("export", "--akashone-json", str(tmp_path / "x.json"), "--kind", "user")
+    assert filtered.returncode == 2
+    assert "takes no filters" in filtered.stderr

@@ -1,0 +1,168 @@
+"""AkashOne's store brought in: one Imported event per record, reruns add nothing, defective
+records skipped whole with their reason, and the way back gives the same tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import bcrypt
+import psycopg
+import pytest
+
+from akashone_es.errors import PermissionDeniedError
+from akashone_es.legacy import Importer, ImportSummary, export_dump, legacy_id, sample_dump
+from akashone_es.persistence.database import drop_database, ensure_database, with_database
+from akashone_es.settings import Settings
+from akashone_es.storage import Storage, open_storage
+from projections.identity import IdentityProjection
+from projections.rebuild import rebuild
+from tests.conftest import TEST_SETTINGS
+
+IDENTITY_TABLES = ("organizations", "users", "roles", "permissions", "role_permissions",
+                   "user_roles")
+
+
+def run(storage: Storage, dump: dict[str, Any]) -> ImportSummary:
+    with storage.acting_as(system="akashone import"):
+        return Importer(storage).run(dump)
+
+
+def head(storage: Storage) -> int:
+    with psycopg.connect(storage.dsn) as conn:
+        row = conn.execute("SELECT coalesce(max(notification_id), 0)"
+                           " FROM akashone_events").fetchone()
+    return int(row[0]) if row else 0
+
+
+def contents(storage: Storage) -> dict[str, list[dict[str, Any]]]:
+    """Every identity table's rows, sealed values opened (each sealing is unique)."""
+    found = {}
+    with psycopg.connect(storage.dsn, row_factory=psycopg.rows.dict_row) as conn:
+        for table in IDENTITY_TABLES:
+            rows = conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+            found[table] = [{k: storage.secrets.open(v) if isinstance(v, str) else v
+                             for k, v in row.items()} for row in rows]
+    return found
+
+
+@pytest.fixture(scope="module")
+def dump() -> dict[str, Any]:
+    data = sample_dump(300)
+    hashed = bcrypt.hashpw(b"imported-pass-1", bcrypt.gensalt(4)).decode()
+    data["users"][1]["password"] = hashed
+    return data
+
+
+@pytest.fixture
+def imported(storage: Storage, dump: dict[str, Any]) -> ImportSummary:
+    return run(storage, dump)
+
+
+@pytest.fixture
+def second(server_dsn: str) -> Iterator[Storage]:
+    """A second, empty database."""
+    import uuid
+
+    dsn = with_database(server_dsn, f"akashone_test_{uuid.uuid4().hex[:12]}")
+    ensure_database(dsn)
+    store = open_storage(Settings(**TEST_SETTINGS), dsn=dsn)  # type: ignore[arg-type]
+    try:
+        yield store
+    finally:
+        store.close()
+        drop_database(dsn)
+
+
+class TestImport:
+    def test_counts_and_the_defects_skipped_with_their_reasons(
+            self, imported: ImportSummary, dump: dict[str, Any]) -> None:
+        counts = {name: (c.imported, c.already, c.skipped)
+                  for name, c in imported.tables.items()}
+        assert counts["users"] == (len(dump["users"]) - 4, 0, 4)
+        assert counts["rolePermissions"][2] == 1
+        assert counts["userRoles"][2] == 2
+        reasons = " | ".join(s.reason for s in imported.skipped)
+        assert "check character does not match" in reasons
+        assert "USER00005@example.in' is taken by users record" in reasons
+        assert "is in the future" in reasons
+        assert "id: is required" in reasons
+        assert "duplicates another rolePermissions record" in reasons
+        assert "names no imported users record" in reasons
+
+    def test_a_rerun_adds_nothing(self, storage: Storage, imported: ImportSummary,
+                                  dump: dict[str, Any]) -> None:
+        before = head(storage)
+        again = run(storage, dump)
+        assert head(storage) == before
+        assert {c.imported for c in again.tables.values()} == {0}
+        assert [(n, c.already) for n, c in again.tables.items()] == [
+            (n, c.imported + c.already) for n, c in imported.tables.items()]
+
+    def test_ids_are_kept_or_derived(self, storage: Storage, imported: ImportSummary,
+                                     dump: dict[str, Any]) -> None:
+        person = dump["users"][1]
+        user = storage.get_user(person["id"])
+        assert user is not None
+        assert (user.username, user.email) == (person["username"], person["email"])
+        assert legacy_id("virtualMachines", "vm-1a2b3c4d") == legacy_id(
+            "virtualMachines", "vm-1a2b3c4d") != legacy_id("volumes", "vm-1a2b3c4d")
+        assert legacy_id("users", person["id"]) == UUID(person["id"])
+        member = next(u for u in dump["users"] if u["organizationId"])
+        assert storage.get_user(member["id"]).organization_id is not None
+
+    def test_a_skipped_record_leaves_no_event(self, storage: Storage, imported: ImportSummary,
+                                              dump: dict[str, Any]) -> None:
+        bad = dump["users"][3]["id"]
+        assert storage.app.recorder.select_events(UUID(bad)) == []
+        assert storage.get_user(bad) is None
+
+    def test_secrets_and_personal_data_are_not_in_the_log_in_clear(
+            self, storage: Storage, imported: ImportSummary) -> None:
+        with psycopg.connect(storage.dsn) as conn:
+            text = "\n".join(r[0] for r in conn.execute(
+                "SELECT convert_from(state, 'UTF8') FROM akashone_events").fetchall())
+        assert "JBSWY3DPEHPK3PXP" not in text
+        assert "$2b$" not in text
+        assert "user00001@example.in" not in text
+
+    def test_imported_records_live_on(self, storage: Storage, imported: ImportSummary,
+                                      dump: dict[str, Any]) -> None:
+        """An imported user logs in, is changed, and loses an imported role grant."""
+        person = dump["users"][1]
+        assert storage.verify_password(person["id"], "imported-pass-1")
+        storage.update_user(person["id"], {"status": "suspended"})
+        [grant] = [g for g in dump["userRoles"] if g["userId"] == person["id"]]
+        role = storage.get_role(legacy_id("roles", grant["roleId"])) or next(
+            r for r in storage.get_roles() if r.is_system)
+        roles = storage.get_user_roles(person["id"])
+        assert roles
+        assert storage.remove_role_from_user(person["id"], roles[0].id)
+        assert role is not None
+
+    def test_a_rebuild_gives_the_same_tables(self, storage: Storage,
+                                             imported: ImportSummary) -> None:
+        before = contents(storage)
+        rebuild(storage.dsn, IdentityProjection, storage.reader)
+        assert contents(storage) == before
+
+    def test_a_tenant_may_not_import(self, storage: Storage, dump: dict[str, Any]) -> None:
+        run(storage, dump)
+        member = dump["users"][1]["id"]
+        with storage.acting_as(actor_id=member), pytest.raises(PermissionDeniedError):
+            Importer(storage).run(dump)
+
+
+class TestTheWayBack:
+    def test_export_then_import_into_an_empty_database_gives_the_same_tables(
+            self, storage: Storage, imported: ImportSummary, second: Storage) -> None:
+        with storage.acting_as(system="way back"):
+            back = export_dump(storage)
+        json.dumps(back)  # AkashOne's store takes plain JSON
+        summary = run(second, back)
+        assert summary.skipped == []
+        assert contents(second) == contents(storage)
+        with second.acting_as(system="way back"):
+            assert export_dump(second) == back
