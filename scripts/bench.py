@@ -7,6 +7,7 @@ rebuild  identity projection rebuild over the whole log    vs the library's Proj
 startup  open_storage() to first query at 200k events      vs the same at 20k events, same round
 query    get_user_by_email p50/p99 with 100k users         vs the same SELECT on raw psycopg
 --suite resources: resource create, list, metering and rebuild (scripts/bench_resources.py)
+--suite import: the AkashOne import vs A2, raw batched INSERT (scripts/bench_import.py)
 
 Each round measures both sides (the side that goes first alternates); figures are medians of
 the rounds, ratios the median of the per-round ratios.
@@ -29,6 +30,7 @@ from typing import Any
 
 import bcrypt
 import bench_billing
+import bench_import
 import bench_resources
 import orjson
 import psycopg
@@ -45,7 +47,7 @@ from rich.table import Table
 from akashone_es import Settings, audit, open_storage
 from akashone_es.domain.confusables import identity_key
 from akashone_es.domain.identity import User, system_role_id_for
-from akashone_es.persistence.database import drop_database, with_database
+from akashone_es.persistence.database import drop_database, ensure_database, with_database
 from akashone_es.storage import resolve_dsn
 from projections.identity import IdentityProjection
 from projections.log import head
@@ -415,12 +417,15 @@ def main() -> None:
                              " this many inserts and this many updates)")
     parser.add_argument("--lookups", type=int, default=5000,
                         help="lookups per side per round in the query benchmark")
-    parser.add_argument("--suite", choices=("all", "foundation", "billing", "resources"),
+    parser.add_argument("--suite", choices=("all", "foundation", "billing", "resources",
+                                            "import"),
                         default="all")
     parser.add_argument("--resources", type=int, default=100_000,
                         help="VMs in the database for the resource listing benchmark")
     parser.add_argument("--meter-resources", type=int, default=10_000,
                         help="running VMs metered over 24 hours per round (x24 records)")
+    parser.add_argument("--import-users", type=int, default=3000,
+                        help="users in the sample AkashOne dump imported per round")
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--usage-records", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
@@ -441,6 +446,17 @@ def main() -> None:
     resources_dsn = with_database(server_dsn, f"akashone_bench_resources_{run}")
     results: list[dict[str, Any]] = []
     try:
+        if args.suite in ("all", "import"):
+            import_dsn = with_database(server_dsn, f"akashone_bench_raw_import_{run}")
+            ensure_database(import_dsn)
+            try:
+                results.append(bench_import.run(settings, server_dsn, import_dsn, args.rounds,
+                                                args.import_users))
+            finally:
+                drop_database(import_dsn)
+        if args.suite == "import":
+            report(results, args.out, server_dsn)
+            return
         if args.suite in ("all", "resources"):
             with open_storage(settings, dsn=resources_dsn) as store, acting(store):
                 results += bench_resources.run(store, args, raw_a1, PASSWORD_HASH)
@@ -487,6 +503,12 @@ def report(results: list[dict[str, Any]], out: Path, server_dsn: str) -> None:
     for column in ("benchmark", "ours", "baseline", "ratio", "aim"):
         table.add_column(column)
     by = {r["name"]: r for r in results}
+    if "import" in by:
+        im = by["import"]
+        table.add_row(f"import ({im['records']:,} AkashOne records)",
+                      f"{im['ours_median']:,.0f} records/s",
+                      f"A2 {im['baseline_median']:,.0f} rows/s", f"{im['ratio_median']:.2f}x",
+                      ">= 0.5x")
     if "generation" in by:
         g = by["generation"]
         table.add_row(f"invoice generation ({g['customers']:,} customers)",
@@ -616,6 +638,12 @@ def render_markdown(data: dict[str, Any]) -> str:
                      f" {q['p99']:.3f} ms | raw SELECT p50 {q['baseline_p50']:.3f} ms, p99"
                      f" {q['baseline_p99']:.3f} ms | p50 {q['ratio_p50']:.2f}x, p99"
                      f" {q['ratio_p99']:.2f}x (p99 rounds {p99}) | p99 < 2 ms |")
+    if "import" in by:
+        im = by["import"]
+        lines.append(f"| import: AkashOne dump, {im['records']:,} records | "
+                     f"{im['ours_median']:,.0f} records/s | A2 (executemany, 100 rows a"
+                     f" transaction) {im['baseline_median']:,.0f} rows/s | {_rounds(im)} |"
+                     " >= 0.5x |")
     if "generation" in by:
         g = by["generation"]
         lines.append(f"| invoice generation: `generate_invoice`, {g['customers']:,} customers |"
