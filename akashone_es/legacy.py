@@ -205,10 +205,12 @@ class Importer:
         if not self.pending:
             return
         aggregates = list(self.pending.values())
+        events = {a.id: list(a.pending_events) for a in aggregates}
         try:
             self.storage._save(*aggregates)
         except AkashOneError:
             for aggregate in aggregates:
+                aggregate.pending_events[:] = events[aggregate.id]  # a failed save took them
                 try:
                     self.storage._save(aggregate)
                 except AkashOneError as exc:

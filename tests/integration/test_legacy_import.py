@@ -148,6 +148,20 @@ class TestImport:
         rebuild(storage.dsn, IdentityProjection, storage.reader)
         assert contents(storage) == before
 
+    def test_a_record_the_database_refuses_is_skipped_alone(
+            self, storage: Storage, dump: dict[str, Any]) -> None:
+        """A user whose name an existing account already has: the batch it was saved in
+        fails, its other records are saved one by one, only that one is skipped."""
+        taken = dump["users"][10]
+        storage.create_user({"username": taken["username"].upper(),
+                             "email": "someone.else@example.in", "password": "long-enough-1"})
+        summary = run(storage, dump)
+        [refused] = [s for s in summary.skipped if s.source_id == taken["id"]]
+        assert "username" in refused.reason
+        assert summary.tables["users"].imported == len(dump["users"]) - 5
+        assert storage.get_user(dump["users"][11]["id"]) is not None
+        assert storage.get_user(taken["id"]) is None
+
     def test_a_tenant_may_not_import(self, storage: Storage, dump: dict[str, Any]) -> None:
         run(storage, dump)
         member = dump["users"][1]["id"]
