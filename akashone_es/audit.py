@@ -133,7 +133,7 @@ def verify(conn: psycopg.Connection[Any], expected: Digest | None = None) -> Ver
         if originator_id is None:
             return Verdict(False, count, position, "a sealed event is missing (deleted)")
         if stored is None:
-            sealed = sealed if sealed is not None else _sealed_head(conn)
+            sealed = sealed if sealed is not None else sealed_head(conn)
             if position <= sealed:
                 return Verdict(False, count, position,
                                "an event without a seal below the sealed head (inserted)")
@@ -164,6 +164,17 @@ def _rows(conn: psycopg.Connection[Any]) -> Iterator[tuple[Any, ...]]:
         yield from cur
 
 
-def _sealed_head(conn: psycopg.Connection[Any]) -> int:
+def sealed_head(conn: psycopg.Connection[Any]) -> int:
+    """The last sealed position (0 when nothing is sealed)."""
     row = conn.execute(HEAD).fetchone()
+    return int(row[0]) if row else 0
+
+
+def seal_tail(conn: psycopg.Connection[Any]) -> int:
+    """Seal what was written since the last seal; how many events that was."""
+    before = sealed_head(conn)
+    seal(conn)
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE position > %s").format(
+        sql.Identifier(CHAIN_TABLE)), (before,)).fetchone()
+    conn.commit()
     return int(row[0]) if row else 0

@@ -70,14 +70,19 @@ def verify(ctx: typer.Context,
         started = time.perf_counter()
         verdict = chain.verify(conn, expected)
         elapsed = time.perf_counter() - started
-        if verdict.ok:
-            chain.seal(conn)  # what was written since is sealed for the next verify
+        newly = 0
+        if verdict.ok:  # what was written since is sealed for the next verify
+            newly = chain.seal_tail(conn)
     if not verdict.ok:
         fail(f"position {verdict.position}: {verdict.problem}", EXIT_FAILED)
     rate = verdict.events / elapsed if elapsed else 0
     against = f", and it reaches the digest at {expected.position}" if expected else ""
     state.console.print(f"OK: {plural(verdict.events, 'event')} match their seals{against}"
                         f" ({rate:,.0f} events/s)")
+    if newly:
+        state.console.print(f"{plural(newly, 'event')} written since the last seal "
+                            f"{'was' if newly == 1 else 'were'} sealed now: the next verify "
+                            "checks them")
 
 
 @app.command("verify-export")

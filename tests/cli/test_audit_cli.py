@@ -92,3 +92,22 @@ def test_export_usage_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:
                   str(tmp_path / "none.json"))
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: cannot read the digest")
+
+
+def test_verify_says_when_it_sealed_the_tail(cli: Cli, dsn: str) -> None:
+    """Events written since the last seal are not checked by this verify: it says so, and
+    seals them for the next one."""
+    assert cli("init").returncode == 0
+    with psycopg.connect(dsn) as conn:
+        unsealed = conn.execute("SELECT count(*) FROM akashone_events WHERE notification_id >"
+                                " (SELECT coalesce(max(position), 0) FROM akashone_chain)"
+                                ).fetchone()[0]
+    assert unsealed > 0
+    first = cli("audit", "verify")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[-1] == (
+        f"{unsealed} events written since the last seal were sealed now: the next verify "
+        "checks them")
+    second = cli("audit", "verify")
+    assert second.stdout.startswith(f"OK: {unsealed} events match their seals")
+    assert "sealed now" not in second.stdout
