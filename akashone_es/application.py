@@ -77,7 +77,7 @@ class PydanticMapper(Mapper[UUID]):
         cls = resolve_topic(topic)
         data: dict[str, Any] = self.transcoder.decode(state)
         if self.keyring is not None and personal.PREFIX_BYTES in state:
-            personal.open_state(self.keyring, data)
+            personal.open_state(self.keyring, topic, data)
         from_version = data.pop("class_version", 1)
         class_version = getattr(cls, "class_version", 1)
         while from_version < class_version:
@@ -126,8 +126,9 @@ class AkashOneApplication(Application[UUID]):
         ]
         processing_event.saved_kwargs["inline_events"] = processing_event.events
         keyring = cast("PydanticMapper", self.mapper).keyring
-        with personal.saving(keyring) as key_statements:
-            processing_event.saved_kwargs["key_statements"] = key_statements
+        with personal.saving(keyring) as key_work:
+            processing_event.saved_kwargs["key_work"] = key_work
+            processing_event.saved_kwargs["decode"] = self.mapper.to_domain_event
             recordings = self._record(processing_event)
         self._take_snapshots(processing_event)
         self._notify(recordings)

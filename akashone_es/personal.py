@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -121,7 +122,11 @@ def retention_end(fy: str) -> date:
 
 
 class KeyRing:
-    """Subject keys: created with the first event that needs one, cached, destroyed."""
+    """Subject keys: created with the first event that needs one, cached, destroyed.
+
+    The shared cache holds committed keys only. A key made by a save lives in that save's
+    own ``_Save`` until it commits (another thread's save for the same new subject makes its
+    own; the database's primary key lets one of them commit, the other fails and retries)."""
 
     def __init__(self, master: str, connect: Callable[[], Any]) -> None:
         # subject keys are wrapped with AES-GCM under a key derived from the secret key
@@ -129,9 +134,8 @@ class KeyRing:
         self._wrap = AESGCM(hashlib.sha256(b"akashone:subject-keys:" + master.encode()
                                            ).digest())
         self._connect = connect  # a context manager giving a pooled connection
-        #: subject -> (cipher or None when destroyed, when cached, committed): a key made by
-        #: a save still in flight is trusted by that save only (it may yet roll back)
-        self._keys: dict[str, tuple[AESGCM | None, float, bool]] = {}
+        #: subject -> (cipher or None when destroyed, when cached)
+        self._keys: dict[str, tuple[AESGCM | None, float]] = {}
         self._bulk_at = 0.0
 
     # -- writing ---------------------------------------------------------------------------
@@ -143,63 +147,65 @@ class KeyRing:
         asked), else the value stays as it is (a snapshot of data recorded in clear)."""
         found, key = self._key(subject, create=create, fresh=fresh)
         if key is None:
-            return MARKER if found else value
+            if found:
+                current = _save.get()
+                if current is not None:
+                    current.redacted = True
+                return MARKER
+            return value
         nonce = os.urandom(12)
         sealed = key.encrypt(nonce, value.encode(), subject.encode())
         return f"{PREFIX}{subject}:{base64.b64encode(nonce + sealed).decode()}"
 
     # -- reading ---------------------------------------------------------------------------
     def decrypt(self, value: str) -> str:
-        """The clear value, or the marker when its key was destroyed (or never kept)."""
+        """The clear value; the marker when its key was destroyed (or never kept), or when
+        the value is not one this key ring sealed (tampered with, or mistyped as one)."""
         subject, _, payload = value[len(PREFIX):].rpartition(":")
-        _, key = self._key(subject, create=False, fresh=False)
-        if key is None:
-            return MARKER
-        raw = base64.b64decode(payload)
         try:
+            _, key = self._key(subject, create=False, fresh=False)
+            if key is None:
+                return MARKER
+            raw = base64.b64decode(payload, validate=True)
             return key.decrypt(raw[:12], raw[12:], subject.encode()).decode()
-        except InvalidTag:
-            log.error("personal.cannot_open", subject=subject)
+        except (InvalidTag, ValueError):  # binascii.Error is a ValueError
+            log.error("personal.cannot_open", subject=subject[:80])
             return MARKER
-
-    def forget(self, subjects: list[str]) -> None:
-        for subject in subjects:
-            self._keys.pop(subject, None)
-
-    def committed(self, subjects: list[str]) -> None:
-        for subject in subjects:
-            cached = self._keys.get(subject)
-            if cached is not None:
-                self._keys[subject] = (cached[0], cached[1], True)
 
     def _key(self, subject: str, *, create: bool, fresh: bool) -> tuple[bool, AESGCM | None]:
         """(whether the subject has a key row, its key: None when destroyed or absent)."""
+        current = _save.get()
+        if current is not None and subject in current.made:
+            return True, current.made[subject]
         cached = self._keys.get(subject)
         now = time.monotonic()
-        if cached is not None and (
-                (cached[2] and (cached[0] is None or now - cached[1] < CACHE_SECONDS))
-                or subject in _pending_subjects()):
+        if cached is not None and (cached[0] is None or now - cached[1] < CACHE_SECONDS):
             return True, cached[0]
         if not fresh:
             self._load([subject], bulk=not create and now - self._bulk_at > CACHE_SECONDS)
             cached = self._keys.get(subject)
-            if cached is not None and cached[2]:
+            if cached is not None:
                 return True, cached[0]
         if not create:
             return False, None
-        return True, self._pend(subject)
-
-    def _pend(self, subject: str) -> AESGCM:
-        key = AESGCM.generate_key(bit_length=256)
-        cipher = AESGCM(key)
-        self._keys[subject] = (cipher, time.monotonic(), False)
-        pending = _pending.get()
-        if pending is None:
+        if current is None:
             raise RuntimeError("a new subject key outside a save")  # pragma: no cover
+        key = AESGCM.generate_key(bit_length=256)
+        cipher = current.made[subject] = AESGCM(key)
         nonce = os.urandom(12)
         wrapped = nonce + self._wrap.encrypt(nonce, key, subject.encode())
-        pending.append((INSERT_KEY, (subject, WRAPPED + base64.b64encode(wrapped).decode())))
-        return cipher
+        current.statements.append(
+            (INSERT_KEY, (subject, WRAPPED + base64.b64encode(wrapped).decode())))
+        return True, cipher
+
+    def _settle(self, done: _Save) -> None:
+        """After a save committed: its keys are committed; its destroyed keys are gone."""
+        now = time.monotonic()
+        for subject, cipher in done.made.items():
+            self._keys[subject] = (cipher, now)
+        for query, params in done.statements:
+            if query is DESTROY_KEY:
+                self._keys[params[0]] = (None, now)
 
     def _load(self, subjects: list[str], *, bulk: bool) -> None:
         with self._connect() as conn:
@@ -212,7 +218,7 @@ class KeyRing:
         for row in rows:
             subject, sealed = (row["subject"], row["sealed_key"]) if isinstance(
                 row, dict) else row
-            self._keys[subject] = (self._open(subject, sealed) if sealed else None, stamp, True)
+            self._keys[subject] = (self._open(subject, sealed) if sealed else None, stamp)
 
     def _open(self, subject: str, sealed: str) -> AESGCM:
         try:
@@ -236,41 +242,38 @@ class KeyRing:
             self._open(*((row["subject"], row["sealed_key"]) if isinstance(row, dict) else row))
 
 
-#: statements the save in progress must run in its transaction (new keys, destroyed keys)
-_pending: ContextVar[list[tuple[bytes, tuple[Any, ...]]] | None] = ContextVar(
-    "akashone_subject_keys", default=None)
+@dataclass
+class _Save:
+    """One save's key work: the statements its transaction runs, the keys it made (trusted
+    by this save only until it commits), whether a destroyed key blanked a value."""
+
+    statements: list[tuple[bytes, tuple[Any, ...]]] = field(default_factory=list)
+    made: dict[str, AESGCM] = field(default_factory=dict)
+    redacted: bool = False
 
 
-def _pending_subjects() -> set[str]:
-    pending = _pending.get() or []
-    return {params[0] for query, params in pending if query is INSERT_KEY}
+_save: ContextVar[_Save | None] = ContextVar("akashone_subject_keys", default=None)
 
 
 @contextmanager
-def saving(keyring: KeyRing | None) -> Iterator[list[tuple[bytes, tuple[Any, ...]]]]:
-    """Collect the key statements of one save; on failure, forget the keys it made."""
-    pending: list[tuple[bytes, tuple[Any, ...]]] = []
-    token = _pending.set(pending)
+def saving(keyring: KeyRing | None) -> Iterator[_Save]:
+    """The key work of one save; its keys reach the shared cache only if it commits."""
+    current = _Save()
+    token = _save.set(current)
     try:
-        yield pending
-    except BaseException:
-        if keyring is not None:
-            keyring.forget([params[0] for query, params in pending])
-        raise
-    else:
-        if keyring is not None:
-            keyring.committed([params[0] for query, params in pending if query is INSERT_KEY])
-            keyring.forget([params[0] for query, params in pending if query is DESTROY_KEY])
+        yield current
+        if keyring is not None:  # reached only when the save committed
+            keyring._settle(current)  # the key ring's own save protocol
     finally:
-        _pending.reset(token)
+        _save.reset(token)
 
 
 def destroy_in_save(subjects: list[str], reason: str) -> None:
     """Destroy ``subjects``' keys in the transaction of the save in progress."""
-    pending = _pending.get()
-    if pending is None:
+    current = _save.get()
+    if current is None:
         raise RuntimeError("keys are destroyed inside a save")  # pragma: no cover
-    pending.extend((DESTROY_KEY, (subject, reason)) for subject in subjects)
+    current.statements.extend((DESTROY_KEY, (subject, reason)) for subject in subjects)
 
 
 # -- the mapper's side ----------------------------------------------------------------------
@@ -296,7 +299,7 @@ def seal_state(keyring: KeyRing, topic: str, originator_id: Any, version: int,
     if isinstance(meta, dict) and meta.get("actor_id"):
         for name in METADATA_FIELDS:
             value = meta.get(name)
-            if isinstance(value, str) and not value.startswith(PREFIX):
+            if isinstance(value, str):
                 meta[name] = keyring.encrypt(person(meta["actor_id"]), value, create=create)
 
 
@@ -311,51 +314,54 @@ def _subject(whose: str, originator_id: Any, state: dict[str, Any]) -> str | Non
 
 def _seal_path(keyring: KeyRing, subject: str, state: dict[str, Any], path: str, *,
                create: bool, fresh: bool) -> None:
-    holder: Any = state
-    *parents, name = path.split(".")
-    for parent in parents:
-        holder = holder.get(parent) if isinstance(holder, dict) else None
-    value = holder.get(name) if isinstance(holder, dict) else None
-    if isinstance(value, str) and not value.startswith(PREFIX) and value != MARKER:
+    holder, name = _at(state, path)
+    value = holder.get(name) if holder is not None else None
+    if isinstance(value, str):  # always: a value that looks sealed is sealed again
         holder[name] = keyring.encrypt(subject, value, create=create, fresh=fresh)
 
 
 def clear_fields(topic: str, state: dict[str, Any]) -> list[str]:
     """The personal fields of a stored event's state that hold clear text (written before
     personal data was encrypted)."""
-    spec = PERSONAL.get(topic)
+    meta = state.get("metadata")
+    acted = isinstance(meta, dict) and bool(meta.get("actor_id"))
     found = []
-    for path in spec[1] if spec else ():
-        holder: Any = state
-        *parents, name = path.split(".")
-        for parent in parents:
-            holder = holder.get(parent) if isinstance(holder, dict) else None
-        value = holder.get(name) if isinstance(holder, dict) else None
+    for path in personal_paths(topic, state):
+        if path.startswith("metadata.") and not acted:
+            continue  # a system context is no person
+        holder, name = _at(state, path)
+        value = holder.get(name) if holder is not None else None
         if isinstance(value, str) and not value.startswith(PREFIX) and value != MARKER:
             found.append(path)
-    meta = state.get("metadata")
-    if isinstance(meta, dict) and meta.get("actor_id"):
-        found += [f"metadata.{name}" for name in METADATA_FIELDS
-                  if isinstance(meta.get(name), str) and not meta[name].startswith(PREFIX)
-                  and meta[name] != MARKER]
     return found
 
 
-def open_state(keyring: KeyRing, data: Any) -> Any:
-    """Decrypt, in place, every encrypted value of a decoded event's state."""
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if isinstance(value, str):
-                if value.startswith(PREFIX):
-                    data[key] = keyring.decrypt(value)
-            elif isinstance(value, dict | list):
-                open_state(keyring, value)
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            if isinstance(value, str) and value.startswith(PREFIX):
-                data[index] = keyring.decrypt(value)
-            elif isinstance(value, dict | list):
-                open_state(keyring, value)
+def personal_paths(topic: str, state: dict[str, Any]) -> list[str]:
+    """Where an event of ``topic`` keeps personal data (dotted one level into a dict)."""
+    spec = PERSONAL.get(topic)
+    paths = list(spec[1]) if spec else []
+    if topic == SNAPSHOT_TOPIC:
+        paths += SNAPSHOT_PERSONAL.get(str(state.get("topic", "")), ())
+    return paths + [f"metadata.{name}" for name in METADATA_FIELDS]
+
+
+def _at(state: dict[str, Any], path: str) -> tuple[Any, str]:
+    """The dict holding ``path``'s last name (or None), and that name."""
+    holder: Any = state
+    *parents, name = path.split(".")
+    for parent in parents:
+        holder = holder.get(parent) if isinstance(holder, dict) else None
+    return (holder if isinstance(holder, dict) else None), name
+
+
+def open_state(keyring: KeyRing, topic: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Decrypt, in place, the personal fields of a decoded event's state (only there: a
+    value elsewhere that merely looks sealed is left as it is)."""
+    for path in personal_paths(topic, data):
+        holder, name = _at(data, path)
+        value = holder.get(name) if holder is not None else None
+        if isinstance(value, str) and value.startswith(PREFIX):
+            holder[name] = keyring.decrypt(value)
     return data
 
 

@@ -75,10 +75,15 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return []
         inline_events = kwargs.get("inline_events")
+        key_work = kwargs.get("key_work")
+        if key_work is not None and key_work.redacted and inline_events:
+            # a destroyed key blanked a personal value in the log: the read tables get what
+            # the log holds, not the value the command was given
+            inline_events = [kwargs["decode"](stored) for stored in stored_events]
         batch = (self.inline_hook(inline_events)
                  if self.inline_hook is not None and inline_events else Batch())
-        for query, params in kwargs.get("key_statements") or ():  # subject keys made/destroyed
-            batch.add(query, params)
+        for query, params in key_work.statements if key_work is not None else ():
+            batch.add(query, params)  # subject keys made and destroyed, in this transaction
         with self.datastore.get_connection() as conn:
             try:
                 if len(stored_events) > SMALL_SAVE_EVENTS or len(batch) > SMALL_SAVE_EVENTS:

@@ -106,8 +106,8 @@ def _content_problem(app: Application[UUID], stored: StoredEvent) -> str | None:
     expected_state = orjson.loads(expected.state)
     keyring = getattr(app.mapper, "keyring", None)
     if keyring is not None:  # personal data is compared in clear: each sealing is unique
-        open_state(keyring, expected_state)
-        open_state(keyring, stored_state)
+        open_state(keyring, expected.topic, expected_state)
+        open_state(keyring, stored.topic, stored_state)
     differs = _differing_fields(expected_state, stored_state)
     return "differs from the events in " + ", ".join(differs) if differs else None
 

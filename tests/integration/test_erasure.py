@@ -244,3 +244,60 @@ class TestKeys:
         with world.storage.acting_as(actor_id=world.ravi), pytest.raises(
                 PermissionDeniedError, match="platform only"):
             world.storage.erase_personal_data(world.priya)
+
+
+class TestHostileAndRacingInput:
+    def test_a_value_that_looks_sealed_is_sealed_like_any_other(self, world: World) -> None:
+        """A user agent that mimics a sealed value is encrypted as every user agent is, and
+        reads back as typed; it can neither break reads nor pass as another subject's."""
+        s = world.storage
+        planted = "pii:v1:fy:2026-27:AAAA"
+        with s.acting_as(actor_id=world.ravi, user_agent=planted):
+            s.create_user_activity({"user_id": world.ravi, "action": "auth.login",
+                                    "user_agent": planted})
+        events = events_of(s, world.ravi)
+        assert events  # the user's events still load
+        [recorded] = [r[0] for r in rows(
+            s.dsn, "SELECT convert_from(state, 'UTF8')::jsonb FROM akashone_events WHERE topic"
+            " LIKE '%%Activity.Recorded' ORDER BY notification_id DESC LIMIT 1")]
+        assert recorded["user_agent"].startswith(f"pii:v1:person:{world.ravi}:")
+        assert recorded["metadata"]["user_agent"].startswith(f"pii:v1:person:{world.ravi}:")
+        latest = s.get_user_activities(world.ravi)[0]
+        assert latest.user_agent == planted
+
+    def test_a_change_to_an_erased_person_stays_erased_in_the_tables(
+            self, world: World) -> None:
+        s = world.storage
+        s.erase_personal_data(world.priya)
+        s.update_user(world.priya, {"email": "priya.again@example.in"})
+        assert s.get_user(world.priya).email == MARKER
+        assert "priya.again" not in log_text(s.dsn)
+        assert rows(s.dsn, "SELECT email FROM users WHERE id = %s", world.priya) == [(MARKER,)]
+
+    def test_a_key_made_by_a_save_in_flight_is_not_another_saves(self, world: World) -> None:
+        """Two saves making the first key of one subject each make their own; the one that
+        does not commit leaves nothing behind."""
+        import threading
+
+        from akashone_es import personal
+
+        ring = world.storage.keyring
+        subject = "person:00000000-0000-4000-8000-000000000042"
+        seen: dict[str, Any] = {}
+
+        def other() -> None:
+            with personal.saving(ring):
+                seen["other"] = ring._key(subject, create=True, fresh=True)[1]
+
+        def failing() -> None:
+            with personal.saving(ring):
+                seen["mine"] = ring._key(subject, create=True, fresh=True)[1]
+                thread = threading.Thread(target=other)
+                thread.start()
+                thread.join()
+                raise RuntimeError("this save fails")
+
+        with pytest.raises(RuntimeError, match="this save fails"):
+            failing()
+        assert seen["other"] is not seen["mine"]
+        assert ring._keys[subject][0] is seen["other"]  # the other one committed
