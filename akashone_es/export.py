@@ -251,7 +251,7 @@ class ExportVerdict:
     problem: str | None = None
 
 
-def verify_export(lines: Iterable[str], expected: audit.Digest  # noqa: PLR0911
+def verify_export(lines: Iterable[str], expected: audit.Digest  # noqa: PLR0911, PLR0912
                   ) -> ExportVerdict:
     """Recompute an export's chain from its anchor and compare it with ``expected`` (a digest
     the auditor kept, not the one written in the export)."""
@@ -270,6 +270,11 @@ def verify_export(lines: Iterable[str], expected: audit.Digest  # noqa: PLR0911
                 reached = previous if position == expected.position else None
                 continue
             position += 1
+            if position > expected.position:
+                return ExportVerdict(False, number, shown, f"line {number}: position "
+                                     f"{position} is past the digest's position "
+                                     f"{expected.position}: nothing proves it (check the "
+                                     "export against the digest taken with it)")
             if line.get("position") != position:
                 return ExportVerdict(False, number, shown, f"line {number}: position "
                                      f"{line.get('position')} where {position} was expected "

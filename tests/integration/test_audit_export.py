@@ -208,16 +208,25 @@ class TestTamperedExports:
         assert both(tmp_path, lines[:-2], digest) == (False, False)
         assert "does not reach" in str(verify_export(lines[:-2], digest).problem)
 
-    def test_an_older_digest_inside_the_export_still_proves_it(
+    def test_nothing_past_the_digest_is_taken_as_proven(
             self, taken: Any, tmp_path: Path) -> None:
-        """A digest kept last month (an earlier position) is checked where the export
-        passes it."""
-        lines, _ = taken
-        line = json.loads(lines[len(lines) // 2])
-        older = audit.Digest(line["position"], line["hash"], "")
-        assert both(tmp_path, lines, older) == (True, True)
-        assert both(tmp_path, lines, audit.Digest(line["position"], "ab" * 32, "")) == (
-            False, False)
+        """A line appended after the digest's position (with a hash of its own making), or
+        an export checked against an older digest: refused, not counted as proven."""
+        lines, digest = taken
+        last = json.loads(lines[-1])
+        state = json.dumps({"timestamp": "2026-01-01T00:00:00Z", "forged": True})
+        leaf = audit.leaf(last["position"] + 1, UUID(int=1), 1, "x:Forged", state.encode())
+        forged = {"position": last["position"] + 1, "originator_id": str(UUID(int=1)),
+                  "version": 1, "topic": "x:Forged", "state": state,
+                  "hash": audit.chain(bytes.fromhex(last["hash"]), leaf).hex()}
+        appended = [*lines, json.dumps(forged) + "\n"]
+        assert both(tmp_path, appended, digest) == (False, False)
+        assert "past the digest's position" in str(verify_export(appended, digest).problem)
+        middle = json.loads(lines[len(lines) // 2])
+        older = audit.Digest(middle["position"], middle["hash"], "")
+        assert both(tmp_path, lines, older) == (False, False)
+        upto = [line for line in lines if json.loads(line).get("position", 0) <= older.position]
+        assert both(tmp_path, upto, older) == (True, True)
 
     def test_garbage_is_one_clear_problem(self, taken: Any, tmp_path: Path) -> None:
         _, digest = taken
