@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic
+from eventsourcing.application import AggregateNotFoundError
 from psycopg import sql
 
 from akashone_es import context
@@ -106,6 +108,13 @@ def _moment(record: dict[str, Any], name: str, *, required: bool = True) -> date
     return moment
 
 
+def _not_before(moment: datetime | None, aggregate: Any) -> datetime:
+    """A link's time, never before its aggregate's last change (AkashOne's rows carry
+    independent times; an aggregate's history is kept in order)."""
+    latest: datetime = aggregate.modified_on
+    return latest if moment is None or moment < latest else moment
+
+
 def _text(record: dict[str, Any], name: str) -> str:
     value = record.get(name)
     if not isinstance(value, str) or not value:
@@ -138,9 +147,11 @@ class Importer:
         self.total = sum(len(tables.get(name, [])) for name in IMPORTED_TABLES)
         people = {str(r.get("id")): r for r in tables.get("users", []) if isinstance(r, dict)}
         self._look_up(self._candidates(tables))
+        owners = {str(r.get("organizationId")) for r in people.values() if r.get("organizationId")}
+        users = sorted(tables.get("users", []), key=lambda r: not isinstance(r, dict)
+                       or str(r.get("id")) not in owners)  # owners first, else in order
         with context.command():
-            self._step("users", tables.get("users", []),
-                       lambda r: self._user(r, people))
+            self._step("users", users, lambda r: self._user(r, people))
             self._step("permissions", tables.get("permissions", []), self._permission)
             self._step("roles", tables.get("roles", []), lambda r: self._role(r, people))
             self._step("rolePermissions", tables.get("rolePermissions", []),
@@ -186,6 +197,9 @@ class Importer:
                 self._skip(table, source, str(exc))
             except ValidationError as exc:
                 self._skip(table, source, str(exc))
+            except pydantic.ValidationError as exc:  # a field of the wrong type for its event
+                self._skip(table, source, "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()))
             self.done += 1
             if len(self.pending) >= BATCH:
                 self._flush()
@@ -240,7 +254,10 @@ class Importer:
         """An aggregate with events pending in this run, or from the log."""
         if oid in self.pending:
             return self.pending[oid]
-        return self.storage.app.repository.get(oid)
+        try:
+            return self.storage.app.repository.get(oid)
+        except AggregateNotFoundError:
+            raise Refused(f"names {oid}, which is not in the log") from None
 
     def _ref(self, table: str, source: Any, what: str) -> uuid.UUID:
         found = self.ids.get((table, str(source)))
@@ -250,7 +267,8 @@ class Importer:
 
     # -- the tables ------------------------------------------------------------------------
     def _organization(self, owner_source: str, people: dict[str, Any]) -> uuid.UUID:
-        """The organization an AkashOne ``organizationId`` (its owning user) stands for."""
+        """The organization an AkashOne ``organizationId`` (its owning user) stands for;
+        the owner must have been imported (owners are imported first)."""
         # derived, not a source record: its id is derived even from a UUID (that is the
         # owning user's)
         oid = uuid.uuid5(NAMESPACE, f"organizations:{owner_source}")
@@ -259,13 +277,18 @@ class Importer:
         owner = people.get(owner_source)
         if owner is None:
             raise Refused(f"organizationId: names no user ({owner_source[:60]})")
+        if ("users", owner_source) not in self.ids:
+            raise Refused(f"organizationId: its owning user {owner_source[:60]} was not "
+                          "imported")
+        created = _moment(owner, "createdAt")
+        kind = "reseller" if owner.get("accountType") == "reseller" else "customer"
         self.ids[("organizations", owner_source)] = oid
         if oid not in self.present and oid not in self.pending:
-            kind = "reseller" if owner.get("accountType") == "reseller" else "customer"
+            # named by its owner's id, not its username: a name is personal data
             org = domain.Organization._create(
-                domain.Organization.Imported, id=oid, name=str(owner.get("username"))[:200],
-                kind=kind, parent_id=None, source=f"users:{owner_source}",
-                timestamp=_moment(owner, "createdAt"))
+                domain.Organization.Imported, id=oid,
+                name=f"AkashOne organization of user {owner_source}"[:200], kind=kind,
+                parent_id=None, source=f"users:{owner_source}", timestamp=created)
             self._add(org, "organizations", owner_source)
         return oid
 
@@ -288,10 +311,10 @@ class Importer:
         org = record.get("organizationId")
         organization = self._organization(str(org), people) if org else None
         extra = self._user_extra(record)
-        self.ids[("users", source)] = uid
-        for name, value in (("username", user.username), ("email", str(user.email))):
-            self.ids[("user-key", f"{name}:{identity_key(value)}")] = uid
+        keys = [("user-key", f"{name}:{identity_key(value)}")
+                for name, value in (("username", user.username), ("email", str(user.email)))]
         if self._exists(uid):
+            self.ids.update(dict.fromkeys([("users", source), *keys], uid))
             return False
         aggregate = domain.User._create(
             domain.User.Imported, id=uid, timestamp=created, username=user.username,
@@ -299,6 +322,7 @@ class Importer:
             gst_number=user.gst_number, account_type=user.account_type,
             organization_id=str(organization) if organization else None, status=user.status,
             identity_unique=True, source=f"users:{source}", extra=extra)
+        self.ids.update(dict.fromkeys([("users", source), *keys], uid))  # once it is whole
         self._add(aggregate, "users", source)
         return True
 
@@ -333,14 +357,15 @@ class Importer:
         if ("permission-key", data.key) in self.ids:
             raise Refused(f"key: {data.key!r} duplicates permissions record "
                           f"{self.ids[('permission-key', data.key)]}")
-        self.ids[("permission-key", data.key)] = pid
-        self.ids[("permissions", source)] = pid
+        keys = [("permission-key", data.key), ("permissions", source)]
         if self._exists(pid):
+            self.ids.update(dict.fromkeys(keys, pid))
             return False
         aggregate = domain.Permission._create(
             domain.Permission.Imported, id=pid, timestamp=_moment(record, "createdAt"),
             key=data.key, name=data.name, description=data.description,
             category=data.category, source=f"permissions:{source}")
+        self.ids.update(dict.fromkeys(keys, pid))
         self._add(aggregate, "permissions", source)
         return True
 
@@ -354,14 +379,15 @@ class Importer:
         org = record.get("organizationId")
         organization = self._organization(str(org), people) if org else None
         created = _moment(record, "createdAt")
-        self.ids[("roles", source)] = rid
         if self._exists(rid):
+            self.ids[("roles", source)] = rid
             return False
         aggregate = domain.Role._create(
             domain.Role.Imported, id=rid, timestamp=created, name=name,
             description=record.get("description"), is_system=is_system,
             organization_id=str(organization) if organization else None,
             source=f"roles:{source}")
+        self.ids[("roles", source)] = rid
         self._add(aggregate, "roles", source)
         return True
 
@@ -379,7 +405,7 @@ class Importer:
             return False
         role.trigger_event(domain.Role.PermissionImported, permission_id=str(permission_id),
                            source=f"rolePermissions:{source}",
-                           timestamp=_moment(record, "createdAt"))
+                           timestamp=_not_before(_moment(record, "createdAt"), role))
         self._add(role, "rolePermissions", source)
         return True
 
@@ -399,7 +425,8 @@ class Importer:
             return False
         user.trigger_event(domain.User.RoleImported, role_id=str(role_id),
                            granted_by=str(granted_by) if granted_by else None,
-                           source=f"userRoles:{source}", timestamp=_moment(record, "createdAt"))
+                           source=f"userRoles:{source}",
+                           timestamp=_not_before(_moment(record, "createdAt"), user))
         self._add(user, "userRoles", source)
         return True
 
@@ -423,7 +450,10 @@ def _stamp(value: datetime | None) -> str | None:
 def export_dump(storage: Any) -> dict[str, Any]:
     """The users, tenancy and RBAC tables as AkashOne's store holds them, so AkashOne can
     fall back to its in-memory store (the migration guide's rollback): source ids kept,
-    password hashes and TOTP secrets opened (AkashOne keeps them so)."""
+    password hashes and TOTP secrets opened (AkashOne keeps them so). Platform only."""
+    if not context.current().is_platform_actor:
+        raise PermissionDeniedError("the way back is for the platform only (a super admin "
+                                    "or a system context)")
     source: dict[tuple[str, str], str] = {}
     for row in storage._rows(SOURCES, ()):
         table, _, original = (row["source"] or "").partition(":")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -92,8 +93,10 @@ def _way_back(state: State, out: Path) -> None:
     """The current users, tenancy and RBAC tables in AkashOne's dump shape."""
     with state.storage("export --akashone-json") as storage:
         dump = export_dump(storage)
-    try:
-        out.write_text(json.dumps(dump, indent=1) + "\n")
+    try:  # secrets in clear: readable by its owner only
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(dump, indent=1) + "\n")
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror}")
     counts = ", ".join(f"{name} {len(rows)}" for name, rows in dump.items())

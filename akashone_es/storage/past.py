@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-import orjson
 import psycopg
+from psycopg import sql
 
 from akashone_es.errors import PermissionDeniedError, ProjectionError, ValidationError
 from projections.engine import Projection
@@ -29,22 +29,28 @@ from projections.rebuild import replay
 PAST_SCHEMA = "pg_temp"
 
 
-class UntilReader(LogReader):
-    """Reads only the events whose own timestamp is at or before ``until`` (a backdated
-    event recorded later counts from the moment it names, as ``history`` shows it)."""
+#: for each aggregate with an event after the moment, the position of its first such event:
+#: that event and every later one of the aggregate are left out (its history is a prefix)
+CUTS = sql.SQL(
+    "SELECT originator_id, min(notification_id) FROM public.akashone_events"
+    " WHERE (convert_from(state, 'UTF8')::jsonb ->> 'timestamp')::timestamptz > %s"
+    " GROUP BY originator_id")
 
-    def __init__(self, reader: LogReader, until: datetime) -> None:
+
+class UntilReader(LogReader):
+    """Reads only what happened at or before ``until``: an event whose own timestamp is later
+    is left out, and so is every later event of its aggregate (a backdated event recorded
+    later counts from the moment it names, as ``history`` shows it)."""
+
+    def __init__(self, reader: LogReader, until: datetime, cuts: dict[Any, int]) -> None:
         super().__init__(reader.mapper)
         self.until = until
+        self.cuts = cuts
 
     def read_rows(self, conn: psycopg.Connection[Any], after: int, upto: int, limit: int,
                   topics: Any) -> tuple[list[Row], int]:
         rows, reached = super().read_rows(conn, after, upto, limit, topics)
-        return [row for row in rows if _timestamp(row) <= self.until], reached
-
-
-def _timestamp(row: Row) -> datetime:
-    return datetime.fromisoformat(orjson.loads(bytes(row[4]))["timestamp"])
+        return [row for row in rows if row[0] < self.cuts.get(row[1], row[0] + 1)], reached
 
 
 class _OneConnection:
@@ -81,7 +87,9 @@ def open_past(storage: Any, moment: datetime | int) -> Any:
         if isinstance(moment, int):
             stop = min(stop, moment)
         else:
-            reader = UntilReader(reader, moment)
+            with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+                cuts: dict[Any, int] = dict(cur.execute(CUTS, (moment,)).fetchall())
+            reader = UntilReader(reader, moment, cuts)
         replayed = [_replayed(conn, type(p), reader, stop, storage.settings.batch_size)
                     for p in storage.projections]
     except BaseException:

@@ -180,3 +180,35 @@ class TestTheWayBack:
         assert contents(second) == contents(storage)
         with second.acting_as(system="way back"):
             assert export_dump(second) == back
+
+
+class TestHostileDumps:
+    def test_a_field_of_the_wrong_type_is_skipped_not_raised(self, storage: Storage) -> None:
+        dump = sample_dump(20)
+        custom = next(r for r in dump["roles"] if not r["isSystem"])
+        custom["description"] = 42
+        summary = run(storage, dump)
+        [refused] = [s for s in summary.skipped if s.source_id == custom["id"]]
+        assert "description" in refused.reason
+        assert summary.tables["userRoles"].imported > 0  # the run went on
+
+    def test_members_of_an_owner_that_was_not_imported_are_skipped(
+            self, storage: Storage) -> None:
+        dump = sample_dump(30)
+        owner = dump["users"][0]
+        owner["gstNumber"] = "27AAPFU0939F1ZA"  # a wrong check character
+        members = [u for u in dump["users"]
+                   if u.get("organizationId") == owner["id"] and u["id"] is not None]
+        assert members
+        summary = run(storage, dump)
+        reasons = {s.source_id: s.reason for s in summary.skipped}
+        assert {m["id"] for m in members} <= set(reasons)
+        assert sum("its owning user" in reasons[m["id"]] for m in members) >= len(members) - 2
+        assert all(storage.get_user(m["id"]) is None for m in members)
+
+    def test_the_way_back_is_for_the_platform(self, storage: Storage,
+                                              dump: dict[str, Any]) -> None:
+        run(storage, dump)
+        with storage.acting_as(actor_id=dump["users"][1]["id"]), pytest.raises(
+                PermissionDeniedError):
+            export_dump(storage)
