@@ -392,42 +392,37 @@ class Importer:
         return True
 
     def _role_permission(self, record: dict[str, Any]) -> bool:
-        source = str(record["id"])
         role_id = self._ref("roles", record.get("roleId"), "roleId")
         permission_id = self._ref("permissions", record.get("permissionId"), "permissionId")
-        link = ("link", f"{role_id}:{permission_id}")
-        if link in self.ids:
-            raise Refused("duplicates another rolePermissions record (AkashOne has no unique "
-                          "constraint on the pair)")
-        self.ids[link] = role_id
-        role = self._load(role_id)
-        if str(permission_id) in role.permission_ids:
-            return False
-        role.trigger_event(domain.Role.PermissionImported, permission_id=str(permission_id),
-                           source=f"rolePermissions:{source}",
-                           timestamp=_not_before(_moment(record, "createdAt"), role))
-        self._add(role, "rolePermissions", source)
-        return True
+        return self._link("rolePermissions", record, role_id, permission_id, "permission_ids",
+                          domain.Role.PermissionImported, permission_id=str(permission_id))
 
     def _user_role(self, record: dict[str, Any]) -> bool:
-        source = str(record["id"])
         user_id = self._ref("users", record.get("userId"), "userId")
         role_id = self._ref("roles", record.get("roleId"), "roleId")
         granted = record.get("grantedBy")
         granted_by = self._ref("users", granted, "grantedBy") if granted else None
-        link = ("link", f"{user_id}:{role_id}")
+        return self._link("userRoles", record, user_id, role_id, "role_ids",
+                          domain.User.RoleImported, role_id=str(role_id),
+                          granted_by=str(granted_by) if granted_by else None)
+
+    def _link(self, table: str, record: dict[str, Any], owner_id: uuid.UUID,
+              linked_id: uuid.UUID, held: str, event_class: type, **fields: Any) -> bool:
+        """A row AkashOne keeps for a pair (``rolePermissions``, ``userRoles``): an event on
+        the aggregate that holds the pair; a pair seen twice in the dump is a defect."""
+        moment = _moment(record, "createdAt")
+        link = ("link", f"{owner_id}:{linked_id}")
         if link in self.ids:
-            raise Refused("duplicates another userRoles record (AkashOne has no unique "
+            raise Refused(f"duplicates another {table} record (AkashOne has no unique "
                           "constraint on the pair)")
-        self.ids[link] = user_id
-        user = self._load(user_id)
-        if str(role_id) in user.role_ids:
+        self.ids[link] = owner_id
+        owner = self._load(owner_id)
+        if str(linked_id) in getattr(owner, held):
             return False
-        user.trigger_event(domain.User.RoleImported, role_id=str(role_id),
-                           granted_by=str(granted_by) if granted_by else None,
-                           source=f"userRoles:{source}",
-                           timestamp=_not_before(_moment(record, "createdAt"), user))
-        self._add(user, "userRoles", source)
+        source = str(record["id"])
+        owner.trigger_event(event_class, source=f"{table}:{source}",
+                            timestamp=_not_before(moment, owner), **fields)
+        self._add(owner, table, source)
         return True
 
 
