@@ -303,16 +303,16 @@ class Importer:
             "status": record.get("status") or "active"})
         if not i.is_bcrypt_hash(user.password):
             raise Refused("password: not a bcrypt hash (AkashOne stores bcrypt hashes)")
-        for name, value in (("username", user.username), ("email", str(user.email))):
-            taken = self.ids.get(("user-key", f"{name}:{identity_key(value)}"))
+        names = (("username", user.username), ("email", str(user.email)))
+        keys = [("user-key", f"{name}:{identity_key(value)}") for name, value in names]
+        for (name, value), key in zip(names, keys, strict=True):
+            taken = self.ids.get(key)
             if taken is not None:
                 raise Refused(f"{name}: {value!r} is taken by users record {taken} (names are "
                               "compared case-folded, look-alikes folded)")
         org = record.get("organizationId")
         organization = self._organization(str(org), people) if org else None
         extra = self._user_extra(record)
-        keys = [("user-key", f"{name}:{identity_key(value)}")
-                for name, value in (("username", user.username), ("email", str(user.email)))]
         if self._exists(uid):
             self.ids.update(dict.fromkeys([("users", source), *keys], uid))
             return False

@@ -136,7 +136,6 @@ class KeyRing:
         self._connect = connect  # a context manager giving a pooled connection
         #: subject -> (cipher or None when destroyed, when cached)
         self._keys: dict[str, tuple[AESGCM | None, float]] = {}
-        self._bulk_at = 0.0
 
     # -- writing ---------------------------------------------------------------------------
     def encrypt(self, subject: str, value: str, *, create: bool = True,
@@ -182,7 +181,9 @@ class KeyRing:
         if cached is not None and (cached[0] is None or now - cached[1] < CACHE_SECONDS):
             return True, cached[0]
         if not fresh:
-            self._load([subject], bulk=not create and now - self._bulk_at > CACHE_SECONDS)
+            # every key at once only into an empty cache (a replay reads them all); a warm
+            # process asks for the one it lacks, not the whole table each minute
+            self._load([subject], bulk=not create and not self._keys)
             cached = self._keys.get(subject)
             if cached is not None:
                 return True, cached[0]
@@ -211,7 +212,6 @@ class KeyRing:
         with self._connect() as conn:
             if bulk:
                 rows = conn.execute(SELECT_ALL).fetchall()
-                self._bulk_at = time.monotonic()
             else:
                 rows = conn.execute(SELECT_KEY, (subjects,)).fetchall()
         stamp = time.monotonic()
