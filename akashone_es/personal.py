@@ -79,9 +79,12 @@ PERSONAL: dict[str, tuple[str, tuple[str, ...]]] = {
     _IDENTITY + "User.Updated": ("self", ("changes.username", "changes.email")),
     _IDENTITY + "User.Imported": ("self", ("username", "email")),
     _IDENTITY + "TeamMember.Invited": ("self", ("email",)),
+    _IDENTITY + "TeamMember.Imported": ("self", ("email",)),
     _IDENTITY + "TeamMember.Updated": ("self", ("changes.email",)),
     _IDENTITY + "Activity.Recorded": ("user_id", ("username", "ip_address", "user_agent")),
+    _IDENTITY + "Activity.Imported": ("user_id", ("username", "ip_address", "user_agent")),
     _BILLING + "BillingAddress.Created": ("self", tuple(f"fields.{f}" for f in _ADDRESS)),
+    _BILLING + "BillingAddress.Imported": ("self", tuple(f"fields.{f}" for f in _ADDRESS)),
     _BILLING + "BillingAddress.Updated": ("self", tuple(f"changes.{f}" for f in _ADDRESS)),
     _BILLING + "Invoice.Drafted": ("fy", ("buyer.address_line1", "buyer.postal_code")),
 }

@@ -320,6 +320,17 @@ class IdentityProjection(Projection):
                                                    e.organization_id), *rest),
                   returns=("team_members", mid))
 
+    @handles(TeamMember.Imported)
+    def _member_imported(self, e: TeamMember.Imported, position: int, b: Batch) -> None:
+        """An AkashOne invitation: invited as it was, then accepted if it was."""
+        self._member_invited(e, position, b)
+        if e.user_id is not None:
+            b.add(self.accept_member, (e.user_id, e.joined_at, e.originator_id),
+                  returns=("team_members", e.originator_id))
+            if e.status != "active":  # accepted, then suspended
+                b.add(self.update_member["status"], (e.status, e.originator_id),
+                      returns=("team_members", e.originator_id))
+
     @handles(TeamMember.Accepted)
     def _member_accepted(self, e: TeamMember.Accepted, _: int, b: Batch) -> None:
         b.add(self.accept_member, (e.user_id, e.joined_at, e.originator_id),

@@ -114,7 +114,8 @@ class ResourcesProjection(Projection):
             if not isinstance(e, Resource.Created):  # a new resource has no open segment
                 b.add(close, [e.timestamp, e.originator_id])
             if not isinstance(e, Resource.Deleted):  # nor one that is gone a quantity
-                b.add(open_, [e.timestamp, e.originator_id])
+                # an imported resource is metered from the import: AkashOne billed before
+                b.add(open_, [getattr(e, "metered_from", e.timestamp), e.originator_id])
 
     def _parent_statements(self, kind: Kind) -> tuple[bytes, bytes]:
         """A child kind's statements on its parent's row: after a child is created or

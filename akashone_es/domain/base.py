@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import (
@@ -103,3 +103,18 @@ class EditableRecord(Aggregate):
     def delete(self) -> None:
         self.check_present()
         self.trigger_event(type(self).Deleted)
+
+
+def legacy_event(aggregate: type[Aggregate], created: type[Any], **fields: Any) -> type[Any]:
+    """Give ``aggregate`` an ``Imported`` event: its ``created`` event brought in from
+    AkashOne's store (``legacy``), naming the source record (``source``: ``table:id``) and
+    any ``fields`` (name -> annotation) of its own. Projections apply it as ``created``
+    (``projections/engine.py``), so the record reads as one the API made."""
+    annotations = {"legacy": ClassVar[bool], "source": str, **fields}
+    namespace: dict[str, Any] = {
+        "__module__": aggregate.__module__, "__qualname__": f"{aggregate.__qualname__}.Imported",
+        "__annotations__": annotations, "__doc__": f"{created.__qualname__}, brought in from "
+        "AkashOne's store: one event per source record.", "legacy": True}
+    imported = type("Imported", (created,), namespace)
+    aggregate.Imported = imported  # type: ignore[attr-defined]
+    return imported

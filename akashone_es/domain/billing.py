@@ -8,7 +8,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from akashone_es.domain.base import Aggregate, EditableRecord
+from akashone_es.domain.base import Aggregate, EditableRecord, legacy_event
 from akashone_es.errors import (
     NotFoundError,
     PermissionDeniedError,
@@ -408,3 +408,7 @@ def price_lines(lines: list[dict[str, Any]], discount: int,
                                                      "sgst_amount", "utgst_amount",
                                                      "igst_amount"))
     return priced, totals
+
+
+for _record in (BillingAddress, PaymentMethod):
+    legacy_event(_record, _record.Created)

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from akashone_es.domain.base import Aggregate, EditableRecord
+from akashone_es.domain.base import Aggregate, EditableRecord, legacy_event
 from akashone_es.errors import ValidationError
 from akashone_es.money import apply_bp
 
@@ -89,3 +89,7 @@ class DiscountCoupon(Record):
 
 class FeatureFlag(Record):
     """A feature switch, global (not a tenant's): set by the platform only."""
+
+
+for _record in (HsnCode, ServicePlan, DiscountCoupon, FeatureFlag):
+    legacy_event(_record, _record.Created)

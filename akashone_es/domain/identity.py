@@ -8,7 +8,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import event
 
-from akashone_es.domain.base import Aggregate
+from akashone_es.domain.base import Aggregate, legacy_event
 from akashone_es.errors import DuplicateError, NotFoundError, PermissionDeniedError, ValidationError
 
 _NS = uuid5(NAMESPACE_URL, "https://akashone.com/akashone-es")
@@ -277,6 +277,20 @@ class TeamMember(Aggregate):
     class Removed(Aggregate.Event):
         pass
 
+    class Imported(Invited):
+        """An AkashOne ``team_members`` row (``legacy``); an accepted one names its user."""
+
+        legacy: ClassVar[bool] = True
+        source: str
+        user_id: str | None = None
+        joined_at: datetime | None = None
+        #: a pending invitation's token, sealed: only its hash is looked up, and the way
+        #: back gives AkashOne the token its invitee holds
+        token: str | None = None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.user_id = self.user_id
+
     @event(Invited)
     def __init__(self, email: str, organization_id: str, invited_by: str, token_hash: str,
                  status: str = "invited", identity_unique: bool = True) -> None:
@@ -340,3 +354,6 @@ class Activity(Aggregate):
                  resource_name: str | None = None, ip_address: str | None = None,
                  user_agent: str | None = None, details: dict[str, Any] | None = None) -> None:
         self.action = action
+
+
+legacy_event(Activity, Activity.Recorded)

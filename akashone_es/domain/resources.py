@@ -9,11 +9,12 @@ move from the state it is really in, a delete of what still exists).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from eventsourcing.domain import event
 
-from akashone_es.domain.base import Aggregate
+from akashone_es.domain.base import Aggregate, legacy_event
 from akashone_es.errors import ConflictError, NotFoundError
 
 
@@ -119,3 +120,7 @@ class Resource(Aggregate):
         """Record that ``other_id`` changed in relation to this resource (``link``)."""
         self.check_present()
         self.trigger_event(Resource.Linked, kind=self.kind, link=link, other_id=str(other_id))
+
+
+#: ``metered_from``: the import's time; what the resource ran before it AkashOne has billed
+legacy_event(Resource, Resource.Created, metered_from=datetime)

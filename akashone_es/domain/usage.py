@@ -9,7 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from akashone_es.domain.base import Aggregate
+from akashone_es.domain.base import Aggregate, legacy_event
 from akashone_es.errors import ConflictError
 
 METERING_RATES: dict[str, tuple[str, Decimal]] = {
@@ -83,3 +83,6 @@ class UsageRecord(Aggregate):
     @event(Billed)
     def _bill(self, invoice_id: str) -> None:
         self.invoice_id = invoice_id
+
+
+legacy_event(UsageRecord, UsageRecord.Recorded)

@@ -24,7 +24,8 @@ def test_import_twice_then_the_way_back(cli: Cli, tmp_path: Path) -> None:
     assert "skipped users " in first.stdout
     assert "not imported yet by this version: invoices (1)" in first.stdout
     skipped = [json.loads(line) for line in report.read_text().splitlines()]
-    assert {s["table"] for s in skipped} == {"users", "rolePermissions", "userRoles"}
+    assert {s["table"] for s in skipped} >= {"users", "rolePermissions", "userRoles",
+                                             "virtualMachines", "usageRecords"}
     again = cli("import", str(dump))
     assert again.returncode == 0, again.stderr
     assert table_row(again.stdout, "users") == ["users", "0", "119", "4"]

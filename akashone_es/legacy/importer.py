@@ -1,28 +1,11 @@
-"""AkashOne's in-memory store brought into the log, and written back in the same shape.
-
-A dump is one JSON object of AkashOne's tables (``users``, ``roles``, ``permissions``,
-``rolePermissions``, ``userRoles``, ...), each a list of records with camelCase fields as
-AkashOne keeps them. Every record becomes one ``Imported`` event (``User.Imported``,
-``Role.PermissionImported``, ...) that names its source (``users:<id>``) and carries the record's
-own time. Ids: a source id that is a UUID is kept (AkashOne's ``randomUUID()``); any other
-(``vm-1a2b3c4d``) becomes a UUID derived from its table and id, so a rerun finds every record
-already there and adds nothing, and references between records stay intact.
-
-A record that breaks a rule (an invalid GSTIN check character, a duplicate email AkashOne let
-in, a reference to nothing, a time in the future) is skipped whole with its reason; records
-that depend on it are skipped too, saying so. AkashOne has no organizations table: its
-``organizationId`` names the organization's owning user, so each one named becomes an
-``Organization.Imported`` called after that user.
-
-This module covers AkashOne's users, tenancy and RBAC tables (``IMPORTED_TABLES``); the other
-tables of a dump are reported as not imported yet.
+"""AkashOne's users, tenancy and RBAC tables, and the run that imports every table
+(``akashone_es.legacy`` says how).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,14 +17,26 @@ from akashone_es import context
 from akashone_es.domain import identity as domain
 from akashone_es.domain.base import Aggregate
 from akashone_es.domain.confusables import identity_key
-from akashone_es.errors import AkashOneError, PermissionDeniedError, ValidationError
+from akashone_es.errors import AkashOneError, PermissionDeniedError
+from akashone_es.legacy.base import (
+    NAMESPACE,
+    ImportSummary,
+    Refused,
+    Skipped,
+    _moment,
+    _not_before,
+    _text,
+    legacy_id,
+)
+from akashone_es.legacy.records import TABLES, RecordTables
 from akashone_es.storage import inputs as i
 
 #: AkashOne's tables this version imports, in dependency order
-IMPORTED_TABLES = ("users", "permissions", "roles", "rolePermissions", "userRoles")
-NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://akashone.com/legacy-import")
+IMPORTED_TABLES = TABLES
 #: aggregates saved per transaction
 BATCH = 500
+#: aggregates this run saved kept to add links to (userRoles to users) without a read
+SAVED_MAX = 100_000
 #: the fields of an AkashOne user beyond its registration, and our column for each
 USER_EXTRA = {"emailVerified": "email_verified",
               "emailVerificationCode": "email_verification_code",
@@ -55,74 +50,7 @@ EXISTING = sql.SQL("SELECT DISTINCT originator_id FROM public.akashone_events"
                    " WHERE originator_id = ANY(%s::uuid[])")
 
 
-def legacy_id(table: str, source_id: str) -> uuid.UUID:
-    """The UUID of a source record: its own id when that is a UUID, else one derived."""
-    try:
-        return uuid.UUID(source_id)
-    except ValueError:
-        return uuid.uuid5(NAMESPACE, f"{table}:{source_id}")
-
-
-class Refused(Exception):  # noqa: N818 - a reason, raised to skip one record
-    """A record that breaks a rule: skipped whole."""
-
-
-@dataclass
-class Skipped:
-    table: str
-    source_id: str
-    reason: str
-
-
-@dataclass
-class TableCount:
-    imported: int = 0
-    already: int = 0
-    skipped: int = 0
-
-
-@dataclass
-class ImportSummary:
-    tables: dict[str, TableCount] = field(default_factory=dict)
-    skipped: list[Skipped] = field(default_factory=list)
-    #: tables in the dump this version does not import (name -> records)
-    not_imported: dict[str, int] = field(default_factory=dict)
-
-    def count(self, table: str) -> TableCount:
-        return self.tables.setdefault(table, TableCount())
-
-
-def _moment(record: dict[str, Any], name: str, *, required: bool = True) -> datetime | None:
-    value = record.get(name)
-    if value is None:
-        if required:
-            raise Refused(f"{name}: is required")
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise Refused(f"{name}: not a time ({str(value)[:40]!r})") from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    if moment > datetime.now(UTC):
-        raise Refused(f"{name}: {moment.isoformat()} is in the future")
-    return moment
-
-
-def _not_before(moment: datetime | None, aggregate: Any) -> datetime:
-    """A link's time, never before its aggregate's last change (AkashOne's rows carry
-    independent times; an aggregate's history is kept in order)."""
-    latest: datetime = aggregate.modified_on
-    return latest if moment is None or moment < latest else moment
-
-
-def _text(record: dict[str, Any], name: str) -> str:
-    value = record.get(name)
-    if not isinstance(value, str) or not value:
-        raise Refused(f"{name}: is required")
-    return value
-
-
-class Importer:
+class Importer(RecordTables):
     """One run of an import into ``storage`` (acting as a platform context)."""
 
     def __init__(self, storage: Any, progress: Progress | None = None) -> None:
@@ -131,10 +59,15 @@ class Importer:
         self.summary = ImportSummary()
         self.ids: dict[tuple[str, str], uuid.UUID] = {}  # (table, source id) -> our id
         self.pending: dict[uuid.UUID, Aggregate] = {}  # aggregates with new events
+        self.saved: dict[uuid.UUID, Aggregate] = {}  # saved by this run, as they are now
         self.sources: dict[uuid.UUID, list[tuple[str, str]]] = {}  # their records
         self.done = 0
         self.total = 0
         self.present: set[uuid.UUID] = set()  # aggregates the log already holds
+        self.people: dict[str, Any] = {}  # AkashOne's users by source id
+        self.orgs: dict[uuid.UUID, uuid.UUID | None] = {}  # our user -> its organization
+        #: imported resources are metered from here (AkashOne billed what ran before)
+        self.started = datetime.now(UTC)
 
     # -- the run ---------------------------------------------------------------------------
     def run(self, dump: dict[str, Any]) -> ImportSummary:
@@ -146,17 +79,19 @@ class Importer:
                                      if name not in IMPORTED_TABLES}
         self.total = sum(len(tables.get(name, [])) for name in IMPORTED_TABLES)
         people = {str(r.get("id")): r for r in tables.get("users", []) if isinstance(r, dict)}
+        self.people = people
         self._look_up(self._candidates(tables))
         owners = {str(r.get("organizationId")) for r in people.values() if r.get("organizationId")}
         users = sorted(tables.get("users", []), key=lambda r: not isinstance(r, dict)
                        or str(r.get("id")) not in owners)  # owners first, else in order
+        handlers: dict[str, Callable[[dict[str, Any]], bool]] = {
+            "users": lambda r: self._user(r, people), "permissions": self._permission,
+            "roles": lambda r: self._role(r, people), "rolePermissions": self._role_permission,
+            "userRoles": self._user_role, **self.handlers()}
         with context.command():
-            self._step("users", users, lambda r: self._user(r, people))
-            self._step("permissions", tables.get("permissions", []), self._permission)
-            self._step("roles", tables.get("roles", []), lambda r: self._role(r, people))
-            self._step("rolePermissions", tables.get("rolePermissions", []),
-                       self._role_permission)
-            self._step("userRoles", tables.get("userRoles", []), self._user_role)
+            for table in IMPORTED_TABLES:
+                self._step(table, users if table == "users" else tables.get(table, []),
+                           handlers[table])
         return self.summary
 
     @staticmethod
@@ -166,9 +101,9 @@ class Importer:
         for record in tables.get("users", []):
             if isinstance(record, dict) and record.get("id") is not None:
                 found.append(legacy_id("users", str(record["id"])))
-                if record.get("organizationId"):
-                    found.append(uuid.uuid5(NAMESPACE,
-                                            f"organizations:{record['organizationId']}"))
+        found += [uuid.uuid5(NAMESPACE, f"organizations:{record['organizationId']}")
+                  for records in tables.values() for record in records
+                  if isinstance(record, dict) and record.get("organizationId")]
         for record in tables.get("roles", []):
             if isinstance(record, dict) and record.get("id") is not None:
                 found.append(domain.system_role_id_for(str(record.get("name")))
@@ -176,6 +111,10 @@ class Importer:
                              else legacy_id("roles", str(record["id"])))
         found += [domain.permission_id_for(str(record.get("key")))
                   for record in tables.get("permissions", []) if isinstance(record, dict)]
+        found += [legacy_id(table, str(record["id"])) for table in IMPORTED_TABLES
+                  if table not in ("users", "roles", "permissions")
+                  for record in tables.get(table, [])
+                  if isinstance(record, dict) and record.get("id") is not None]
         return found
 
     def _step(self, table: str, records: Iterable[Any],
@@ -193,9 +132,7 @@ class Importer:
                     count.already += 1
                 else:
                     count.imported += 1
-            except Refused as exc:
-                self._skip(table, source, str(exc))
-            except ValidationError as exc:
+            except (Refused, AkashOneError) as exc:  # a rule of ours, or of the storage API
                 self._skip(table, source, str(exc))
             except pydantic.ValidationError as exc:  # a field of the wrong type for its event
                 self._skip(table, source, "; ".join(
@@ -220,13 +157,17 @@ class Importer:
             return
         aggregates = list(self.pending.values())
         events = {a.id: list(a.pending_events) for a in aggregates}
+        if len(self.saved) > SAVED_MAX:
+            self.saved.clear()
         try:
             self.storage._save(*aggregates)
+            self.saved.update((a.id, a) for a in aggregates)
         except AkashOneError:
             for aggregate in aggregates:
                 aggregate.pending_events[:] = events[aggregate.id]  # a failed save took them
                 try:
                     self.storage._save(aggregate)
+                    self.saved[aggregate.id] = aggregate
                 except AkashOneError as exc:
                     for table, source in self.sources.get(aggregate.id, []):
                         count = self.summary.count(table)
@@ -251,9 +192,11 @@ class Importer:
             self.present.update(row["originator_id"] for row in rows)
 
     def _load(self, oid: uuid.UUID) -> Any:
-        """An aggregate with events pending in this run, or from the log."""
+        """An aggregate with events pending in this run, saved by it, or from the log."""
         if oid in self.pending:
             return self.pending[oid]
+        if oid in self.saved:
+            return self.saved[oid]
         try:
             return self.storage.app.repository.get(oid)
         except AggregateNotFoundError:
@@ -283,13 +226,16 @@ class Importer:
         created = _moment(owner, "createdAt")
         kind = "reseller" if owner.get("accountType") == "reseller" else "customer"
         self.ids[("organizations", owner_source)] = oid
-        if oid not in self.present and oid not in self.pending:
+        if oid in self.present:
+            self.summary.count("organizations").already += 1
+        elif oid not in self.pending:
             # named by its owner's id, not its username: a name is personal data
             org = domain.Organization._create(
                 domain.Organization.Imported, id=oid,
                 name=f"AkashOne organization of user {owner_source}"[:200], kind=kind,
                 parent_id=None, source=f"users:{owner_source}", timestamp=created)
             self._add(org, "organizations", owner_source)
+            self.summary.count("organizations").imported += 1
         return oid
 
     def _user(self, record: dict[str, Any], people: dict[str, Any]) -> bool:
@@ -313,6 +259,7 @@ class Importer:
         org = record.get("organizationId")
         organization = self._organization(str(org), people) if org else None
         extra = self._user_extra(record)
+        self.orgs[uid] = organization
         if self._exists(uid):
             self.ids.update(dict.fromkeys([("users", source), *keys], uid))
             return False
@@ -424,164 +371,3 @@ class Importer:
                             timestamp=_not_before(moment, owner), **fields)
         self._add(owner, table, source)
         return True
-
-
-# -- the way back: the current state in AkashOne's shape ------------------------------------
-SOURCES = sql.SQL(
-    "SELECT originator_id, topic, convert_from(state, 'UTF8')::jsonb ->> 'source' AS source,"
-    " convert_from(state, 'UTF8')::jsonb ->> 'permission_id' AS permission_id,"
-    " convert_from(state, 'UTF8')::jsonb ->> 'role_id' AS role_id"
-    " FROM public.akashone_events WHERE topic LIKE '%%Imported'")
-
-
-def _stamp(value: datetime | None) -> str | None:
-    """A time as AkashOne's JSON holds it (``2025-04-01T10:00:00.123456Z``: JavaScript's
-    ``Date`` reads the microseconds as milliseconds; a re-import keeps them all)."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def export_dump(storage: Any) -> dict[str, Any]:
-    """The users, tenancy and RBAC tables as AkashOne's store holds them, so AkashOne can
-    fall back to its in-memory store (the migration guide's rollback): source ids kept,
-    password hashes and TOTP secrets opened (AkashOne keeps them so). Platform only."""
-    if not context.current().is_platform_actor:
-        raise PermissionDeniedError("the way back is for the platform only (a super admin "
-                                    "or a system context)")
-    source: dict[tuple[str, str], str] = {}
-    for row in storage._rows(SOURCES, ()):
-        table, _, original = (row["source"] or "").partition(":")
-        key = str(row["originator_id"])
-        if table == "rolePermissions":
-            key = f"{key}:{row['permission_id']}"
-        elif table == "userRoles":
-            key = f"{key}:{row['role_id']}"
-        elif table == "users" and row["topic"].endswith("Organization.Imported"):
-            table = "organizations"
-        source[(table, key)] = original
-
-    def sid(table: str, key: Any) -> str | None:
-        return None if key is None else source.get((table, str(key)), str(key))
-
-    open_ = storage.secrets.open
-    users = [{
-        "id": sid("users", u["id"]), "username": u["username"], "email": u["email"],
-        "password": open_(u["password"]), "gstNumber": u["gst_number"],
-        "emailVerified": u["email_verified"],
-        "emailVerificationCode": open_(u["email_verification_code"]),
-        "emailVerificationExpiry": _stamp(u["email_verification_expiry"]),
-        "twoFactorSecret": open_(u["two_factor_secret"]),
-        "twoFactorEnabled": u["two_factor_enabled"], "accountType": u["account_type"],
-        "organizationId": sid("organizations", u["organization_id"]),
-        "defaultDiscountPercentage": u["default_discount_percentage"], "status": u["status"],
-        "createdAt": _stamp(u["created_at"]), "lastLogin": _stamp(u["last_login"])}
-        for u in storage._rows(sql.SQL("SELECT * FROM users ORDER BY created_at, id"), ())]
-    permissions = [{
-        "id": sid("permissions", p["id"]), "key": p["key"], "name": p["name"],
-        "description": p["description"], "category": p["category"],
-        "createdAt": _stamp(p["created_at"])}
-        for p in storage._rows(sql.SQL("SELECT * FROM permissions ORDER BY key"), ())]
-    roles = [{
-        "id": sid("roles", r["id"]), "name": r["name"], "description": r["description"],
-        "isSystem": r["is_system"], "organizationId": sid("organizations", r["organization_id"]),
-        "createdAt": _stamp(r["created_at"]), "updatedAt": _stamp(r["updated_at"])}
-        for r in storage._rows(sql.SQL("SELECT * FROM roles ORDER BY created_at, id"), ())]
-    role_permissions = [{
-        "id": sid("rolePermissions", f"{x['role_id']}:{x['permission_id']}"),
-        "roleId": sid("roles", x["role_id"]), "permissionId": sid("permissions",
-                                                                  x["permission_id"]),
-        "createdAt": _stamp(x["created_at"])}
-        for x in storage._rows(sql.SQL("SELECT * FROM role_permissions"
-                                       " ORDER BY created_at, id"), ())]
-    user_roles = [{
-        "id": sid("userRoles", f"{x['user_id']}:{x['role_id']}"),
-        "userId": sid("users", x["user_id"]), "roleId": sid("roles", x["role_id"]),
-        "grantedBy": sid("users", x["granted_by"]), "createdAt": _stamp(x["created_at"])}
-        for x in storage._rows(sql.SQL("SELECT * FROM user_roles ORDER BY created_at, id"),
-                               ())]
-    return {"users": users, "permissions": permissions, "roles": roles,
-            "rolePermissions": role_permissions, "userRoles": user_roles}
-
-
-# -- a realistic sample dump ---------------------------------------------------------------
-SAMPLE_PERMISSIONS = (("vm.view", "View VMs", "Compute"), ("vm.create", "Create VMs", "Compute"),
-                      ("vm.delete", "Delete VMs", "Compute"),
-                      ("network.view", "View networks", "Networking"),
-                      ("storage.view", "View volumes", "Storage"),
-                      ("billing.view", "View invoices", "Billing"),
-                      ("iam.manage", "Manage users and roles", "IAM"))
-SAMPLE_HASH = "$2b$10$abcdefghijklmnopqrstuu5cKjHKZ6xAGHmsLXg2ckWfYeYm9C3bO"
-
-
-def sample_dump(users: int = 1000, seed: int = 7) -> dict[str, Any]:
-    """A dump as AkashOne's ``MemStorage`` would hold it: resellers and customer companies
-    owning organizations, their users, system and custom roles with permissions, role grants
-    and the defects AkashOne's own code lets in (a GSTIN whose check character is wrong, an
-    email that differs only in case, a pair granted twice, a grant to a deleted user, a
-    record without an id, a clock ahead of time). Deterministic for a ``seed``."""
-    import random  # noqa: PLC0415 - only the sample needs it (not for secrets: S311)
-
-    from akashone_es.gst import gstin_check_character  # noqa: PLC0415
-
-    rng = random.Random(seed)  # noqa: S311 - sample data, not secrets
-    start = datetime(2025, 4, 1, tzinfo=UTC).timestamp()
-
-    def rid() -> str:
-        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-    def when() -> str:
-        moment = datetime.fromtimestamp(start + rng.random() * 3e7, UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-    def gstin(state: int) -> str:
-        pan = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(5))
-        first = f"{state:02d}{pan}{rng.randrange(10000):04d}{rng.choice('ABCDEFGHJK')}1Z"
-        return first + gstin_check_character(first)
-
-    people: list[dict[str, Any]] = []
-    owners: list[str] = []
-    for n in range(users):
-        owner = rng.choice(owners) if owners and n % 10 else None
-        kind = "reseller" if n % 50 == 0 else "customer"
-        person: dict[str, Any] = {
-                  "id": rid(), "username": f"user{n:05d}", "email": f"user{n:05d}@example.in",
-                  "password": SAMPLE_HASH, "gstNumber": gstin(rng.choice((27, 29, 7, 33))),
-                  "emailVerified": rng.random() < 0.8, "emailVerificationCode": None,
-                  "emailVerificationExpiry": None, "twoFactorSecret": None,
-                  "twoFactorEnabled": False, "accountType": kind, "organizationId": owner,
-                  "defaultDiscountPercentage": rng.choice((0, 0, 0, 5, 10)),
-                  "status": "active", "createdAt": when(), "lastLogin": when()}
-        if n % 7 == 0:  # AkashOne keeps TOTP secrets in plaintext
-            person.update(twoFactorSecret="JBSWY3DPEHPK3PXP", twoFactorEnabled=True)
-        if owner is None:
-            owners.append(person["id"])
-        people.append(person)
-    # defects AkashOne lets in
-    people[3]["gstNumber"] = people[3]["gstNumber"][:14] + (
-        "A" if people[3]["gstNumber"][14] != "A" else "B")  # a wrong check character
-    people.append({**people[5], "id": rid(), "username": "user00005-dup",
-                   "email": people[5]["email"].upper()})  # the same email, in capitals
-    people.append({**people[6], "id": rid(), "username": "future",
-                   "email": "future@example.in", "createdAt": "2099-01-01T00:00:00.000Z"})
-    people.append({**people[8], "id": None, "username": "noid", "email": "noid@example.in"})
-    permissions = [{"id": rid(), "key": key, "name": name, "description": None,
-                    "category": category, "createdAt": when()}
-                   for key, name, category in SAMPLE_PERMISSIONS]
-    roles = [{"id": rid(), "name": name, "description": f"{name} (system)", "isSystem": True,
-              "organizationId": None, "createdAt": when(), "updatedAt": when()}
-             for name in ("Admin", "Editor", "Viewer")]
-    roles += [{"id": rid(), "name": f"Ops {n}", "description": None, "isSystem": False,
-               "organizationId": owner, "createdAt": when(), "updatedAt": when()}
-              for n, owner in enumerate(owners[: max(1, len(owners) // 2)])]
-    role_permissions = [{"id": rid(), "roleId": role["id"], "permissionId": p["id"],
-                         "createdAt": when()}
-                        for role in roles for p in rng.sample(permissions, 3)]
-    role_permissions.append({**role_permissions[0], "id": rid()})  # the same pair twice
-    user_roles = [{"id": rid(), "userId": person["id"], "roleId": rng.choice(roles)["id"],
-                   "grantedBy": None, "createdAt": when()}
-                  for person in people[:users]]
-    user_roles.append({"id": rid(), "userId": rid(), "roleId": roles[0]["id"],
-                       "grantedBy": None, "createdAt": when()})  # a deleted user's grant
-    return {"users": people, "permissions": permissions, "roles": roles,
-            "rolePermissions": role_permissions, "userRoles": user_roles}

@@ -1,0 +1,78 @@
+"""What every table's import shares: ids, refusals, times and the summary."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://akashone.com/legacy-import")
+
+
+def legacy_id(table: str, source_id: str) -> uuid.UUID:
+    """The UUID of a source record: its own id when that is a UUID, else one derived."""
+    try:
+        return uuid.UUID(source_id)
+    except ValueError:
+        return uuid.uuid5(NAMESPACE, f"{table}:{source_id}")
+
+
+class Refused(Exception):  # noqa: N818 - a reason, raised to skip one record
+    """A record that breaks a rule: skipped whole."""
+
+
+@dataclass
+class Skipped:
+    table: str
+    source_id: str
+    reason: str
+
+
+@dataclass
+class TableCount:
+    imported: int = 0
+    already: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class ImportSummary:
+    tables: dict[str, TableCount] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+    #: tables in the dump this version does not import (name -> records)
+    not_imported: dict[str, int] = field(default_factory=dict)
+
+    def count(self, table: str) -> TableCount:
+        return self.tables.setdefault(table, TableCount())
+
+
+def _moment(record: dict[str, Any], name: str, *, required: bool = True,
+            future: bool = False) -> datetime | None:
+    value = record.get(name)
+    if value is None:
+        if required:
+            raise Refused(f"{name}: is required")
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise Refused(f"{name}: not a time ({str(value)[:40]!r})") from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if not future and moment > datetime.now(UTC):
+        raise Refused(f"{name}: {moment.isoformat()} is in the future")
+    return moment
+
+
+def _not_before(moment: datetime | None, aggregate: Any) -> datetime:
+    """A link's time, never before its aggregate's last change (AkashOne's rows carry
+    independent times; an aggregate's history is kept in order)."""
+    latest: datetime = aggregate.modified_on
+    return latest if moment is None or moment < latest else moment
+
+
+def _text(record: dict[str, Any], name: str) -> str:
+    value = record.get(name)
+    if not isinstance(value, str) or not value:
+        raise Refused(f"{name}: is required")
+    return value
