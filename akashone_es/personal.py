@@ -87,6 +87,7 @@ PERSONAL: dict[str, tuple[str, tuple[str, ...]]] = {
     _BILLING + "BillingAddress.Imported": ("self", tuple(f"fields.{f}" for f in _ADDRESS)),
     _BILLING + "BillingAddress.Updated": ("self", tuple(f"changes.{f}" for f in _ADDRESS)),
     _BILLING + "Invoice.Drafted": ("fy", ("buyer.address_line1", "buyer.postal_code")),
+    _BILLING + "Invoice.Imported": ("fy", ("buyer.address_line1", "buyer.postal_code")),
 }
 #: a snapshot's state holds the same data as the aggregate's events (by aggregate topic)
 SNAPSHOT_PERSONAL: dict[str, tuple[str, ...]] = {

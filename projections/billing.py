@@ -29,6 +29,7 @@ from projections.billing_tables import (
     COUPON_COLUMNS,
     DISCOUNT_COUPONS,
     DOCUMENT_SERIES,
+    EINVOICE_COLUMNS,
     FEATURE_FLAGS,
     FLAG_COLUMNS,
     HSN_CODES,
@@ -136,6 +137,16 @@ class BillingProjection(Projection):
             " supplier_state_code = %s, place_of_supply = %s,"
             " place_of_supply_code = %s, tax_type = %s, zero_rated = %s, gst_rate = %s,"
             " hsn_code = %s, sac_code = %s, coupon_code = %s, discount_percentage = %s, "
+            + ", ".join(f"{c} = %s" for c in INVOICE_TOTALS)
+            + ", updated_at = %s WHERE id = %s RETURNING *", t="invoices")
+        # an AkashOne invoice as it numbered, taxed and settled it (``Invoice.Imported``)
+        self.import_invoice = self.q(
+            "UPDATE {t} SET invoice_number = %s, fy = %s, status = %s, issued_at = %s,"
+            " supplier_gstin = %s, supplier_state_code = %s, place_of_supply = %s,"
+            " place_of_supply_code = %s, tax_type = %s, gst_rate = %s, hsn_code = %s,"
+            " sac_code = %s, amount_paid = %s, paid_at = %s, einvoice_irn = %s,"
+            " einvoice_ack_no = %s, einvoice_ack_date = %s, einvoice_qr_code = %s,"
+            " einvoice_enabled = %s, "
             + ", ".join(f"{c} = %s" for c in INVOICE_TOTALS)
             + ", updated_at = %s WHERE id = %s RETURNING *", t="invoices")
         self.set_paid = self.q(
@@ -266,6 +277,18 @@ class BillingProjection(Projection):
             e.discount_percentage, *[e.totals[c] for c in INVOICE_TOTALS], e.timestamp,
             e.originator_id), returns=("invoices", e.originator_id))
 
+    @handles(Invoice.Imported)
+    def _invoice_imported(self, e: Invoice.Imported, position: int, b: Batch) -> None:
+        self._invoice_drafted(e, position, b)
+        a = e.akashone
+        b.add(self.import_invoice, (
+            e.invoice_number, e.fy, e.status, a["issued_at"], a["supplier_gstin"],
+            a["supplier_state_code"], a["place_of_supply"], a["place_of_supply_code"],
+            a["tax_type"], a["rate_bp"] / 100, a["hsn_code"], a["sac_code"], a["amount_paid"],
+            a["paid_at"], *[a["einvoice"].get(c) for c in EINVOICE_COLUMNS],
+            *[a["totals"][c] for c in INVOICE_TOTALS], a["updated_at"], e.originator_id),
+            returns=("invoices", e.originator_id))
+
     @handles(Invoice.PaymentApplied)
     def _payment_applied(self, e: Invoice.PaymentApplied, _: int, b: Batch) -> None:
         b.add(self.set_paid, (e.amount_paid, e.timestamp, e.originator_id),
@@ -316,6 +339,12 @@ class BillingProjection(Projection):
                                   _json(e.metadata_json), e.timestamp),
               returns=("usage_records", e.originator_id))
 
+    @handles(UsageRecord.Imported)
+    def _usage_imported(self, e: UsageRecord.Imported, position: int, b: Batch) -> None:
+        self._usage_recorded(e, position, b)
+        if e.invoice_id is not None:  # billed by AkashOne
+            b.add_row(self.bill_usage, (e.invoice_id, e.originator_id))
+
     @handles(UsageRecord.Billed)
     def _usage_billed(self, e: UsageRecord.Billed, _: int, b: Batch) -> None:
         b.add_row(self.bill_usage, (e.invoice_id, e.originator_id))
@@ -357,6 +386,14 @@ class BillingProjection(Projection):
         for column, value in values.items():
             b.add(self.update_transaction[column], (_json(value), e.originator_id),
                   returns=("payment_transactions", e.originator_id))
+
+    @handles(PaymentTransaction.Imported)
+    def _transaction_imported(self, e: PaymentTransaction.Imported, position: int, b: Batch
+                              ) -> None:
+        """An AkashOne transaction: initiated as it was, then what it recorded after."""
+        self._transaction_initiated(e, position, b)
+        if e.extra:
+            self._set_transaction(e, b, **e.extra)
 
     @handles(PaymentTransaction.Succeeded)
     def _transaction_succeeded(self, e: PaymentTransaction.Succeeded, _: int, b: Batch

@@ -27,6 +27,8 @@ PLAN_COLUMNS = ("name", "description", "cpu", "memory", "storage", "bandwidth",
 INVOICE_TOTALS = ("subtotal_amount", "discount_amount", "taxable_amount", "cgst_amount",
                   "sgst_amount", "utgst_amount", "igst_amount", "round_off_amount",
                   "total_amount")
+EINVOICE_COLUMNS = ("einvoice_irn", "einvoice_ack_no", "einvoice_ack_date", "einvoice_qr_code",
+                    "einvoice_enabled")
 LINE_COLUMNS = ("resource_type", "resource_id", "resource_name", "description", "quantity",
                 "unit", "unit_price", "amount", "discount_amount", "taxable_amount",
                 "cgst_amount", "sgst_amount", "utgst_amount", "igst_amount", "sac_code",

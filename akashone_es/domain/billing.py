@@ -182,6 +182,52 @@ class Invoice(Aggregate):
         kind: str
         taxable_amount: int
 
+    class Imported(Drafted):
+        """An AkashOne invoice (``legacy``), as AkashOne numbered, taxed and settled it:
+        ``akashone`` holds its columns beyond the draft (tax type, place of supply, rate,
+        codes, totals, amount paid, e-invoice fields, times). Its line items follow as
+        ``LineImported`` events. Never recomputed: an issued invoice is a legal record."""
+
+        legacy: ClassVar[bool] = True
+        source: str
+        invoice_number: str
+        fy: str
+        status: str
+        akashone: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            totals = self.akashone["totals"]
+            aggregate.status = self.status
+            aggregate.invoice_number = self.invoice_number
+            aggregate.total = totals["total_amount"]
+            aggregate.taxable = totals["taxable_amount"]
+            aggregate.amount_paid = self.akashone["amount_paid"]
+            aggregate.tax_type = self.akashone["tax_type"]
+            rate_bp = self.akashone["rate_bp"]
+            aggregate.heads_bp = ({"cgst": rate_bp // 2, "sgst": rate_bp // 2, "utgst": 0,
+                                   "igst": 0} if self.akashone["tax_type"] == "intra_state"
+                                  else {"cgst": 0, "sgst": 0, "utgst": 0, "igst": rate_bp})
+
+    class LineImported(LineAdded):
+        """An AkashOne ``invoice_line_items`` row of an imported invoice."""
+
+        legacy: ClassVar[bool] = True
+        source: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.lines.append(self.line)
+
+    class PaymentImported(PaymentApplied):
+        """An AkashOne payment of an imported invoice, registered so it can be refunded
+        (``amount_paid``: a paid invoice's stays its total)."""
+
+        legacy: ClassVar[bool] = True
+        source: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.payments.append(self.transaction_id)
+            aggregate.amount_paid = self.amount_paid
+
     @event(Drafted)
     def __init__(self, user_id: str, organization_id: str | None, billing_address_id: str,
                  buyer: dict[str, Any], billing_period_start: datetime,

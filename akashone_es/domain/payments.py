@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from eventsourcing.domain import event
 
-from akashone_es.domain.base import Aggregate
+from akashone_es.domain.base import Aggregate, legacy_event
 from akashone_es.errors import ValidationError
 
 
@@ -18,6 +18,14 @@ class PaymentTransaction(Aggregate):
         invoice_id: str
         user_id: str
         fields: dict[str, Any]
+
+    class Imported(Initiated):
+        """An AkashOne ``payment_transactions`` row (``legacy``); ``extra`` holds what it
+        recorded after the initiation (the gateway's response, an error, the completion)."""
+
+        legacy: ClassVar[bool] = True
+        source: str
+        extra: dict[str, Any] = {}
 
     class Succeeded(Aggregate.Event):
         completed_at: datetime
@@ -94,3 +102,6 @@ class TaxCalculation(Aggregate):
     @event(Recorded)
     def __init__(self, invoice_id: str, user_id: str, fields: dict[str, Any]) -> None:
         self.invoice_id = invoice_id
+
+
+legacy_event(TaxCalculation, TaxCalculation.Recorded)

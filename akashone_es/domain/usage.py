@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import event
 
-from akashone_es.domain.base import Aggregate, legacy_event
+from akashone_es.domain.base import Aggregate
 from akashone_es.errors import ConflictError
 
 METERING_RATES: dict[str, tuple[str, Decimal]] = {
@@ -52,6 +52,17 @@ class UsageRecord(Aggregate):
     class Billed(Aggregate.Event):
         invoice_id: str
 
+    class Imported(Recorded):
+        """An AkashOne ``usage_records`` row (``legacy``); one AkashOne billed names its
+        invoice, so it is never billed again."""
+
+        legacy: ClassVar[bool] = True
+        source: str
+        invoice_id: str | None = None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.invoice_id = self.invoice_id
+
     @event(Recorded)
     def __init__(self, user_id: str, organization_id: str | None, resource_type: str,
                  resource_id: str, resource_name: str, metric_type: str, quantity: Decimal,
@@ -84,5 +95,3 @@ class UsageRecord(Aggregate):
     def _bill(self, invoice_id: str) -> None:
         self.invoice_id = invoice_id
 
-
-legacy_event(UsageRecord, UsageRecord.Recorded)

@@ -66,6 +66,21 @@ WAY_BACK: dict[str, Back] = {
     "billingAddresses": Back("billing_addresses", refs={"user_id": "users"}),
     "paymentMethods": Back("payment_methods", refs={"user_id": "users"}),
     **{table: _resource_back(kind) for table, kind in RESOURCE_TABLES.items()},
+    "invoices": Back("invoices", refs={"user_id": "users",
+                                       "billing_address_id": "billingAddresses"},
+                     ours=("organization_id", "fy", "taxable_amount", "utgst_amount",
+                           "round_off_amount", "amount_paid", "place_of_supply_code",
+                           "supplier_gstin", "supplier_state_code", "buyer_gstin",
+                           "zero_rated", "coupon_code", "discount_percentage", "issued_at")),
+    "invoiceLineItems": Back("invoice_line_items", "line_number", {"invoice_id": "invoices"},
+                             ("line_number", "discount_amount", "taxable_amount",
+                                   "cgst_amount", "sgst_amount", "utgst_amount",
+                                   "igst_amount")),
+    "paymentTransactions": Back("payment_transactions", refs={
+        "invoice_id": "invoices", "user_id": "users", "payment_method_id": "paymentMethods"},
+        ours=("refunded_at",)),
+    "taxCalculations": Back("tax_calculations", refs={"invoice_id": "invoices",
+                                                      "user_id": "users"}),
     "usageRecords": Back("usage_records", refs={"user_id": "users", "invoice_id": "invoices"},
                          ours=("organization_id",)),
 }
@@ -75,8 +90,8 @@ def _value(value: Any) -> Any:
     """A column's value as AkashOne's JSON holds it."""
     if isinstance(value, datetime):
         return _stamp(value)
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Decimal):  # a fraction as text: the input models take no floats
+        return int(value) if value == value.to_integral_value() else str(value)
     if isinstance(value, UUID):
         return str(value)
     return value
@@ -114,7 +129,8 @@ SOURCES = sql.SQL(
     "SELECT originator_id, topic, convert_from(state, 'UTF8')::jsonb ->> 'source' AS source,"
     " convert_from(state, 'UTF8')::jsonb ->> 'permission_id' AS permission_id,"
     " convert_from(state, 'UTF8')::jsonb ->> 'role_id' AS role_id,"
-    " convert_from(state, 'UTF8')::jsonb ->> 'token' AS token"
+    " convert_from(state, 'UTF8')::jsonb ->> 'token' AS token,"
+    " convert_from(state, 'UTF8')::jsonb -> 'line' ->> 'id' AS line_id"
     " FROM public.akashone_events WHERE topic LIKE '%%Imported'")
 
 
@@ -142,6 +158,8 @@ def export_dump(storage: Any) -> dict[str, Any]:
             key = f"{key}:{row['permission_id']}"
         elif table == "userRoles":
             key = f"{key}:{row['role_id']}"
+        elif table == "invoiceLineItems":  # an event of its invoice, naming the line
+            key = row["line_id"]
         elif table == "users" and row["topic"].endswith("Organization.Imported"):
             table = "organizations"
         source[(table, key)] = original

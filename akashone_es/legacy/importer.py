@@ -65,6 +65,8 @@ class Importer(RecordTables):
         self.total = 0
         self.present: set[uuid.UUID] = set()  # aggregates the log already holds
         self.people: dict[str, Any] = {}  # AkashOne's users by source id
+        self.lines: dict[str, list[Any]] = {}  # AkashOne's invoice line items by invoice
+        self.new_lines: set[str] = set()  # line items imported by this run (our ids)
         self.orgs: dict[uuid.UUID, uuid.UUID | None] = {}  # our user -> its organization
         #: imported resources are metered from here (AkashOne billed what ran before)
         self.started = datetime.now(UTC)
@@ -80,6 +82,9 @@ class Importer(RecordTables):
         self.total = sum(len(tables.get(name, [])) for name in IMPORTED_TABLES)
         people = {str(r.get("id")): r for r in tables.get("users", []) if isinstance(r, dict)}
         self.people = people
+        for line in tables.get("invoiceLineItems", []):
+            if isinstance(line, dict):
+                self.lines.setdefault(str(line.get("invoiceId")), []).append(line)
         self._look_up(self._candidates(tables))
         owners = {str(r.get("organizationId")) for r in people.values() if r.get("organizationId")}
         users = sorted(tables.get("users", []), key=lambda r: not isinstance(r, dict)
@@ -169,6 +174,7 @@ class Importer(RecordTables):
                     self.storage._save(aggregate)
                     self.saved[aggregate.id] = aggregate
                 except AkashOneError as exc:
+                    self.saved.pop(aggregate.id, None)  # as it was is in the log, not this
                     for table, source in self.sources.get(aggregate.id, []):
                         count = self.summary.count(table)
                         count.imported -= 1

@@ -1,5 +1,6 @@
 """AkashOne's tables beyond users and RBAC: team members, activities, the catalogue, customer
-records, the twenty resource kinds and usage.
+records, the nineteen resource kinds, invoices with their line items, payments, tax
+calculations and usage.
 
 Each record is validated by the storage API's own input model (camelCase fields read as
 snake_case), with the API's derivations (an address's state code, a resource's generated
@@ -18,18 +19,24 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import pydantic
+
 import akashone_es.storage  # noqa: F401 - before the kinds: the storage imports them
 from akashone_es import gst
 from akashone_es.domain import billing as billing_domain
 from akashone_es.domain import catalog as catalog_domain
 from akashone_es.domain import identity as identity_domain
+from akashone_es.domain import payments as payments_domain
 from akashone_es.domain import usage as usage_domain
 from akashone_es.domain.base import Aggregate
 from akashone_es.domain.resources import Resource
-from akashone_es.legacy.base import Refused, _moment, legacy_id
+from akashone_es.errors import AkashOneError
+from akashone_es.legacy.base import Refused, _moment, _not_before, _text, legacy_id
+from akashone_es.money import round_half_up
 from akashone_es.resources import KINDS
 from akashone_es.storage import billing_inputs as bi
 from akashone_es.storage import inputs as i
+from akashone_es.storage import limits as lim
 from akashone_es.storage.customers import address_state_name
 from akashone_es.storage.flags import InsertFeatureFlag
 from akashone_es.storage.resources import STATEMENTS
@@ -73,8 +80,18 @@ IDENTITY_TABLES = ("users", "permissions", "roles", "rolePermissions", "userRole
 RECORD_TABLES = ("hsnCodes", "servicePlans", "discountCoupons", "featureFlags",
                  "billingAddresses", "paymentMethods")
 RESOURCE_TABLES = {camel(kind.plural): kind for kind in resource_order()}
-USAGE_TABLES = ("usageRecords",)
-TABLES = (*IDENTITY_TABLES, *RECORD_TABLES, *RESOURCE_TABLES, *USAGE_TABLES)
+BILLING_TABLES = ("invoices", "invoiceLineItems", "paymentTransactions", "taxCalculations",
+                  "usageRecords")
+TABLES = (*IDENTITY_TABLES, *RECORD_TABLES, *RESOURCE_TABLES, *BILLING_TABLES)
+INVOICE_STATUSES = ("draft", "issued", "paid", "overdue", "cancelled")
+#: an AkashOne invoice's amounts (integer paise)
+INVOICE_AMOUNTS = ("subtotalAmount", "discountAmount", "cgstAmount", "sgstAmount",
+                   "igstAmount", "totalAmount")
+#: what a draft's buyer carries (as ``storage/invoices.py`` keeps it)
+BUYER = {"gst_number", "state_code", "state", "country", "is_sez", "address_line1", "city",
+         "postal_code"}
+#: AkashOne names the place of supply (a state's name): its code
+STATE_NAMES = {name.casefold(): code for code, name in gst.STATE_CODES.items()}
 
 
 def _values(record: dict[str, Any], *skip: str) -> dict[str, Any]:
@@ -97,11 +114,15 @@ class RecordTables:
         people: dict[str, Any]
         orgs: dict[UUID, UUID | None]
         started: datetime
+        lines: dict[str, list[Any]]
+        new_lines: set[str]
+        pending: dict[UUID, Aggregate]
 
         def _ref(self, table: str, source: Any, what: str) -> UUID: ...
         def _exists(self, oid: UUID) -> bool: ...
         def _add(self, aggregate: Aggregate, table: str, source: str) -> None: ...
         def _organization(self, owner_source: str, people: dict[str, Any]) -> UUID: ...
+        def _load(self, oid: UUID) -> Any: ...
 
     def handlers(self) -> dict[str, Callable[[dict[str, Any]], bool]]:
         found: dict[str, Callable[[dict[str, Any]], bool]] = {
@@ -113,6 +134,8 @@ class RecordTables:
                                                     catalog_domain.FeatureFlag,
                                                     InsertFeatureFlag, "updatedAt"),
             "billingAddresses": self._address, "paymentMethods": self._payment_method,
+            "invoices": self._invoice, "invoiceLineItems": self._invoice_line,
+            "paymentTransactions": self._transaction, "taxCalculations": self._tax,
             "usageRecords": self._usage}
         for table, kind in RESOURCE_TABLES.items():
             found[table] = functools.partial(self._resource, kind)
@@ -164,25 +187,31 @@ class RecordTables:
         if user_id is None and member.status != "invited":
             raise Refused(f"status: {member.status} without a userId (only an invitation "
                           "not yet accepted has no user)")
-        token = record.get("invitationToken")
+        token = _free_text(record, "invitationToken", lim.SECRET_MAX)
+        if token is not None and len(token) < 16:
+            raise Refused("invitationToken: at least 16 characters")
+        if user_id is not None and self.orgs.get(user_id) != organization:
+            raise Refused("userId: the user is not of this organization")
         joined = _moment(record, "joinedAt", required=False)
         return self._new("teamMembers", record, identity_domain.TeamMember,
                          self._created(record, "invitedAt"), email=str(member.email),
                          organization_id=str(organization), invited_by=str(invited_by),
-                         token_hash=_token_hash(token) if isinstance(token, str) and token
-                         and user_id is None else "", status=member.status,
+                         token_hash=_token_hash(token) if token and user_id is None else "",
+                         status=member.status,
                          identity_unique=True, user_id=str(user_id) if user_id else None,
-                         token=self.storage.secrets.seal(token) if isinstance(token, str)
-                         and token and user_id is None else None,
+                         token=self.storage.secrets.seal(token) if token and user_id is None
+                         else None,
                          joined_at=joined or (self._created(record, "invitedAt")
                                               if user_id else None))
 
     def _activity(self, record: dict[str, Any]) -> bool:
-        user, _ = self._owner(record)
+        """An activity; one without a user (AkashOne's system actions) stays so."""
+        user = self._owner(record)[0] if record.get("userId") is not None else None
         data = i.parse(i.InsertUserActivity, {**_only(_values(record), i.InsertUserActivity),
                                               "user_id": user})
         return self._new("userActivities", record, identity_domain.Activity,
-                         user_id=str(user), username=data.username, action=data.action,
+                         user_id=str(user) if user else None, username=data.username,
+                         action=data.action,
                          resource_type=data.resource_type, resource_id=data.resource_id,
                          resource_name=data.resource_name, ip_address=data.ip_address,
                          user_agent=data.user_agent, details=data.metadata)
@@ -198,12 +227,13 @@ class RecordTables:
         org = record.get("organizationId")
         organization = self._organization(str(org), self.people) if org else None
         return self._catalog(record, "servicePlans", catalog_domain.ServicePlan,
-                             bi.InsertServicePlan, "updatedAt", organizationId=organization)
+                             bi.InsertServicePlan, "updatedAt",
+                             organization_id=str(organization) if organization else None)
 
     def _coupon(self, record: dict[str, Any]) -> bool:
         coupon = i.parse(bi.InsertDiscountCoupon, _only(_values(record), bi.InsertDiscountCoupon))
         used = record.get("timesUsed", 0)
-        if isinstance(used, bool) or not isinstance(used, int) or used < 0:
+        if isinstance(used, bool) or not isinstance(used, int) or not 0 <= used <= lim.INT4_MAX:
             raise Refused("timesUsed: must be a whole number from 0")
         if coupon.max_uses is not None and used > coupon.max_uses:
             raise Refused(f"timesUsed: {used} is above maxUses {coupon.max_uses} (AkashOne's "
@@ -251,11 +281,7 @@ class RecordTables:
         model = STATEMENTS[kind.name].create_input
         parsed: Any = i.parse(model, {**_only(values, model), "user_id": user})
         fields = parsed.model_dump(mode="json", exclude={"user_id"})
-        kept = {c: values[c] for c in kind.computed if values.get(c) is not None}
-        for (owner, column), target in COMPUTED_REFS.items():
-            if owner == kind.name and column in kept:
-                kept[column] = str(self._ref(camel(KINDS[target].plural), kept[column],
-                                             camel(column)))
+        kept = self._kept(kind, values, user)
         try:
             if kind.on_create is not None:
                 fields = kind.on_create(fields)
@@ -282,6 +308,19 @@ class RecordTables:
                          organization_id=str(organization) if organization else None,
                          fields=fields, metered_from=self.started)
 
+    def _kept(self, kind: Kind, values: dict[str, Any], user: UUID) -> dict[str, Any]:
+        """The computed values AkashOne kept; one naming a resource (a volume's VM) names
+        one of the same owner's."""
+        kept = {c: values[c] for c in kind.computed if values.get(c) is not None}
+        for (owner, column), target in COMPUTED_REFS.items():
+            if owner == kind.name and column in kept:
+                named = self._ref(camel(KINDS[target].plural), kept[column], camel(column))
+                row = self.storage._resource(KINDS[target], named)
+                if row is None or row.user_id != user:
+                    raise Refused(f"{camel(column)}: not a {KINDS[target].title} of this user")
+                kept[column] = str(named)
+        return kept
+
     def _computed(self, kind: Kind, kept: dict[str, Any]) -> dict[str, Any]:
         """What AkashOne computed and kept, checked against its column's type."""
         checked: dict[str, Any] = {}
@@ -301,11 +340,188 @@ class RecordTables:
                 checked[column] = value
         return checked
 
-    # -- usage -----------------------------------------------------------------------------
+    # -- invoices, payments, tax, usage ---------------------------------------------------
+    def _invoice(self, record: dict[str, Any]) -> bool:
+        """An invoice as AkashOne numbered, taxed and settled it: its amounts must add up
+        (and to its line items, saved with it), but are never recomputed."""
+        user, organization = self._owner(record)
+        address_id = self._ref("billingAddresses", record.get("billingAddressId"),
+                               "billingAddressId")
+        address = self.storage.get_billing_address(address_id)
+        if address is None or address.user_id != user:
+            raise Refused("billingAddressId: another user's address")
+        number = self._invoice_number(record)
+        status = record.get("status") or "draft"
+        if status not in INVOICE_STATUSES:
+            raise Refused(f"status: one of {', '.join(INVOICE_STATUSES)}")
+        amounts = {name: _amount(record, name) for name in INVOICE_AMOUNTS}
+        taxable = amounts["subtotalAmount"] - amounts["discountAmount"]
+        _tax_adds_up(record.get("taxType"), taxable, amounts)
+        lines = self._invoice_lines(record, amounts["subtotalAmount"])
+        rate = record.get("gstRate", 18)
+        if isinstance(rate, bool) or not isinstance(rate, int) or not 0 <= rate <= 28:
+            raise Refused("gstRate: a whole percentage from 0 to 28")
+        place = self._place(record)
+        created = self._created(record)
+        start, end = (self._created(record, "billingPeriodStart"),
+                      self._created(record, "billingPeriodEnd"))
+        if end < start:
+            raise Refused("billingPeriodEnd: before billingPeriodStart")
+        paid_at = _moment(record, "paidAt", required=status == "paid")
+        buyer = address.model_dump(mode="json", include=BUYER)
+        buyer["gst_number"] = address.gst_number or self.people.get(
+            str(record.get("userId")), {}).get("gstNumber")
+        notes = _free_text(record, "notes", lim.DESCRIPTION_MAX)
+        self.ids[("invoice-number", number.upper())] = user
+        updated = _moment(record, "updatedAt", required=False) or created
+        new = self._new(
+            "invoices", record, billing_domain.Invoice, created, user_id=str(user),
+            organization_id=str(organization) if organization else None,
+            billing_address_id=str(address_id), buyer=buyer, billing_period_start=start,
+            billing_period_end=end, due_date=_moment(record, "dueDate", future=True),
+            currency="INR", notes=notes, lines=[], invoice_number=number,
+            fy=gst.financial_year(created), status=status, akashone={
+                **place, "issued_at": None if status == "draft" else created.isoformat(),
+                "rate_bp": rate * 100,
+                "hsn_code": _pattern(record, "hsnCode", r"\d{4,8}", "4 to 8 digits"),
+                "sac_code": _pattern(record, "sacCode", r"99\d{4}", "99 and 4 digits"),
+                "amount_paid": amounts["totalAmount"] if status == "paid" else 0,
+                "paid_at": paid_at.isoformat() if paid_at else None,
+                "einvoice": _einvoice(record), "updated_at": updated.isoformat(), "totals": {
+                    "subtotal_amount": amounts["subtotalAmount"],
+                    "discount_amount": amounts["discountAmount"], "taxable_amount": taxable,
+                    "cgst_amount": amounts["cgstAmount"], "sgst_amount": amounts["sgstAmount"],
+                    "utgst_amount": 0, "igst_amount": amounts["igstAmount"],
+                    "round_off_amount": 0, "total_amount": amounts["totalAmount"]}})
+        self._add_lines(new, record, lines)
+        return new
+
+    def _add_lines(self, new: bool, record: dict[str, Any],
+                   lines: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """A new invoice's line items, as events of it (saved with it)."""
+        invoice = self._load(self.ids[("invoices", str(record["id"]))]) if new else None
+        for line, values in lines:
+            self.ids[("invoiceLineItems", str(line["id"]))] = UUID(values["id"])
+            if invoice is not None:
+                self.new_lines.add(values["id"])
+                invoice.trigger_event(billing_domain.Invoice.LineImported, line=values,
+                                      source=f"invoiceLineItems:{line['id']}",
+                                      timestamp=_not_before(self._created(line), invoice))
+
+    def _invoice_number(self, record: dict[str, Any]) -> str:
+        number = _text(record, "invoiceNumber")
+        problem = gst.document_number_error(number)
+        if problem:
+            raise Refused(f"invoiceNumber: {problem}")
+        if ("invoice-number", number.upper()) in self.ids:
+            raise Refused(f"invoiceNumber: {number} is another invoice's too (AkashOne "
+                          "numbered by counting, and two invoices made at once took one)")
+        return number
+
+    def _invoice_lines(self, record: dict[str, Any], subtotal: int
+                       ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """The invoice's line items, each checked; they add up to its subtotal."""
+        lines = []
+        for line in self.lines.get(str(record["id"]), []):
+            try:
+                lines.append((line, self._line_values(line)))
+            except (Refused, AkashOneError, pydantic.ValidationError) as exc:
+                raise Refused(f"invoiceLineItems {str(line.get('id'))[:60]}: "
+                              f"{_reason(exc)}") from None
+        if lines and sum(v["amount"] for _, v in lines) != subtotal:
+            raise Refused("subtotalAmount: is not the sum of its line items")
+        return lines
+
+    def _place(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Where the supply went (AkashOne names the state) and from where: our supplier
+        GSTIN's state, which decides the tax type."""
+        tax_type = record.get("taxType")
+        pos_code = STATE_NAMES.get(str(record.get("placeOfSupply")).casefold())
+        if pos_code is None:
+            raise Refused(f"placeOfSupply: {str(record.get('placeOfSupply'))[:40]!r} names "
+                          "no Indian state or union territory")
+        supplier, supplier_state = self.storage._supplier()
+        if (pos_code == supplier_state) != (tax_type == "intra_state"):
+            raise Refused(f"taxType: {tax_type} for a supply from state {supplier_state} to "
+                          f"{pos_code} (the state of AKASHONE_SUPPLIER_GSTIN decides)")
+        return {"supplier_gstin": supplier, "supplier_state_code": supplier_state,
+                "place_of_supply": record.get("placeOfSupply"),
+                "place_of_supply_code": pos_code, "tax_type": tax_type}
+
+    def _line_values(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A line item as its invoice's event carries it (its amount checked)."""
+        _text(record, "id")
+        line = i.parse(bi.InsertInvoiceLine, _only(_values(record), bi.InsertInvoiceLine))
+        amount = _amount(record, "amount")
+        if amount != round_half_up(line.quantity * line.unit_price):
+            raise Refused(f"amount: {amount} is not quantity x unitPrice")
+        self._created(record)
+        return {**line.model_dump(mode="json"), "amount": amount,
+                "id": str(legacy_id("invoiceLineItems", str(record["id"])))}
+
+    def _invoice_line(self, record: dict[str, Any]) -> bool:
+        """A line item: imported with its invoice (``_invoice``); here it is counted, or
+        skipped with its own defect or its invoice's."""
+        values = self._line_values(record)
+        self._ref("invoices", record.get("invoiceId"), "invoiceId")
+        if ("invoiceLineItems", str(record["id"])) not in self.ids:
+            raise Refused("invoiceId: the invoice's line items do not name it")
+        return values["id"] in self.new_lines
+
+    def _billed(self, record: dict[str, Any]) -> tuple[UUID, UUID]:
+        """The invoice a record names, and the user it and the record belong to."""
+        invoice_id = self._ref("invoices", record.get("invoiceId"), "invoiceId")
+        user, _ = self._owner(record)
+        if self._load(invoice_id).user_id != str(user):
+            raise Refused("invoiceId: another user's invoice")
+        return invoice_id, user
+
+    def _transaction(self, record: dict[str, Any]) -> bool:
+        invoice_id, user = self._billed(record)
+        method = record.get("paymentMethodId")
+        method_id = self._ref("paymentMethods", method, "paymentMethodId") if method else None
+        data = i.parse(bi.InsertPaymentTransaction, {
+            **_only(_values(record), bi.InsertPaymentTransaction), "invoice_id": invoice_id,
+            "user_id": user, "payment_method_id": method_id})
+        fields = data.model_dump(mode="json", exclude={"invoice_id", "user_id",
+                                                       "gateway_response"})
+        extra: dict[str, Any] = {}
+        for name, limit in (("errorCode", lim.CODE_MAX), ("errorMessage", lim.DESCRIPTION_MAX)):
+            value = _free_text(record, name, limit)
+            if value is not None:
+                extra[snake(name)] = value
+        completed = _moment(record, "completedAt", required=False)
+        if completed:
+            extra["completed_at"] = completed.isoformat()
+        if data.gateway_response is not None:
+            extra["gateway_response"] = data.gateway_response
+        created = self._created(record)
+        new = self._new("paymentTransactions", record, payments_domain.PaymentTransaction,
+                        created, invoice_id=str(invoice_id), user_id=str(user),
+                        fields=fields, extra=extra)
+        if new and data.status == "success":  # the invoice knows it, to refund it
+            invoice = self._load(invoice_id)
+            paid = invoice.amount_paid + (0 if invoice.status == "paid" else data.amount)
+            invoice.trigger_event(
+                billing_domain.Invoice.PaymentImported,
+                transaction_id=str(self.ids[("paymentTransactions", str(record["id"]))]),
+                amount=data.amount, amount_paid=paid, source=f"paymentTransactions:"
+                f"{record['id']}", timestamp=_not_before(created, invoice))
+            self.pending[invoice.id] = invoice  # counted with its transaction
+        return new
+
+    def _tax(self, record: dict[str, Any]) -> bool:
+        invoice_id, user = self._billed(record)
+        data = i.parse(bi.InsertTaxCalculation, {
+            **_only(_values(record), bi.InsertTaxCalculation), "invoice_id": invoice_id,
+            "user_id": user})
+        return self._new("taxCalculations", record, payments_domain.TaxCalculation,
+                         invoice_id=str(invoice_id), user_id=str(user),
+                         fields=data.model_dump(mode="json", exclude={"invoice_id", "user_id"}))
+
     def _usage(self, record: dict[str, Any]) -> bool:
-        if record.get("billed") or record.get("invoiceId"):
-            raise Refused("billed: usage already on an AkashOne invoice is imported with its "
-                          "invoice (invoices are not imported yet)")
+        billed = record.get("billed") or record.get("invoiceId")
+        invoice_id = self._billed(record)[0] if billed else None
         user, organization = self._owner(record)
         usage = i.parse(bi.InsertUsageRecord,
                         {**_only(_values(record), bi.InsertUsageRecord), "user_id": user})
@@ -327,5 +543,70 @@ class RecordTables:
             quantity=usage.quantity, unit=usage.unit, unit_price=usage.unit_price,
             total_cost=usage.quantity * usage.unit_price,
             recorded_at=usage.recorded_at or created, period_start=usage.period_start,
-            period_end=usage.period_end, metadata_json=usage.metadata)
+            period_end=usage.period_end, metadata_json=usage.metadata,
+            invoice_id=str(invoice_id) if invoice_id else None)
 
+
+def _amount(record: dict[str, Any], name: str) -> int:
+    """An amount in integer paise, as AkashOne keeps them."""
+    value = record.get(name, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+            0 <= value <= lim.INVOICE_TOTAL_MAX):
+        raise Refused(f"{name}: a whole number of paise from 0")
+    return value
+
+
+def _free_text(record: dict[str, Any], name: str, limit: int) -> str | None:
+    """A text field checked by hand: at most ``limit`` characters PostgreSQL can store."""
+    value = record.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise Refused(f"{name}: text of at most {limit} characters")
+    problem = lim.text_problem(value)
+    if problem:
+        raise Refused(f"{name}: {problem}")
+    return value
+
+
+def _pattern(record: dict[str, Any], name: str, pattern: str, rule: str) -> str | None:
+    value = record.get(name)
+    if value is not None and (not isinstance(value, str) or not re.fullmatch(pattern, value)):
+        raise Refused(f"{name}: {rule}")
+    return value
+
+
+def _reason(exc: Exception) -> str:
+    """A refusal's reason, as the summary gives it."""
+    if isinstance(exc, pydantic.ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                         for e in exc.errors())
+    return str(exc)
+
+
+def _tax_adds_up(tax_type: Any, taxable: int, amounts: dict[str, int]) -> None:
+    """AkashOne's amounts add up, each tax head as its tax type takes."""
+    if taxable < 0:
+        raise Refused("discountAmount: above the subtotal")
+    if tax_type == "intra_state":
+        if amounts["igstAmount"] or amounts["cgstAmount"] != amounts["sgstAmount"]:
+            raise Refused("taxType: intra_state takes equal CGST and SGST and no IGST")
+    elif tax_type == "inter_state":
+        if amounts["cgstAmount"] or amounts["sgstAmount"]:
+            raise Refused("taxType: inter_state takes IGST only")
+    else:
+        raise Refused("taxType: intra_state or inter_state")
+    total = taxable + amounts["cgstAmount"] + amounts["sgstAmount"] + amounts["igstAmount"]
+    if amounts["totalAmount"] != total:
+        raise Refused(f"totalAmount: {amounts['totalAmount']} is not subtotal - discount + "
+                      f"taxes ({total})")
+
+
+def _einvoice(record: dict[str, Any]) -> dict[str, Any]:
+    """AkashOne's e-invoice placeholders (text, a time, a flag)."""
+    einvoice: dict[str, Any] = {snake(k): _free_text(record, k, TEXT_MAX) for k in (
+        "einvoiceIrn", "einvoiceAckNo", "einvoiceQrCode")}
+    ack = _moment(record, "einvoiceAckDate", required=False)
+    einvoice.update(einvoice_ack_date=ack.isoformat() if ack else None,
+                    einvoice_enabled=record.get("einvoiceEnabled") is True)
+    return einvoice

@@ -121,7 +121,8 @@ class _Rest:
                  **self.catalogue(), **self.customers()}
         resources = self.resources()
         found.update(resources)
-        found["usageRecords"] = self.usage(resources["virtualMachines"])
+        found.update(self.billing(found["billingAddresses"], found["paymentMethods"]))
+        found["usageRecords"] += self.usage(resources["virtualMachines"])
         return found
 
     def team(self) -> list[dict[str, Any]]:
@@ -262,6 +263,93 @@ class _Rest:
         for key, value in record.items():
             self.copied[(record["id"], snake(key))] = value
         return record
+
+    def billing(self, addresses: list[dict[str, Any]], methods: list[dict[str, Any]]
+                ) -> dict[str, list[dict[str, Any]]]:
+        """Each owner's invoice for its VM hours (intra-state from Karnataka, AkashOne's
+        state: CGST and SGST at 9%; else IGST at 18%), its line items and the usage they
+        billed, a payment for every third, the GST audit record of each; and the defects of
+        AkashOne's numbering by count and of its rounding."""
+        found: dict[str, list[dict[str, Any]]] = {
+            "invoices": [], "invoiceLineItems": [], "paymentTransactions": [],
+            "taxCalculations": [], "usageRecords": []}
+        method_of = {m["userId"]: m["id"] for m in methods}
+        for n, address in enumerate(addresses[:len(self.owners)]):
+            invoice = self.invoice(n, address, found)
+            if invoice["status"] == "paid":
+                found["paymentTransactions"].append({
+                    "id": self.rid(), "invoiceId": invoice["id"], "userId": address["userId"],
+                    "paymentMethodId": method_of.get(address["userId"]),
+                    "gateway": "razorpay", "gatewayTransactionId": self.short("pay"),
+                    "gatewayOrderId": self.short("order"), "amount": invoice["totalAmount"],
+                    "currency": "INR", "status": "success", "paymentMethod": "upi",
+                    "gatewayResponse": {"captured": True}, "errorCode": None,
+                    "errorMessage": None, "initiatedAt": invoice["paidAt"],
+                    "completedAt": invoice["paidAt"], "createdAt": invoice["paidAt"]})
+        invoices = found["invoices"]
+        invoices.append({**invoices[1], "id": self.rid()})  # one number, two invoices
+        off = {**invoices[2], "id": self.rid(), "invoiceNumber": "INV-2025-9001",
+               "totalAmount": invoices[2]["totalAmount"] + 1}  # a paisa off
+        invoices.append(off)
+        found["invoiceLineItems"].append({**found["invoiceLineItems"][0], "id": self.rid(),
+                                          "invoiceId": off["id"],
+                                          "amount": 1})  # not quantity x unit price
+        return found
+
+    def invoice(self, n: int, address: dict[str, Any],
+                found: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        from akashone_es.gst import STATE_CODES  # noqa: PLC0415
+
+        created = _later(address["createdAt"], 35)
+        invoice_id = self.rid()
+        subtotal = 0
+        for hours in (self.rng.randrange(1, 720), self.rng.randrange(1, 720)):
+            amount = hours * 150
+            subtotal += amount
+            found["invoiceLineItems"].append({
+                "id": self.rid(), "invoiceId": invoice_id, "resourceType": "vm",
+                "resourceId": self.short("vm"), "resourceName": "web", "description":
+                f"Virtual machine, {hours} hours", "quantity": hours, "unit": "hours",
+                "unitPrice": 150, "amount": amount, "usageStart": address["createdAt"],
+                "usageEnd": _later(address["createdAt"], 30), "createdAt": created})
+            found["usageRecords"].append({
+                "id": self.rid(), "userId": address["userId"], "resourceType": "vm",
+                "resourceId": self.short("vm"), "resourceName": "web",
+                "metricType": "runtime", "quantity": hours, "unit": "hours", "unitPrice": 150,
+                "totalCost": amount, "recordedAt": _later(address["createdAt"], 30),
+                "periodStart": address["createdAt"],
+                "periodEnd": _later(address["createdAt"], 30), "invoiceId": invoice_id,
+                "billed": True, "metadata": None, "createdAt": _later(address["createdAt"], 30)})
+        intra = address["stateCode"] == "29"
+        half, full = (subtotal * 9 + 50) // 100, (subtotal * 18 + 50) // 100
+        cgst, igst = (half, 0) if intra else (0, full)
+        status = ("paid", "issued", "overdue")[n % 3]
+        invoice = {
+            "id": invoice_id, "invoiceNumber": f"INV-2025-{n + 1:04d}",
+            "userId": address["userId"], "billingAddressId": address["id"],
+            "billingPeriodStart": address["createdAt"],
+            "billingPeriodEnd": _later(address["createdAt"], 30), "subtotalAmount": subtotal,
+            "cgstAmount": cgst, "sgstAmount": cgst, "igstAmount": igst, "discountAmount": 0,
+            "totalAmount": subtotal + 2 * cgst + igst,
+            "taxType": "intra_state" if intra else "inter_state", "gstRate": 18,
+            "hsnCode": "998315", "sacCode": "998315",
+            "placeOfSupply": STATE_CODES[address["stateCode"]], "einvoiceIrn": None,
+            "einvoiceAckNo": None, "einvoiceAckDate": None, "einvoiceQrCode": None,
+            "einvoiceEnabled": False, "status": status, "dueDate": _later(created, 15),
+            "paidAt": _later(created, 3) if status == "paid" else None, "notes": None,
+            "currency": "INR", "createdAt": created, "updatedAt": created}
+        found["invoices"].append(invoice)
+        found["taxCalculations"].append({
+            "id": self.rid(), "invoiceId": invoice_id, "userId": address["userId"],
+            "supplierState": "Karnataka", "supplierStateCode": "29",
+            "customerState": STATE_CODES[address["stateCode"]],
+            "customerStateCode": address["stateCode"], "taxType": invoice["taxType"],
+            "taxableAmount": subtotal, "cgstRate": 9 if intra else 0,
+            "sgstRate": 9 if intra else 0, "igstRate": 0 if intra else 18,
+            "cgstAmount": cgst, "sgstAmount": cgst, "igstAmount": igst,
+            "totalTaxAmount": 2 * cgst + igst, "gstRate": 18, "hsnSacCode": "998315",
+            "calculatedAt": created, "createdAt": created})
+        return invoice
 
     def usage(self, vms: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found = []

@@ -319,9 +319,12 @@ class InvoiceStorage(CustomerRecordsStorage):
         # the note comes from the GSTIN that issued the invoice, in that GSTIN's series
         gstin = invoice.supplier_gstin or self._supplier()[0]
         fy = financial_year(now())
+        # (a line imported from AkashOne has only its amount: AkashOne discounted and taxed
+        # the invoice as a whole)
         event_lines: list[dict[str, Any]] = [
             {"id": str(uuid.uuid4()), "invoice_line_id": line["id"],
-             "description": line["description"], "amount": line["taxable_amount"]}
+             "description": line["description"],
+             "amount": line.get("taxable_amount", line["amount"])}
             for line in issued.lines]
         heads = dict(issued.heads_bp)
         treatment = tax_treatment_from_heads(issued.tax_type, heads)
