@@ -17,7 +17,7 @@ from akashone_es import context
 from akashone_es.domain import identity as domain
 from akashone_es.domain.base import Aggregate
 from akashone_es.domain.confusables import identity_key
-from akashone_es.errors import AkashOneError, PermissionDeniedError
+from akashone_es.errors import AkashOneError, ConfigurationError, PermissionDeniedError
 from akashone_es.legacy.base import (
     NAMESPACE,
     ImportSummary,
@@ -77,6 +77,12 @@ class Importer(RecordTables):
             raise PermissionDeniedError("an import is for the platform only (a super admin "
                                         "or a system context)")
         tables = {name: records for name, records in dump.items() if isinstance(records, list)}
+        if tables.get("invoices"):  # they are imported as from our supplier GSTIN
+            try:
+                self.storage._supplier()
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"the dump has {len(tables['invoices'])} invoices: "
+                                         f"{exc}; nothing was imported") from None
         self.summary.not_imported = {name: len(records) for name, records in tables.items()
                                      if name not in IMPORTED_TABLES}
         self.total = sum(len(tables.get(name, [])) for name in IMPORTED_TABLES)

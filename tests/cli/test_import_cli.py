@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from akashone_es.legacy import sample_dump
-from tests.cli.conftest import Cli
+from tests.cli.conftest import Cli, Query
 
 
 def table_row(output: str, name: str) -> list[str]:
@@ -16,7 +16,10 @@ def table_row(output: str, name: str) -> list[str]:
 
 def test_import_twice_then_the_way_back(cli: Cli, tmp_path: Path) -> None:
     dump = tmp_path / "akashone.json"
-    dump.write_text(json.dumps({**sample_dump(120), "auditTrail": [{"id": "a-1"}]}))
+    # (invoices need a supplier GSTIN: this test's settings have none)
+    data = {**sample_dump(120), "auditTrail": [{"id": "a-1"}]}
+    del data["invoices"]
+    dump.write_text(json.dumps(data))
     report = tmp_path / "skipped.jsonl"
     first = cli("import", str(dump), "--report", str(report))
     assert first.returncode == 0, first.stderr
@@ -49,3 +52,16 @@ def test_a_file_that_is_not_a_dump_is_one_line(cli: Cli, tmp_path: Path) -> None
     filtered = cli("export", "--akashone-json", str(tmp_path / "x.json"), "--kind", "user")
     assert filtered.returncode == 2
     assert "takes no filters" in filtered.stderr
+
+
+def test_invoices_without_a_supplier_gstin_import_nothing(cli: Cli, query: Query,
+                                                          tmp_path: Path) -> None:
+    dump = tmp_path / "akashone.json"
+    dump.write_text(json.dumps(sample_dump(20)))
+    result = cli("import", str(dump))
+    assert result.returncode == 2
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: the dump has ")
+    assert "set AKASHONE_SUPPLIER_GSTIN" in error
+    assert query("SELECT count(*) FROM akashone_events WHERE topic LIKE '%%Imported'") == [(0,)]
+
