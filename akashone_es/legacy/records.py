@@ -279,7 +279,7 @@ class RecordTables:
                 values[field] = self._ref(camel(KINDS[target].plural), values[field],
                                           camel(field))
         model = STATEMENTS[kind.name].create_input
-        parsed: Any = i.parse(model, {**_only(values, model), "user_id": user})
+        parsed: Any = i.parse(model, {**_only(values, model), "user_id": user}, i.HISTORY)
         fields = parsed.model_dump(mode="json", exclude={"user_id"})
         kept = self._kept(kind, values, user)
         try:

@@ -210,7 +210,10 @@ class _Rest:
     def resources(self) -> dict[str, list[dict[str, Any]]]:
         """One of each kind for each owner (its references to the owner's own), and
         records AkashOne's missing checks let in."""
-        from akashone_es.resources.samples import SAMPLES  # noqa: PLC0415 - makes a certificate
+        from akashone_es.resources.samples import (  # noqa: PLC0415 - makes a certificate
+            SAMPLES,
+            self_signed,
+        )
 
         found: dict[str, list[dict[str, Any]]] = {table: [] for table in RESOURCE_TABLES}
         for owner in self.owners:
@@ -228,6 +231,9 @@ class _Rest:
         found["objectStorageBuckets"].append({  # bucket names are global: AkashOne let a
             **found["objectStorageBuckets"][1], "id": self.short("bkt"),  # second one in
             "userId": vms[2]["userId"], "cloudstackId": self.rid()})
+        certificate, key = self_signed(expired=True)  # AkashOne keeps expired ones
+        found["sslCertificates"][0].update(certificate=certificate, privateKey=key,
+                                           status="Expired")
         snapshot = found["vmSnapshots"][0]
         found["vmSnapshots"].append({**snapshot, "id": self.short("snap"),  # of another's VM
                                      "userId": vms[1]["userId"], "cloudstackSnapshotId":

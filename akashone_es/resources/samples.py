@@ -28,11 +28,12 @@ def _ipv6(tag: str) -> str:
 
 
 def self_signed(names: tuple[str, ...] = ("www.example.com", "example.com"),
-                days: int = 90) -> tuple[str, str]:
-    """A PEM certificate covering ``names`` and its private key."""
+                days: int = 90, *, expired: bool = False) -> tuple[str, str]:
+    """A PEM certificate covering ``names`` and its private key (``expired``: valid for
+    ``days`` up to a month ago)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    now = datetime.now(UTC)
+    now = datetime.now(UTC) - (timedelta(days=days + 30) if expired else timedelta())
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=days))

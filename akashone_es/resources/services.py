@@ -13,7 +13,7 @@ from uuid import UUID
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from akashone_es.resources.kind import (
     TENANT,
@@ -149,9 +149,10 @@ class SslCertificateFields(Tagged):
         return value
 
     @model_validator(mode="after")
-    def _key_matches(self) -> SslCertificateFields:
+    def _key_matches(self, info: ValidationInfo) -> SslCertificateFields:
         cert = _certificate(self.certificate)
-        if cert.not_valid_after_utc <= datetime.now(UTC):
+        history = bool((info.context or {}).get("history"))  # imported: it may have expired
+        if cert.not_valid_after_utc <= datetime.now(UTC) and not history:
             raise ValueError(f"certificate: expired on {cert.not_valid_after_utc:%Y-%m-%d}")
         if not _names(cert):
             raise ValueError("certificate: names no DNS domain (no subject alternative name"

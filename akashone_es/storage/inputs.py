@@ -200,14 +200,19 @@ class InsertUserActivity(Input):
 M = TypeVar("M", bound=BaseModel)
 
 
-def parse(model: type[M], data: Any) -> M:
+#: the validation context of a record brought in from AkashOne: a rule about the moment of
+#: creation (a certificate not yet expired) does not hold for a record made long ago
+HISTORY = {"history": True}
+
+
+def parse(model: type[M], data: Any, context: dict[str, Any] | None = None) -> M:
     """Validate ``data`` as ``model``; a failure names each field and rule."""
     if isinstance(data, model):
         return data
     if isinstance(data, BaseModel):
         data = data.model_dump(exclude_unset=True)
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except pydantic.ValidationError as exc:
         raise ValidationError([_error(err) for err in exc.errors()]) from None
 

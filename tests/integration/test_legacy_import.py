@@ -396,3 +396,13 @@ class TestEveryTable:
         invoice = storage.get_invoice(legacy_id("invoices", payment["invoiceId"]))
         assert invoice is not None
         assert (invoice.status, invoice.amount_paid) == ("issued", 0)
+
+    def test_an_expired_certificate_is_imported_as_akashone_kept_it(
+            self, storage: Storage, imported: ImportSummary, dump: dict[str, Any]) -> None:
+        """The API refuses a new certificate that has expired; a record of one is history."""
+        record = dump["sslCertificates"][0]
+        row = storage.get_ssl_certificate(legacy_id("sslCertificates", record["id"]))
+        assert row is not None
+        assert row.status == "Expired"
+        assert row.expires_at < datetime.now(UTC)
+
