@@ -130,9 +130,7 @@ class RecordTables:
             "hsnCodes": lambda r: self._catalog(r, "hsnCodes", catalog_domain.HsnCode,
                                                 bi.InsertHsnCode),
             "servicePlans": self._service_plan, "discountCoupons": self._coupon,
-            "featureFlags": lambda r: self._catalog(r, "featureFlags",
-                                                    catalog_domain.FeatureFlag,
-                                                    InsertFeatureFlag, "updatedAt"),
+            "featureFlags": self._flag,
             "billingAddresses": self._address, "paymentMethods": self._payment_method,
             "invoices": self._invoice, "invoiceLineItems": self._invoice_line,
             "paymentTransactions": self._transaction, "taxCalculations": self._tax,
@@ -222,6 +220,24 @@ class RecordTables:
         values = _values(record, "createdAt", *skip)
         fields = i.parse(model, _only({**values, **extra}, model)).model_dump(mode="json")
         return self._new(table, record, aggregate, fields=fields)
+
+    def _flag(self, record: dict[str, Any]) -> bool:
+        """A feature flag; one our seeding made under the same key takes AkashOne's values
+        (an ordinary update: AkashOne's switches are the ones its users had)."""
+        flag = i.parse(InsertFeatureFlag, _only(_values(record), InsertFeatureFlag))
+        seeded = self.storage.get_feature_flag_by_key(flag.key)
+        if seeded is None or seeded.id == legacy_id("featureFlags", str(record["id"])):
+            return self._catalog(record, "featureFlags", catalog_domain.FeatureFlag,
+                                 InsertFeatureFlag, "updatedAt")
+        self.ids[("featureFlags", str(record["id"]))] = seeded.id
+        values = flag.model_dump(mode="json")
+        changes = {k: v for k, v in values.items() if getattr(seeded, k) != v}
+        if not changes:
+            return False
+        aggregate = self._load(seeded.id)
+        aggregate.update(changes)
+        self._add(aggregate, "featureFlags", str(record["id"]))
+        return True
 
     def _service_plan(self, record: dict[str, Any]) -> bool:
         org = record.get("organizationId")

@@ -406,3 +406,20 @@ class TestEveryTable:
         assert row.status == "Expired"
         assert row.expires_at < datetime.now(UTC)
 
+
+    def test_flags_our_seeding_made_take_akashone_values(self, storage: Storage,
+                                                         dump: dict[str, Any]) -> None:
+        storage.initialize_default_feature_flags()
+        changed = dump["featureFlags"][0]
+        storage.update_feature_flag(storage.get_feature_flag_by_key(changed["key"]).id,
+                                    {"enabled": not changed["enabled"]})
+        summary = run(storage, dump)
+        flags = summary.tables["featureFlags"]
+        assert (flags.imported + flags.already, flags.skipped) == (len(dump["featureFlags"]), 0)
+        assert flags.imported >= 1
+        for record in dump["featureFlags"]:
+            flag = storage.get_feature_flag_by_key(record["key"])
+            assert flag is not None
+            assert (flag.enabled, flag.name) == (record["enabled"], record["name"])
+        again = run(storage, dump).tables["featureFlags"]
+        assert (again.imported, again.already) == (0, len(dump["featureFlags"]))
