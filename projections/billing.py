@@ -8,6 +8,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from akashone_es.domain.base import stamp
 from akashone_es.domain.billing import (
     AdjustmentNote,
     BillingAddress,
@@ -209,7 +210,8 @@ class BillingProjection(Projection):
     def _address_created(self, e: BillingAddress.Created, _: int, b: Batch) -> None:
         values = [e.fields.get(c, ADDRESS_DEFAULTS.get(c)) for c in ADDRESS_COLUMNS]
         b.add(self.insert_address, (e.originator_id, e.user_id, *values,
-                                    bool(e.fields.get("is_default")), e.timestamp, e.timestamp),
+                                    bool(e.fields.get("is_default")), e.timestamp,
+                                    stamp(e, "updated_at")),
               returns=("billing_addresses", e.originator_id))
 
     @handles(BillingAddress.Updated)
@@ -354,7 +356,8 @@ class BillingProjection(Projection):
     def _method_added(self, e: PaymentMethod.Created, _: int, b: Batch) -> None:
         values = [e.fields.get(c) for c in METHOD_COLUMNS]
         b.add(self.insert_method, (e.originator_id, e.user_id, *values,
-                                   bool(e.fields.get("is_default")), e.timestamp, e.timestamp),
+                                   bool(e.fields.get("is_default")), e.timestamp,
+                                   stamp(e, "updated_at")),
               returns=("payment_methods", e.originator_id))
 
     @handles(PaymentMethod.Updated)
@@ -426,7 +429,7 @@ class BillingProjection(Projection):
     def _record_created(self, e: Any, _: int, b: Batch) -> None:
         insert, _updates, _delete, columns, stamps = self.catalog[_owner(e)]
         b.add(insert, (e.originator_id, *[e.fields.get(c) for c in columns],
-                       *[e.timestamp] * len(stamps)),
+                       *[stamp(e, s) for s in stamps]),
               returns=(_owner(e).__name__, e.originator_id))
 
     @handles(HsnCode.Updated, DiscountCoupon.Updated, ServicePlan.Updated, FeatureFlag.Updated)

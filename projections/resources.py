@@ -15,6 +15,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from akashone_es.domain.base import stamp
 from akashone_es.domain.resources import Resource
 from akashone_es.resources import KINDS
 from akashone_es.resources.kind import Kind, Meter
@@ -154,7 +155,7 @@ class ResourcesProjection(Projection):
     def created(self, e: Resource.Created, position: int, b: Batch) -> None:
         kind = KINDS[e.kind]
         query, columns = self._inserts[kind.name]
-        stamps: list[datetime] = [e.timestamp] * (2 if kind.stamp else 1)
+        stamps: list[datetime] = [e.timestamp, *([stamp(e, kind.stamp)] if kind.stamp else [])]
         b.add(query, [e.originator_id, e.user_id, e.organization_id,
                       *(_value(e.fields.get(c)) for c in columns), *stamps],
               returns=(kind.table, e.originator_id))

@@ -105,16 +105,27 @@ class EditableRecord(Aggregate):
         self.trigger_event(type(self).Deleted)
 
 
+def stamp(event: Any, column: str) -> datetime:
+    """The time a projection writes in ``column`` for ``event``: the record's own when it
+    came from AkashOne with one (``legacy_event``), else the event's."""
+    stamps: dict[str, datetime] = getattr(event, "stamps", None) or {}
+    moment: datetime = stamps.get(column, event.timestamp)
+    return moment
+
+
 def legacy_event(aggregate: type[Aggregate], created: type[Any], **fields: Any) -> type[Any]:
     """Give ``aggregate`` an ``Imported`` event: its ``created`` event brought in from
     AkashOne's store (``legacy``), naming the source record (``source``: ``table:id``) and
     any ``fields`` (name -> annotation) of its own. Projections apply it as ``created``
-    (``projections/engine.py``), so the record reads as one the API made."""
-    annotations = {"legacy": ClassVar[bool], "source": str, **fields}
+    (``projections/engine.py``), so the record reads as one the API made; ``stamps`` holds
+    the record's later times (column -> time: ``updated_at``, ``last_synced``), which the
+    projection writes where it would write the event's time."""
+    annotations = {"legacy": ClassVar[bool], "source": str, "stamps": dict[str, datetime],
+                   **fields}
     namespace: dict[str, Any] = {
         "__module__": aggregate.__module__, "__qualname__": f"{aggregate.__qualname__}.Imported",
         "__annotations__": annotations, "__doc__": f"{created.__qualname__}, brought in from "
-        "AkashOne's store: one event per source record.", "legacy": True}
+        "AkashOne's store: one event per source record.", "legacy": True, "stamps": {}}
     imported = type("Imported", (created,), namespace)
     aggregate.Imported = imported  # type: ignore[attr-defined]
     return imported

@@ -219,7 +219,7 @@ class RecordTables:
                  model: Any, *skip: str, **extra: Any) -> bool:
         values = _values(record, "createdAt", *skip)
         fields = i.parse(model, _only({**values, **extra}, model)).model_dump(mode="json")
-        return self._new(table, record, aggregate, fields=fields)
+        return self._new(table, record, aggregate, fields=fields, stamps=_updated(record))
 
     def _flag(self, record: dict[str, Any]) -> bool:
         """A feature flag; one our seeding made under the same key takes AkashOne's values
@@ -273,7 +273,7 @@ class RecordTables:
                                                  address.country)
         self._default_once("billingAddresses", user, address.is_default)
         return self._new("billingAddresses", record, billing_domain.BillingAddress,
-                         user_id=str(user), fields=fields)
+                         user_id=str(user), fields=fields, stamps=_updated(record))
 
     def _payment_method(self, record: dict[str, Any]) -> bool:
         user, _ = self._owner(record)
@@ -281,7 +281,7 @@ class RecordTables:
                          {**_only(_values(record), bi.InsertPaymentMethod), "user_id": user})
         self._default_once("paymentMethods", user, method.is_default)
         return self._new("paymentMethods", record, billing_domain.PaymentMethod,
-                         user_id=str(user),
+                         user_id=str(user), stamps=_updated(record),
                          fields=method.model_dump(mode="json", exclude={"user_id"}))
 
     # -- resources -------------------------------------------------------------------------
@@ -322,7 +322,8 @@ class RecordTables:
         return self._new(table, record, Resource, self._created(record, camel(kind.created_column)),
                          kind=kind.name, user_id=str(user),
                          organization_id=str(organization) if organization else None,
-                         fields=fields, metered_from=self.started)
+                         fields=fields, metered_from=self.started,
+                         stamps=_updated(record, kind.stamp) if kind.stamp else {})
 
     def _kept(self, kind: Kind, values: dict[str, Any], user: UUID) -> dict[str, Any]:
         """The computed values AkashOne kept; one naming a resource (a volume's VM) names
@@ -626,3 +627,10 @@ def _einvoice(record: dict[str, Any]) -> dict[str, Any]:
     einvoice.update(einvoice_ack_date=ack.isoformat() if ack else None,
                     einvoice_enabled=record.get("einvoiceEnabled") is True)
     return einvoice
+
+
+def _updated(record: dict[str, Any], column: str = "updated_at") -> dict[str, datetime]:
+    """A record's later time (``updatedAt``, a resource's ``lastSynced``), when it has one."""
+    moment = _moment(record, camel(column), required=False)
+    return {column: moment} if moment else {}
+

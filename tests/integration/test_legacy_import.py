@@ -423,3 +423,18 @@ class TestEveryTable:
             assert (flag.enabled, flag.name) == (record["enabled"], record["name"])
         again = run(storage, dump).tables["featureFlags"]
         assert (again.imported, again.already) == (0, len(dump["featureFlags"]))
+
+    def test_later_times_are_kept(self, storage: Storage, imported: ImportSummary,
+                                  dump: dict[str, Any]) -> None:
+        """A record's ``updatedAt`` (a resource's ``lastSynced``) is AkashOne's, not the
+        creation time again."""
+        plan = dump["servicePlans"][0]
+        row = storage.get_service_plan(legacy_id("servicePlans", plan["id"]))
+        assert row is not None
+        assert row.updated_at.isoformat()[:23] == plan["updatedAt"][:23]
+        vm = dump["virtualMachines"][0]
+        found = storage.get_virtual_machine(legacy_id("virtualMachines", vm["id"]))
+        assert found is not None
+        assert found.last_synced.isoformat()[:23] == vm["lastSynced"][:23]
+        assert found.last_synced != found.created_at
+
