@@ -28,7 +28,7 @@ from akashone_es.legacy.base import (
     _text,
     legacy_id,
 )
-from akashone_es.legacy.records import TABLES, RecordTables
+from akashone_es.legacy.records import TABLES, RecordTables, _reason
 from akashone_es.storage import inputs as i
 
 #: AkashOne's tables this version imports, in dependency order
@@ -133,12 +133,16 @@ class Importer(RecordTables):
         """Turn each record of ``table`` into events (``make`` returns False when the record
         is already in the log); save them in batches."""
         count = self.summary.count(table)
+        seen: set[str] = set()
         for record in records:
             source = str(record.get("id")) if isinstance(record, dict) else "?"
             try:
                 if not isinstance(record, dict):
                     raise Refused("not a JSON object")
                 _text(record, "id")
+                if source in seen:  # the first keeps it; this one would replace it unsaved
+                    raise Refused(f"id: another {table} record has it")
+                seen.add(source)
                 if make(record) is False:
                     count.already += 1
                 else:
@@ -146,8 +150,7 @@ class Importer(RecordTables):
             except (Refused, AkashOneError) as exc:  # a rule of ours, or of the storage API
                 self._skip(table, source, str(exc))
             except pydantic.ValidationError as exc:  # a field of the wrong type for its event
-                self._skip(table, source, "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()))
+                self._skip(table, source, _reason(exc))
             self.done += 1
             if len(self.pending) >= BATCH:
                 self._flush()

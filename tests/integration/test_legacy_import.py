@@ -438,3 +438,21 @@ class TestEveryTable:
         assert found.last_synced.isoformat()[:23] == vm["lastSynced"][:23]
         assert found.last_synced != found.created_at
 
+    def test_a_repeated_id_is_skipped_and_the_first_record_kept(self, storage: Storage
+                                                                ) -> None:
+        dump = sample_dump(20)
+        vm = dump["virtualMachines"][0]
+        dump["virtualMachines"].append({**vm, "name": "twin", "cloudstackId": "cs-twin"})
+        person = dump["users"][2]
+        dump["users"].append({**person, "username": "twin", "email": "twin@example.in"})
+        summary = run(storage, dump)
+        reasons = {(s.table, s.source_id): s.reason for s in summary.skipped}
+        assert reasons[("virtualMachines", vm["id"])] == "id: another virtualMachines record has it"
+        assert reasons[("users", person["id"])] == "id: another users record has it"
+        row = storage.get_virtual_machine(legacy_id("virtualMachines", vm["id"]))
+        assert row is not None
+        assert row.name == vm["name"]
+        user = storage.get_user(person["id"])
+        assert user is not None
+        assert user.username == person["username"]
+
