@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from akashone_es.cli.common import State, fail, plural
-from akashone_es.legacy import Importer
+from akashone_es.legacy import Importer, sample_dump
 
 SHOWN_SKIPS = 20
 
@@ -65,3 +65,22 @@ def import_dump(ctx: typer.Context,
     if summary.not_imported:
         waiting = ", ".join(f"{name} ({n})" for name, n in sorted(summary.not_imported.items()))
         state.console.print(f"not imported yet by this version: {waiting}")
+
+
+def write_sample(ctx: typer.Context,
+                 out: Annotated[Path, typer.Argument(help="the JSON file to write",
+                                                     metavar="FILE")],
+                 users: Annotated[int, typer.Option(
+                     min=1, max=100_000, help="AkashOne users in it (the rest scales)")]
+                 = 1000) -> None:
+    """Write a realistic dump of AkashOne's store to try `import` on: all 37 tables, and
+    the defects AkashOne's own code lets in (the import skips them, saying why)."""
+    state: State = ctx.obj
+    data = sample_dump(users)
+    try:
+        out.write_text(json.dumps(data, indent=1) + "\n")
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror}", 2)
+    records = sum(len(records) for records in data.values())
+    state.console.print(f"wrote {plural(records, 'record')} in {len(data)} tables to {out}")
+

@@ -65,3 +65,19 @@ def test_invoices_without_a_supplier_gstin_import_nothing(cli: Cli, query: Query
     assert "set AKASHONE_SUPPLIER_GSTIN" in error
     assert query("SELECT count(*) FROM akashone_events WHERE topic LIKE '%%Imported'") == [(0,)]
 
+
+def test_a_sample_dump_to_try_the_import_on(cli: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "sample.json"
+    written = cli("sample-dump", str(out), "--users", "30")
+    assert written.returncode == 0, written.stderr
+    data = json.loads(out.read_text())
+    assert len(data) == 37
+    assert f"in 37 tables to {out}" in written.stdout
+    again = json.loads(json.dumps(sample_dump(30)))  # the sample: the same but for the keys
+    certificates = [c["id"] for c in data.pop("sslCertificates")]
+    assert certificates == [c["id"] for c in again.pop("sslCertificates")]
+    assert data == again
+    refused = cli("sample-dump", str(tmp_path / "missing" / "x.json"))
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: cannot write")
+
