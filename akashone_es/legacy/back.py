@@ -74,8 +74,7 @@ WAY_BACK: dict[str, Back] = {
                            "zero_rated", "coupon_code", "discount_percentage", "issued_at")),
     "invoiceLineItems": Back("invoice_line_items", "line_number", {"invoice_id": "invoices"},
                              ("line_number", "discount_amount", "taxable_amount",
-                                   "cgst_amount", "sgst_amount", "utgst_amount",
-                                   "igst_amount")),
+                              "cgst_amount", "sgst_amount", "utgst_amount", "igst_amount")),
     "paymentTransactions": Back("payment_transactions", refs={
         "invoice_id": "invoices", "user_id": "users", "payment_method_id": "paymentMethods"},
         ours=("refunded_at",)),
@@ -97,14 +96,14 @@ def _value(value: Any) -> Any:
     return value
 
 
-def _table(storage: Any, back: Back, sid: Any) -> list[dict[str, Any]]:
+def _table(storage: Any, name: str, back: Back, sid: Any) -> list[dict[str, Any]]:
     where = sql.SQL(" WHERE id IN (SELECT originator_id FROM public.akashone_events"
                     " WHERE topic LIKE %s)") if back.topics else sql.SQL("")
     query = sql.SQL("SELECT * FROM {}{} ORDER BY {}, id").format(
         sql.Identifier(back.table), where, sql.Identifier(back.order))
     records = []
     for row in storage._rows(query, (back.topics,) if back.topics else ()):
-        record: dict[str, Any] = {"id": sid(_owner_table(back), row["id"])}
+        record: dict[str, Any] = {"id": sid(name, row["id"])}
         for column, value in row.items():
             if column == "id" or column in back.ours:
                 continue
@@ -119,9 +118,6 @@ def _table(storage: Any, back: Back, sid: Any) -> list[dict[str, Any]]:
         records.append(record)
     return records
 
-
-def _owner_table(back: Back) -> str:
-    return next(name for name, b in WAY_BACK.items() if b is back)
 
 
 # -- users and RBAC ------------------------------------------------------------------------
@@ -206,7 +202,7 @@ def export_dump(storage: Any) -> dict[str, Any]:
         "grantedBy": sid("users", x["granted_by"]), "createdAt": _stamp(x["created_at"])}
         for x in storage._rows(sql.SQL("SELECT * FROM user_roles ORDER BY created_at, id"),
                                ())]
-    tables = {name: _table(storage, back, sid) for name, back in WAY_BACK.items()}
+    tables = {name: _table(storage, name, back, sid) for name, back in WAY_BACK.items()}
     for member in tables["teamMembers"]:
         if member["status"] == "invited":
             member["invitationToken"] = tokens.get(str(legacy_id("teamMembers", member["id"])))

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from akashone_es.gst import gstin_check_character
+from akashone_es.gst import STATE_CODES, gstin_check_character
 from akashone_es.legacy.records import RESOURCE_TABLES, camel, snake
 
 if TYPE_CHECKING:
@@ -304,8 +304,6 @@ class _Rest:
 
     def invoice(self, n: int, address: dict[str, Any],
                 found: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-        from akashone_es.gst import STATE_CODES  # noqa: PLC0415
-
         created = _later(address["createdAt"], 35)
         invoice_id = self.rid()
         subtotal = 0
