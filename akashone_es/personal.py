@@ -23,11 +23,12 @@ erasure event. A value whose key was destroyed reads as ``MARKER``.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -140,6 +141,7 @@ class KeyRing:
         self._connect = connect  # a context manager giving a pooled connection
         #: subject -> (cipher or None when destroyed, when cached)
         self._keys: dict[str, tuple[AESGCM | None, float]] = {}
+        self._whole = False  # every key of the database is cached (``preload``)
 
     # -- writing ---------------------------------------------------------------------------
     def encrypt(self, subject: str, value: str, *, create: bool = True,
@@ -202,6 +204,20 @@ class KeyRing:
         current.statements.append(
             (INSERT_KEY, (subject, WRAPPED + base64.b64encode(wrapped).decode())))
         return True, cipher
+
+    def bound_to(self, conn: psycopg.Connection[Any]) -> KeyRing:
+        """A key ring with the same secret that reads keys through ``conn``, inside its
+        transaction, with a cache of its own."""
+        ring = copy.copy(self)
+        ring._connect = lambda: nullcontext(conn)
+        ring._keys, ring._whole = {}, False
+        return ring
+
+    def preload(self) -> None:
+        """Cache every key the database holds, before a pass over the whole log by the one
+        writer of keys meanwhile (a subject not cached then has no key)."""
+        self._load([], bulk=True)
+        self._whole = True
 
     def _settle(self, done: _Save) -> None:
         """After a save committed: its keys are committed; its destroyed keys are gone."""
@@ -322,6 +338,32 @@ def _seal_path(keyring: KeyRing, subject: str, state: dict[str, Any], path: str,
     value = holder.get(name) if holder is not None else None
     if isinstance(value, str):  # always: a value that looks sealed is sealed again
         holder[name] = keyring.encrypt(subject, value, create=create, fresh=fresh)
+
+
+def seal_clear(keyring: KeyRing, topic: str, originator_id: Any, state: dict[str, Any]
+               ) -> tuple[int, int]:
+    """Encrypt, in place, the personal values of a stored event's state that are in clear
+    (written before personal data was encrypted), each under its person's key (made when
+    the person has none yet, inside the current save); a person whose key was destroyed
+    gets the marker. Returns (values encrypted, values erased)."""
+    sealed = erased = 0
+    spec = PERSONAL.get(topic)
+    for path in clear_fields(topic, state):
+        if path.startswith("metadata."):
+            subject: str | None = person(state["metadata"]["actor_id"])
+        else:
+            subject = _subject(spec[0], originator_id, state) if spec else None
+        if subject is None:
+            continue  # no person to seal it under (e.g. an activity of no user)
+        holder, name = _at(state, path)
+        # after a preload, a subject the key ring has never seen has no key: no need to ask
+        holder[name] = keyring.encrypt(subject, holder[name],
+                                       fresh=keyring._whole and subject not in keyring._keys)
+        if holder[name] == MARKER:
+            erased += 1
+        else:
+            sealed += 1
+    return sealed, erased
 
 
 def clear_fields(topic: str, state: dict[str, Any]) -> list[str]:

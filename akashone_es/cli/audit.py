@@ -14,8 +14,10 @@ import typer
 
 from akashone_es import audit as chain
 from akashone_es import export as offline
-from akashone_es.cli.common import EXIT_FAILED, State, fail, plural
+from akashone_es.cli.common import EXIT_FAILED, EXIT_USAGE, Bars, State, bars, fail, plural
+from akashone_es.persistence.database import with_database
 from akashone_es.personal import clear_fields
+from akashone_es.reencrypt import copy_encrypted, same_database
 
 FY = re.compile(r"\d{4}-\d{2}")
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -144,7 +146,8 @@ def personal_data(ctx: typer.Context) -> None:
     """Count the events that hold personal data in clear.
 
     They were written before personal data was encrypted per person, so destroying a key
-    cannot erase them (the log never changes)."""
+    cannot erase them (the log never changes): audit reencrypt copies the log into a new
+    database with them encrypted."""
     state: State = ctx.obj
     counts: dict[str, int] = {}
     events = 0
@@ -165,3 +168,37 @@ def personal_data(ctx: typer.Context) -> None:
     state.console.print(f"{plural(events, 'event')} {verb} personal data in clear:")
     for name, count in sorted(counts.items()):
         state.console.print(f"  {name}: {count}")
+
+
+@app.command()
+def reencrypt(ctx: typer.Context,
+              into: Annotated[str, typer.Option(
+                  "--into", metavar="DATABASE",
+                  help="the new, empty database: a name on the same server, or a URL")],
+              ) -> None:
+    """Copy the log into a new database with the personal data it holds in clear encrypted.
+
+    Events written before personal data was encrypted keep it in clear, and the log never
+    changes. The copy has every event at its own position, each such value encrypted under
+    its person's key (or erased, for a person already erased); the keys come along, the
+    projections are rebuilt and both hash chains sealed. Stop every writer first. Then point
+    DATABASE_URL at the new database, and keep the old one (and its digest) only as long as
+    the law asks."""
+    state: State = ctx.obj
+    with state.storage("audit reencrypt") as source:
+        target = into if "://" in into or "=" in into else with_database(source.dsn, into)
+        if same_database(source.dsn, target):
+            fail("--into: names the database being copied; name a new, empty one", EXIT_USAGE)
+        with state.storage("audit reencrypt", create=True, dsn=target) as new, \
+                bars(state) as progress:
+            done = copy_encrypted(source, new, Bars(progress))
+    state.console.print(f"copied {plural(done.events, 'event')} and {plural(done.keys, 'key')}; "
+                        f"{done.changed} held personal data in clear")
+    state.console.print(f"  {plural(done.sealed, 'value')} encrypted, {done.erased} erased "
+                        "(their person's key was destroyed)")
+    for name, found in (("old", done.source), ("new", done.target)):
+        if found is not None:  # both are, once the copy is made
+            state.console.print(f"{name} log: position {found.position}  head {found.hash}",
+                                soft_wrap=True)
+    state.console.print("next: point DATABASE_URL at the new database; keep the old one, and "
+                        "its digest, only as long as the law asks")

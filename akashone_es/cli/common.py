@@ -19,6 +19,14 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.measure import Measurement
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from akashone_es.errors import AkashOneError, ConfigurationError
@@ -92,16 +100,17 @@ class State:
         self.errors = Console(stderr=True)
 
     @contextmanager
-    def storage(self, command: str | None = None, *, create: bool = False
-                ) -> Iterator[Storage]:
+    def storage(self, command: str | None = None, *, create: bool = False,
+                dsn: str | None = None) -> Iterator[Storage]:
         """Open storage for one command, acting as the CLI; errors become one line.
 
         ``command`` names the reason recorded for the platform context (``cli <command>``).
         Only ``init`` and ``demo`` pass ``create=True``: every other command refuses a
-        missing database rather than create an empty one under a mistyped name.
+        missing database rather than create an empty one under a mistyped name. ``dsn``: a
+        database other than the settings' one.
         """
         try:
-            storage = open_storage(self.settings, create_database=create)
+            storage = open_storage(self.settings, dsn=dsn, create_database=create)
         except ConfigurationError as exc:
             fail(str(exc), EXIT_USAGE)
         except AkashOneError as exc:
@@ -119,6 +128,25 @@ class State:
             fail(f"database: {exc}")
         finally:
             storage.close()
+
+
+class Bars:
+    """A rich progress bar fed by (projection, position, target) callbacks."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, name: str, position: int, target: int) -> None:
+        if name not in self.tasks:
+            self.tasks[name] = self.progress.add_task(name, total=target)
+        self.progress.update(self.tasks[name], completed=position, total=target)
+
+
+def bars(state: State) -> Progress:
+    """Progress bars on stderr, one per task, with counts and time taken."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=state.errors, transient=False)
 
 
 def fits(console: Console, table: Table) -> bool:

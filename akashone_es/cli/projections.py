@@ -6,17 +6,9 @@ import getpass
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from akashone_es import audit as chain
-from akashone_es.cli.common import State, render_status
+from akashone_es.cli.common import Bars, State, bars, render_status
 from akashone_es.errors import ProjectionError
 from akashone_es.persistence.roles import app_dsn
 from akashone_es.persistence.snapshots import check_snapshots
@@ -44,24 +36,6 @@ def _select(storage: Storage, names: list[str] | None, mode: str | None = None
     return [p for p in chosen if mode is None or p.mode == mode]
 
 
-class _Bar:
-    """A rich progress bar fed by (projection, position, target) callbacks."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[str, TaskID] = {}
-
-    def __call__(self, name: str, position: int, target: int) -> None:
-        if name not in self.tasks:
-            self.tasks[name] = self.progress.add_task(name, total=target)
-        self.progress.update(self.tasks[name], completed=position, total=target)
-
-
-def _progress(state: State) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=state.errors, transient=False)
-
-
 @app.command("status")
 def status_command(ctx: typer.Context) -> None:
     """Head position, checkpoint and lag of each projection."""
@@ -80,12 +54,12 @@ def catch_up(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = N
     """Apply pending events to the async projections and seal them into the hash chain,
     then exit."""
     state: State = ctx.obj
-    with state.storage() as storage, _progress(state) as progress:
+    with state.storage() as storage, bars(state) as progress:
         runner = Runner(app_dsn(storage.dsn, storage.settings),
                         _select(storage, names, "async"), storage.reader,
                         batch_size=batch_size or storage.settings.batch_size,
                         follow=chain.seal)
-        runner.run(once=True, progress=_Bar(progress))
+        runner.run(once=True, progress=Bars(progress))
     state.console.print("caught up")
 
 
@@ -112,8 +86,8 @@ def rebuild(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = No
     stopped: list[ProjectionError] = []
     with state.storage() as storage:
         chosen = _select(storage, names)
-        with _progress(state) as progress:
-            bar = _Bar(progress)
+        with bars(state) as progress:
+            bar = Bars(progress)
             for projection in chosen:
                 try:
                     position = rebuild_projection(storage.dsn, type(projection),
