@@ -9,7 +9,7 @@ leaves the rows as they were.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
 import psycopg
@@ -110,8 +110,30 @@ class Batch:
 
     def execute(self, cur: psycopg.Cursor[Any]) -> None:
         """Send every statement; the caller's pipeline or transaction decides when to sync."""
-        for query, params in self.statements:
-            cur.execute(query, params, prepare=True)
+        for _, query, params in self.runs():
+            if len(params) == 1:
+                cur.execute(query, params[0], prepare=True)
+            else:
+                cur.executemany(query, params)
+
+    def runs(self, *, returning: bool = False
+             ) -> Iterator[tuple[int, Query, list[Sequence[Any]]]]:
+        """The statements in order as (index of the first, query, parameters), consecutive
+        ones of the same query together (one ``executemany`` binds them without a Python
+        round per statement); when ``returning``, a statement whose row is returned stays
+        alone (its row is wanted)."""
+        statements, count = self.statements, len(self.statements)
+        alone = self.returns if returning else {}
+        start = 0
+        while start < count:
+            query = statements[start][0]
+            end = start + 1
+            if start not in alone:
+                while end < count and end not in alone and (
+                        statements[end][0] is query or statements[end][0] == query):
+                    end += 1
+            yield start, query, [params for _, params in statements[start:end]]
+            start = end
 
 
 class Table:

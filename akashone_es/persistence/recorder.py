@@ -134,14 +134,17 @@ class AkashOneRecorder(PostgresApplicationRecorder):
                 [e.originator_version for e in stored_events],
                 [e.topic for e in stored_events], [e.state for e in stored_events]))
             shared = conn.cursor()
-            for index, (query, params) in enumerate(batch.statements):
+            rows = _captured.get()  # the rows wanted back, if any
+            for index, query, params in batch.runs(returning=rows is not None):
+                if len(params) > 1:
+                    shared.executemany(query, params)
+                    continue
                 cursor = shared
-                if index in batch.returns:
+                if rows is not None and index in batch.returns:
                     cursor = returning[index] = conn.cursor()
-                cursor.execute(query, params, prepare=True)
+                cursor.execute(query, params[0], prepare=True)
             conn.execute(b"COMMIT")
         ids = [row["notification_id"] for row in insert.fetchall()]
-        rows = _captured.get()
         if rows is not None:
             for index, cursor in returning.items():
                 row = cursor.fetchone()
