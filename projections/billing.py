@@ -26,6 +26,7 @@ from projections.billing_tables import (
     ADDRESS_COLUMNS,
     ADDRESS_DEFAULTS,
     ADJUSTMENT_NOTES,
+    BILLED_USAGE,
     BILLING_ADDRESSES,
     COUPON_COLUMNS,
     DISCOUNT_COUPONS,
@@ -63,7 +64,7 @@ class BillingProjection(Projection):
     name = "billing"
     mode = "inline"
     tables = (BILLING_ADDRESSES, INVOICES, INVOICE_LINE_ITEMS, ADJUSTMENT_NOTES, USAGE_RECORDS,
-              PAYMENT_METHODS, PAYMENT_TRANSACTIONS, TAX_CALCULATIONS, HSN_CODES,
+              BILLED_USAGE, PAYMENT_METHODS, PAYMENT_TRANSACTIONS, TAX_CALCULATIONS, HSN_CODES,
               DISCOUNT_COUPONS, SERVICE_PLANS, DOCUMENT_SERIES, FEATURE_FLAGS)
     unique_constraints = {
         "invoices_supplier_number_key": ("invoice", "invoice_number"),
@@ -166,10 +167,14 @@ class BillingProjection(Projection):
                               "resource_name", "metric_type", "quantity", "unit",
                               "unit_price", "total_cost", "recorded_at", "period_start",
                               "period_end", "metadata"), stamps=("created_at",))
+        # the guard row first: a record billed on another invoice fails the statement (the
+        # primary key; the arbiter is the pair, so a replay of the same bill passes)
         self.bill_usage = self.q(
-            "UPDATE {t} u SET invoice_id = v.invoice_id, billed = true"
-            " FROM unnest(%s::uuid[], %s::uuid[]) AS v(invoice_id, id) WHERE u.id = v.id",
-            t="usage_records")
+            "WITH v AS (SELECT * FROM unnest(%s::uuid[], %s::uuid[]) AS v(invoice_id, id)),"
+            " guard AS (INSERT INTO {g} (id, invoice_id) SELECT id, invoice_id FROM v"
+            " ON CONFLICT (id, invoice_id) DO NOTHING)"
+            " UPDATE {t} u SET invoice_id = v.invoice_id, billed = true FROM v WHERE u.id = v.id",
+            t="usage_records", g="billed_usage")
         self.insert_method = self._insert("payment_methods",
                                           ("user_id", *METHOD_COLUMNS, "is_default"),
                                           stamps=("created_at", "updated_at"))
@@ -350,6 +355,11 @@ class BillingProjection(Projection):
     @handles(UsageRecord.Billed)
     def _usage_billed(self, e: UsageRecord.Billed, _: int, b: Batch) -> None:
         b.add_row(self.bill_usage, (e.invoice_id, e.originator_id))
+
+    @handles(Invoice.UsageBilled)
+    def _invoice_billed_usage(self, e: Invoice.UsageBilled, _: int, b: Batch) -> None:
+        for record_id in e.record_ids:
+            b.add_row(self.bill_usage, (e.originator_id, record_id))
 
     # -- payments -------------------------------------------------------------------------
     @handles(PaymentMethod.Created)

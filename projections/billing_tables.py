@@ -108,6 +108,12 @@ USAGE_RECORDS = Table("usage_records", """
      " ON {table} (user_id, billed, period_start)",
      "CREATE INDEX IF NOT EXISTS usage_records_invoice_idx ON {table} (invoice_id)"])
 
+#: each usage record (``id``) billed, once: the primary key refuses, in the transaction that
+#: tries it, a record already billed on another invoice (two racing invoices cannot both
+#: bill it); the same pair again is a replay, and changes nothing
+BILLED_USAGE = Table("billed_usage", """
+    id uuid PRIMARY KEY, invoice_id uuid NOT NULL, UNIQUE (id, invoice_id)""")
+
 PAYMENT_METHODS = Table("payment_methods", """
     id uuid PRIMARY KEY, user_id uuid NOT NULL, gateway text NOT NULL,
     gateway_method_id text, type text NOT NULL, card_last4 text, card_brand text,

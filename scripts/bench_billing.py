@@ -6,8 +6,8 @@ generation  generate_invoice for customers with 100 usage records each  vs the s
 rebuild     billing projection rebuild                                    vs the library's
             ProjectionRunner writing an equivalent usage table, one transaction per event,
             timed on the same mix of events as ours: its rate on UsageRecord.Recorded (an
-            INSERT each) and on UsageRecord.Billed (an UPDATE each, rows present) is weighted
-            by how many of each our rebuild replays
+            INSERT each) and on Invoice.UsageBilled (an UPDATE of the records it names, rows
+            present) is weighted by how many of each our rebuild replays
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from psycopg import sql
 from rich.console import Console
 
 from akashone_es.application import AkashOneApplication
-from akashone_es.domain.billing import BillingAddress
+from akashone_es.domain.billing import BillingAddress, Invoice
 from akashone_es.domain.identity import User
 from akashone_es.domain.usage import UsageRecord
 from akashone_es.money import round_half_up
@@ -172,16 +172,17 @@ class LibraryUsageView(PostgresTrackingRecorder):
                           e.total_cost), prepare=True)
             self._insert_tracking(curs, tracking)
 
-    def billed(self, e: UsageRecord.Billed, tracking: Tracking) -> None:
+    def billed(self, e: Invoice.UsageBilled, tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as curs:
-            curs.execute("UPDATE lib_usage SET billed = true, invoice_id = %s WHERE id = %s",
-                         (e.invoice_id, e.originator_id), prepare=True)
+            curs.execute("UPDATE lib_usage SET billed = true, invoice_id = %s"
+                         " WHERE id = ANY(%s::uuid[])",
+                         (e.originator_id, e.record_ids), prepare=True)
             self._insert_tracking(curs, tracking)
 
 
 class LibraryUsageProjection(LibraryProjection[LibraryUsageView]):
     name = "libusage"
-    topics = (get_topic(UsageRecord.Recorded), get_topic(UsageRecord.Billed))
+    topics = (get_topic(UsageRecord.Recorded), get_topic(Invoice.UsageBilled))
 
     @singledispatchmethod
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
@@ -192,7 +193,7 @@ class LibraryUsageProjection(LibraryProjection[LibraryUsageView]):
         self.view.recorded(domain_event, tracking)
 
     @process_event.register
-    def _(self, domain_event: UsageRecord.Billed, tracking: Tracking) -> None:
+    def _(self, domain_event: Invoice.UsageBilled, tracking: Tracking) -> None:
         self.view.billed(domain_event, tracking)
 
 
@@ -246,7 +247,7 @@ def library_mix_rate(dsn: str, events: int, counts: dict[str, int]) -> dict[str,
     by then). The mix rate is total events over the time the library would take for our
     counts of each: n / (n_ins / rate_ins + n_upd / rate_upd).
     """
-    recorded, billed = (get_topic(UsageRecord.Recorded), get_topic(UsageRecord.Billed))
+    recorded, billed = (get_topic(UsageRecord.Recorded), get_topic(Invoice.UsageBilled))
     inserts = library_runner_rate(dsn, LibraryUsageProjection, LibraryUsageView, after=0,
                                   events=events, drop="lib_usage, libusage_tracking")
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -255,11 +256,11 @@ def library_mix_rate(dsn: str, events: int, counts: dict[str, int]) -> dict[str,
         first = conn.execute("SELECT min(notification_id) FROM akashone_events"
                              " WHERE topic = %s", (billed,)).fetchone()
     if first is None or first[0] is None:
-        raise SystemExit("no UsageRecord.Billed events: the generation benchmark bills them")
-    updates = library_runner_rate(dsn, LibraryUsageProjection, LibraryUsageView,
-                                  after=int(first[0]) - 1, events=events,
-                                  drop="libusage_tracking")
+        raise SystemExit("no Invoice.UsageBilled events: the generation benchmark makes them")
     n_ins, n_upd = counts.get(recorded, 0), counts.get(billed, 0)
+    updates = library_runner_rate(dsn, LibraryUsageProjection, LibraryUsageView,
+                                  after=int(first[0]) - 1, events=min(events, n_upd),
+                                  drop="libusage_tracking")
     mix = (n_ins + n_upd) / (n_ins / inserts + n_upd / updates)
     return {"baseline": mix, "baseline_inserts": inserts, "baseline_updates": updates}
 
@@ -271,7 +272,7 @@ def bench_billing_rebuild(storage: Any, rounds: int, library_events: int) -> dic
             (BillingProjection().topics(),)).fetchall())
     events = sum(counts.values())
     recorded, billed = (counts.get(get_topic(UsageRecord.Recorded), 0),
-                        counts.get(get_topic(UsageRecord.Billed), 0))
+                        counts.get(get_topic(Invoice.UsageBilled), 0))
     results = []
     for r in range(rounds):
         # alternate which side runs first: the other's writes leave dirty pages and WAL

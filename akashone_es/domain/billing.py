@@ -10,6 +10,7 @@ from eventsourcing.domain import event
 
 from akashone_es.domain.base import Aggregate, EditableRecord, legacy_event
 from akashone_es.errors import (
+    ConflictError,
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
@@ -169,6 +170,12 @@ class Invoice(Aggregate):
     class Paid(Aggregate.Event):
         paid_at: datetime
 
+    class UsageBilled(Aggregate.Event):
+        """The usage records this invoice bills, named once (not one event per record): the
+        billing projection refuses, in the same transaction, a record already billed."""
+
+        record_ids: list[str]
+
     class MarkedOverdue(Aggregate.Event):
         pass
 
@@ -310,6 +317,16 @@ class Invoice(Aggregate):
         self.taxable = totals["taxable_amount"]
         self.tax_type = tax_type
         self.heads_bp = dict(heads_bp)
+
+    def bill_usage(self, record_ids: list[str]) -> None:
+        """Name the usage records this issued invoice bills."""
+        if self.status != "issued":
+            raise ConflictError(f"invoice {self.id} is not issued: it bills no usage")
+        self._bill_usage(record_ids)
+
+    @event(UsageBilled)
+    def _bill_usage(self, record_ids: list[str]) -> None:
+        pass
 
     # -- payments -------------------------------------------------------------------------
     def apply_payment(self, transaction_id: UUID, amount: int, paid_at: datetime) -> None:

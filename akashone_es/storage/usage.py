@@ -14,6 +14,7 @@ from psycopg import sql
 from akashone_es import context
 from akashone_es.domain import usage as usage_domain
 from akashone_es.errors import (
+    ConflictError,
     NotFoundError,
     ValidationError,
 )
@@ -108,6 +109,9 @@ class UsageStorage(InvoiceStorage):
             row = self.get_usage_record(i.parse_id(record_id, "record_ids"))
             if row is None or row.user_id != invoice.user_id:  # not visible, or not theirs
                 raise NotFoundError("usage_record", record_id, "record_ids")
+            if row.invoice_id is not None:  # e.g. billed by an invoice's UsageBilled
+                raise ConflictError(f"usage record {row.id} is already billed on "
+                                    f"{row.invoice_id}")
             record = self._load(usage_domain.UsageRecord, row.id, "usage_record")
             record.bill(invoice.id)
             records.append(record)
@@ -136,11 +140,11 @@ class UsageStorage(InvoiceStorage):
             with context.command():
                 invoice = self._draft(user, address, request.period_start, request.period_end,
                                       None, request.notes, usage_lines(usage))
-                billed = [usage_domain.UsageRecord.billed_event(record.id, invoice.id)
-                          for record in usage]
                 aggregates = self._issue(invoice, address.id, request.coupon_code)
-                row = self._save_returning(bm.Invoice, ("invoices", invoice.id), *aggregates,
-                                           *billed)
+                # one event names the records; the billing projection refuses, in this
+                # transaction, a record another invoice billed first (the loser retries)
+                invoice.bill_usage([str(record.id) for record in usage])
+                row = self._save_returning(bm.Invoice, ("invoices", invoice.id), *aggregates)
             return self._must(row)
 
         return retrying(attempt)

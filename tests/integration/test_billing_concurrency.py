@@ -17,9 +17,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from akashone_es.errors import ConflictError
 from akashone_es.gst import financial_year
 from akashone_es.settings import Settings
 from akashone_es.storage import Storage, open_storage
+from akashone_es.storage import usage as usage_storage
 from tests.conftest import TEST_SETTINGS
 
 GSTIN = "27AAPFU0939F1ZV"  # Maharashtra: customers in state 27 pay CGST + SGST
@@ -315,7 +317,7 @@ class TestGenerateInvoiceConcurrently:
         meter(billing, user_id, "block_storage", "12.5", 30)  # 30 x 12.5 paise = 375
 
         outcomes = race(dsn, tmp_path / "go", GENERATE, [generate_args(user_id)] * 3,
-                        gate="UsageRecord")
+                        gate="Invoice")
 
         winners = [o for o in outcomes if o.error is None]
         losers = [o for o in outcomes if o.error is not None]
@@ -333,13 +335,50 @@ class TestGenerateInvoiceConcurrently:
                          " ORDER BY line_number") == [("block_storage", 375), ("compute", 15000)]
         assert rows(dsn, "SELECT invoice_id::text, billed, count(*) FROM usage_records"
                          " GROUP BY 1, 2") == [(invoice["id"], True, 50)]
-        assert events(dsn, "UsageRecord.Billed") == 50
-        assert rows(dsn, "SELECT DISTINCT convert_from(state, 'UTF8')::jsonb->>'invoice_id'"
-                         " FROM akashone_events WHERE topic LIKE %s",
-                ("%:UsageRecord.Billed",)) == [
-            (invoice["id"],)]
+        # one event names the 50 records billed; none is written per record
+        assert events(dsn, "UsageRecord.Billed") == 0
+        assert rows(dsn, "SELECT originator_id::text, jsonb_array_length(convert_from(state,"
+                         " 'UTF8')::jsonb->'record_ids') FROM akashone_events"
+                         " WHERE topic LIKE %s", ("%:Invoice.UsageBilled",)) == [
+            (invoice["id"], 50)]
         assert events(dsn, "Invoice.Issued") == 1
         assert scalar(dsn, "SELECT last_sequence FROM document_series") == 1
+
+
+    def test_a_generation_that_read_billed_usage_is_refused_by_the_database(
+            self, billing: Storage, dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The guard is the database's, not the racing number series': a writer that read
+        the usage before another invoice billed it (its series is current) names records
+        already billed; its save fails whole, and the writer's retry finds nothing left."""
+        user_id = customer(billing, "stale")
+        meter(billing, user_id, "compute", "1.5", 3)
+        stale = billing.get_unbilled_usage_records(user_id)
+        first = billing.generate_invoice(generate_args_model(user_id))
+        log, series = events_total(dsn), scalar(dsn, "SELECT last_sequence FROM document_series")
+        monkeypatch.setattr(usage_storage, "invoice_share", lambda _: stale)  # read before
+        monkeypatch.setattr(usage_storage, "retrying", lambda attempt: attempt())  # once
+        with pytest.raises(ConflictError, match="billed_usage"):
+            billing.generate_invoice(generate_args_model(user_id))
+        assert events_total(dsn) == log  # nothing written: no invoice, no number used
+        assert scalar(dsn, "SELECT last_sequence FROM document_series") == series
+        assert rows(dsn, "SELECT DISTINCT invoice_id FROM usage_records") == [(first.id,)]
+
+    def test_usage_billed_by_an_invoice_is_not_billed_again_by_hand(
+            self, billing: Storage) -> None:
+        user_id = customer(billing, "byhand")
+        meter(billing, user_id, "compute", "1.5", 2)
+        invoice = billing.generate_invoice(generate_args_model(user_id))
+        record = billing.get_usage_records(user_id)[0]
+        with pytest.raises(ConflictError, match="already billed"):
+            billing.mark_usage_records_as_billed([record.id], invoice.id)
+
+
+def generate_args_model(user_id: str) -> dict[str, Any]:
+    return {"user_id": user_id, "period_start": PERIOD_START, "period_end": PERIOD_END}
+
+
+def events_total(dsn: str) -> int:
+    return int(scalar(dsn, "SELECT count(*) FROM akashone_events"))
 
 
 # -- coupons -------------------------------------------------------------------------------------
