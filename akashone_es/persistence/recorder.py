@@ -22,6 +22,9 @@ InlineHook = Callable[[Sequence[Any]], Batch]
 
 #: saves with more events or statements than this go through the pipelined path
 SMALL_SAVE_EVENTS = 20
+#: psycopg caches the parse of a query text up to this long (its
+#: ``MAX_CACHED_STATEMENT_LENGTH``); a longer one is parsed afresh on every mogrify
+CACHED_QUERY_MAX = 4096
 
 _captured: ContextVar[dict[RowKey, dict[str, Any]] | None] = ContextVar(
     "akashone_captured_rows", default=None)
@@ -100,15 +103,21 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         parameters bound client-side)."""
         cur = psycopg.ClientCursor(conn)
         preamble = self._preamble(cur, batch)
-        # One mogrify for the INSERT and every inline statement: the joined query text is
-        # the same for every save of the same shape, so psycopg's conversion cache hits.
         queries = [self._insert_query(len(stored_events))]
-        params: list[Any] = [value for e in stored_events for value in
-                             (e.originator_id, e.originator_version, e.topic, e.state)]
+        params: list[Sequence[Any]] = [[value for e in stored_events for value in
+                                        (e.originator_id, e.originator_version, e.topic,
+                                         e.state)]]
         for query, query_params in batch.statements:
             queries.append(query if isinstance(query, bytes) else query.as_bytes(conn))
-            params.extend(query_params)
-        body = cur.mogrify(b";\n".join(queries), params).encode()
+            params.append(query_params)
+        joined = b";\n".join(queries)
+        if len(joined) <= CACHED_QUERY_MAX:
+            # one mogrify: the joined text is the same for every save of the same shape, so
+            # psycopg's conversion cache hits
+            body = cur.mogrify(joined, [value for group in params for value in group]).encode()
+        else:  # psycopg parses a longer text afresh each time: each statement hits the cache
+            body = b";\n".join(cur.mogrify(query, group).encode()
+                                for query, group in zip(queries, params, strict=True))
         cur.execute(b";\n".join([preamble, body, b"COMMIT"]))
         # the INSERT's result follows BEGIN, the lock timeout, the lock and NOTIFY
         for _ in range(4):

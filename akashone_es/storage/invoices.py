@@ -185,11 +185,16 @@ class InvoiceStorage(CustomerRecordsStorage):
 
         return retrying(attempt)
 
-    def _issue(self, invoice: domain.Invoice, address_id: UUID, coupon_code: str | None
-               ) -> list[Aggregate]:
+    def _issue(self, invoice: domain.Invoice, address_id: UUID, coupon_code: str | None, *,
+               known: tuple[bm.BillingAddress, Any] | None = None) -> list[Aggregate]:
+        """The invoice issued (numbered, taxed) and the aggregates to save with it;
+        ``known``: its address and user as the command already read them."""
         gstin, supplier_state = self._supplier()
-        address = self._must(self._one(bm.BillingAddress, ADDRESS, (address_id,)))
-        user = self._user_of(invoice.user_id)
+        if known is not None:
+            address, user = known
+        else:
+            address = self._must(self._one(bm.BillingAddress, ADDRESS, (address_id,)))
+            user = self._user_of(invoice.user_id)
         at = now()
         fy = financial_year(at)
         buyer = buyer_gstin(address, user)

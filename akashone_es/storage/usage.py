@@ -26,6 +26,7 @@ from akashone_es.storage import billing_inputs as bi
 from akashone_es.storage import inputs as i
 from akashone_es.storage import limits as lim
 from akashone_es.storage.billing_base import now, retrying
+from akashone_es.storage.customers import DEFAULT_ADDRESS
 from akashone_es.storage.invoices import InvoiceStorage
 from projections import billing_models as bm
 
@@ -126,7 +127,7 @@ class UsageStorage(InvoiceStorage):
         several invoices: each call bills the next share."""
         request = i.parse(bi.GenerateInvoice, data)
         user = self._user_of(request.user_id)
-        address = self.get_default_billing_address(user.id)
+        address = self._one(bm.BillingAddress, DEFAULT_ADDRESS, (user.id,))  # user visible
         if address is None:
             raise ValidationError.single("billing_address", "the customer has no default "
                                                             "billing address (needed for the "
@@ -140,7 +141,8 @@ class UsageStorage(InvoiceStorage):
             with context.command():
                 invoice = self._draft(user, address, request.period_start, request.period_end,
                                       None, request.notes, usage_lines(usage))
-                aggregates = self._issue(invoice, address.id, request.coupon_code)
+                aggregates = self._issue(invoice, address.id, request.coupon_code,
+                                         known=(address, user))
                 # one event names the records; the billing projection refuses, in this
                 # transaction, a record another invoice billed first (the loser retries)
                 invoice.bill_usage([str(record.id) for record in usage])
