@@ -168,12 +168,13 @@ class BillingProjection(Projection):
                               "unit_price", "total_cost", "recorded_at", "period_start",
                               "period_end", "metadata"), stamps=("created_at",))
         # the guard row first: a record billed on another invoice fails the statement (the
-        # primary key); a replay of the same bill (even within the statement) inserts nothing
+        # primary key; the conflict arbiter is the pair, so a replay of the same bill, even
+        # within the statement, inserts nothing; an anti-join would be planned as a scan of
+        # the whole table in a rebuild's fresh shadow tables)
         self.bill_usage = self.q(
             "WITH v AS (SELECT * FROM unnest(%s::uuid[], %s::uuid[]) AS v(invoice_id, id)),"
-            " guard AS (INSERT INTO {g} (id, invoice_id) SELECT DISTINCT id, invoice_id FROM v"
-            " WHERE NOT EXISTS (SELECT FROM {g} b WHERE b.id = v.id"
-            " AND b.invoice_id = v.invoice_id))"
+            " guard AS (INSERT INTO {g} (id, invoice_id) SELECT id, invoice_id FROM v"
+            " ON CONFLICT (id, invoice_id) DO NOTHING)"
             " UPDATE {t} u SET invoice_id = v.invoice_id, billed = true FROM v WHERE u.id = v.id",
             t="usage_records", g="billed_usage")
         self.insert_method = self._insert("payment_methods",

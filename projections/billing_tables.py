@@ -112,7 +112,7 @@ USAGE_RECORDS = Table("usage_records", """
 #: tries it, a record already billed on another invoice (two racing invoices cannot both
 #: bill it); the same pair again is a replay, and changes nothing
 BILLED_USAGE = Table("billed_usage", """
-    id uuid PRIMARY KEY, invoice_id uuid NOT NULL""")
+    id uuid PRIMARY KEY, invoice_id uuid NOT NULL, UNIQUE (id, invoice_id)""")
 
 PAYMENT_METHODS = Table("payment_methods", """
     id uuid PRIMARY KEY, user_id uuid NOT NULL, gateway text NOT NULL,
