@@ -81,18 +81,19 @@ MUTATIONS = [
              (f"{FAULTS}::TestOneActiveRunner",)),
     Mutation("email-code-in-clear", "email verification codes are sealed",
              "akashone_es/storage/users.py",
-             (('SEALED_USER_FIELDS = ("two_factor_secret", "email_verification_code")',
-               'SEALED_USER_FIELDS = ("two_factor_secret",)'),),
+             (('TOTP_FIELDS = ("two_factor_secret", "email_verification_code")',
+               'TOTP_FIELDS = ("two_factor_secret",)'),),
              (f"{CLAIMS}::TestEmailVerificationCodeIsSealed",)),
     Mutation("totp-in-clear", "TOTP secrets are sealed",
              "akashone_es/storage/users.py",
-             (('SEALED_USER_FIELDS = ("two_factor_secret", "email_verification_code")',
-               'SEALED_USER_FIELDS = ("email_verification_code",)'),),
+             (('TOTP_FIELDS = ("two_factor_secret", "email_verification_code")',
+               'TOTP_FIELDS = ("email_verification_code",)'),),
              ("tests/integration/test_tenancy_and_rules.py::TestSecrets::"
               "test_totp_secret_is_encrypted_in_the_log_and_the_table",)),
     Mutation("history-shows-secrets", "history hides every secret-bearing field",
-             "akashone_es/cli/history.py",
-             (('"password_hash", "token_hash", "two_factor_secret",', '"password_hash",'),),
+             "akashone_es/secrets.py",
+             (('"password", "password_hash", "token_hash", "two_factor_secret",',
+               '"password", "password_hash",'),),
              ("tests/cli/test_history_secrets.py",)),
     Mutation("token-in-clear", "invitation tokens are stored as SHA-256",
              "akashone_es/storage/teams.py",
@@ -134,21 +135,28 @@ MUTATIONS = [
              (f"{CLAIMS}::TestLoadsUseSnapshots",)),
     Mutation("coupon-saved-apart", "a redemption is saved with its invoice: max_uses holds",
              "akashone_es/storage/usage.py",
-             (('row = self._save_returning(bm.Invoice, ("invoices", invoice.id), *aggregates,',
+             (('row = self._save_returning(bm.Invoice, ("invoices", invoice.id), *aggregates)\n',
                'coupons = [a for a in aggregates if type(a).__name__ == "DiscountCoupon"]\n'
                '                row = self._save_returning(bm.Invoice, ("invoices", invoice.id),'
-               ' *[a for a in aggregates if a not in coupons],'),
-              ("                                           *billed)\n",
-               "                                           *billed)\n"
-               "                self._save(*coupons)\n")),
+               ' *[a for a in aggregates if a not in coupons])\n'
+               "                self._save(*coupons)\n"),),
              (f"{RACES}::TestCouponRedemptionConcurrently",)),
+    Mutation("usage-billed-twice", "the database refuses a second bill of a usage record",
+             "projections/billing.py",
+             (('" guard AS (INSERT INTO {g} (id, invoice_id) SELECT id, invoice_id FROM v"',
+               '" guard AS (INSERT INTO {g} (id, invoice_id) SELECT id, invoice_id FROM v'
+               ' WHERE false"'),),
+             (f"{RACES}::TestGenerateInvoiceConcurrently::"
+              "test_a_generation_that_read_billed_usage_is_refused_by_the_database",)),
     Mutation("usage-not-reread-on-retry", "racing generations bill each usage record once",
              "akashone_es/storage/usage.py",
              (("        def attempt() -> bm.Invoice:\n"
-               "            usage = invoice_share(self._all(bm.UsageRecord, UNBILLED_IN, (\n"
-               "                user.id, request.period_start, request.period_end)))\n",
-               "        usage = invoice_share(self._all(bm.UsageRecord, UNBILLED_IN, (\n"
-               "            user.id, request.period_start, request.period_end)))\n\n"
+               "            usage = invoice_share([Unbilled(**row) for row in self._rows(\n"
+               "                UNBILLED_IN, (user.id, request.period_start,"
+               " request.period_end))])\n",
+               "        usage = invoice_share([Unbilled(**row) for row in self._rows(\n"
+               "            UNBILLED_IN, (user.id, request.period_start,"
+               " request.period_end))])\n\n"
                "        def attempt() -> bm.Invoice:\n"),),
              (f"{RACES}::TestGenerateInvoiceConcurrently",)),
     Mutation("metadata-not-stamped", "every event carries the acting context",
@@ -201,10 +209,9 @@ MUTATIONS = [
              ("tests/unit/test_context.py",)),
     Mutation("resource-read-crosses-tenants", "another organization's resource reads as absent",
              "akashone_es/storage/resources.py",
-             (("row = self._one(s.model, s.by_id, (i.parse_id(resource_id, \"id\"),))\n"
-               "        return row if row is not None and self._visible_row(row.organization_id,\n"
+             (("        return row if row is not None and self._visible_row(row.organization_id,\n"
                "                                                            row.user_id) else None",
-               "return self._one(s.model, s.by_id, (i.parse_id(resource_id, \"id\"),))"),),
+               "        return row"),),
              (f"{RESOURCES}::TestEveryKind::test_another_tenant_sees_and_changes_nothing",)),
     Mutation("meter-bills-twice", "metering records each resource-hour once (derived ids)",
              "akashone_es/storage/metering.py",

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from psycopg import sql
@@ -39,8 +40,22 @@ USAGE_OF = Q("SELECT * FROM usage_records WHERE user_id = %s"
              " ORDER BY recorded_at DESC, id")
 #: a record belongs to the billing window its metering period ends in, so a record that
 #: straddles a window boundary is billed once, in the later window
-UNBILLED_IN = Q("SELECT * FROM usage_records WHERE user_id = %s AND NOT billed"
+UNBILLED_IN = Q("SELECT id, resource_type, quantity, unit, total_cost, period_start,"
+                " period_end FROM usage_records WHERE user_id = %s AND NOT billed"
                 " AND period_end > %s AND period_end <= %s ORDER BY resource_type, id")
+
+
+class Unbilled(NamedTuple):
+    """What generating an invoice needs of an unbilled usage record (a plain tuple: an
+    invoice reads a hundred of them, and a validated model each cost more than the rest)."""
+
+    id: UUID
+    resource_type: str
+    quantity: Decimal
+    unit: str
+    total_cost: Decimal
+    period_start: datetime
+    period_end: datetime
 
 
 class UsageStorage(InvoiceStorage):
@@ -134,8 +149,8 @@ class UsageStorage(InvoiceStorage):
                                                             "place of supply)")
 
         def attempt() -> bm.Invoice:
-            usage = invoice_share(self._all(bm.UsageRecord, UNBILLED_IN, (
-                user.id, request.period_start, request.period_end)))
+            usage = invoice_share([Unbilled(**row) for row in self._rows(
+                UNBILLED_IN, (user.id, request.period_start, request.period_end))])
             if not usage:
                 raise ValidationError.single("period", "no unbilled usage in the period")
             with context.command():
@@ -153,12 +168,12 @@ class UsageStorage(InvoiceStorage):
 
 
 
-def invoice_share(usage: list[bm.UsageRecord]) -> list[bm.UsageRecord]:
+def invoice_share(usage: list[Unbilled]) -> list[Unbilled]:
     """The records one invoice bills: at most ``INVOICE_LINES_MAX`` resource types (one line
     each), each line within ``LINE_AMOUNT_MAX``, and at most ``USAGE_RECORDS_PER_INVOICE_MAX``
     records; the rest stays unbilled for the next invoice. Each record is itself within a
     line's bound, so every period can be invoiced."""
-    share: list[bm.UsageRecord] = []
+    share: list[Unbilled] = []
     line_costs: dict[str, Decimal] = {}
     for record in usage:
         cost = line_costs.get(record.resource_type)
@@ -174,9 +189,9 @@ def invoice_share(usage: list[bm.UsageRecord]) -> list[bm.UsageRecord]:
     return share
 
 
-def usage_lines(usage: list[bm.UsageRecord]) -> list[dict[str, Any]]:
+def usage_lines(usage: list[Unbilled]) -> list[dict[str, Any]]:
     """One line per resource type: quantities and exact costs summed, rounded once."""
-    groups: dict[str, list[bm.UsageRecord]] = {}
+    groups: dict[str, list[Unbilled]] = {}
     for record in usage:
         groups.setdefault(record.resource_type, []).append(record)
     lines = []
