@@ -60,16 +60,22 @@ def server_dsn() -> Iterator[str]:
         yield server.dsn("postgres")
 
 
-@pytest.fixture
-def dsn(server_dsn: str) -> Iterator[str]:
-    """A fresh, empty database for one test, dropped afterwards."""
-    name = f"akashone_test_{uuid.uuid4().hex[:12]}"
-    url = with_database(server_dsn, name)
+@contextmanager
+def fresh_database(server_dsn: str) -> Iterator[str]:
+    """A fresh, empty database on the server, dropped afterwards (with its role)."""
+    url = with_database(server_dsn, f"akashone_test_{uuid.uuid4().hex[:12]}")
     ensure_database(url)
     try:
         yield url
     finally:
         drop_database(url)
+
+
+@pytest.fixture
+def dsn(server_dsn: str) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    with fresh_database(server_dsn) as url:
+        yield url
 
 
 def log_size(dsn: str) -> int:

@@ -24,7 +24,7 @@ from akashone_es.storage import Storage
 from projections.identity import IdentityProjection
 from projections.rebuild import rebuild
 from tests.cli.conftest import ENTRY_POINT, cli_env, run_cli
-from tests.conftest import TEST_SETTINGS
+from tests.conftest import TEST_SETTINGS, fresh_database
 
 REWRITES = [
     "UPDATE akashone_events SET topic = topic",
@@ -174,12 +174,8 @@ def _one(dsn: str, statement: Any, params: tuple[Any, ...] = ()) -> Any:
 @pytest.fixture
 def other_dsn(server_dsn: str) -> Iterator[str]:
     """A second fresh database on the same server: another deployment."""
-    url = with_database(server_dsn, f"akashone_test_{uuid.uuid4().hex[:12]}")
-    ensure_database(url)
-    try:
+    with fresh_database(server_dsn) as url:
         yield url
-    finally:
-        drop_database(url)
 
 
 class TestOneRolePerDeployment:

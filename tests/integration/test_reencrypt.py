@@ -9,7 +9,6 @@ then every personal value in its events opened back to clear text and the keys r
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,13 +20,12 @@ import pytest
 
 from akashone_es import audit
 from akashone_es.errors import ConfigurationError, ConflictError
-from akashone_es.persistence.database import drop_database, ensure_database, with_database
 from akashone_es.personal import MARKER, clear_fields, open_state
 from akashone_es.reencrypt import copy_encrypted
 from akashone_es.settings import Settings
 from akashone_es.storage import Storage, open_storage
 from projections.rebuild import checksums
-from tests.conftest import TEST_SETTINGS
+from tests.conftest import TEST_SETTINGS, fresh_database
 from tests.integration.conftest import SUPPLIER
 from tests.integration.test_erasure import (
     AGENT,
@@ -82,12 +80,8 @@ def old(world: World) -> Iterator[Old]:
 
 @pytest.fixture
 def new_dsn(server_dsn: str) -> Iterator[str]:
-    url = with_database(server_dsn, f"akashone_test_{uuid.uuid4().hex[:12]}")
-    ensure_database(url)
-    try:
+    with fresh_database(server_dsn) as url:
         yield url
-    finally:
-        drop_database(url)
 
 
 @pytest.fixture
