@@ -184,7 +184,8 @@ class KeyRing:
             return True, current.made[subject]
         cached = self._keys.get(subject)
         now = time.monotonic()
-        if cached is not None and (cached[0] is None or now - cached[1] < CACHE_SECONDS):
+        if cached is not None and (cached[0] is None or self._whole
+                                   or now - cached[1] < CACHE_SECONDS):
             return True, cached[0]
         if not fresh:
             # every key at once only into an empty cache (a replay reads them all); a warm
@@ -215,7 +216,8 @@ class KeyRing:
 
     def preload(self) -> None:
         """Cache every key the database holds, before a pass over the whole log by the one
-        writer of keys meanwhile (a subject not cached then has no key)."""
+        writer of keys meanwhile: the cache is then the whole truth (it does not expire, and
+        a subject not in it has no key). For a ring of its own (``bound_to``) only."""
         self._load([], bulk=True)
         self._whole = True
 

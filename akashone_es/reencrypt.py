@@ -73,8 +73,11 @@ def copy_encrypted(source: Any, target: Any, progress: Progress | None = None) -
     """Copy ``source``'s log (a ``Storage``) into ``target``'s empty one, personal data in
     clear encrypted on the way; rebuild ``target``'s projections; seal both chains.
 
-    Stop every writer of the source first: events appended during the copy would be missing
-    from it, and the copy then fails (``ConflictError``) after it is made.
+    The source's events table is held in SHARE mode while it is copied and its chain sealed:
+    a writer waits meanwhile (and is refused after its lock timeout), so the copy and the old
+    digest end at the same position. Events appended to the source after that are not in the
+    copy: stop every writer first, and move them to the target afterwards. If some were
+    appended by the time the target is rebuilt, the copy fails (``ConflictError``).
     """
     if same_database(source.dsn, target.dsn):
         raise ConfigurationError("the copy must go into another database than the one it "
@@ -85,19 +88,23 @@ def copy_encrypted(source: Any, target: Any, progress: Progress | None = None) -
         present = head(new)
         if present:
             raise ConfigurationError(
-                f"the target database already holds {present} events: the copy goes into an "
-                "empty database (drop it, or name a new one)")
-        top = head(old)
-        with new.transaction():
-            done.keys = _copy_table(old, new, KEYS_TABLE, KEY_COLUMNS)
-            _copy_table(old, new, SYNC_STAMPS, STAMP_COLUMNS)
-            keyring = target.keyring.bound_to(new)  # sees the keys copied just now
-            keyring.preload()
-            _copy_events(old, new, keyring, top, done, progress)
-            for projection in target.projections:  # stale until rebuilt from the copy
-                new.execute(REGISTER_CHECKPOINT, (projection.name,))
-                new.execute(SET_CHECKPOINTS, (0, [projection.name]))
-                new.execute(NOT_LIVE, (projection.name,))
+                f"the target database already holds {_events(present)}: the copy "
+                "goes into an empty database (drop it, or name a new one)")
+        with old.transaction():
+            old.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(
+                sql.Identifier("public", EVENTS_TABLE)))  # writers wait; readers go on
+            top = head(old)
+            with new.transaction():
+                done.keys = _copy_table(old, new, KEYS_TABLE, KEY_COLUMNS)
+                _copy_table(old, new, SYNC_STAMPS, STAMP_COLUMNS)
+                keyring = target.keyring.bound_to(new)  # sees the keys copied just now
+                keyring.preload()
+                _copy_events(old, new, keyring, top, done, progress)
+                for projection in target.projections:  # stale until rebuilt from the copy
+                    new.execute(REGISTER_CHECKPOINT, (projection.name,))
+                    new.execute(SET_CHECKPOINTS, (0, [projection.name]))
+                    new.execute(NOT_LIVE, (projection.name,))
+            done.source = chain.digest(old)  # exactly to ``top``: no writer got in
         log.info("reencrypt.copied", events=done.events, changed=done.changed,
                  sealed=done.sealed, erased=done.erased)
         for projection in target.projections:
@@ -105,9 +112,9 @@ def copy_encrypted(source: Any, target: Any, progress: Progress | None = None) -
         moved = head(old) - top
         if moved:
             raise ConflictError(
-                f"{moved} events were appended to the source during the copy, and the copy "
-                "lacks them: stop every writer, drop the target database and copy again")
-        done.source = chain.digest(old)
+                f"{_events(moved)} appended to the source since the copy "
+                f"{'is' if moved == 1 else 'are'} not in it: stop every writer, drop the "
+                "target database and copy again")
         done.target = chain.digest(new)
     return done
 
@@ -115,7 +122,8 @@ def copy_encrypted(source: Any, target: Any, progress: Progress | None = None) -
 def _copy_events(old: psycopg.Connection[Any], new: psycopg.Connection[Any],
                  keyring: KeyRing, top: int, done: Copied, progress: Progress | None) -> None:
     """Every event up to ``top``, at its own position, clear personal values encrypted
-    (new subject keys are inserted in the same transaction)."""
+    (new subject keys are inserted in the same transaction). A batch is encrypted before
+    its COPY starts: the key ring may read a key on ``new`` meanwhile."""
     copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier("public", EVENTS_TABLE), sql.SQL(", ").join(map(sql.Identifier,
                                                                       EVENT_COLUMNS)))
@@ -129,22 +137,27 @@ def _copy_events(old: psycopg.Connection[Any], new: psycopg.Connection[Any],
                 (after, top, BATCH)).fetchall()
             if not rows:
                 break
+            sealed = [(position, originator_id, version, topic,
+                       _sealed(keyring, topic, originator_id, bytes(state), done))
+                      for position, originator_id, version, topic, state in rows]
             with new.cursor() as cur:
-                with cur.copy(copy) as writer:
-                    for position, originator_id, version, topic, state in rows:
-                        writer.write_row((position, originator_id, version, topic,
-                                          _sealed(keyring, topic, originator_id,
-                                                  bytes(state), done)))
                 for query, params in save.statements:  # keys made for this batch
                     cur.execute(query, params)
+                with cur.copy(copy) as writer:
+                    for row in sealed:
+                        writer.write_row(row)
             save.statements.clear()
             after = rows[-1][0]
             done.events += len(rows)
             if progress is not None:
                 progress("copy", after, top)
-        if top:
+        if top:  # the next append takes the next position
             new.execute(sql.SQL("SELECT setval(pg_get_serial_sequence({}, 'notification_id'),"
                                 " %s)").format(sql.Literal(f"public.{EVENTS_TABLE}")), (top,))
+
+
+def _events(count: int) -> str:
+    return f"{count} event{'' if count == 1 else 's'}"
 
 
 def _sealed(keyring: KeyRing, topic: str, originator_id: Any, state: bytes, done: Copied

@@ -109,7 +109,7 @@ def test_reencrypt_copies_the_log_into_a_new_database(cli: Cli, dsn: str) -> Non
         assert shown["email"] == "old@example.in"  # the read table, rebuilt from the copy
         again = cli("audit", "reencrypt", "--into", str(name))
         assert (again.returncode, again.stderr.splitlines()[-1]) == (
-            2, "error: the target database already holds 1 events: the copy goes into an "
+            2, "error: the target database already holds 1 event: the copy goes into an "
                "empty database (drop it, or name a new one)")
         itself = cli("audit", "reencrypt", "--into", dsn)
         assert (itself.returncode, itself.stderr.strip()) == (

@@ -18,7 +18,7 @@ import orjson
 import psycopg
 import pytest
 
-from akashone_es import audit
+from akashone_es import audit, personal
 from akashone_es.errors import ConfigurationError, ConflictError
 from akashone_es.personal import MARKER, clear_fields, open_state
 from akashone_es.reencrypt import copy_encrypted
@@ -184,7 +184,7 @@ class TestRefusals:
         new.create_permission({"key": "reports.view", "name": "View reports",
                                "category": "reports"})
         before = events(new.dsn)
-        with pytest.raises(ConfigurationError, match="already holds 1 events"):
+        with pytest.raises(ConfigurationError, match="already holds 1 event:"):
             copy_encrypted(old.storage, new)
         assert events(new.dsn) == before
 
@@ -192,11 +192,55 @@ class TestRefusals:
         with pytest.raises(ConfigurationError, match="another database"):
             copy_encrypted(old.storage, old.storage)
 
-    def test_an_event_appended_during_the_copy_fails_it(self, old: Old, new: Storage) -> None:
+    def test_writers_wait_while_the_log_is_copied(self, old: Old, new: Storage) -> None:
+        """No append can get in while the log is read: the copy and the old digest end at
+        the same position."""
+        tried: list[str] = []
+
+        def try_to_write(what: str, done: int, total: int) -> None:
+            if what == "copy" and not tried:
+                with psycopg.connect(old.storage.dsn) as conn, \
+                        pytest.raises(psycopg.errors.LockNotAvailable):
+                    conn.execute("LOCK TABLE akashone_events IN EXCLUSIVE MODE NOWAIT")
+                tried.append(what)
+
+        done = copy_encrypted(old.storage, new, try_to_write)
+        assert tried == ["copy"]
+        assert done.source is not None
+        assert done.source.position == events(new.dsn)[-1][0]
+        old.storage.create_permission({"key": "reports.late", "name": "Late",
+                                       "category": "late"})  # free again afterwards
+
+    def test_an_event_appended_before_the_copy_is_rebuilt_fails_it(self, old: Old,
+                                                                   new: Storage) -> None:
         def write_meanwhile(what: str, done: int, total: int) -> None:
-            if what == "copy" and done == total:
+            if what == "identity" and done == total:
                 old.storage.create_permission({"key": "reports.late", "name": "Late",
                                                "category": "late"})
 
-        with pytest.raises(ConflictError, match="1 events were appended"):
+        with pytest.raises(ConflictError, match="1 event appended to the source since the "
+                                                "copy is not in it"):
             copy_encrypted(old.storage, new, write_meanwhile)
+
+
+class TestKeysAlreadyMade:
+    def test_a_person_with_a_key_and_older_clear_events(
+            self, world: World, new: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A person registered before encryption and active since: the clear registration
+        is sealed under the key the person already has, even when cached keys expire at
+        once (a key is then read again, never while a batch is being written)."""
+        dsn = world.storage.dsn
+        with psycopg.connect(dsn, autocommit=True) as conn:  # as the old code wrote it
+            conn.execute("SET session_replication_role = replica")
+            conn.execute("UPDATE akashone_events SET state = convert_to(jsonb_set(convert_from("
+                         "state, 'UTF8')::jsonb, '{email}', %s::jsonb)::text, 'UTF8')"
+                         " WHERE originator_id = %s AND originator_version = 1",
+                         (f'"{RAVI}"', world.ravi))
+        keys = rows(dsn, "SELECT subject, sealed_key FROM akashone_subject_keys")
+        monkeypatch.setattr(personal, "CACHE_SECONDS", 0.0)
+        done = copy_encrypted(world.storage, new)
+        assert (done.changed, done.sealed, done.erased) == (1, 1, 0)
+        assert rows(new.dsn, "SELECT subject, sealed_key FROM akashone_subject_keys") == keys
+        assert RAVI not in log_text(new.dsn)
+        assert events_of(new, world.ravi)[0].email == RAVI
+        assert new.get_user(world.ravi).email == RAVI
