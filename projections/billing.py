@@ -352,16 +352,17 @@ class BillingProjection(Projection):
     def _usage_imported(self, e: UsageRecord.Imported, position: int, b: Batch) -> None:
         self._usage_recorded(e, position, b)
         if e.invoice_id is not None:  # billed by AkashOne
-            b.add_row(self.bill_usage, (e.invoice_id, e.originator_id))
+            b.add_row(self.bill_usage, (e.invoice_id, str(e.originator_id)))
 
     @handles(UsageRecord.Billed)
     def _usage_billed(self, e: UsageRecord.Billed, _: int, b: Batch) -> None:
-        b.add_row(self.bill_usage, (e.invoice_id, e.originator_id))
+        # ids as text on every path: rows of one statement are merged into one array each
+        b.add_row(self.bill_usage, (e.invoice_id, str(e.originator_id)))
 
     @handles(Invoice.UsageBilled)
     def _invoice_billed_usage(self, e: Invoice.UsageBilled, _: int, b: Batch) -> None:
         for record_id in e.record_ids:
-            b.add_row(self.bill_usage, (e.originator_id, record_id))
+            b.add_row(self.bill_usage, (str(e.originator_id), record_id))
 
     # -- payments -------------------------------------------------------------------------
     @handles(PaymentMethod.Created)

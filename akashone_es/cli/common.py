@@ -105,9 +105,9 @@ class State:
         """Open storage for one command, acting as the CLI; errors become one line.
 
         ``command`` names the reason recorded for the platform context (``cli <command>``).
-        Only ``init`` and ``demo`` pass ``create=True``: every other command refuses a
-        missing database rather than create an empty one under a mistyped name. ``dsn``: a
-        database other than the settings' one.
+        Only ``init``, ``demo`` and the target of ``audit reencrypt`` pass ``create=True``:
+        every other command refuses a missing database rather than create an empty one under
+        a mistyped name. ``dsn``: a database other than the settings' one.
         """
         try:
             storage = open_storage(self.settings, dsn=dsn, create_database=create)

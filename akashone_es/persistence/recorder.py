@@ -22,9 +22,10 @@ InlineHook = Callable[[Sequence[Any]], Batch]
 
 #: saves with more events or statements than this go through the pipelined path
 SMALL_SAVE_EVENTS = 20
-#: psycopg caches the parse of a query text up to this long (its
-#: ``MAX_CACHED_STATEMENT_LENGTH``); a longer one is parsed afresh on every mogrify
-CACHED_QUERY_MAX = 4096
+#: psycopg caches the parse of a query text up to this long and with at most this many
+#: parameters (its ``MAX_CACHED_STATEMENT_LENGTH`` and ``_PARAMS``); another is parsed afresh
+#: on every mogrify
+CACHED_QUERY_MAX, CACHED_PARAMS_MAX = 4096, 50
 
 _captured: ContextVar[dict[RowKey, dict[str, Any]] | None] = ContextVar(
     "akashone_captured_rows", default=None)
@@ -111,11 +112,12 @@ class AkashOneRecorder(PostgresApplicationRecorder):
             queries.append(query if isinstance(query, bytes) else query.as_bytes(conn))
             params.append(query_params)
         joined = b";\n".join(queries)
-        if len(joined) <= CACHED_QUERY_MAX:
+        values = [value for group in params for value in group]
+        if len(joined) <= CACHED_QUERY_MAX and len(values) <= CACHED_PARAMS_MAX:
             # one mogrify: the joined text is the same for every save of the same shape, so
             # psycopg's conversion cache hits
-            body = cur.mogrify(joined, [value for group in params for value in group]).encode()
-        else:  # psycopg parses a longer text afresh each time: each statement hits the cache
+            body = cur.mogrify(joined, values).encode()
+        else:  # psycopg would parse the joined text afresh: each statement's parse is cached
             body = b";\n".join(cur.mogrify(query, group).encode()
                                 for query, group in zip(queries, params, strict=True))
         cur.execute(b";\n".join([preamble, body, b"COMMIT"]))
@@ -128,9 +130,10 @@ class AkashOneRecorder(PostgresApplicationRecorder):
 
     def _insert_pipelined(self, conn: psycopg.Connection[Any],
                           stored_events: Sequence[StoredEvent], batch: Batch) -> list[int]:
-        """Large saves (an invoice billing 100 usage records): the same statements in one
-        pipeline with binary parameters (quoting thousands of values client-side costs more
-        than the pipeline), BEGIN and COMMIT included, synced once."""
+        """Large saves (an import batch): the same statements in one pipeline with binary
+        parameters (quoting thousands of values client-side costs more than the pipeline),
+        BEGIN and COMMIT included, synced once; neighbouring statements of the same query
+        as one ``executemany``."""
         insert = conn.cursor()
         returning: dict[int, psycopg.Cursor[Any]] = {}
         with conn.pipeline():

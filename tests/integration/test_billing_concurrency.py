@@ -373,6 +373,32 @@ class TestGenerateInvoiceConcurrently:
             billing.mark_usage_records_as_billed([record.id], invoice.id)
 
 
+    def test_a_database_from_before_the_guard_gets_it_from_its_billed_events(
+            self, billing: Storage, dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Usage billed by hand (one UsageRecord.Billed each, as every bill was before
+        UsageBilled) in a database without the guard table: opening it rebuilds billing,
+        and a generation that read that usage before it was billed is refused."""
+        user_id = customer(billing, "older")
+        meter(billing, user_id, "compute", "1.5", 2)
+        invoice = billing.generate_invoice(generate_args_model(user_id))
+        meter(billing, user_id, "block_storage", "2", 2)
+        by_hand = billing.get_unbilled_usage_records(user_id)
+        billing.mark_usage_records_as_billed([r.id for r in by_hand], invoice.id)
+        assert events(dsn, "UsageRecord.Billed") == 2
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DROP TABLE billed_usage")  # the schema before the guard
+        store = open_storage(Settings(**SETTINGS), dsn=dsn)  # type: ignore[arg-type]
+        try:
+            assert scalar(dsn, "SELECT count(*) FROM billed_usage") == 4
+            monkeypatch.setattr(usage_storage, "invoice_share", lambda _: by_hand)
+            monkeypatch.setattr(usage_storage, "retrying", lambda attempt: attempt())
+            with store.acting_as(system="tests"), \
+                    pytest.raises(ConflictError, match="billed_usage"):
+                store.generate_invoice(generate_args_model(user_id))
+        finally:
+            store.close()
+
+
 def generate_args_model(user_id: str) -> dict[str, Any]:
     return {"user_id": user_id, "period_start": PERIOD_START, "period_end": PERIOD_END}
 
