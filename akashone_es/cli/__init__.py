@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
 
 from akashone_es.cli import (
     audit,
@@ -68,10 +70,21 @@ def init(ctx: typer.Context) -> None:
         render_status(state.console, storage)
 
 
+def _reflowed(command: Any) -> Any:
+    """Each help paragraph as one flowing text: typer keeps a docstring's line breaks, which
+    then fall mid-sentence in a terminal narrower than the source."""
+    if command.help:
+        paragraphs = inspect.cleandoc(command.help).split("\n\n")
+        command.help = "\n\n".join(" ".join(p.split()) for p in paragraphs)
+    for sub in getattr(command, "commands", {}).values():
+        _reflowed(sub)
+    return command
+
+
 def main() -> None:
     """Run the CLI; a usage error is one ``error:`` line and exit 2, like any other error."""
     try:
-        code = app(standalone_mode=False)
+        code = _reflowed(typer.main.get_command(app))(standalone_mode=False)
     except typer.TyperException as exc:  # typer's usage errors: a bad or missing argument
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare command: its help, as a hint
             typer.echo(exc.format_message(), err=True)

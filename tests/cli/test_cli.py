@@ -95,6 +95,15 @@ class TestHelp:
         assert {"status", "catch-up", "run", "rebuild", "verify"} <= listed
 
 
+    def test_help_paragraphs_flow_instead_of_keeping_the_source_line_breaks(self) -> None:
+        """A docstring's line breaks are the source's, not the terminal's: each paragraph
+        of a command's help is one flowing text."""
+        result = run_cli("audit", "verify", "--help")
+        assert result.returncode == 0, result.stderr
+        assert ("Exit 1 at the first position that does not match. Events written since the "
+                "last seal are sealed afterwards, when all is well.") in result.stdout
+
+
 class TestInit:
     def test_init_creates_schema_and_seeds_permissions_and_roles(self, cli: Cli,
                                                                  query: Query) -> None:
