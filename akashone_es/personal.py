@@ -187,7 +187,7 @@ class KeyRing:
         if cached is not None and (cached[0] is None or self._whole
                                    or now - cached[1] < CACHE_SECONDS):
             return True, cached[0]
-        if not fresh:
+        if not fresh and not self._whole:  # a whole cache knows the subject has no key
             # every key at once only into an empty cache (a replay reads them all); a warm
             # process asks for the one it lacks, not the whole table each minute
             self._load([subject], bulk=not create and not self._keys)
@@ -358,9 +358,7 @@ def seal_clear(keyring: KeyRing, topic: str, originator_id: Any, state: dict[str
         if subject is None:
             continue  # no person to seal it under (e.g. an activity of no user)
         holder, name = _at(state, path)
-        # after a preload, a subject the key ring has never seen has no key: no need to ask
-        holder[name] = keyring.encrypt(subject, holder[name],
-                                       fresh=keyring._whole and subject not in keyring._keys)
+        holder[name] = keyring.encrypt(subject, holder[name])
         if holder[name] == MARKER:
             erased += 1
         else:
