@@ -6,8 +6,10 @@ state)`` (fixed-width integers, topic and state length-prefixed), and a seal,
 stored bytes, which hold its timestamp, its fields and its metadata, so the seal covers all
 of them (and, once personal data is encrypted, the ciphertext: erasing a key never breaks the
 chain). An export shows the leaf of an event it leaves out, so its chain can still be
-checked. Seals are written in log order by ``seal`` into ``akashone_chain`` (append-only, as
-the log is), behind the writers, as an async projection that never skips.
+checked. Seals are written in the log's reading order (transaction id, then position: see
+``persistence.database.LOG_ORDER_DDL``) by ``seal`` into ``akashone_chain`` (append-only, as
+the log is, each seal with its event's transaction id), behind the writers, as an async
+projection that never skips: it seals only below the oldest running transaction.
 
 A digest (position, head hash, time) kept outside the database is what an auditor holds:
 ``verify`` recomputes the chain from the log and reports the first position that does not
@@ -30,6 +32,7 @@ from psycopg import sql
 
 from akashone_es.application import EVENTS_TABLE
 from akashone_es.persistence.database import CHAIN_TABLE
+from projections.log import START, Key, head
 
 GENESIS = bytes(32)
 #: sealers take turns (a transaction-scoped advisory lock)
@@ -37,19 +40,26 @@ SEAL_LOCK = "akashone:chain"
 BATCH = 5000
 
 EVENTS = sql.SQL(
-    "SELECT notification_id, originator_id, originator_version, topic, state FROM {}"
-    " WHERE notification_id > %s ORDER BY notification_id LIMIT %s").format(
+    "SELECT notification_id, originator_id, originator_version, topic, state, transaction_id"
+    " FROM {} WHERE (transaction_id, notification_id) > (%s, %s)"
+    " AND (transaction_id, notification_id) <= (%s, %s)"
+    " ORDER BY transaction_id, notification_id LIMIT %s").format(
         sql.Identifier(EVENTS_TABLE))
-HEAD = sql.SQL("SELECT position, hash FROM {} ORDER BY position DESC LIMIT 1").format(
+HEAD = sql.SQL("SELECT transaction_id, position, hash FROM {}"
+               " ORDER BY transaction_id DESC, position DESC LIMIT 1").format(
     sql.Identifier(CHAIN_TABLE))
-INSERT = sql.SQL("INSERT INTO {} (position, hash) VALUES (%s, %s)").format(
+INSERT = sql.SQL("INSERT INTO {} (transaction_id, position, hash) VALUES (%s, %s, %s)").format(
     sql.Identifier(CHAIN_TABLE))
-#: every event and every seal, side by side in log order (a seal without its event, or an
-#: event below the sealed head without a seal, is itself a finding)
+#: every event and every seal, side by side in the log's reading order (a seal without its
+#: event, or an event below the sealed head without a seal, is itself a finding)
 SIDE_BY_SIDE = sql.SQL(
     "SELECT coalesce(e.notification_id, c.position), e.originator_id, e.originator_version,"
-    " e.topic, e.state, c.hash FROM {} e FULL JOIN {} c ON c.position = e.notification_id"
-    " ORDER BY 1").format(sql.Identifier(EVENTS_TABLE), sql.Identifier(CHAIN_TABLE))
+    " e.topic, e.state, c.hash, coalesce(c.transaction_id, e.transaction_id),"
+    " e.transaction_id FROM {} e FULL JOIN {} c ON c.position = e.notification_id"
+    " ORDER BY 7, 1").format(sql.Identifier(EVENTS_TABLE), sql.Identifier(CHAIN_TABLE))
+COUNT_AFTER = sql.SQL(
+    "SELECT count(*) FROM {} WHERE (transaction_id, position) > (%s, %s)").format(
+    sql.Identifier(CHAIN_TABLE))
 
 
 def leaf(position: int, originator_id: UUID, version: int, topic: str, state: bytes) -> bytes:
@@ -74,24 +84,34 @@ def link(previous: bytes, position: int, originator_id: UUID, version: int, topi
 
 
 def seal(conn: psycopg.Connection[Any], batch: int = BATCH) -> tuple[int, bytes]:
-    """Seal every event not sealed yet, in log order; returns the sealed head (position,
-    hash). Safe to run from several processes: they take turns."""
+    """Seal every event not sealed yet, in the log's reading order, up to the last event no
+    running transaction can still precede (so the chain never passes one that commits
+    later); returns the sealed head (position, hash). Safe to run from several processes:
+    they take turns."""
     while True:
         with conn.transaction():
+            last = head(conn)  # first: before this transaction holds an id of its own
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (SEAL_LOCK,))
-            row = conn.execute(HEAD).fetchone()
-            position, previous = (row[0], bytes(row[1])) if row else (0, GENESIS)
-            events = conn.execute(EVENTS, (position, batch)).fetchall()
+            at, previous = _sealed(conn)
+            events = conn.execute(EVENTS, (*at, *last, batch)).fetchall()
             seals = []
-            for at, originator_id, version, topic, state in events:
-                previous = link(previous, at, originator_id, version, topic, bytes(state))
-                seals.append((at, previous))
-                position = at
+            for position, originator_id, version, topic, state, tx in events:
+                previous = link(previous, position, originator_id, version, topic, bytes(state))
+                seals.append((tx, position, previous))
+                at = Key(tx, position)
             if seals:
                 with conn.cursor() as cur:
                     cur.executemany(INSERT, seals)
         if len(events) < batch:
-            return position, previous
+            return at.position, previous
+
+
+def _sealed(conn: psycopg.Connection[Any]) -> tuple[Key, bytes]:
+    """The sealed head's key and hash (``START`` and the genesis hash when none)."""
+    row = conn.execute(HEAD).fetchone()
+    if row is None:
+        return START, GENESIS
+    return Key(int(row[0]), int(row[1])), bytes(row[2])
 
 
 @dataclass(frozen=True)
@@ -125,16 +145,18 @@ class Verdict:
     problem: str | None = None
 
 
-def verify(conn: psycopg.Connection[Any], expected: Digest | None = None) -> Verdict:
+def verify(conn: psycopg.Connection[Any], expected: Digest | None = None  # noqa: PLR0911
+           ) -> Verdict:
     """Recompute the chain from the log and compare it with the seals (and the digest)."""
     previous, count, at_digest = GENESIS, 0, None
     sealed = None
-    for position, originator_id, version, topic, state, stored in _rows(conn):
+    for (position, originator_id, version, topic, state, stored, tx,
+         event_tx) in _rows(conn):
         if originator_id is None:
             return Verdict(False, count, position, "a sealed event is missing (deleted)")
         if stored is None:
-            sealed = sealed if sealed is not None else sealed_head(conn)
-            if position <= sealed:
+            sealed = sealed if sealed is not None else _sealed(conn)[0]
+            if Key(tx, position) <= sealed:
                 return Verdict(False, count, position,
                                "an event without a seal below the sealed head (inserted)")
             break  # the unsealed tail: written after the last seal
@@ -143,6 +165,10 @@ def verify(conn: psycopg.Connection[Any], expected: Digest | None = None) -> Ver
             return Verdict(False, count, position,
                            "the event does not match its seal (its content, metadata or "
                            "place changed)")
+        if event_tx != tx:
+            return Verdict(False, count, position,
+                           "the event's transaction id differs from its seal's (its place in "
+                           "the reading order changed)")
         count += 1
         if expected is not None and position == expected.position:
             at_digest = previous
@@ -164,17 +190,23 @@ def _rows(conn: psycopg.Connection[Any]) -> Iterator[tuple[Any, ...]]:
         yield from cur
 
 
+def sealed_count(conn: psycopg.Connection[Any]) -> int:
+    """How many events are sealed."""
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+        sql.Identifier(CHAIN_TABLE))).fetchone()
+    return int(row[0]) if row else 0
+
+
 def sealed_head(conn: psycopg.Connection[Any]) -> int:
     """The last sealed position (0 when nothing is sealed)."""
-    row = conn.execute(HEAD).fetchone()
-    return int(row[0]) if row else 0
+    return _sealed(conn)[0].position
 
 
 def seal_tail(conn: psycopg.Connection[Any]) -> int:
     """Seal what was written since the last seal; how many events that was."""
-    before = sealed_head(conn)
+    before, _ = _sealed(conn)
+    conn.commit()
     seal(conn)
-    row = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE position > %s").format(
-        sql.Identifier(CHAIN_TABLE)), (before,)).fetchone()
+    row = conn.execute(COUNT_AFTER, before).fetchone()
     conn.commit()
     return int(row[0]) if row else 0

@@ -1,9 +1,11 @@
 """A slice of the log that an auditor takes away and proves against a digest, offline.
 
 An export is JSON Lines. The first line is a header: the format, the filters, the digest the
-export was taken at and the ``anchor`` (the seal of the event before the first line). Then one
-line for every position from the first event chosen up to the digest's position, in log order,
-each with its ``position`` and ``hash`` (its seal):
+export was taken at, the ``anchor`` (the seal of the event before the first line) and
+``anchor_position`` (that event's position; 0 for the chain's start). Then one line for every
+event from the first one chosen up to the digest's position, in the log's reading order (the
+chain's: positions are not consecutive, see ``audit``), each with its ``position`` and
+``hash`` (its seal):
 
 - an event the filters chose carries its ``originator_id``, ``version``, ``topic`` and its
   stored ``state`` as text, from which the checker recomputes its leaf;
@@ -38,16 +40,20 @@ from akashone_es.persistence.database import CHAIN_TABLE
 from akashone_es.secrets import PREFIX as SEALED
 from akashone_es.secrets import SECRET_FIELDS
 
-FORMAT = "akashone-export/1"
+FORMAT = "akashone-export/2"
+#: the first format: positions consecutive, no ``anchor_position`` (it is ``first - 1``)
+FORMATS = (FORMAT, "akashone-export/1")
 #: secrets an export never carries in clear (the invitation token's hash is not one: it is the
 #: SHA-256 of 192 random bits, which can be neither reversed nor used to accept)
 EXPORT_SECRETS = SECRET_FIELDS - {"token_hash"}
-#: every event with its seal, in log order, up to a position
+#: every event with its seal, in the log's reading order, up to the sealed event at a position
 SEALED_EVENTS = sql.SQL(
     "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state,"
-    " c.hash FROM {} e LEFT JOIN {} c ON c.position = e.notification_id"
-    " WHERE e.notification_id <= %s ORDER BY e.notification_id").format(
-        sql.Identifier(EVENTS_TABLE), sql.Identifier(CHAIN_TABLE))
+    " c.hash FROM {events} e LEFT JOIN {chain} c ON c.position = e.notification_id"
+    " WHERE (e.transaction_id, e.notification_id) <="
+    " (SELECT s.transaction_id, s.position FROM {chain} s WHERE s.position = %s)"
+    " ORDER BY e.transaction_id, e.notification_id").format(
+        events=sql.Identifier(EVENTS_TABLE), chain=sql.Identifier(CHAIN_TABLE))
 RESOURCE_CREATED = "akashone_es.domain.resources:Resource.Created"
 KIND_IDS = sql.SQL(
     "SELECT originator_id FROM {} WHERE topic = %s"
@@ -114,8 +120,9 @@ def export(conn: psycopg.Connection[Any], out: IO[str], filters: Filters,
     taken = audit.digest(conn)
     chosen = _chooser(conn, filters)
     summary = Summary(taken)
-    previous = audit.GENESIS
+    previous, anchor_position = audit.GENESIS, 0
     started = False
+    done, total = 0, audit.sealed_count(conn) if progress is not None else 0
     with conn.cursor(name="akashone_export") as cur:
         cur.itersize = audit.BATCH
         cur.execute(SEALED_EVENTS, (taken.position,))
@@ -131,7 +138,7 @@ def export(conn: psycopg.Connection[Any], out: IO[str], filters: Filters,
                 if not started:
                     started = True
                     summary.first = position
-                    out.write(_header(filters, taken, position, previous))
+                    out.write(_header(filters, taken, position, anchor_position, previous))
                 line = _shown(summary, position, oid, version, topic, state, data, leaf)
             elif started:
                 line = {"position": position, "leaf": leaf.hex()}
@@ -141,19 +148,22 @@ def export(conn: psycopg.Connection[Any], out: IO[str], filters: Filters,
             if line is not None:
                 line["hash"] = seal.hex()
                 out.write(json.dumps(line, ensure_ascii=False) + "\n")
-            previous = seal
-            if progress is not None and position % 1000 == 0:
-                progress(position, taken.position)
+            previous, anchor_position = seal, position
+            done += 1
+            if progress is not None and done % 1000 == 0:
+                progress(done, total)
     if not started:  # nothing chosen: a header only, anchored at the digest itself
-        out.write(_header(filters, taken, taken.position + 1, previous))
+        out.write(_header(filters, taken, None, taken.position, previous))
     if progress is not None:
-        progress(taken.position, taken.position)
+        progress(total, total)
     return summary
 
 
-def _header(filters: Filters, taken: audit.Digest, first: int, anchor: bytes) -> str:
+def _header(filters: Filters, taken: audit.Digest, first: int | None, anchor_position: int,
+            anchor: bytes) -> str:
     return json.dumps({"format": FORMAT, "filters": filters.describe(), "first": first,
-                       "anchor": anchor.hex(), "digest": vars(taken)}) + "\n"
+                       "anchor": anchor.hex(), "anchor_position": anchor_position,
+                       "digest": vars(taken)}) + "\n"
 
 
 def _shown(summary: Summary, position: int, oid: UUID, version: int, topic: str,
@@ -255,30 +265,29 @@ def verify_export(lines: Iterable[str], expected: audit.Digest  # noqa: PLR0911,
                   ) -> ExportVerdict:
     """Recompute an export's chain from its anchor and compare it with ``expected`` (a digest
     the auditor kept, not the one written in the export)."""
-    previous, position, first = b"", 0, 0
+    previous, position, first = b"", 0, None
     reached: bytes | None = None
     shown = number = 0
     for number, text in enumerate(lines, start=1):
         try:
             line = json.loads(text)
             if number == 1:
-                if not isinstance(line, dict) or line.get("format") != FORMAT:
+                if not isinstance(line, dict) or line.get("format") not in FORMATS:
                     return ExportVerdict(False, 1, 0, f"line 1: not an export header "
                                                       f"({FORMAT})")
-                previous, first = bytes.fromhex(line["anchor"]), int(line["first"])
-                position = first - 1
-                reached = previous if position == expected.position else None
+                previous, first = bytes.fromhex(line["anchor"]), line["first"]
+                anchor = (int(line["anchor_position"]) if line["format"] == FORMAT
+                          else int(first) - 1)
+                reached = previous if anchor == expected.position else None
                 continue
-            position += 1
-            if position > expected.position:
+            if reached is not None:
                 return ExportVerdict(False, number, shown, f"line {number}: position "
-                                     f"{position} is past the digest's position "
+                                     f"{line.get('position')} is past the digest's position "
                                      f"{expected.position}: nothing proves it (check the "
                                      "export against the digest taken with it)")
-            if line.get("position") != position:
-                return ExportVerdict(False, number, shown, f"line {number}: position "
-                                     f"{line.get('position')} where {position} was expected "
-                                     "(a line removed, added or moved)")
+            position = line["position"]
+            if not isinstance(position, int) or isinstance(position, bool) or position < 1:
+                raise TypeError(f"position {position!r} is not a log position")
             if "state" in line:
                 leaf = audit.leaf(position, UUID(line["originator_id"]), int(line["version"]),
                                   line["topic"], line["state"].encode())
@@ -291,14 +300,15 @@ def verify_export(lines: Iterable[str], expected: audit.Digest  # noqa: PLR0911,
         previous = audit.chain(previous, leaf)
         if previous.hex() != line.get("hash"):
             return ExportVerdict(False, number, shown, f"position {position}: the line does "
-                                 "not match its hash (changed)")
+                                 "not match its hash (changed, removed, added or moved)")
         if position == expected.position:
             reached = previous
     if number == 0:
         return ExportVerdict(False, 0, 0, "the export is empty")
     if reached is None:
         return ExportVerdict(False, number, shown, f"the export does not reach the digest's "
-                             f"position {expected.position} (it covers {first}..{position})")
+                             f"position {expected.position} (its lines run from {first} to "
+                             f"{position})")
     if reached.hex() != expected.hash:
         return ExportVerdict(False, number, shown, f"position {expected.position}: the chain "
                              "differs from the digest (the log or the export was rewritten)")

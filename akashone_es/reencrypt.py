@@ -34,7 +34,7 @@ from akashone_es.logging import get_logger
 from akashone_es.personal import KEYS_TABLE, KeyRing, saving, seal_clear
 from akashone_es.storage.resources import SYNC_STAMPS
 from projections.engine import NOT_LIVE, REGISTER_CHECKPOINT, SET_CHECKPOINTS
-from projections.log import head
+from projections.log import START, Key, head, pending
 from projections.rebuild import rebuild
 
 log = get_logger(__name__)
@@ -42,7 +42,8 @@ log = get_logger(__name__)
 BATCH = 2000
 #: (what is being done, done, of how many)
 Progress = Callable[[str, int, int], None]
-EVENT_COLUMNS = ("notification_id", "originator_id", "originator_version", "topic", "state")
+EVENT_COLUMNS = ("notification_id", "originator_id", "originator_version", "topic", "state",
+                 "transaction_id")
 KEY_COLUMNS = ("subject", "sealed_key", "created_at", "destroyed_at", "reason")
 STAMP_COLUMNS = ("resource_id", "observed_at")
 
@@ -85,7 +86,7 @@ def copy_encrypted(source: Any, target: Any, progress: Progress | None = None) -
     done = Copied()
     with psycopg.connect(source.dsn, autocommit=True) as old, \
             psycopg.connect(target.dsn, autocommit=True) as new:
-        present = head(new)
+        present = pending(new, START, head(new, final=True))
         if present:
             raise ConfigurationError(
                 f"the target database already holds {_events(present)}: the copy "
@@ -93,7 +94,7 @@ def copy_encrypted(source: Any, target: Any, progress: Progress | None = None) -
         with old.transaction():
             old.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(
                 sql.Identifier("public", EVENTS_TABLE)))  # writers wait; readers go on
-            top = head(old)
+            top = head(old, final=True)  # no writer is in flight: the lock waited
             with new.transaction():
                 done.keys = _copy_table(old, new, KEYS_TABLE, KEY_COLUMNS)
                 _copy_table(old, new, SYNC_STAMPS, STAMP_COLUMNS)
@@ -102,14 +103,14 @@ def copy_encrypted(source: Any, target: Any, progress: Progress | None = None) -
                 _copy_events(old, new, keyring, top, done, progress)
                 for projection in target.projections:  # stale until rebuilt from the copy
                     new.execute(REGISTER_CHECKPOINT, (projection.name,))
-                    new.execute(SET_CHECKPOINTS, (0, [projection.name]))
+                    new.execute(SET_CHECKPOINTS, (0, 0, [projection.name]))
                     new.execute(NOT_LIVE, (projection.name,))
             done.source = chain.digest(old)  # exactly to ``top``: no writer got in
         log.info("reencrypt.copied", events=done.events, changed=done.changed,
                  sealed=done.sealed, erased=done.erased)
         for projection in target.projections:
             rebuild(target.dsn, type(projection), target.reader, progress=progress)
-        moved = head(old) - top
+        moved = pending(old, top, head(old, final=True))
         if moved:
             raise ConflictError(
                 f"{_events(moved)} appended to the source since the copy "
@@ -120,26 +121,28 @@ def copy_encrypted(source: Any, target: Any, progress: Progress | None = None) -
 
 
 def _copy_events(old: psycopg.Connection[Any], new: psycopg.Connection[Any],
-                 keyring: KeyRing, top: int, done: Copied, progress: Progress | None) -> None:
+                 keyring: KeyRing, top: Key, done: Copied, progress: Progress | None) -> None:
     """Every event up to ``top``, at its own position, clear personal values encrypted
     (new subject keys are inserted in the same transaction). A batch is encrypted before
     its COPY starts: the key ring may read a key on ``new`` meanwhile."""
     copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier("public", EVENTS_TABLE), sql.SQL(", ").join(map(sql.Identifier,
                                                                       EVENT_COLUMNS)))
-    after = 0
+    after, total = START, pending(old, START, top)
     with saving(keyring) as save:
         while after < top:
             rows = old.execute(
-                "SELECT notification_id, originator_id, originator_version, topic, state"
-                " FROM public.akashone_events WHERE notification_id > %s"
-                " AND notification_id <= %s ORDER BY notification_id LIMIT %s",
-                (after, top, BATCH)).fetchall()
+                "SELECT notification_id, originator_id, originator_version, topic, state,"
+                " transaction_id FROM public.akashone_events"
+                " WHERE (transaction_id, notification_id) > (%s, %s)"
+                " AND (transaction_id, notification_id) <= (%s, %s)"
+                " ORDER BY transaction_id, notification_id LIMIT %s",
+                (*after, *top, BATCH)).fetchall()
             if not rows:
                 break
             sealed = [(position, originator_id, version, topic,
-                       _sealed(keyring, topic, originator_id, bytes(state), done))
-                      for position, originator_id, version, topic, state in rows]
+                       _sealed(keyring, topic, originator_id, bytes(state), done), tx)
+                      for position, originator_id, version, topic, state, tx in rows]
             with new.cursor() as cur:
                 for query, params in save.statements:  # keys made for this batch
                     cur.execute(query, params)
@@ -147,13 +150,15 @@ def _copy_events(old: psycopg.Connection[Any], new: psycopg.Connection[Any],
                     for row in sealed:
                         writer.write_row(row)
             save.statements.clear()
-            after = rows[-1][0]
+            after = Key(rows[-1][5], rows[-1][0])
             done.events += len(rows)
             if progress is not None:
-                progress("copy", after, top)
-        if top:  # the next append takes the next position
-            new.execute(sql.SQL("SELECT setval(pg_get_serial_sequence({}, 'notification_id'),"
-                                " %s)").format(sql.Literal(f"public.{EVENTS_TABLE}")), (top,))
+                progress("copy", done.events, total)
+        if total:  # the next append takes the next position
+            new.execute(sql.SQL("SELECT setval(pg_get_serial_sequence({events}, 'notification_id'),"
+                                " (SELECT max(notification_id) FROM {table}))").format(
+                events=sql.Literal(f"public.{EVENTS_TABLE}"),
+                table=sql.Identifier("public", EVENTS_TABLE)))
 
 
 def _events(count: int) -> str:

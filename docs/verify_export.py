@@ -10,9 +10,10 @@ The rules (see docs/architecture.md, "Audit: the hash chain"):
   leaf(n) = SHA-256(position as 8 bytes || originator UUID as 16 bytes || version as 8 bytes
                     || topic length as 4 bytes || topic || state length as 4 bytes || state)
   seal(n) = SHA-256(seal(n-1) || leaf(n))   (integers big-endian, text UTF-8)
-The first line (the header) gives the seal before the first event ("anchor"). Each line after
-it is one position, in order: with its state (the leaf is computed from it) or with its leaf
-only (an event the export leaves out).
+The first line (the header) gives the seal before the first event ("anchor") and that event's
+position ("anchor_position"). Each line after it is one event, in the chain's order (positions
+are not consecutive): with its state (the leaf is computed from it) or with its leaf only (an
+event the export leaves out).
 """
 
 from __future__ import annotations
@@ -42,17 +43,17 @@ def check(export_path: str, digest_path: str) -> str | None:  # noqa: PLR0911
     target, wanted = int(digest["position"]), digest["hash"]
     with open(export_path, encoding="utf-8") as handle:
         header = json.loads(handle.readline())
-        if header.get("format") != "akashone-export/1":
-            return "line 1 is not an akashone-export/1 header"
-        seal, position = bytes.fromhex(header["anchor"]), header["first"] - 1
-        at_target = seal if position == target else None
+        if header.get("format") == "akashone-export/1":  # older: anchor_position = first - 1
+            header["anchor_position"] = header["first"] - 1
+        elif header.get("format") != "akashone-export/2":
+            return "line 1 is not an akashone-export/2 header"
+        seal = bytes.fromhex(header["anchor"])
+        at_target = seal if header["anchor_position"] == target else None
         for number, text in enumerate(handle, start=2):
             line = json.loads(text)
-            position += 1
-            if position > target:
+            position = line["position"]
+            if at_target is not None:
                 return f"line {number}: position {position} is past the digest's {target}"
-            if line["position"] != position:
-                return f"line {number}: position {line['position']}, expected {position}"
             seal = hashlib.sha256(seal + leaf_of(line)).digest()
             if seal.hex() != line["hash"]:
                 return f"line {number} (position {position}) does not match its hash"

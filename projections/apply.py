@@ -76,7 +76,7 @@ def _plan(projection: Projection, decode: Decode, rows: Sequence[Row], skip: fro
     events: list[tuple[Any, Row]] = []
     batch = Batch()
     for row in rows:
-        position, originator_id, version, topic, state = row
+        position, originator_id, version, topic, state, _ = row
         if position in skip:
             log.info("projection.quarantined_skipped", projection=projection.name,
                      position=position)

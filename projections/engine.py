@@ -18,7 +18,7 @@ from psycopg import sql
 
 from akashone_es.domain.operations import Quarantine
 from projections.failures import FAILURES_DDL, FAILURES_TABLE
-from projections.log import EVENTS
+from projections.log import EVENTS, START, Key, head
 from projections.quarantine import QUARANTINE_INDEX_DDL
 
 #: a statement: composed SQL, or bytes rendered once (psycopg then caches its conversion)
@@ -255,21 +255,22 @@ class Projection:
             self.handle(event, position, batch)
 
 
-#: A projection's checkpoint is the last position it applied. An inline projection is applied
-#: by every append, in the append's transaction, so once current it stays current: it is marked
-#: ``live`` (under the events table's lock, at the head) and its checkpoint reads as the head
-#: from then on, with no checkpoint write per append.
+#: A projection's checkpoint is the key (``projections.log.Key``) of the last event it
+#: applied. An inline projection is applied by every append, in the append's transaction, so
+#: once current it stays current: it is marked ``live`` (under the events table's EXCLUSIVE
+#: lock, at the head) and its checkpoint reads as the head from then on, with no checkpoint
+#: write per append.
 #:
-#: Every append takes the events table's lock through the owner's function below (the library
-#: takes ``LOCK TABLE ... IN EXCLUSIVE MODE`` so insert order = commit order; the application's
-#: role may not take it itself, so the owner lends it). Under the lock it checks the writer's
-#: inline projections, and refuses the append (rolling back its events too) when one of them is
-#: not live or has a recorded failure (stopped: its tables may lack rows, and uniqueness is
-#: decided by their indexes), or when a live projection is one the writer does not apply (run
-#: by another version of the code: it would fall behind unseen). The operator's quarantine
-#: (``quarantine`` true) is let through a stopped projection: it is how one gets unstuck, by
-#: the next start-up or ``projections rebuild``. Its queries take no parameters, so PL/pgSQL
-#: plans them once per session.
+#: Every append calls the owner's function below first. It takes the events table's ROW
+#: EXCLUSIVE lock (what an INSERT takes: writers do not wait for each other, but a rebuild's
+#: swap, which takes the EXCLUSIVE lock, waits for them and they for it), then checks the
+#: writer's inline projections, and refuses the append (rolling back its events too) when one
+#: of them is not live or has a recorded failure (stopped: its tables may lack rows, and
+#: uniqueness is decided by their indexes), or when a live projection is one the writer does
+#: not apply (run by another version of the code: it would fall behind unseen). The
+#: operator's quarantine (``quarantine`` true) is let through a stopped projection: it is how
+#: one gets unstuck, by the next start-up or ``projections rebuild``. Its queries take no
+#: parameters, so PL/pgSQL plans them once per session.
 LOCK_FUNCTION = "akashone_lock_events"
 LOCK_FUNCTION_SIGNATURE = sql.SQL("{fn}(text[], boolean)").format(
     fn=sql.Identifier(LIVE_SCHEMA, LOCK_FUNCTION))
@@ -288,6 +289,10 @@ CHECKPOINTS_DDL = sql.SQL("; ").join([
                        AND table_name = {table_name} AND column_name = 'live') THEN
             ALTER TABLE {table} ADD COLUMN live boolean NOT NULL DEFAULT false;
         END IF;
+        IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = {schema}
+                       AND table_name = {table_name} AND column_name = 'transaction_id') THEN
+            ALTER TABLE {table} ADD COLUMN transaction_id bigint NOT NULL DEFAULT 0;
+        END IF;
     END $$""").format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE),
                       schema=sql.Literal(LIVE_SCHEMA), table_name=sql.Literal(CHECKPOINTS_TABLE)),
     FAILURES_DDL,
@@ -302,7 +307,7 @@ CHECKPOINTS_DDL = sql.SQL("; ").join([
         live text[];
         failed text[];
     BEGIN
-        LOCK TABLE {events} IN EXCLUSIVE MODE;
+        LOCK TABLE {events} IN ROW EXCLUSIVE MODE;
         SELECT coalesce(array_agg(c.name), '{{}}') INTO live FROM {table} c WHERE c.live;
         SELECT coalesce(array_agg(f.projection), '{{}}') INTO failed FROM {failures} f;
         IF NOT (live <@ inline AND (quarantine OR (inline <@ live AND NOT inline && failed)))
@@ -333,7 +338,8 @@ def inline_stopped(exc: BaseException | None) -> bool:
 
 
 SET_CHECKPOINTS = sql.SQL(
-    "UPDATE {table} SET position = %s, updated_at = now() WHERE name = ANY(%s)"
+    "UPDATE {table} SET transaction_id = %s, position = %s, updated_at = now()"
+    " WHERE name = ANY(%s)"
 ).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
 
 REGISTER_CHECKPOINT = sql.SQL(
@@ -341,45 +347,50 @@ REGISTER_CHECKPOINT = sql.SQL(
 ).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
 
 LOCK_CHECKPOINT = sql.SQL(
-    "SELECT position FROM {table} WHERE name = %s FOR UPDATE"
+    "SELECT transaction_id, position FROM {table} WHERE name = %s FOR UPDATE"
 ).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
 
 #: an inline projection at the head goes live (the caller holds the events table's lock)
 MARK_LIVE = sql.SQL(
-    "UPDATE {table} SET position = %s, live = true, updated_at = now() WHERE name = %s"
+    "UPDATE {table} SET transaction_id = %s, position = %s, live = true, updated_at = now()"
+    " WHERE name = %s"
 ).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
 
+_LAST_KEY = sql.SQL(
+    "(SELECT (e.transaction_id, e.notification_id) FROM {events} e"
+    " ORDER BY e.transaction_id DESC, e.notification_id DESC LIMIT 1)").format(events=EVENTS)
+
 #: whether an inline projection's checkpoint is at the head and no failure is recorded for it
+#: (the caller holds the events table's EXCLUSIVE lock)
 AT_HEAD = sql.SQL(
-    "SELECT c.position = (SELECT coalesce(max(notification_id), 0) FROM {events})"
+    "SELECT (c.transaction_id, c.position) = coalesce({last}, (0::bigint, 0::bigint))"
     " AND NOT EXISTS (SELECT 1 FROM {failures} f WHERE f.projection = c.name)"
     " FROM {table} c WHERE c.name = %s"
-).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE), events=EVENTS,
+).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE), last=_LAST_KEY,
          failures=sql.Identifier(LIVE_SCHEMA, FAILURES_TABLE))
 
 NOT_LIVE = sql.SQL("UPDATE {table} SET live = false WHERE name = %s").format(
     table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
 
-#: a live projection's checkpoint is the head (in the reader's snapshot, as its rows are)
 READ_CHECKPOINTS = sql.SQL(
-    "SELECT name, CASE WHEN live THEN (SELECT coalesce(max(notification_id), 0) FROM {events})"
-    " ELSE position END, live FROM {table}"
-).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE),
-         events=EVENTS)
+    "SELECT name, transaction_id, position, live FROM {table}"
+).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
 
 
-def read_checkpoints(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    """Every projection's checkpoint (last applied notification id)."""
+def read_checkpoints(conn: psycopg.Connection[Any]) -> dict[str, Key]:
+    """Every projection's checkpoint; a live projection's is the head (in the reader's
+    snapshot, as its rows are)."""
     with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-        cur.execute(READ_CHECKPOINTS)
-        return {row[0]: int(row[1]) for row in cur}
+        rows = cur.execute(READ_CHECKPOINTS).fetchall()
+    last = head(conn, final=True) if any(row[3] for row in rows) else START
+    return {row[0]: last if row[3] else Key(int(row[1]), int(row[2])) for row in rows}
 
 
 def live_projections(conn: psycopg.Connection[Any]) -> set[str]:
     """The inline projections marked live (current by construction)."""
     with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
         cur.execute(READ_CHECKPOINTS)
-        return {row[0] for row in cur if row[2]}
+        return {row[0] for row in cur if row[3]}
 
 
 class InlineProjections:

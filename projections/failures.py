@@ -8,11 +8,14 @@ the first batch that gets past the failed position.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from akashone_es.application import EVENTS_TABLE
+from projections.log import Key
 
 FAILURES_TABLE = "akashone_projection_failures"
 _TABLE = sql.Identifier("public", FAILURES_TABLE)
@@ -36,8 +39,10 @@ RECORD = sql.SQL(
 
 #: run with every batch that applies: a failure at or below the new checkpoint is resolved
 CLEAR = sql.SQL(
-    "DELETE FROM {table} WHERE projection = %s AND position <= %s"
-).format(table=_TABLE).as_bytes(None)
+    "DELETE FROM {table} f WHERE f.projection = %s AND EXISTS (SELECT 1 FROM {events} e"
+    " WHERE e.notification_id = f.position"
+    " AND (e.transaction_id, e.notification_id) <= (%s, %s))"
+).format(table=_TABLE, events=sql.Identifier("public", EVENTS_TABLE)).as_bytes(None)
 
 READ = sql.SQL(
     "SELECT projection, position, originator_id, originator_version, topic, handler, error"
@@ -63,19 +68,26 @@ class Failure:
     topic: str
     handler: str
     error: str
+    #: the writing transaction's id (its place in the reading order; 0 when read back)
+    transaction_id: int = field(default=0, compare=False)
 
     @classmethod
-    def of(cls, projection: str, row: tuple[int, Any, int, str, Any], handler: str,
+    def of(cls, projection: str, row: tuple[int, Any, int, str, Any, int], handler: str,
            exc: BaseException) -> Failure:
-        """The failure of a stored event row ``(position, id, version, topic, state)``."""
-        position, originator_id, version, topic, _ = row
+        """The failure of a stored event row ``(position, id, version, topic, state, tx)``."""
+        position, originator_id, version, topic, _, transaction_id = row
         first = str(exc).strip().splitlines()
         error = f"{type(exc).__name__}: {first[0]}" if first else type(exc).__name__
         detail = getattr(getattr(exc, "diag", None), "message_detail", None)
         if detail:  # the database's detail names the value, e.g. "\u0000 cannot be ..."
             error += f" ({detail})"
         return cls(projection, int(position), str(originator_id), int(version),
-                   printable(topic), handler, printable(error))
+                   printable(topic), handler, printable(error), int(transaction_id))
+
+    @property
+    def key(self) -> Key:
+        """The failed event's place in the reading order."""
+        return Key(self.transaction_id, self.position)
 
     def message(self, what: str = "projection") -> str:
         """One line naming the position, aggregate, event type and handler, and the way out."""

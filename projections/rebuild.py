@@ -25,7 +25,7 @@ from projections.engine import (
 )
 from projections.failures import CLEAR as CLEAR_FAILURE
 from projections.failures import Failure, read_failures, record_failure
-from projections.log import LOCK_EVENTS, LogReader, head
+from projections.log import LOCK_EVENTS, START, Key, LogReader, head, pending
 
 log = get_logger(__name__)
 SHADOW_SCHEMA = "akashone_rebuild"
@@ -67,22 +67,26 @@ def checksums(conn: psycopg.Connection[Any], projection: Projection) -> list[Tab
     return result
 
 
-def replay(conn: psycopg.Connection[Any], target: Projection, reader: LogReader, start: int,
-            stop: int, batch_size: int, progress: Progress | None
-            ) -> tuple[int, Failure | None]:
+def replay(conn: psycopg.Connection[Any], target: Projection, reader: LogReader, start: Key,
+           stop: Key, batch_size: int, progress: Progress | None) -> tuple[Key, Failure | None]:
     """Apply events in (start, stop] to ``target`` batch by batch, skipping quarantined
-    positions; returns the position reached and the event it could not apply, if any."""
+    positions; returns the key reached and the event it could not apply, if any. ``stop``
+    is at most ``head()`` (or the caller holds the events table's lock). Progress counts the
+    events read, of those in the range."""
     position = start
     skip = reader.quarantined(conn, target.name)
+    total = pending(conn, start, stop, target.topics()) if progress else 0
+    done = 0
     while position < stop:
         rows, reached = reader.read_rows(conn, position, stop, batch_size, target.topics())
         with conn.transaction():
             failure = apply_rows(conn, target, reader.mapper.decode, rows, skip)
         if failure is not None:
-            return failure.position - 1, failure
+            return failure.key.before(), failure
         position = reached
+        done += len(rows)
         if progress:
-            progress(target.name, position, stop)
+            progress(target.name, done, max(total, done))
     return position, None
 
 
@@ -122,13 +126,13 @@ def _drop_shadow(conn: psycopg.Connection[Any]) -> None:
         sql.Identifier(SHADOW_SCHEMA)))
 
 
-def _current_position(conn: psycopg.Connection[Any], projection: Projection) -> int:
-    return read_checkpoints(conn).get(projection.name, 0)
+def _current_position(conn: psycopg.Connection[Any], projection: Projection) -> Key:
+    return read_checkpoints(conn).get(projection.name, START)
 
 
 def rebuild(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
-            batch_size: int = 5000, progress: Progress | None = None) -> int:
-    """Replay the whole log into shadow tables, then swap them in; returns the position.
+            batch_size: int = 5000, progress: Progress | None = None) -> Key:
+    """Replay the whole log into shadow tables, then swap them in; returns the checkpoint.
 
     Writers keep appending during the long replay; only the final step (the tail of the log,
     then DROP live + SET SCHEMA shadow + checkpoint) holds the events table's EXCLUSIVE lock
@@ -138,7 +142,8 @@ def rebuild(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
     """
     with psycopg.connect(dsn, autocommit=True) as conn, _exclusive(conn):
         shadow = _fresh_shadow(conn, projection_cls)
-        position, failure = replay(conn, shadow, reader, 0, head(conn), batch_size, progress)
+        position, failure = replay(conn, shadow, reader, START, head(conn), batch_size,
+                                   progress)
         if failure is not None:
             _drop_shadow(conn)
             raise _stopped(dsn, failure, "rebuild of projection")
@@ -154,11 +159,11 @@ def rebuild(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
                 conn.execute(LOCK_EVENTS)
                 conn.execute(REGISTER_CHECKPOINT, (live.name,))
                 conn.execute(LOCK_CHECKPOINT, (live.name,))
-                final = head(conn)
+                final = head(conn, final=True)  # no writer is in flight: the lock waited
                 rows, _ = reader.read_rows(conn, position, final, 10**9, shadow.topics())
                 failure = apply_rows(conn, shadow, reader.mapper.decode, rows,
                                      reader.quarantined(conn, live.name), then=[
-                                         *swap, (CLEAR_FAILURE, (live.name, final)),
+                                         *swap, (CLEAR_FAILURE, (live.name, *final)),
                                          _checkpoint_at(live, final)])
                 if failure is not None:
                     raise _Abandon  # roll the tail back: the live tables stay as they were
@@ -167,15 +172,15 @@ def rebuild(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
             assert failure is not None  # noqa: S101 - _Abandon is raised only with a failure
             raise _stopped(dsn, failure, "rebuild of projection") from None
         _drop_shadow(conn)
-    log.info("projection.rebuilt", projection=projection_cls.name, position=final)
+    log.info("projection.rebuilt", projection=projection_cls.name, position=final.position)
     return final
 
 
-def _checkpoint_at(projection: Projection, position: int) -> tuple[Query, Sequence[Any]]:
+def _checkpoint_at(projection: Projection, position: Key) -> tuple[Query, Sequence[Any]]:
     """The swap's checkpoint: an inline projection swapped in at the head is live."""
     if projection.mode == "inline":
-        return MARK_LIVE, (position, projection.name)
-    return SET_CHECKPOINTS, (position, [projection.name])
+        return MARK_LIVE, (*position, projection.name)
+    return SET_CHECKPOINTS, (*position, [projection.name])
 
 
 class _Abandon(Exception):  # noqa: N818 - a control-flow signal, never seen outside
@@ -191,10 +196,12 @@ def verify(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
         live = projection_cls(schema=LIVE_SCHEMA)
         shadow = _fresh_shadow(conn, projection_cls)
         try:
-            position, failure = replay(conn, shadow, reader, 0, _current_position(conn, live),
-                                        batch_size, progress)
+            # up to the live checkpoint, but not past what a reader may read now
+            position, failure = replay(conn, shadow, reader, START,
+                                       min(_current_position(conn, live), head(conn)),
+                                       batch_size, progress)
             if failure is not None:
-                return VerifyResult(live.name, position, [], [],
+                return VerifyResult(live.name, position.position, [], [],
                                     failure.message("replay of projection"))
             with conn.transaction():
                 if live.mode == "inline":
@@ -209,7 +216,7 @@ def verify(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
                 recorded = read_failures(conn).get(live.name)
                 failure = failure or recorded
                 problem = failure.message() if failure else None
-            return VerifyResult(live.name, target, live_sums, replayed, problem)
+            return VerifyResult(live.name, target.position, live_sums, replayed, problem)
         finally:
             _drop_shadow(conn)
 
@@ -218,14 +225,13 @@ def verify(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
 class ProjectionStatus:
     name: str
     mode: str
+    #: the position of the last event applied, and of the last a reader may read now
     position: int
     head: int
+    #: how many events of the log it has still to read
+    lag: int
     #: the event it stopped at, when it stopped
     failure: Failure | None = None
-
-    @property
-    def lag(self) -> int:
-        return max(0, self.head - self.position)
 
 
 def status(conn: psycopg.Connection[Any], projections: list[Projection]) -> list[ProjectionStatus]:
@@ -233,8 +239,9 @@ def status(conn: psycopg.Connection[Any], projections: list[Projection]) -> list
     last = head(conn)
     positions = read_checkpoints(conn)
     failures = read_failures(conn)
-    return [ProjectionStatus(p.name, p.mode, positions.get(p.name, 0), last,
-                             failures.get(p.name)) for p in projections]
-
-
-
+    result = []
+    for p in projections:
+        position = positions.get(p.name, START)
+        result.append(ProjectionStatus(p.name, p.mode, position.position, last.position,
+                                       pending(conn, position, last), failures.get(p.name)))
+    return result

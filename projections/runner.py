@@ -7,9 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from akashone_es.application import EVENTS_TABLE
 from akashone_es.errors import ProjectionError
 from akashone_es.logging import get_logger
 from projections.apply import apply_rows
@@ -18,10 +16,11 @@ from projections.engine import (
     REGISTER_CHECKPOINT,
     SET_CHECKPOINTS,
     Projection,
+    read_checkpoints,
 )
 from projections.failures import CLEAR as CLEAR_FAILURE
 from projections.failures import record_failure
-from projections.log import LogReader, head
+from projections.log import START, Key, LogReader, head, pending
 
 log = get_logger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -32,59 +31,72 @@ def advisory_key(name: str) -> str:
 
 
 def catch_up_step(conn: psycopg.Connection[Any], projection: Projection, reader: LogReader,
-                  batch_size: int) -> tuple[int, int]:
-    """Apply one batch in one transaction with its checkpoint; returns (position, head).
+                  batch_size: int) -> tuple[Key, Key, int]:
+    """Apply one batch in one transaction with its checkpoint; returns (checkpoint, head,
+    events read).
 
-    The checkpoint row is locked FOR UPDATE, so two runners never apply the same batch:
-    the second waits, then reads the new checkpoint. An event the projection cannot apply
-    stops it: the events before it are committed with the checkpoint just below it, the
-    failure is recorded in the same transaction, and ``ProjectionError`` names it.
+    The head comes first, before this transaction holds a transaction id of its own: it is
+    the last event no running transaction can still precede, so the batch never passes an
+    event that commits later. The checkpoint row is locked FOR UPDATE, so two runners never
+    apply the same batch: the second waits, then reads the new checkpoint. An event the
+    projection cannot apply stops it: the events before it are committed with the
+    checkpoint just below it, the failure is recorded in the same transaction, and
+    ``ProjectionError`` names it.
     """
     with conn.transaction():
+        last = head(conn)
         conn.execute(REGISTER_CHECKPOINT, (projection.name,))
         row = conn.execute(LOCK_CHECKPOINT, (projection.name,)).fetchone()
-        position = int(row[0] if isinstance(row, tuple) else row["position"])  # type: ignore[index]
-        last = head(conn)
+        values = tuple(row.values()) if isinstance(row, dict) else row
+        position = Key(int(values[0]), int(values[1]))  # type: ignore[index]
         if position >= last:
-            return position, last
+            return position, last, 0
         rows, reached = reader.read_rows(conn, position, last, batch_size, projection.topics())
         skip = reader.quarantined(conn, projection.name) if rows else frozenset()
         failure = apply_rows(conn, projection, reader.mapper.decode, rows, skip, then=[
-            (CLEAR_FAILURE, (projection.name, reached)),
-            (SET_CHECKPOINTS, (reached, [projection.name]))])
+            (CLEAR_FAILURE, (projection.name, *reached)),
+            (SET_CHECKPOINTS, (*reached, [projection.name]))])
         if failure is not None:
-            reached = failure.position - 1
+            reached = failure.key.before()
             record_failure(conn, failure)
-            conn.execute(SET_CHECKPOINTS, (reached, [projection.name]))
+            conn.execute(SET_CHECKPOINTS, (*reached, [projection.name]))
     if failure is not None:
         log.error("projection.stopped", projection=projection.name, position=failure.position,
                   originator_id=failure.originator_id, topic=failure.topic,
                   handler=failure.handler, error=failure.error)
         raise ProjectionError(failure.message())
-    return reached, last
+    return reached, last, len(rows)
 
 
 def catch_up(conn: psycopg.Connection[Any], projection: Projection, reader: LogReader, *,
-             batch_size: int = 2000, progress: Progress | None = None) -> int:
-    """Apply every pending event, batch by batch; returns the final checkpoint.
+             batch_size: int = 2000, progress: Progress | None = None) -> Key:
+    """Apply every pending event, batch by batch; returns the final checkpoint. Progress
+    counts the events this projection reads, of those pending when it started.
 
     Raises ``ProjectionError`` when the projection stops at an event it cannot apply.
     """
+    total = done = 0
+    if progress:
+        start = read_checkpoints(conn).get(projection.name, START)
+        total = pending(conn, start, head(conn), projection.topics())
     while True:
-        position, last = catch_up_step(conn, projection, reader, batch_size)
+        position, last, count = catch_up_step(conn, projection, reader, batch_size)
+        done += count
         if progress:
-            progress(projection.name, position, last)
+            progress(projection.name, done, max(total, done))
         if position >= last:
-            log.debug("projection.caught_up", projection=projection.name, position=position)
+            log.debug("projection.caught_up", projection=projection.name,
+                      position=position.position)
             return position
 
 
 class Runner:
     """Follows the log for async projections: takes each one's advisory lock (others wait as
-    hot standbys), catches up in batches, then sleeps until NOTIFY says there is more."""
+    hot standbys), catches up in batches, then polls the head every ``poll_seconds`` until
+    it moves (writers send no NOTIFY: it would serialize their commits)."""
 
     def __init__(self, dsn: str, projections: Sequence[Projection], reader: LogReader, *,
-                 batch_size: int = 2000, poll_seconds: float = 1.0,
+                 batch_size: int = 2000, poll_seconds: float = 0.05,
                  follow: Callable[[psycopg.Connection[Any]], Any] | None = None) -> None:
         self.dsn = dsn
         self.projections = list(projections)
@@ -134,17 +146,22 @@ class Runner:
             return
         owned: set[str] = set()
         stopped: set[str] = set()
-        woken = True
+        seen: Key | None = None
         with psycopg.connect(self.dsn, autocommit=True) as locks, \
                 psycopg.connect(self.dsn, autocommit=True) as work:
-            locks.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVENTS_TABLE)))
             while not self.stopping.is_set():
+                before = len(owned)
                 self._take_locks(locks, owned)
+                last = head(work)
+                if last == seen and len(owned) == before:
+                    self.stopping.wait(self.poll_seconds)
+                    continue
+                moved, seen = last != seen, last
                 for projection in self.projections:
                     # a stopped projection is retried when the log moves (a quarantine is an
-                    # event), not every poll: that would log the same error every second
+                    # event), not every poll: that would log the same error every poll
                     if projection.name not in owned or (projection.name in stopped
-                                                        and not woken):
+                                                        and not moved):
                         continue
                     try:
                         catch_up(work, projection, self.reader, batch_size=self.batch_size,
@@ -154,6 +171,3 @@ class Runner:
                         stopped.add(projection.name)
                 if self.follow is not None:
                     self.follow(work)
-                woken = False
-                for _ in locks.notifies(timeout=self.poll_seconds, stop_after=1):
-                    woken = True

@@ -8,6 +8,8 @@ startup  open_storage() to first query at 200k events      vs the same at 20k ev
 query    get_user_by_email p50/p99 with 100k users         vs the same SELECT on raw psycopg
 --suite resources: resource create, list, metering and rebuild (scripts/bench_resources.py)
 --suite import: the AkashOne import vs A2, raw batched INSERT (scripts/bench_import.py)
+--suite concurrency: 1, 2, 4, 8 writer processes vs raw INSERT+COMMIT with as many writers,
+         and the follower's lag (scripts/bench_concurrency.py)
 
 Each round measures both sides (the side that goes first alternates); figures are medians of
 the rounds, ratios the median of the per-round ratios.
@@ -30,6 +32,7 @@ from typing import Any
 
 import bcrypt
 import bench_billing
+import bench_concurrency
 import bench_import
 import bench_resources
 import orjson
@@ -50,7 +53,7 @@ from akashone_es.domain.identity import User, system_role_id_for
 from akashone_es.persistence.database import drop_database, ensure_database, with_database
 from akashone_es.storage import resolve_dsn
 from projections.identity import IdentityProjection
-from projections.log import head
+from projections.log import START, head, pending
 from projections.rebuild import rebuild
 
 console = Console(stderr=True)
@@ -165,7 +168,7 @@ def populate(storage: Any, users: int, per_save: int = 250) -> int:
         storage.app.save(*batch)
     elapsed = time.perf_counter() - start
     with psycopg.connect(storage.dsn) as conn:
-        total = head(conn)
+        total = pending(conn, START, head(conn))
     console.log(f"populated {users:,} users ({2 * users:,} events) in {elapsed:.1f}s;"
                 f" log head {total:,}")
     return total
@@ -225,7 +228,7 @@ def bench_rebuild(storage: Any, rounds: int, library_events: int, bulk_from: int
     events from ``bulk_from`` on, where the populated bulk of the log (Registered and
     RoleGranted in turn, as in most of what we replay) starts."""
     with psycopg.connect(storage.dsn) as conn:
-        total = head(conn)
+        total = pending(conn, START, head(conn))
         identity_events = conn.execute(
             "SELECT count(*) FROM akashone_events WHERE topic = ANY(%s)",
             (IdentityProjection().topics(),)).fetchone()[0]  # type: ignore[index]
@@ -271,8 +274,9 @@ def bench_verify(storage: Any, rounds: int) -> dict[str, Any]:
     """audit.verify over the whole (sealed) log vs a raw ordered read of the same rows."""
     with psycopg.connect(storage.dsn) as conn:
         start = time.perf_counter()
-        position, _ = audit.seal(conn)
+        audit.seal(conn)
         conn.commit()
+        position = audit.sealed_count(conn)
         sealing = position / (time.perf_counter() - start)
     results = []
     for r in range(rounds):
@@ -325,7 +329,7 @@ def bench_startup(small_dsn: str, big_dsn: str, rounds: int) -> dict[str, Any]:
     """Fresh process per measurement; each round times the big log against the small one
     (the baseline, measured in the same round; who goes first alternates)."""
     with psycopg.connect(small_dsn) as c1, psycopg.connect(big_dsn) as c2:
-        sizes = (head(c1), head(c2))
+        sizes = (pending(c1, START, head(c1)), pending(c2, START, head(c2)))
     for dsn in (small_dsn, big_dsn):  # not timed: the first run compiles .pyc files
         startup_seconds(dsn)
     results: list[dict[str, Any]] = []
@@ -403,7 +407,7 @@ def summarize(name: str, unit: str, baseline: str, rounds: list[dict[str, Any]]
             "ratio_median": statistics.median(r["ratio"] for r in rounds)}
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0912 - one branch per suite
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
@@ -418,7 +422,7 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=5000,
                         help="lookups per side per round in the query benchmark")
     parser.add_argument("--suite", choices=("all", "foundation", "billing", "resources",
-                                            "import"),
+                                            "import", "concurrency"),
                         default="all")
     parser.add_argument("--resources", type=int, default=100_000,
                         help="VMs in the database for the resource listing benchmark")
@@ -428,6 +432,10 @@ def main() -> None:
                         help="users in the sample AkashOne dump imported per round")
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--usage-records", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=5.0,
+                        help="concurrency: seconds each side appends per round")
+    parser.add_argument("--writers", type=int, nargs="+", default=[1, 2, 4, 8],
+                        help="concurrency: the writer process counts to measure")
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
     parser.add_argument("--keep", action="store_true", help="keep the bench databases")
     parser.add_argument("--render", type=Path, metavar="JSON",
@@ -446,6 +454,19 @@ def main() -> None:
     resources_dsn = with_database(server_dsn, f"akashone_bench_resources_{run}")
     results: list[dict[str, Any]] = []
     try:
+        if args.suite in ("all", "concurrency"):
+            raw_dsn = with_database(server_dsn, f"akashone_bench_raw_concurrency_{run}")
+            ours_dsn = with_database(server_dsn, f"akashone_bench_concurrency_{run}")
+            ensure_database(raw_dsn)
+            try:
+                results += bench_concurrency.run(settings, ours_dsn, raw_dsn, args.rounds,
+                                                 args.seconds, args.writers)
+            finally:
+                drop_database(raw_dsn)
+                drop_database(ours_dsn)
+        if args.suite == "concurrency":
+            report(results, args.out, server_dsn)
+            return
         if args.suite in ("all", "import"):
             import_dsn = with_database(server_dsn, f"akashone_bench_raw_import_{run}")
             ensure_database(import_dsn)
@@ -483,7 +504,7 @@ def main() -> None:
             big.initialize_default_roles()  # type: ignore[attr-defined]
             results.append(bench_append(big, args.rounds, args.append_events))
             with psycopg.connect(big.dsn) as conn:
-                bulk_from = head(conn)
+                bulk_from = head(conn).position
             populate(big, args.users)
             results.append(bench_rebuild(big, args.rounds, args.library_events, bulk_from))
             results.append(bench_verify(big, args.rounds))
@@ -498,11 +519,20 @@ def main() -> None:
             server.stop()
 
 
-def report(results: list[dict[str, Any]], out: Path, server_dsn: str) -> None:
+def report(results: list[dict[str, Any]], out: Path, server_dsn: str  # noqa: PLR0912
+           ) -> None:
     table = Table(title="akashone-es benchmarks (medians; ratio per round, then median)")
     for column in ("benchmark", "ours", "baseline", "ratio", "aim"):
         table.add_column(column)
     by = {r["name"]: r for r in results}
+    for r in results:
+        if r["name"].startswith("append, "):
+            lag = r["follower_lag_ms"]
+            single = r["vs_our_single_writer"]
+            table.add_row(r["name"], f"{r['ours_median']:,.0f}/s"
+                          f" ({single:.2f}x our 1 writer)" if single else "",
+                          f"raw {r['baseline_median']:,.0f}/s", f"{r['ratio_median']:.2f}x",
+                          f"lag p99 {lag['p99']} ms" if lag["p99"] is not None else "-")
     if "import" in by:
         im = by["import"]
         table.add_row(f"import ({im['records']:,} AkashOne records)",

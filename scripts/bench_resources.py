@@ -32,7 +32,7 @@ from akashone_es import context
 from akashone_es.domain.identity import User
 from akashone_es.domain.resources import Resource
 from akashone_es.storage.metering import usage_id
-from projections.log import head
+from projections.log import START, head, pending
 from projections.rebuild import rebuild
 from projections.resources import ResourcesProjection
 
@@ -266,7 +266,7 @@ def bench_rebuild(storage: Any, rounds: int, library_events: int, bulk_from: int
     with psycopg.connect(storage.dsn) as conn:
         events = conn.execute("SELECT count(*) FROM akashone_events WHERE topic = ANY(%s)",
                               (ResourcesProjection().topics(),)).fetchone()[0]  # type: ignore[index]
-        total = head(conn)
+        total = pending(conn, START, head(conn))
     results = []
     for r in range(rounds):
         sides = ("ours", "library") if r % 2 == 0 else ("library", "ours")
@@ -305,7 +305,7 @@ def run(storage: Any, args: Any, raw_a1: Any, password_hash: str) -> list[dict[s
     enable_features(storage)
     results = [bench_create(storage, args.rounds, args.append_events, raw_a1)]
     with psycopg.connect(storage.dsn) as conn:
-        bulk_from = head(conn)
+        bulk_from = head(conn).position
     owners = _users(storage, args.resources // 10, password_hash)
     start = time.perf_counter()
     made = _vms(storage, owners, 10)

@@ -141,6 +141,18 @@ MUTATIONS = [
                ' *[a for a in aggregates if a not in coupons])\n'
                "                self._save(*coupons)\n"),),
              (f"{RACES}::TestCouponRedemptionConcurrently",)),
+    Mutation("followers-read-past-the-horizon", "followers never pass an event that commits"
+             " later", "projections/log.py",
+             (('" WHERE transaction_id < public.akashone_horizon()" + _LAST',
+               '" WHERE transaction_id < public.akashone_horizon() + 1000000" + _LAST'),),
+             ("tests/integration/test_parallel_writers.py",)),
+    Mutation("restore-not-rebased", "after a restore, new events read after the old ones",
+             "akashone_es/persistence/database.py",
+             (("    row = conn.execute(NEXT_XACT).fetchone()\n    conn.commit()\n",
+               "    return None\n"),),
+             ("tests/integration/test_backup_restore.py",
+              "tests/integration/test_parallel_writers.py::"
+              "test_after_a_restore_new_events_continue_above_the_logs_transaction_ids")),
     Mutation("usage-billed-twice", "the database refuses a second bill of a usage record",
              "projections/billing.py",
              (('" guard AS (INSERT INTO {g} (id, invoice_id) SELECT id, invoice_id FROM v"',

@@ -96,7 +96,7 @@ def rebuild(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = No
                 except ProjectionError as exc:  # the others are still worth rebuilding
                     stopped.append(exc)
                     continue
-                state.console.print(f"rebuilt {projection.name} to position {position}")
+                state.console.print(f"rebuilt {projection.name} to position {position.position}")
         if stopped:
             raise stopped[0]
 

@@ -45,6 +45,54 @@ CHAIN_DDL = sql.SQL(
     "CREATE TABLE IF NOT EXISTS {} (position bigint PRIMARY KEY, hash bytea NOT NULL,"
     " sealed_at timestamptz NOT NULL DEFAULT now())").format(sql.Identifier(CHAIN_TABLE))
 
+# The log's reading order. Writers append in parallel (no table lock), so notification ids
+# are handed out in one order and committed in another: a reader that followed the ids could
+# pass an id whose transaction has not committed yet, and never come back for it. Every event
+# therefore carries the id of the transaction that wrote it (``akashone_xact()``), and readers
+# read in (transaction_id, notification_id) order and only below ``akashone_horizon()``, the
+# oldest transaction id still running (``pg_snapshot_xmin``): every transaction below it has
+# ended, so nothing can still appear there. Events written before this column existed read 0,
+# in their notification-id order, which was their commit order (the append took a table lock).
+# Both functions are created once (``rebase_log_order`` may replace them after a restore).
+XACT_FUNCTION, HORIZON_FUNCTION = "akashone_xact", "akashone_horizon"
+ORDER_INDEX = "akashone_events_order"
+LOG_ORDER_DDL = sql.SQL("""DO $$ BEGIN
+    IF to_regprocedure({xact_name}) IS NULL THEN
+        CREATE FUNCTION {xact}() RETURNS bigint LANGUAGE sql VOLATILE
+            AS 'SELECT pg_current_xact_id()::text::bigint';
+    END IF;
+    IF to_regprocedure({horizon_name}) IS NULL THEN
+        CREATE FUNCTION {horizon}() RETURNS bigint LANGUAGE sql STABLE
+            AS 'SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = {events_name}::regclass
+                   AND attname = 'transaction_id' AND NOT attisdropped) THEN
+        ALTER TABLE {events} ADD COLUMN transaction_id bigint NOT NULL DEFAULT 0;
+        ALTER TABLE {events} ALTER COLUMN transaction_id SET DEFAULT {xact}();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = {chain_name}::regclass
+                   AND attname = 'transaction_id' AND NOT attisdropped) THEN
+        ALTER TABLE {chain} ADD COLUMN transaction_id bigint NOT NULL DEFAULT 0;
+    END IF;
+    -- only when missing: CREATE INDEX takes a lock that waits for the writers in flight
+    IF to_regclass({index_name}) IS NULL THEN
+        CREATE INDEX {index} ON {events} (transaction_id, notification_id);
+    END IF;
+    IF to_regclass({chain_index_name}) IS NULL THEN
+        CREATE INDEX {chain_index} ON {chain} (transaction_id, position);
+    END IF;
+END $$""").format(
+    xact=sql.Identifier("public", XACT_FUNCTION),
+    horizon=sql.Identifier("public", HORIZON_FUNCTION),
+    xact_name=sql.Literal(f"public.{XACT_FUNCTION}()"),
+    horizon_name=sql.Literal(f"public.{HORIZON_FUNCTION}()"),
+    events=sql.Identifier("public", EVENTS_TABLE),
+    events_name=sql.Literal(f"public.{EVENTS_TABLE}"),
+    chain=sql.Identifier("public", CHAIN_TABLE), chain_name=sql.Literal(f"public.{CHAIN_TABLE}"),
+    index=sql.Identifier(ORDER_INDEX), chain_index=sql.Identifier(f"{CHAIN_TABLE}_order"),
+    index_name=sql.Literal(f"public.{ORDER_INDEX}"),
+    chain_index_name=sql.Literal(f"public.{CHAIN_TABLE}_order"))
+
 APPEND_ONLY_DDL = sql.Composed([APPEND_ONLY_FUNCTION_DDL, *(
     APPEND_ONLY_TRIGGERS.format(
         table=sql.Identifier(table), fn=sql.Identifier(APPEND_ONLY_FUNCTION),
@@ -170,9 +218,52 @@ def drop_database(dsn: str) -> None:
                 sql.Identifier(default_role_name(dbname))))
 
 
+#: the functions with an offset: their transaction ids continue above the log's (a restore)
+REBASED_FUNCTIONS = sql.SQL("""
+    CREATE OR REPLACE FUNCTION {xact}() RETURNS bigint LANGUAGE sql VOLATILE
+        AS 'SELECT pg_current_xact_id()::text::bigint + {offset}';
+    CREATE OR REPLACE FUNCTION {horizon}() RETURNS bigint LANGUAGE sql STABLE
+        AS 'SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint + {offset}'""")
+
+
+#: the log's last transaction id, and the next one a writer would record (no id is taken)
+NEXT_XACT = sql.SQL(
+    "SELECT (SELECT transaction_id FROM {events} ORDER BY transaction_id DESC LIMIT 1),"
+    " public.akashone_horizon() - pg_snapshot_xmin(s)::text::bigint"
+    " + pg_snapshot_xmax(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint"
+    " FROM pg_current_snapshot() s").format(events=sql.Identifier("public", EVENTS_TABLE))
+
+
+def rebase_log_order(conn: psycopg.Connection[Any]) -> int | None:
+    """After a restore into another server (``pg_dump``/``pg_restore``), that server's
+    transaction ids start below the ones the log recorded: new events would sort before old
+    ones and followers would never read them. When the next transaction id a writer would
+    record is not above the log's last, the order functions get an offset so that new ids
+    continue above it; returns the offset set, or None when none was needed (a cheap check,
+    with no lock, on every start). Rebasing holds the events table's EXCLUSIVE lock, so no
+    writer in flight still uses the old functions. Runs its own transaction."""
+    row = conn.execute(NEXT_XACT).fetchone()
+    conn.commit()
+    if row is None or row[0] is None or row[0] < row[1]:
+        return None
+    with conn.transaction():
+        conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
+            sql.Identifier("public", EVENTS_TABLE)))
+        last, following, raw = conn.execute(NEXT_XACT).fetchone()  # type: ignore[misc]
+        if last < following:
+            return None
+        offset = int(last) - int(raw) + 1  # the next id taken, plus it, is above ``last``
+        conn.execute(REBASED_FUNCTIONS.format(
+            xact=sql.Identifier("public", XACT_FUNCTION),
+            horizon=sql.Identifier("public", HORIZON_FUNCTION), offset=sql.SQL(str(offset))))
+    return offset
+
+
 def install_append_only_guard(conn: psycopg.Connection[Any]) -> None:
     """Make UPDATE, DELETE and TRUNCATE on the events and snapshots tables fail in the
-    database, and a snapshot of no recorded event fail to insert."""
+    database, and a snapshot of no recorded event fail to insert; give the log (and its
+    chain) the reading order's column."""
     conn.execute(CHAIN_DDL)
     conn.execute(APPEND_ONLY_DDL)
     conn.execute(SNAPSHOT_CHECK_DDL)
+    conn.execute(LOG_ORDER_DDL)

@@ -43,12 +43,15 @@ def capture_rows() -> Iterator[dict[RowKey, dict[str, Any]]]:
 
 
 class AkashOneRecorder(PostgresApplicationRecorder):
-    """The library's insert path, sent as one simple-query message.
+    """The library's insert path without its table lock, sent as one simple-query message.
 
-    Same statements, same order as the library (``SET LOCAL lock_timeout``, the lock of the
-    events table so insert order = commit order, ``NOTIFY``, the INSERT), then the inline
-    projections' statements, between BEGIN and COMMIT. The lock is taken by the owner's
-    function, which also refuses the append when the inline projections are not current
+    ``SET LOCAL lock_timeout``, the owner's guard function, the INSERT, then the inline
+    projections' statements, between BEGIN and COMMIT. The library locks the events table
+    (EXCLUSIVE) so insert order = commit order and sends ``NOTIFY``; both serialize every
+    commit (NOTIFY holds a database-wide lock through the commit). Writers here run in
+    parallel: each event records its transaction's id, and readers follow the log in that
+    order below the oldest running transaction (``persistence.database.LOG_ORDER_DDL``);
+    followers poll. The guard refuses the append when the inline projections are not current
     (``projections.engine.LOCK_AND_GUARD``). Parameters are bound client-side (psycopg's
     ClientCursor quoting), so the whole save is one message and one round trip; the library's
     pipeline syncs three times per save. A unique violation in a read table, or a stale
@@ -121,8 +124,8 @@ class AkashOneRecorder(PostgresApplicationRecorder):
             body = b";\n".join(cur.mogrify(query, group).encode()
                                 for query, group in zip(queries, params, strict=True))
         cur.execute(b";\n".join([preamble, body, b"COMMIT"]))
-        # the INSERT's result follows BEGIN, the lock timeout, the lock and NOTIFY
-        for _ in range(4):
+        # the INSERT's result follows BEGIN, the lock timeout and the guard
+        for _ in range(3):
             cur.nextset()
         ids = [row["notification_id"] for row in cur.fetchall()]
         self._capture(cur, batch)
@@ -140,7 +143,6 @@ class AkashOneRecorder(PostgresApplicationRecorder):
             conn.execute(b"BEGIN")
             conn.execute(self._lock_timeout)
             conn.execute(LOCK_AND_GUARD, batch.guard)
-            conn.execute(sql.SQL("NOTIFY {0}").format(sql.Identifier(self.channel_name)))
             insert.execute(self._unnest_insert, (
                 [e.originator_id for e in stored_events],
                 [e.originator_version for e in stored_events],
@@ -165,15 +167,13 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         return ids
 
     def _preamble(self, cur: psycopg.ClientCursor[Any], batch: Batch) -> bytes:
-        """BEGIN, the lock timeout, the lock and guard, NOTIFY: rendered once per guard."""
+        """BEGIN, the lock timeout and the guard: rendered once per guard."""
         names, quarantine = batch.guard
         key = (tuple(names), quarantine)
         preamble = self._preambles.get(key)
         if preamble is None:
             preamble = self._preambles[key] = b";\n".join([
-                b"BEGIN", self._lock_timeout, cur.mogrify(LOCK_AND_GUARD, batch.guard).encode(),
-                cur.mogrify(sql.SQL("NOTIFY {0}").format(
-                    sql.Identifier(self.channel_name))).encode()])
+                b"BEGIN", self._lock_timeout, cur.mogrify(LOCK_AND_GUARD, batch.guard).encode()])
         return preamble
 
     def _insert_query(self, count: int) -> bytes:

@@ -1,7 +1,8 @@
 """Time travel: every read method of ``Storage`` over the log as it stood at a moment.
 
 ``storage.as_of(moment)`` replays the log up to ``moment`` (a time: every event whose
-timestamp is at or before it; or a log position) into temporary tables of one connection,
+timestamp is at or before it; or a log position: the log as it stood once that event was
+in it, in reading order) into temporary tables of one connection,
 through the same projections that build the live tables, and returns a view of the storage
 whose reads run on those tables. One mechanism serves every kind (users, roles, invoices,
 resources, ...) and every read method, with the same tenant rules: the acting context is the
@@ -22,19 +23,22 @@ from psycopg import sql
 
 from akashone_es.errors import PermissionDeniedError, ProjectionError, ValidationError
 from projections.engine import Projection
-from projections.log import LogReader, Row, head
+from projections.log import START, Key, LogReader, Row, head
 from projections.rebuild import replay
 
 #: temporary tables: private to the view's connection, gone when it closes
 PAST_SCHEMA = "pg_temp"
 
 
-#: for each aggregate with an event after the moment, the position of its first such event:
+#: for each aggregate with an event after the moment, the version of its first such event:
 #: that event and every later one of the aggregate are left out (its history is a prefix)
 CUTS = sql.SQL(
-    "SELECT originator_id, min(notification_id) FROM public.akashone_events"
+    "SELECT originator_id, min(originator_version) FROM public.akashone_events"
     " WHERE (convert_from(state, 'UTF8')::jsonb ->> 'timestamp')::timestamptz > %s"
     " GROUP BY originator_id")
+AT_POSITION = sql.SQL(
+    "SELECT transaction_id, notification_id FROM public.akashone_events"
+    " WHERE notification_id <= %s ORDER BY notification_id DESC LIMIT 1")
 
 
 class UntilReader(LogReader):
@@ -47,10 +51,10 @@ class UntilReader(LogReader):
         self.until = until
         self.cuts = cuts
 
-    def read_rows(self, conn: psycopg.Connection[Any], after: int, upto: int, limit: int,
-                  topics: Any) -> tuple[list[Row], int]:
+    def read_rows(self, conn: psycopg.Connection[Any], after: Key, upto: Key, limit: int,
+                  topics: Any) -> tuple[list[Row], Key]:
         rows, reached = super().read_rows(conn, after, upto, limit, topics)
-        return [row for row in rows if row[0] < self.cuts.get(row[1], row[0] + 1)], reached
+        return [row for row in rows if row[2] < self.cuts.get(row[1], row[2] + 1)], reached
 
 
 class _OneConnection:
@@ -85,7 +89,7 @@ def open_past(storage: Any, moment: datetime | int) -> Any:
         reader = storage.reader
         stop = head(conn)
         if isinstance(moment, int):
-            stop = min(stop, moment)
+            stop = min(stop, _key_of(conn, moment))
         else:
             with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
                 cuts: dict[Any, int] = dict(cur.execute(CUTS, (moment,)).fetchall())
@@ -106,12 +110,20 @@ def open_past(storage: Any, moment: datetime | int) -> Any:
     return past
 
 
+def _key_of(conn: psycopg.Connection[Any], position: int) -> Key:
+    """The log as it stood once the event at ``position`` was in it ends at that event's key
+    (the nearest event below, when none is there)."""
+    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+        row = cur.execute(AT_POSITION, (position,)).fetchone()
+    return START if row is None else Key(int(row[0]), int(row[1]))
+
+
 def _replayed(conn: psycopg.Connection[Any], cls: type[Projection], reader: LogReader,
-              stop: int, batch_size: int) -> Projection:
+              stop: Key, batch_size: int) -> Projection:
     projection = cls(schema=PAST_SCHEMA)
     for statement in projection.ddl():
         conn.execute(statement)
-    _, failure = replay(conn, projection, reader, 0, stop, batch_size, None)
+    _, failure = replay(conn, projection, reader, START, stop, batch_size, None)
     if failure is not None:
         raise ProjectionError(failure.message("replay into the past of projection"))
     return projection

@@ -11,7 +11,7 @@ from eventsourcing.application import Application
 
 from akashone_es.errors import ProjectionError
 from akashone_es.logging import get_logger
-from akashone_es.persistence.database import install_append_only_guard
+from akashone_es.persistence.database import install_append_only_guard, rebase_log_order
 from akashone_es.persistence.roles import grant_app_privileges
 from akashone_es.personal import ensure_keys_table
 from akashone_es.storage.resources import SYNC_STAMPS_DDL
@@ -28,7 +28,7 @@ from projections.engine import (
     read_checkpoints,
 )
 from projections.failures import read_failures
-from projections.log import LOCK_EVENTS, LogReader, head
+from projections.log import LOCK_EVENTS, START, LogReader, head
 from projections.rebuild import rebuild
 
 log = get_logger(__name__)
@@ -103,6 +103,10 @@ def create_schema(conn: psycopg.Connection[Any], projections: Sequence[Projectio
                 conn.execute(statement)
         if app_role is not None:
             grant_app_privileges(conn, app_role)
+    offset = rebase_log_order(conn)
+    if offset is not None:
+        log.warning("log.rebased", offset=offset, reason="the log's transaction ids are above "
+                    "this server's (a restore): new events continue above them")
 
 
 def bring_current(dsn: str, conn: psycopg.Connection[Any], projections: Sequence[Projection],
@@ -118,14 +122,15 @@ def bring_current(dsn: str, conn: psycopg.Connection[Any], projections: Sequence
     for projection in projections:
         conn.execute(REGISTER_CHECKPOINT, (projection.name,))
         inline = projection.mode == "inline"
-        emptied = last > 0 and projection.name in dropped  # its rows must come from the log
+        emptied = last > START and projection.name in dropped  # its rows must come from the log
         if (inline and not emptied and projection.name not in live | failed
                 and go_live(conn, projection)):
             continue
         stale = inline and (projection.name not in live or projection.name in failed)
-        if last > 0 and (stale or emptied):
+        if last > START and (stale or emptied):
             log.info("projection.behind", projection=projection.name,
-                     position=read_checkpoints(conn).get(projection.name, 0), head=last)
+                     position=read_checkpoints(conn).get(projection.name, START).position,
+                     head=last.position)
             try:
                 rebuild(dsn, type(projection), reader)
             except ProjectionError as exc:
@@ -136,7 +141,7 @@ def bring_current(dsn: str, conn: psycopg.Connection[Any], projections: Sequence
                 log.warning("projection.rebuild_failed", projection=projection.name,
                             error=str(exc))
                 if projection.name in dropped:  # its tables are new and empty: start over
-                    conn.execute(SET_CHECKPOINTS, (0, [projection.name]))
+                    conn.execute(SET_CHECKPOINTS, (0, 0, [projection.name]))
                     conn.execute(NOT_LIVE, (projection.name,))
                 continue
             rebuilt.append(projection.name)
@@ -151,6 +156,6 @@ def go_live(conn: psycopg.Connection[Any], projection: Projection) -> bool:
         row = conn.execute(AT_HEAD, (projection.name,)).fetchone()
         if row is None or not row[0]:
             return False
-        conn.execute(MARK_LIVE, (head(conn), projection.name))
+        conn.execute(MARK_LIVE, (*head(conn, final=True), projection.name))
     log.info("projection.live", projection=projection.name)
     return True

@@ -75,7 +75,7 @@ def test_export_then_verify_it_with_no_database(cli: Cli, dsn: str, tmp_path: Pa
     broken = cli("audit", "verify-export", str(out), "--digest", str(digest))
     assert broken.returncode == 1
     assert broken.stderr.strip() == (f"error: position {line['position']}: the line does not "
-                                     "match its hash (changed)")
+                                     "match its hash (changed, removed, added or moved)")
 
 
 def test_export_usage_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:

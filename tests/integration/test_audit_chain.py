@@ -87,9 +87,13 @@ class TestTampering:
     def test_an_inserted_event(self, sealed: Any) -> None:
         conn, _ = sealed
         at = middle(conn)
+        # placed where the deleted event was in the reading order (its neighbour's
+        # transaction id); left to the default, it would sit after the sealed head, and the
+        # seal after the gap would fail instead
         copy = ("INSERT INTO akashone_events (notification_id, originator_id,"
-                " originator_version, topic, state) SELECT %s, gen_random_uuid(), 1, topic,"
-                " state FROM akashone_events WHERE notification_id = %s")
+                " originator_version, topic, state, transaction_id) SELECT %s,"
+                " gen_random_uuid(), 1, topic, state, transaction_id FROM akashone_events"
+                " WHERE notification_id = %s")
         tamper(conn, "DELETE FROM akashone_chain WHERE position = %s", at)  # a rollback gap
         tamper(conn, "DELETE FROM akashone_events WHERE notification_id = %s", at)
         tamper(conn, copy, at, at - 1)

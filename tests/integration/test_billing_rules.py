@@ -18,6 +18,7 @@ from akashone_es.gst import document_number, financial_year
 from projections import billing_models as bm
 from projections import models as m
 from projections.billing import BillingProjection
+from projections.log import START as LOG_START
 from projections.log import head
 from projections.rebuild import checksums, rebuild, verify
 from tests.conftest import log_size
@@ -327,7 +328,7 @@ class TestBillingProjection:
         as the live tables."""
         billing_data_set(issuer, settled_payments=False)
         with psycopg.connect(dsn) as conn:
-            events, _ = issuer.reader.read(conn, 0, head(conn), 10**9,
+            events, _ = issuer.reader.read(conn, LOG_START, head(conn), 10**9,
                                            BillingProjection().topics())
         once = project_all(dsn, BillingProjection, events)
         assert once == live_rows(dsn)

@@ -21,7 +21,7 @@ from projections.activity import ActivityProjection
 from projections.billing import BillingProjection
 from projections.engine import read_checkpoints
 from projections.identity import IdentityProjection
-from projections.log import head
+from projections.log import START, head
 from projections.rebuild import status
 from tests.conftest import log_size
 
@@ -64,13 +64,16 @@ class TestLive:
     def test_a_database_from_before_live_goes_live_without_a_rebuild(
             self, storage: Storage, dsn: str, settings: Settings) -> None:
         """The upgrade: no ``live`` column, the old lock function, inline checkpoints moved
-        to the head by every append. Opening adds the column and marks them live; nothing is
-        replayed (the rows stay as they are: a marker row the log knows nothing of survives)."""
+        to the head by every append, no transaction ids in the log. Opening adds the columns
+        and marks them live; nothing is replayed (the rows stay as they are: a marker row the
+        log knows nothing of survives); old events read first, in position order."""
         register(storage, "asha")
         storage.close()
         last = rows(dsn, "SELECT max(notification_id) FROM akashone_events")[0][0]
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("ALTER TABLE akashone_checkpoints DROP COLUMN live")
+            for table in ("akashone_checkpoints", "akashone_events", "akashone_chain"):
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN transaction_id")
             conn.execute("UPDATE akashone_checkpoints SET position = %s WHERE name = ANY(%s)",
                          (last, list(INLINE)))
             conn.execute("DROP FUNCTION akashone_lock_events(text[], boolean)")
@@ -89,6 +92,13 @@ class TestLive:
             with reopened.acting_as(system="tests"):
                 register(reopened, "ravi")
                 assert reopened.get_user_by_username("ravi") is not None
+            assert rows(dsn, "SELECT count(*) FROM akashone_events WHERE transaction_id = 0") \
+                == [(last,)]
+            with psycopg.connect(dsn) as conn:  # old events first, in position order
+                read, _ = reopened.reader.read_rows(conn, START, head(conn), 10**9, None)
+            positions = [row[0] for row in read]
+            assert positions == sorted(positions)
+            assert len(positions) == log_size(dsn) > last
         finally:
             reopened.close()
 

@@ -100,8 +100,9 @@ def log_positions(dsn: str, below: int | None = None) -> list[int]:
 
 
 def catch_up_activities(storage: Storage) -> int:
+    """The position of the checkpoint the activity log catches up to."""
     with connect(storage.dsn) as conn:
-        return catch_up(conn, ActivityProjection(), storage.reader)
+        return catch_up(conn, ActivityProjection(), storage.reader).position
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -252,7 +253,7 @@ def _positions_of(dsn: str) -> list[int]:
 
 def _head(dsn: str) -> int:
     with connect(dsn) as conn:
-        return head(conn)
+        return head(conn).position
 
 
 # -- verify --------------------------------------------------------------------------------
@@ -318,7 +319,7 @@ class TestQuarantine:
         catch_up_activities(storage)
         live = _checksums(dsn, ActivityProjection())
 
-        assert rebuild(dsn, ActivityProjection, storage.reader) == _head(dsn)
+        assert rebuild(dsn, ActivityProjection, storage.reader).position == _head(dsn)
         assert live == _checksums(dsn, ActivityProjection())
         assert verify(dsn, ActivityProjection, storage.reader).ok
 
