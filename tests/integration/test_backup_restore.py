@@ -3,9 +3,9 @@
 A ``pg_dump`` of a live database restored with ``pg_restore`` into a fresh server (both
 servers are embedded servers the test owns, so the dump and the restore use one PostgreSQL
 version whatever server the rest of the suite runs on): the projections and the hash chain
-verify, and events written after the restore are read after the old ones by every follower. The fresh server's own
-transaction ids start far below the ones the log recorded, so this is the case the order
-functions are rebased for (``persistence.database.rebase_log_order``).
+verify, and events written after the restore are read after the old ones by every
+follower. The fresh server's own transaction ids start far below the ones the log recorded,
+so this is the case the order functions are rebased for (``persistence.database.rebase_log_order``).
 """
 
 from __future__ import annotations
