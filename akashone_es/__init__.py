@@ -17,19 +17,24 @@ from akashone_es.errors import (
     UnavailableError,
     ValidationError,
 )
-from akashone_es.settings import Settings
 
 if TYPE_CHECKING:
+    from akashone_es.settings import Settings
     from akashone_es.storage import Storage, open_storage
 
 
 def __getattr__(name: str) -> Any:
     # The facade is imported on first use: ``projections`` imports this package's leaf
     # modules (errors, domain), and ``storage`` imports ``projections``.
+    # ``Settings`` too: a command line that only prints help never loads pydantic-settings.
     if name in ("Storage", "open_storage"):
         from akashone_es import storage  # noqa: PLC0415 - breaks the import cycle
 
         return getattr(storage, name)
+    if name == "Settings":
+        from akashone_es import settings  # noqa: PLC0415 - loaded on first use
+
+        return settings.Settings
     raise AttributeError(name)
 
 

@@ -8,6 +8,7 @@ startup  open_storage() to first query at 200k events      vs the same at 20k ev
 query    get_user_by_email p50/p99 with 100k users         vs the same SELECT on raw psycopg
 --suite resources: resource create, list, metering and rebuild (scripts/bench_resources.py)
 --suite import: the AkashOne import vs A2, raw batched INSERT (scripts/bench_import.py)
+--suite append: the append figure alone, on an empty log
 --suite concurrency: 1, 2, 4, 8 writer processes vs raw INSERT+COMMIT with as many writers,
          and the follower's lag (scripts/bench_concurrency.py)
 
@@ -422,7 +423,7 @@ def main() -> None:  # noqa: PLR0912 - one branch per suite
     parser.add_argument("--lookups", type=int, default=5000,
                         help="lookups per side per round in the query benchmark")
     parser.add_argument("--suite", choices=("all", "foundation", "billing", "resources",
-                                            "import", "concurrency"),
+                                            "import", "concurrency", "append"),
                         default="all")
     parser.add_argument("--resources", type=int, default=100_000,
                         help="VMs in the database for the resource listing benchmark")
@@ -493,6 +494,12 @@ def main() -> None:  # noqa: PLR0912 - one branch per suite
                 results.append(bench_billing.bench_billing_rebuild(store, args.rounds,
                                                                    args.library_events))
         if args.suite == "billing":
+            report(results, args.out, server_dsn)
+            return
+        if args.suite == "append":  # the append figure alone, on an empty log
+            with open_storage(settings, dsn=big_dsn) as big, acting(big):
+                big.initialize_default_roles()  # type: ignore[attr-defined]
+                results.append(bench_append(big, args.rounds, args.append_events))
             report(results, args.out, server_dsn)
             return
         with open_storage(settings, dsn=small_dsn) as small, \

@@ -8,16 +8,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-import orjson
-import psycopg
 import typer
 
-from akashone_es import audit as chain
-from akashone_es import export as offline
 from akashone_es.cli.common import EXIT_FAILED, EXIT_USAGE, Bars, State, bars, fail, plural
-from akashone_es.persistence.database import with_database
-from akashone_es.personal import clear_fields
-from akashone_es.reencrypt import copy_encrypted, same_database
 
 FY = re.compile(r"\d{4}-\d{2}")
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -28,6 +21,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 @app.command()
 def seal(ctx: typer.Context) -> None:
     """Seal every event not sealed yet (what digest and verify also do first)."""
+    import psycopg  # noqa: PLC0415
+
+    from akashone_es import audit as chain  # noqa: PLC0415
+
     state: State = ctx.obj
     with state.storage("audit seal") as storage, psycopg.connect(storage.dsn) as conn:
         position, head = chain.seal(conn)
@@ -41,6 +38,10 @@ def digest(ctx: typer.Context,
     """Seal, then print and save the digest of the chain's head.
 
     Keep it outside the database: it is what a rewritten log is checked against."""
+    import psycopg  # noqa: PLC0415
+
+    from akashone_es import audit as chain  # noqa: PLC0415
+
     state: State = ctx.obj
     with state.storage("audit digest") as storage, psycopg.connect(storage.dsn) as conn:
         found = chain.digest(conn)
@@ -61,6 +62,10 @@ def verify(ctx: typer.Context,
 
     Exit 1 at the first position that does not match. Events written since the last seal
     are sealed afterwards, when all is well."""
+    import psycopg  # noqa: PLC0415
+
+    from akashone_es import audit as chain  # noqa: PLC0415
+
     state: State = ctx.obj
     expected = None
     if digest_file is not None:
@@ -98,6 +103,9 @@ def verify_export(ctx: typer.Context,
 
     Every line's hash is recomputed from the one before, and the chain must reach the
     digest's hash."""
+    from akashone_es import audit as chain  # noqa: PLC0415
+    from akashone_es import export as offline  # noqa: PLC0415
+
     state: State = ctx.obj
     try:
         expected = chain.Digest.loads(digest_file.read_text())
@@ -148,6 +156,12 @@ def personal_data(ctx: typer.Context) -> None:
     They were written before personal data was encrypted per person, so destroying a key
     cannot erase them (the log never changes): audit reencrypt copies the log into a new
     database with them encrypted."""
+    import orjson  # noqa: PLC0415
+    import psycopg  # noqa: PLC0415
+
+    from akashone_es import audit as chain  # noqa: PLC0415
+    from akashone_es.personal import clear_fields  # noqa: PLC0415
+
     state: State = ctx.obj
     counts: dict[str, int] = {}
     events = 0
@@ -184,6 +198,9 @@ def reencrypt(ctx: typer.Context,
     projections are rebuilt and both hash chains sealed. Stop every writer first. Then point
     DATABASE_URL at the new database, and keep the old one (and its digest) only as long as
     the law asks."""
+    from akashone_es.persistence.database import with_database  # noqa: PLC0415
+    from akashone_es.reencrypt import copy_encrypted, same_database  # noqa: PLC0415
+
     state: State = ctx.obj
     with state.storage("audit reencrypt") as source:
         target = into if "://" in into or "=" in into else with_database(source.dsn, into)

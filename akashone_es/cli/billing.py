@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.columns import Columns
-from rich.console import Console, Group, RenderableType
-from rich.padding import Padding
-from rich.table import Table
-from rich.text import Text
 
 from akashone_es.cli.common import State, cell, fail, fits
 from akashone_es.errors import ValidationError
-from akashone_es.money import format_inr
-from akashone_es.storage import Storage
+
+if TYPE_CHECKING:
+    from rich.console import Console, Group, RenderableType
+    from rich.table import Table
+
+    from akashone_es.storage import Storage
 
 PERIOD = (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
 
@@ -34,6 +33,10 @@ def _heads(invoice: Any, lines: list[Any]) -> list[tuple[str, str]]:
 
 
 def _line_table(lines: list[Any], heads: list[tuple[str, str]]) -> Table:
+    from rich.table import Table  # noqa: PLC0415
+
+    from akashone_es.money import format_inr  # noqa: PLC0415
+
     # only the description may wrap (between words): amounts are never cut or wrapped
     table = Table(title_justify="left")
     table.add_column("#", justify="right", no_wrap=True)
@@ -51,6 +54,13 @@ def _line_table(lines: list[Any], heads: list[tuple[str, str]]) -> Table:
 
 def _line_blocks(lines: list[Any], heads: list[tuple[str, str]]) -> Group:
     """Narrow terminals: each line as a heading and its figures flowing under it."""
+    from rich.columns import Columns  # noqa: PLC0415
+    from rich.console import Group  # noqa: PLC0415
+    from rich.padding import Padding  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    from akashone_es.money import format_inr  # noqa: PLC0415
+
     blocks: list[RenderableType] = []
     for line in lines:
         blocks.append(Text(f"{line.line_number}. {line.description}: {_quantity(line)} "
@@ -70,6 +80,8 @@ def _quantity(line: Any) -> str:
 
 def render_invoice(console: Console, storage: Storage, invoice: Any) -> None:
     """The invoice as a tax invoice reads: parties, lines with tax per head, totals, notes."""
+    from akashone_es.money import format_inr  # noqa: PLC0415
+
     console.print(f"[bold]TAX INVOICE {invoice.invoice_number or '(draft)'}[/bold]  "
                   f"status {invoice.status}  FY {invoice.fy or '-'}")
     console.print(f"supplier GSTIN {invoice.supplier_gstin}  buyer GSTIN "
@@ -97,6 +109,8 @@ def render_invoice(console: Console, storage: Storage, invoice: Any) -> None:
 
 def render_note(console: Console, note: Any) -> None:
     """A credit or debit note: its number, the invoice it adjusts, the reason and its tax."""
+    from akashone_es.money import format_inr  # noqa: PLC0415
+
     console.print(f"[bold]{note.kind.replace('_', ' ').upper()} {note.note_number}[/bold]  "
                   f"for invoice {note.invoice_number}  FY {note.fy}")
     console.print(f"issued {cell(note.issued_at)} UTC  reason: {note.reason}")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
-from akashone_es import context
 from akashone_es.cli.billing import render_invoice
-from akashone_es.storage import Storage
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from akashone_es.storage import Storage
 
 #: the story's day is yesterday (UTC): its hours are over, so metering can bill them
 STEPS = (  # hour of the day, what happens
@@ -20,6 +21,8 @@ STEPS = (  # hour of the day, what happens
 def cloud_story(storage: Storage, console: Console, org_id: Any, run: int) -> None:
     """Yesterday, replayed: a VM deployed, a volume attached, a snapshot taken and restored,
     the VM stopped; then metering and the invoice's compute and storage lines with GST."""
+    from akashone_es import context  # noqa: PLC0415
+
     say = console.print
     if not storage.settings.supplier_gstin:
         return  # billing_story has said why

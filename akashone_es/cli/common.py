@@ -11,30 +11,23 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
-import psycopg
 import typer
-from pydantic import BaseModel
 from rich.console import Console
-from rich.measure import Measurement
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from akashone_es.errors import AkashOneError, ConfigurationError
-from akashone_es.settings import Settings
-from akashone_es.settings import load_settings as settings_from_env
-from akashone_es.storage import Storage, open_storage
-from projections.rebuild import status
-from projections.runner import Runner
+
+# Commands import what they use when they run: help, and a mistyped option, print without
+# loading the storage, the projections, psycopg or pydantic (``docs/benchmarks.md``, startup).
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from rich.progress import Progress, TaskID
+
+    from akashone_es.settings import Settings
+    from akashone_es.storage import Storage
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -84,6 +77,8 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
 
 def load_settings(overrides: dict[str, Any]) -> Settings:
     """Settings from the environment and options; a bad value exits 2 naming the variable."""
+    from akashone_es.settings import load_settings as settings_from_env  # noqa: PLC0415
+
     try:
         return settings_from_env(**overrides)
     except ConfigurationError as exc:
@@ -109,6 +104,10 @@ class State:
         every other command refuses a missing database rather than create an empty one under
         a mistyped name. ``dsn``: a database other than the settings' one.
         """
+        import psycopg  # noqa: PLC0415 - loaded by the commands that open storage
+
+        from akashone_es.storage import open_storage  # noqa: PLC0415
+
         try:
             storage = open_storage(self.settings, dsn=dsn, create_database=create)
         except ConfigurationError as exc:
@@ -145,6 +144,14 @@ class Bars:
 
 def bars(state: State) -> Progress:
     """Progress bars on stderr, one per task, with counts and time taken."""
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=state.errors, transient=False)
 
@@ -153,6 +160,8 @@ def fits(console: Console, table: Table) -> bool:
     """Whether ``table`` fits the console without cutting a ``no_wrap`` cell or breaking a
     word in another (rich would squeeze it to fit, ellipsis and all). A column whose
     overflow is ``fold`` may break anywhere: it needs only its ``min_width``."""
+    from rich.measure import Measurement  # noqa: PLC0415
+
     wide = console.options.update_width(10_000)
     needed = len(table.columns) * 3 + 1  # the default box: a border and two spaces a column
     for column in table.columns:
@@ -204,6 +213,8 @@ def plural(count: int, noun: str) -> str:
 def catch_up_async(storage: Storage) -> None:
     """Apply every pending event to the async projections (what ``projections catch-up``
     does), so a status printed next shows no lag."""
+    from projections.runner import Runner  # noqa: PLC0415
+
     chosen = [p for p in storage.projections if p.mode == "async"]
     if chosen:
         Runner(storage.dsn, chosen, storage.reader,
@@ -212,6 +223,8 @@ def catch_up_async(storage: Storage) -> None:
 
 def render_status(console: Console, storage: Storage) -> None:
     """Head, checkpoint and lag of every projection."""
+    from projections.rebuild import status  # noqa: PLC0415
+
     with storage._datastore.get_connection() as conn:
         rows = status(conn, storage.projections)
     table = Table(title="projections", title_justify="left")

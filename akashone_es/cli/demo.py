@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import typer
 
 from akashone_es.cli.billing import billing_story
 from akashone_es.cli.cloud import cloud_story
 from akashone_es.cli.common import State, catch_up_async, model_table, render_status
-from akashone_es.storage import Storage
+
+if TYPE_CHECKING:
+    from akashone_es.storage import Storage
 
 GSTIN_MAHARASHTRA = "27AAPFU0939F1ZV"
 GSTIN_KARNATAKA = "29AAGCG6253J1Z8"

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from akashone_es.cli.common import State, plural
-from akashone_es.domain.operations import ERASURE_REASONS
+from akashone_es.domain.reasons import ERASURE_REASONS
 
 
 def erase(ctx: typer.Context,

@@ -9,14 +9,9 @@ from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
-import psycopg
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from akashone_es.cli.common import MOMENT_FORMATS, State, fail, plural, utc, uuid_argument
-from akashone_es.export import ExportError, Filters
-from akashone_es.export import export as write_export
-from akashone_es.legacy import export_dump
 
 MOMENT_HELP = "(ISO 8601, UTC unless it has an offset)"
 
@@ -48,6 +43,12 @@ def export(ctx: typer.Context,
     The digest is saved beside it (OUT.digest.json): akashone-es audit verify-export OUT
     --digest OUT.digest.json. Events the filters leave out appear as hashes only; secrets
     never appear."""
+    import psycopg  # noqa: PLC0415
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn  # noqa: PLC0415
+
+    from akashone_es.export import ExportError, Filters  # noqa: PLC0415
+    from akashone_es.export import export as write_export  # noqa: PLC0415
+
     state: State = ctx.obj
     if akashone_json is not None:
         if any(v is not None for v in (since, until, aggregate, kind, tenant)):
@@ -91,6 +92,8 @@ def export(ctx: typer.Context,
 
 def _way_back(state: State, out: Path) -> None:
     """The current users, tenancy and RBAC tables in AkashOne's dump shape."""
+    from akashone_es.legacy import export_dump  # noqa: PLC0415
+
     with state.storage("export --akashone-json") as storage:
         dump = export_dump(storage)
     try:  # secrets in clear: readable by its owner only

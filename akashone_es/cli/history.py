@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Annotated, Any
 
-import orjson
 import typer
-from rich.padding import Padding
-from rich.table import Table
-from rich.text import Text
 
 from akashone_es.cli.common import State, as_of_option, fail, fits, plural, uuid_argument
-from akashone_es.domain.base import DomainEvent
-from akashone_es.secrets import SECRET_FIELDS
 
-BASE_FIELDS = set(DomainEvent.model_fields) | {"originator_topic"}
+
+@cache
+def _base_fields() -> set[str]:
+    """The fields every event has (shown as columns, not as changes)."""
+    from akashone_es.domain.base import DomainEvent  # noqa: PLC0415
+
+    return set(DomainEvent.model_fields) | {"originator_topic"}
 
 
 def redact(data: Any) -> Any:
     """The event's data with every secret-bearing field replaced by a label."""
+    from akashone_es.secrets import SECRET_FIELDS  # noqa: PLC0415
+
+    return _redact(data, SECRET_FIELDS)
+
+
+def _redact(data: Any, secret: frozenset[str]) -> Any:
     if isinstance(data, dict):
-        return {key: "(hidden)" if key in SECRET_FIELDS and value is not None else redact(value)
-                for key, value in data.items()}
+        return {key: "(hidden)" if key in secret and value is not None
+                else _redact(value, secret) for key, value in data.items()}
     if isinstance(data, list):
-        return [redact(item) for item in data]
+        return [_redact(item, secret) for item in data]
     return data
 
 
@@ -38,6 +45,11 @@ def history(ctx: typer.Context,
     """Show the full history of one aggregate from the event log (or up to a moment).
 
     ``akashone-es show ID --as-of`` shows its state at that moment."""
+    import orjson  # noqa: PLC0415
+    from rich.padding import Padding  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
     state: State = ctx.obj
     oid = uuid_argument(aggregate_id)
     moment = as_of_option(as_of)
@@ -80,13 +92,15 @@ def _row(event: Any, names: dict[str, str]) -> tuple[str, str, str, str, Any]:
     meta = event.metadata or {}
     actor = meta.get("actor_id")
     who = names.get(actor or "", actor or meta.get("actor_kind", "system"))
-    data = redact(event.model_dump(mode="json", exclude=BASE_FIELDS))
+    data = redact(event.model_dump(mode="json", exclude=_base_fields()))
     return (str(event.originator_version), event.timestamp.isoformat(timespec="seconds"),
             str(who), type(event).__qualname__, data)
 
 
 def _changes(data: Any, *, compact: bool) -> str:
     """The data as JSON: compact in a table cell, spaced (so it wraps between fields) alone."""
+    import orjson  # noqa: PLC0415
+
     if not data:
         return ""
     return orjson.dumps(data).decode() if compact else json.dumps(data, ensure_ascii=False)

@@ -7,11 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
 from akashone_es.cli.common import State, fail, plural
-from akashone_es.legacy import Importer, sample_dump
 
 SHOWN_SKIPS = 20
 
@@ -27,6 +24,11 @@ def import_dump(ctx: typer.Context,
 
     Ids are kept (or derived from AkashOne's own), so a rerun adds nothing. A record that
     breaks a rule is skipped whole, with its reason; the summary counts each table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from akashone_es.legacy import Importer  # noqa: PLC0415
+
     state: State = ctx.obj
     try:
         data = json.loads(dump_file.read_bytes())
@@ -75,6 +77,8 @@ def write_sample(ctx: typer.Context,
                  = 1000) -> None:
     """Write a realistic dump of AkashOne's store to try `import` on: all 37 tables, and
     the defects AkashOne's own code lets in (the import skips them, saying why)."""
+    from akashone_es.legacy import sample_dump  # noqa: PLC0415
+
     state: State = ctx.obj
     data = sample_dump(users)
     try:

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import getpass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from akashone_es import audit as chain
 from akashone_es.cli.common import Bars, State, bars, render_status
 from akashone_es.errors import ProjectionError
-from akashone_es.persistence.roles import app_dsn
-from akashone_es.persistence.snapshots import check_snapshots
-from akashone_es.storage import Storage
-from akashone_es.storage.quarantine import quarantine_position
-from projections.engine import Projection
-from projections.rebuild import rebuild as rebuild_projection
-from projections.rebuild import status as projection_status
-from projections.rebuild import verify as verify_projection
-from projections.runner import Runner
+
+if TYPE_CHECKING:
+    from akashone_es.storage import Storage
+    from projections.engine import Projection
 
 app = typer.Typer(no_args_is_help=True, help="Operate the read side.")
 NameArg = Annotated[list[str] | None, typer.Argument(help="projection names (default: all)")]
@@ -39,6 +33,8 @@ def _select(storage: Storage, names: list[str] | None, mode: str | None = None
 @app.command("status")
 def status_command(ctx: typer.Context) -> None:
     """Head position, checkpoint and lag of each projection."""
+    from projections.rebuild import status as projection_status  # noqa: PLC0415
+
     state: State = ctx.obj
     with state.storage() as storage:
         render_status(state.console, storage)
@@ -53,6 +49,10 @@ def status_command(ctx: typer.Context) -> None:
 def catch_up(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = None) -> None:
     """Apply pending events to the async projections and seal them into the hash chain,
     then exit."""
+    from akashone_es import audit as chain  # noqa: PLC0415
+    from akashone_es.persistence.roles import app_dsn  # noqa: PLC0415
+    from projections.runner import Runner  # noqa: PLC0415
+
     state: State = ctx.obj
     with state.storage() as storage, bars(state) as progress:
         runner = Runner(app_dsn(storage.dsn, storage.settings),
@@ -67,6 +67,10 @@ def catch_up(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = N
 def run(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = None) -> None:
     """Follow the log for the async projections (one active runner each) and the hash
     chain's sealer, until interrupted."""
+    from akashone_es import audit as chain  # noqa: PLC0415
+    from akashone_es.persistence.roles import app_dsn  # noqa: PLC0415
+    from projections.runner import Runner  # noqa: PLC0415
+
     state: State = ctx.obj
     with state.storage() as storage:
         runner = Runner(app_dsn(storage.dsn, storage.settings),
@@ -82,6 +86,8 @@ def run(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = None) 
 @app.command("rebuild")
 def rebuild(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = None) -> None:
     """Replay the log into shadow tables and swap them in atomically."""
+    from projections.rebuild import rebuild as rebuild_projection  # noqa: PLC0415
+
     state: State = ctx.obj
     stopped: list[ProjectionError] = []
     with state.storage() as storage:
@@ -105,6 +111,9 @@ def rebuild(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = No
 def verify(ctx: typer.Context, names: NameArg = None) -> None:
     """Replay into shadow tables and compare content checksums with the live tables; check
     that every latest snapshot equals a replay of its events."""
+    from akashone_es.persistence.snapshots import check_snapshots  # noqa: PLC0415
+    from projections.rebuild import verify as verify_projection  # noqa: PLC0415
+
     state: State = ctx.obj
     failed = False
     with state.storage() as storage:
@@ -149,6 +158,8 @@ def quarantine(
     ``rebuild`` (inline) goes past it, and rebuilds skip it too. While an inline projection
     is stopped, writes are refused until that rebuild.
     """
+    from akashone_es.storage.quarantine import quarantine_position  # noqa: PLC0415
+
     state: State = ctx.obj
     with state.storage("projections quarantine") as storage:
         at = quarantine_position(storage, projection=projection, position=position,

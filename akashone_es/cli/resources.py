@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from akashone_es.cli.common import MOMENT_FORMATS, State, fail, model_table, plural, utc
 from akashone_es.errors import ValidationError
-from akashone_es.resources import KINDS
-from akashone_es.storage import Storage
-from akashone_es.storage.metering import floor_hour
+
+if TYPE_CHECKING:
+    from akashone_es.storage import Storage
 
 #: how long after an hour ends ``meter`` waits before billing it by default (a change made
 #: in that hour may still be committing)
@@ -44,6 +44,8 @@ def _columns(kind: Any) -> list[str]:
 def resources(ctx: typer.Context,
               user: Annotated[str, typer.Argument(help="username, email or user id")]) -> None:
     """List a user's cloud resources by kind, with their states."""
+    from akashone_es.resources import KINDS  # noqa: PLC0415
+
     state: State = ctx.obj
     with state.storage("resources") as storage:
         owner = _user(storage, user)
@@ -67,6 +69,8 @@ def meter(ctx: typer.Context,
                    "default: the last hour that ended at least 5 minutes ago",
               formats=MOMENT_FORMATS)] = None) -> None:
     """Turn the metered hours of every resource into usage records, each hour once."""
+    from akashone_es.storage.metering import floor_hour  # noqa: PLC0415
+
     state: State = ctx.obj
     moment = utc(until) if until else floor_hour(
         datetime.now(UTC) - GRACE)

@@ -7,24 +7,25 @@ aggregate (its state right after that version was written).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Annotated
-from uuid import UUID
+from typing import TYPE_CHECKING, Annotated
 
-import orjson
 import typer
-from pydantic import BaseModel
-from rich.table import Table
 
 from akashone_es.cli.common import State, as_of_option, cell, fail, model_table, uuid_argument
 from akashone_es.cli.history import redact
-from akashone_es.export import kind_of
-from akashone_es.resources import KINDS
-from akashone_es.storage import Storage
 
-Read = Callable[[Storage, UUID], BaseModel | None]
-Related = Callable[[Storage, UUID], Sequence[BaseModel]]
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from datetime import datetime
+    from uuid import UUID
+
+    from pydantic import BaseModel
+
+    from akashone_es.storage import Storage
+
+    Read = Callable[[Storage, UUID], BaseModel | None]
+    Related = Callable[[Storage, UUID], Sequence[BaseModel]]
+
 def _payments(storage: Storage, invoice_id: UUID) -> list[BaseModel]:
     invoice = storage.get_invoice(invoice_id)
     if invoice is None:
@@ -69,6 +70,9 @@ def show(ctx: typer.Context,
          as_json: Annotated[bool, typer.Option("--json", help="the row as JSON")] = False,
          ) -> None:
     """Show one aggregate as the read tables hold it, now or as of a time or version."""
+    import orjson  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
     state: State = ctx.obj
     oid = uuid_argument(aggregate_id)
     moment = as_of_option(as_of)
@@ -108,6 +112,9 @@ def show(ctx: typer.Context,
 
 def _reader(storage: Storage, oid: UUID) -> tuple[str, Read, tuple[tuple[str, Related], ...]]:
     """The aggregate's kind and how to read it, from its first event."""
+    from akashone_es.export import kind_of  # noqa: PLC0415
+    from akashone_es.resources import KINDS  # noqa: PLC0415
+
     stored = storage.app.recorder.select_events(oid, limit=1)
     if not stored:
         fail(f"no events for {oid}")

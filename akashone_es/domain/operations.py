@@ -38,12 +38,6 @@ class Quarantine(Aggregate):
         self.operator = operator
 
 
-#: why personal data was erased: a fixed vocabulary, so the erasure event itself can never
-#: carry personal data in a free-text reason
-ERASURE_REASONS = ("data principal request", "consent withdrawn", "purpose served",
-                   "retention ended")
-
-
 class Erasure(Aggregate):
     """Personal data erased by destroying its keys: a person's on request, or a financial
     year's buyer details once its GST retention ended. Names the subjects (ids, years),

@@ -13,7 +13,8 @@ from pydantic import BaseModel
 
 from akashone_es import context
 from akashone_es import personal as pii
-from akashone_es.domain.operations import ERASURE_REASONS, Erasure
+from akashone_es.domain.operations import Erasure
+from akashone_es.domain.reasons import ERASURE_REASONS
 from akashone_es.errors import NotFoundError, ValidationError
 from akashone_es.gst import financial_year
 from akashone_es.storage import inputs as i

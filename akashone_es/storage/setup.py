@@ -115,7 +115,7 @@ def bring_current(dsn: str, conn: psycopg.Connection[Any], projections: Sequence
     that are not live (new ones, or stopped); an inline projection found at the head goes live
     without one. Normally this costs a few small queries.
     """
-    last = head(conn)
+    last = head(conn, final=True)  # whether the log holds any committed event at all
     live = live_projections(conn)
     failed = set(read_failures(conn))
     rebuilt = []
