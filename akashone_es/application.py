@@ -25,8 +25,6 @@ from akashone_es.domain.base import Aggregate, DomainEvent, Snapshot
 from akashone_es.persistence.snapshot_seal import SealedSnapshotStore
 
 APP_NAME = "AkashOne"
-EVENTS_TABLE = "akashone_events"
-SNAPSHOTS_TABLE = "akashone_snapshots"
 
 
 class OrjsonTranscoder(Transcoder):

@@ -30,9 +30,9 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from akashone_es.application import EVENTS_TABLE
 from akashone_es.persistence.database import CHAIN_TABLE
-from projections.log import START, Key, head
+from akashone_es.persistence.names import EVENTS_TABLE
+from projections.positions import START, Key, head
 
 GENESIS = bytes(32)
 #: sealers take turns (a transaction-scoped advisory lock)

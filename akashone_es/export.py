@@ -34,9 +34,9 @@ import psycopg
 from psycopg import sql
 
 from akashone_es import audit
-from akashone_es.application import EVENTS_TABLE
 from akashone_es.errors import AkashOneError
 from akashone_es.persistence.database import CHAIN_TABLE
+from akashone_es.persistence.names import EVENTS_TABLE
 from akashone_es.secrets import PREFIX as SEALED
 from akashone_es.secrets import SECRET_FIELDS
 

@@ -28,13 +28,13 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from akashone_es import audit as chain
-from akashone_es.application import EVENTS_TABLE
 from akashone_es.errors import ConfigurationError, ConflictError
 from akashone_es.logging import get_logger
+from akashone_es.persistence.names import EVENTS_TABLE
 from akashone_es.personal import KEYS_TABLE, KeyRing, saving, seal_clear
 from akashone_es.storage.resources import SYNC_STAMPS
 from projections.engine import NOT_LIVE, REGISTER_CHECKPOINT, SET_CHECKPOINTS
-from projections.log import START, Key, head, pending
+from projections.positions import START, Key, head, pending
 from projections.rebuild import rebuild
 
 log = get_logger(__name__)

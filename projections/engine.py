@@ -18,13 +18,11 @@ from psycopg import sql
 
 from akashone_es.domain.operations import Quarantine
 from projections.failures import FAILURES_DDL, FAILURES_TABLE
-from projections.log import EVENTS, START, Key, head
+from projections.positions import CHECKPOINTS_TABLE, EVENTS, LIVE_SCHEMA
 from projections.quarantine import QUARANTINE_INDEX_DDL
 
 #: a statement: composed SQL, or bytes rendered once (psycopg then caches its conversion)
 Query = bytes | sql.SQL | sql.Composed
-CHECKPOINTS_TABLE = "akashone_checkpoints"
-LIVE_SCHEMA = "public"
 
 F = TypeVar("F", bound=Callable[..., None])
 
@@ -371,27 +369,6 @@ AT_HEAD = sql.SQL(
 
 NOT_LIVE = sql.SQL("UPDATE {table} SET live = false WHERE name = %s").format(
     table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
-
-READ_CHECKPOINTS = sql.SQL(
-    "SELECT name, transaction_id, position, live FROM {table}"
-).format(table=sql.Identifier(LIVE_SCHEMA, CHECKPOINTS_TABLE))
-
-
-def read_checkpoints(conn: psycopg.Connection[Any]) -> dict[str, Key]:
-    """Every projection's checkpoint; a live projection's is the head (in the reader's
-    snapshot, as its rows are)."""
-    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-        rows = cur.execute(READ_CHECKPOINTS).fetchall()
-    last = head(conn, final=True) if any(row[3] for row in rows) else START
-    return {row[0]: last if row[3] else Key(int(row[1]), int(row[2])) for row in rows}
-
-
-def live_projections(conn: psycopg.Connection[Any]) -> set[str]:
-    """The inline projections marked live (current by construction)."""
-    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-        cur.execute(READ_CHECKPOINTS)
-        return {row[0] for row in cur if row[3]}
-
 
 class InlineProjections:
     """The inline projections, applied inside the append transaction (the recorder's hook)."""

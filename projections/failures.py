@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from akashone_es.application import EVENTS_TABLE
-from projections.log import Key
+from akashone_es.persistence.names import EVENTS_TABLE
+from projections.positions import Key
 
 FAILURES_TABLE = "akashone_projection_failures"
 _TABLE = sql.Identifier("public", FAILURES_TABLE)

@@ -14,8 +14,8 @@ import psycopg
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
-from akashone_es.application import EVENTS_TABLE
 from akashone_es.domain.operations import Quarantine
+from akashone_es.persistence.names import EVENTS_TABLE
 
 QUARANTINE_TOPIC = get_topic(Quarantine.Recorded)
 QUARANTINE_INDEX = "akashone_events_quarantine_idx"

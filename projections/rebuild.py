@@ -14,18 +14,17 @@ from akashone_es.errors import ProjectionError
 from akashone_es.logging import get_logger
 from projections.apply import apply_rows
 from projections.engine import (
-    LIVE_SCHEMA,
     LOCK_CHECKPOINT,
     MARK_LIVE,
     REGISTER_CHECKPOINT,
     SET_CHECKPOINTS,
     Projection,
     Query,
-    read_checkpoints,
 )
 from projections.failures import CLEAR as CLEAR_FAILURE
 from projections.failures import Failure, read_failures, record_failure
-from projections.log import LOCK_EVENTS, START, Key, LogReader, head, pending
+from projections.log import LOCK_EVENTS, LogReader
+from projections.positions import LIVE_SCHEMA, START, Key, head, pending, read_checkpoints
 
 log = get_logger(__name__)
 SHADOW_SCHEMA = "akashone_rebuild"
@@ -219,29 +218,3 @@ def verify(dsn: str, projection_cls: type[Projection], reader: LogReader, *,
             return VerifyResult(live.name, target.position, live_sums, replayed, problem)
         finally:
             _drop_shadow(conn)
-
-
-@dataclass(frozen=True)
-class ProjectionStatus:
-    name: str
-    mode: str
-    #: the position of the last event applied, and of the last a reader may read now
-    position: int
-    head: int
-    #: how many events of the log it has still to read
-    lag: int
-    #: the event it stopped at, when it stopped
-    failure: Failure | None = None
-
-
-def status(conn: psycopg.Connection[Any], projections: list[Projection]) -> list[ProjectionStatus]:
-    """Head position, checkpoint, lag and stop (if any) of each projection."""
-    last = head(conn)
-    positions = read_checkpoints(conn)
-    failures = read_failures(conn)
-    result = []
-    for p in projections:
-        position = positions.get(p.name, START)
-        result.append(ProjectionStatus(p.name, p.mode, position.position, last.position,
-                                       pending(conn, position, last), failures.get(p.name)))
-    return result

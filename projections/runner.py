@@ -16,11 +16,11 @@ from projections.engine import (
     REGISTER_CHECKPOINT,
     SET_CHECKPOINTS,
     Projection,
-    read_checkpoints,
 )
 from projections.failures import CLEAR as CLEAR_FAILURE
 from projections.failures import record_failure
-from projections.log import START, Key, LogReader, head, pending
+from projections.log import LogReader
+from projections.positions import START, Key, head, pending, read_checkpoints
 
 log = get_logger(__name__)
 Progress = Callable[[str, int, int], None]

@@ -54,7 +54,7 @@ from akashone_es.domain.identity import User, system_role_id_for
 from akashone_es.persistence.database import drop_database, ensure_database, with_database
 from akashone_es.storage import resolve_dsn
 from projections.identity import IdentityProjection
-from projections.log import START, head, pending
+from projections.positions import START, head, pending
 from projections.rebuild import rebuild
 
 console = Console(stderr=True)

@@ -32,7 +32,7 @@ from akashone_es import context
 from akashone_es.domain.identity import User
 from akashone_es.domain.resources import Resource
 from akashone_es.storage.metering import usage_id
-from projections.log import START, head, pending
+from projections.positions import START, head, pending
 from projections.rebuild import rebuild
 from projections.resources import ResourcesProjection
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from akashone_es.settings import Settings
     from akashone_es.storage import Storage
+    from projections.overview import ProjectionStatus
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -223,10 +224,42 @@ def catch_up_async(storage: Storage) -> None:
 
 def render_status(console: Console, storage: Storage) -> None:
     """Head, checkpoint and lag of every projection."""
-    from projections.rebuild import status  # noqa: PLC0415
+    from projections.overview import status  # noqa: PLC0415
 
     with storage._datastore.get_connection() as conn:
-        rows = status(conn, storage.projections)
+        render_status_rows(console, status(conn, storage.projections))
+
+
+def quick_status(state: State) -> list[ProjectionStatus] | None:
+    """The status read straight from the server named by ``DATABASE_URL``, without opening
+    the storage (no set-up, no application loaded: a quick start, and a status that changes
+    nothing). None when that is not enough: the embedded server (it must be started), a
+    database that is missing or unreachable, or a schema older than this code (set-up
+    upgrades it); the caller then opens the storage, which says what is wrong or fixes it."""
+    if not state.settings.database_url:
+        return None
+    import psycopg  # noqa: PLC0415
+
+    from projections.overview import LISTED, status  # noqa: PLC0415
+
+    try:
+        with psycopg.connect(state.settings.database_url, autocommit=True,
+                             connect_timeout=5) as conn:
+            if conn.execute(SCHEMA_CURRENT).fetchone() != (True,):
+                return None
+            return status(conn, LISTED)
+    except psycopg.Error:
+        return None
+
+
+#: whether the schema has what this code reads (set-up adds it to an older one)
+SCHEMA_CURRENT = ("SELECT to_regprocedure('public.akashone_horizon()') IS NOT NULL AND EXISTS"
+                  " (SELECT 1 FROM pg_attribute WHERE attrelid ="
+                  " to_regclass('public.akashone_checkpoints') AND attname = 'transaction_id')")
+
+
+def render_status_rows(console: Console, rows: Sequence[ProjectionStatus]) -> None:
+    """The status table."""
     table = Table(title="projections", title_justify="left")
     for column in ("projection", "mode", "checkpoint", "head", "lag"):
         table.add_column(column, no_wrap=True)

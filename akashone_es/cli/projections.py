@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from akashone_es.cli.common import Bars, State, bars, render_status
+from akashone_es.cli.common import Bars, State, bars, quick_status, render_status_rows
 from akashone_es.errors import ProjectionError
 
 if TYPE_CHECKING:
@@ -33,13 +33,14 @@ def _select(storage: Storage, names: list[str] | None, mode: str | None = None
 @app.command("status")
 def status_command(ctx: typer.Context) -> None:
     """Head position, checkpoint and lag of each projection."""
-    from projections.rebuild import status as projection_status  # noqa: PLC0415
-
     state: State = ctx.obj
-    with state.storage() as storage:
-        render_status(state.console, storage)
-        with storage._datastore.get_connection() as conn:
+    rows = quick_status(state)
+    if rows is None:
+        from projections.overview import status as projection_status  # noqa: PLC0415
+
+        with state.storage() as storage, storage._datastore.get_connection() as conn:
             rows = projection_status(conn, storage.projections)
+    render_status_rows(state.console, rows)
     for row in rows:
         if row.failure is not None:  # one unwrapped line each: it names what to quarantine
             typer.echo(f"STOPPED {row.failure.message()}")

@@ -10,8 +10,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from akashone_es.application import EVENTS_TABLE, SNAPSHOTS_TABLE
 from akashone_es.errors import ConfigurationError
+from akashone_es.persistence.names import EVENTS_TABLE, SNAPSHOTS_TABLE
 from akashone_es.persistence.roles import default_role_name
 
 APPEND_ONLY_FUNCTION = "akashone_events_append_only"

@@ -24,9 +24,9 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from akashone_es.application import EVENTS_TABLE, SNAPSHOTS_TABLE
 from akashone_es.errors import ConfigurationError
 from akashone_es.logging import get_logger
+from akashone_es.persistence.names import EVENTS_TABLE, SNAPSHOTS_TABLE
 from akashone_es.settings import Settings
 from projections.engine import LOCK_FUNCTION_SIGNATURE
 

@@ -21,7 +21,7 @@ from eventsourcing.application import Application, project_aggregate
 from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 
-from akashone_es.application import SNAPSHOTS_TABLE
+from akashone_es.persistence.names import SNAPSHOTS_TABLE
 from akashone_es.persistence.snapshot_seal import unseal
 from akashone_es.personal import open_state
 

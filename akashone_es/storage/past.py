@@ -23,7 +23,8 @@ from psycopg import sql
 
 from akashone_es.errors import PermissionDeniedError, ProjectionError, ValidationError
 from projections.engine import Projection
-from projections.log import START, Key, LogReader, Row, head
+from projections.log import LogReader, Row
+from projections.positions import START, Key, head
 from projections.rebuild import replay
 
 #: temporary tables: private to the view's connection, gone when it closes

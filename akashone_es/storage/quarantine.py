@@ -12,7 +12,6 @@ from psycopg import sql
 from pydantic import Field
 
 from akashone_es import context
-from akashone_es.application import EVENTS_TABLE
 from akashone_es.domain.operations import Quarantine, quarantine_id_for
 from akashone_es.errors import (
     DuplicateError,
@@ -20,6 +19,7 @@ from akashone_es.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from akashone_es.persistence.names import EVENTS_TABLE
 from akashone_es.storage import inputs as i
 from akashone_es.storage.base import StorageBase
 from projections.failures import FAILURES_TABLE

@@ -24,11 +24,10 @@ from projections.engine import (
     SET_CHECKPOINTS,
     Projection,
     Table,
-    live_projections,
-    read_checkpoints,
 )
 from projections.failures import read_failures
-from projections.log import LOCK_EVENTS, START, LogReader, head
+from projections.log import LOCK_EVENTS, LogReader
+from projections.positions import START, head, live_projections, read_checkpoints
 from projections.rebuild import rebuild
 
 log = get_logger(__name__)

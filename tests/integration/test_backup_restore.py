@@ -24,8 +24,7 @@ from akashone_es.persistence.embedded import EmbeddedServer
 from akashone_es.settings import Settings
 from akashone_es.storage import PROJECTIONS, Storage, open_storage
 from projections.activity import ActivityProjection
-from projections.engine import read_checkpoints
-from projections.log import START, head
+from projections.positions import START, head, read_checkpoints
 from projections.rebuild import verify
 from tests.conftest import log_size, private_data_dir
 

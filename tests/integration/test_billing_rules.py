@@ -18,8 +18,8 @@ from akashone_es.gst import document_number, financial_year
 from projections import billing_models as bm
 from projections import models as m
 from projections.billing import BillingProjection
-from projections.log import START as LOG_START
-from projections.log import head
+from projections.positions import START as LOG_START
+from projections.positions import head
 from projections.rebuild import checksums, rebuild, verify
 from tests.conftest import log_size
 from tests.integration.projection_helpers import project_all, project_all_twice

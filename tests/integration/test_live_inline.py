@@ -19,10 +19,9 @@ from akashone_es.settings import Settings
 from akashone_es.storage import Storage, open_storage
 from projections.activity import ActivityProjection
 from projections.billing import BillingProjection
-from projections.engine import read_checkpoints
 from projections.identity import IdentityProjection
-from projections.log import START, head
-from projections.rebuild import status
+from projections.overview import status
+from projections.positions import START, head, read_checkpoints
 from tests.conftest import log_size
 
 INLINE = (IdentityProjection.name, BillingProjection.name)

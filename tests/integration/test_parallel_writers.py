@@ -25,8 +25,7 @@ from akashone_es.export import Filters, export, verify_export
 from akashone_es.settings import Settings
 from akashone_es.storage import Storage, open_storage
 from projections.activity import ActivityProjection
-from projections.engine import read_checkpoints
-from projections.log import head
+from projections.positions import head, read_checkpoints
 from projections.rebuild import verify
 from tests.integration.parallel_log import AppliedProjection
 from tests.integration.test_rebuild_and_faults import child_env, wait_until

@@ -34,9 +34,10 @@ from projections.apply import transient
 from projections.engine import Batch, Projection, Table, handles
 from projections.failures import read_failures
 from projections.identity import IdentityProjection
-from projections.log import head
+from projections.overview import status
+from projections.positions import head
 from projections.quarantine import QUARANTINE_TOPIC
-from projections.rebuild import checksums, rebuild, status, verify
+from projections.rebuild import checksums, rebuild, verify
 from projections.runner import Runner, catch_up
 from tests.integration.test_rebuild_and_faults import checkpoint, connect
 

@@ -23,10 +23,11 @@ from akashone_es.domain.identity import User, permission_id_for, system_role_id_
 from akashone_es.settings import Settings
 from akashone_es.storage import PROJECTIONS, Storage, open_storage
 from projections.activity import ActivityProjection
-from projections.engine import Projection, read_checkpoints
+from projections.engine import Projection
 from projections.identity import IdentityProjection
-from projections.log import START, head
-from projections.rebuild import checksums, rebuild, status, verify
+from projections.overview import status
+from projections.positions import START, head, read_checkpoints
+from projections.rebuild import checksums, rebuild, verify
 from projections.runner import Runner, advisory_key, catch_up
 from tests.conftest import TEST_SETTINGS
 

@@ -1,0 +1,56 @@
+"""``projections status`` reads the server straight (no storage opened: a quick start, and
+nothing changed), and falls back to opening the storage when that is not enough."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+
+from akashone_es.storage import Storage
+from projections.overview import status
+from tests.cli.conftest import Cli, Query
+
+CHECKPOINTS = "SELECT name, transaction_id, position, live, updated_at FROM akashone_checkpoints"
+#: the storage's set-up replaces the append's guard function (a new row version each time)
+GUARD_VERSION = "SELECT xmin::text FROM pg_proc WHERE proname = 'akashone_lock_events'"
+
+
+def _register(storage: Storage, count: int) -> None:
+    for n in range(count):
+        storage.create_user({"username": f"quick{n}", "email": f"quick{n}@example.com",
+                             "password": "long-enough-1"})
+
+
+def test_status_shows_what_the_storage_sees_and_writes_nothing(
+        storage: Storage, cli: Cli, query: Query, dsn: str) -> None:
+    _register(storage, 3)
+    before, guard = sorted(query(CHECKPOINTS)), query(GUARD_VERSION)
+
+    shown = cli("projections", "status")
+
+    assert shown.returncode == 0, shown.stderr
+    with psycopg.connect(dsn) as conn:
+        rows = status(conn, storage.projections)
+    for row in rows:
+        cells = (row.name, row.mode, row.position, row.head, row.lag)
+        assert re.search(r"\s*│\s*".join(map(str, cells)), shown.stdout), (cells, shown.stdout)
+    assert next(r for r in rows if r.name == "user_activities").lag > 0  # not caught up
+    assert sorted(query(CHECKPOINTS)) == before
+    assert query(GUARD_VERSION) == guard  # no set-up ran: the storage was never opened
+
+
+def test_an_older_schema_is_brought_current_first(storage: Storage, cli: Cli,
+                                                  query: Query) -> None:
+    """The quick read needs the reading order's function: without it, the storage opens
+    (and its set-up puts it back) before the status is read."""
+    _register(storage, 1)
+    guard = query(GUARD_VERSION)
+    query("DROP FUNCTION public.akashone_horizon()")
+
+    shown = cli("projections", "status")
+
+    assert shown.returncode == 0, shown.stderr
+    assert "identity" in shown.stdout
+    assert query("SELECT to_regprocedure('public.akashone_horizon()') IS NOT NULL") == [(True,)]
+    assert query(GUARD_VERSION) != guard

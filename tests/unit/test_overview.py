@@ -1,0 +1,10 @@
+"""The projections a quick status names are the storage's, in its order."""
+
+from __future__ import annotations
+
+from akashone_es.storage import PROJECTIONS
+from projections.overview import LISTED
+
+
+def test_the_listed_projections_are_the_storages() -> None:
+    assert [(p.name, p.mode) for p in LISTED] == [(p.name, p.mode) for p in PROJECTIONS]
