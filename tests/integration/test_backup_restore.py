@@ -1,5 +1,9 @@
 """Backup and restore: the log comes back whole, and the reading order goes on after it.
 
+A base backup (``pg_basebackup``, with the WAL it needs replayed at start) keeps the
+server's own history, transaction ids included: the restored server goes on where the
+backup was taken, with no rebase.
+
 A ``pg_dump`` of a live database restored with ``pg_restore`` into a fresh server (both
 servers are embedded servers the test owns, so the dump and the restore use one PostgreSQL
 version whatever server the rest of the suite runs on): the projections and the hash chain
@@ -10,6 +14,7 @@ so this is the case the order functions are rebased for (``persistence.database.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +29,7 @@ from akashone_es.persistence.embedded import EmbeddedServer
 from akashone_es.settings import Settings
 from akashone_es.storage import PROJECTIONS, Storage, open_storage
 from projections.activity import ActivityProjection
-from projections.positions import START, head, read_checkpoints
+from projections.positions import START, Key, head, read_checkpoints
 from projections.rebuild import verify
 from tests.conftest import log_size, private_data_dir
 
@@ -79,6 +84,38 @@ def write_history(storage: Storage) -> None:
     storage._catch_up(ActivityProjection.name)
 
 
+def check_restored(settings: Settings, target: str, digest: audit.Digest, old_last: Key,
+                   events_before: int) -> None:
+    """Projections and chain verify; new writes read after the old ones, by every follower."""
+    with open_storage(settings, dsn=target) as restored, restored.acting_as(system="tests"):
+        assert all(verify(target, cls, restored.reader).ok for cls in PROJECTIONS)
+        with psycopg.connect(target) as conn:
+            verdict = audit.verify(conn, digest)
+        assert verdict.ok, verdict
+        assert verdict.events == events_before
+        moved = restored.get_user_by_username("before0")
+        assert moved is not None
+        assert moved.organization_id is not None
+
+        register(restored, [f"after{n}" for n in range(5)])
+        restored._catch_up(ActivityProjection.name)
+        with psycopg.connect(target, autocommit=True) as conn:
+            last = head(conn)
+            assert last == head(conn, final=True)
+            assert _scalar(target, "SELECT min(transaction_id) FROM akashone_events"
+                                   f" WHERE notification_id > {old_last.position}") > old_last.tx
+            assert read_checkpoints(conn)[ActivityProjection.name] == last
+            rows, _ = restored.reader.read_rows(conn, START, last, 10**9, None)
+            positions = [row[0] for row in rows]
+            assert positions == sorted(positions)
+            assert len(positions) == log_size(target) > events_before
+            assert _scalar(target, "SELECT count(*) FROM user_activities") == log_size(target)
+            audit.seal(conn)
+        with psycopg.connect(target) as conn:
+            assert audit.verify(conn, digest).ok
+        assert restored.get_user_by_username("after4") is not None
+
+
 def register(storage: Storage, names: list[str]) -> None:
     for name in names:
         storage.create_user({"username": name, "email": f"{name}@example.com",
@@ -116,36 +153,52 @@ def test_a_dump_restored_into_a_fresh_server_verifies_and_goes_on_in_order(
         # leave new events sorted before old ones
         assert _scalar(target, "SELECT pg_current_xact_id()::text::bigint") < old_last.tx
 
-        with open_storage(settings, dsn=target) as restored, \
-                restored.acting_as(system="tests"):
-            assert all(verify(target, cls, restored.reader).ok for cls in PROJECTIONS)
-            with psycopg.connect(target) as conn:
-                verdict = audit.verify(conn, digest)
-            assert verdict.ok, verdict
-            assert verdict.events == events_before
-            moved = restored.get_user_by_username("before0")
-            assert moved is not None
-            assert moved.organization_id is not None
-
-            register(restored, [f"after{n}" for n in range(5)])
-            restored._catch_up(ActivityProjection.name)
-            with psycopg.connect(target, autocommit=True) as conn:
-                last = head(conn)
-                assert last == head(conn, final=True)
-                assert _scalar(target, "SELECT min(transaction_id) FROM akashone_events"
-                                       f" WHERE notification_id > {old_last.position}"
-                               ) > old_last.tx
-                assert read_checkpoints(conn)[ActivityProjection.name] == last
-                rows, _ = restored.reader.read_rows(conn, START, last, 10**9, None)
-                positions = [row[0] for row in rows]
-                assert positions == sorted(positions)
-                assert len(positions) == log_size(target) > events_before
-                assert _scalar(target, "SELECT count(*) FROM user_activities") \
-                    == log_size(target)
-                audit.seal(conn)
-            with psycopg.connect(target) as conn:
-                assert audit.verify(conn, digest).ok
-            assert restored.get_user_by_username("after4") is not None
+        check_restored(settings, target, digest, old_last, events_before)
     finally:
         drop_database(target)
         drop_database(dsn)
+
+
+def test_a_base_backup_started_as_a_server_verifies_and_goes_on_in_order(
+        settings: Settings, tmp_path: Path) -> None:
+    """``pg_basebackup`` of a running server, started as a server of its own: the WAL it
+    carries is replayed, the log verifies, and the ids go on (no rebase is needed)."""
+    with private_data_dir("based") as first, private_data_dir("copy") as second:
+        source = EmbeddedServer(first)
+        try:
+            dsn = with_database(source.dsn("postgres"), "akashone_based")
+            ensure_database(dsn)
+            with open_storage(settings, dsn=dsn) as storage, \
+                    storage.acting_as(system="tests"):
+                storage.initialize_default_roles()
+                write_history(storage)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                audit.seal(conn)
+                digest = audit.digest(conn)
+                old_last = head(conn, final=True)
+            events_before = log_size(dsn)
+            copy = second / "pgdata"
+            run(embedded_bin() / "pg_basebackup", f"--dbname={source.dsn('postgres')}",
+                f"--pgdata={copy}", "--wal-method=stream", "--checkpoint=fast")
+        finally:
+            source.stop()
+        # the embedded package's own files, and the first server's socket lock (its socket
+        # lives in its data directory): not the server's data
+        for own in (".handle_pids.json", "log", *(p.name for p in copy.glob(".s.PGSQL.*"))):
+            (copy / own).unlink(missing_ok=True)
+        # as the embedded package left the first one: the server's user owns it, and can
+        # reach it through its parent
+        owner = (first / "pgdata").stat()
+        second.chmod(first.stat().st_mode)
+        for path in [copy, *copy.rglob("*")]:
+            os.chown(path, owner.st_uid, owner.st_gid)
+        restored = EmbeddedServer(second)
+        try:
+            target = with_database(restored.dsn("postgres"), "akashone_based")
+            check_restored(settings, target, digest, old_last, events_before)
+            with psycopg.connect(target) as conn:  # the same history: no offset was needed
+                assert conn.execute("SELECT prosrc FROM pg_proc WHERE proname ="
+                                    " 'akashone_xact'").fetchone() == (
+                    "SELECT pg_current_xact_id()::text::bigint",)
+        finally:
+            restored.stop()
