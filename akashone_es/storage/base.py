@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from akashone_es.errors import (
     ProjectionError,
     ValidationError,
 )
+from akashone_es.logging import get_logger
 from akashone_es.persistence.recorder import capture_rows
 from akashone_es.persistence.snapshot_seal import SealedSnapshotStore, seal_key
 from akashone_es.personal import KeyRing
@@ -33,9 +35,13 @@ from akashone_es.storage.policy import reconnecting
 from projections.engine import Projection, Query, RowKey, inline_stopped
 from projections.failures import read_failures, writes_refused
 from projections.log import LogReader
+from projections.positions import head
 from projections.runner import catch_up
 
 A = TypeVar("A", bound=Aggregate)
+log = get_logger(__name__)
+#: how long a read of an async projection waits for older writers to end (read-your-writes)
+READ_YOUR_WRITES_WAIT = 5.0
 R = TypeVar("R", bound=BaseModel)
 
 
@@ -247,7 +253,23 @@ class StorageBase:
         A projection stopped at an event it cannot apply raises ``ProjectionError`` naming
         it: silently serving an audit trail that ends early (or not finding the row just
         written) would mislead more than an error that says what to do.
+
+        Readers follow the log only below the oldest running transaction, so an event this
+        caller committed can sit above that mark while an older writer is still in flight:
+        the catch-up goes on (briefly waiting) until every event committed before this read
+        is applied, for at most ``READ_YOUR_WRITES_WAIT`` seconds (a transaction left open
+        that long is logged, and the read goes on with what is applied).
         """
         projection = next(p for p in self.projections if p.name == name)
         with self._datastore.get_connection() as conn:
-            catch_up(conn, projection, self.reader, batch_size=self.settings.batch_size)
+            target = head(conn, final=True)  # every event committed before this read
+            deadline = time.monotonic() + READ_YOUR_WRITES_WAIT
+            while catch_up(conn, projection, self.reader,
+                           batch_size=self.settings.batch_size) < target:
+                if time.monotonic() > deadline:
+                    log.warning("projection.held_back", projection=name,
+                                position=target.position, waited=READ_YOUR_WRITES_WAIT,
+                                reason="a transaction older than the events to read is "
+                                       "still running")
+                    return
+                time.sleep(0.005)

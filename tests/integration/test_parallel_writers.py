@@ -13,6 +13,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -186,3 +187,24 @@ def test_after_a_restore_new_events_continue_above_the_logs_transaction_ids(
         audit.seal(conn)
     with psycopg.connect(dsn) as conn:
         assert audit.verify(conn).ok
+
+
+def test_a_read_of_the_activity_log_waits_for_an_older_writer_and_sees_its_own_write(
+        storage: Storage, dsn: str) -> None:
+    """An older transaction still running holds the readers' mark below the caller's own
+    event: the read waits for it to end (here 0.5 s) and then shows the caller's write."""
+    storage.create_user({"username": "early", "email": "early@example.com",
+                         "password": "long-enough-1"})
+    storage.get_user_activities()
+    with psycopg.connect(dsn) as older:
+        older.execute("SELECT pg_current_xact_id()")  # an id older than the write below
+        user = storage.create_user({"username": "mine", "email": "mine@example.com",
+                                    "password": "long-enough-1"})
+        ended = threading.Timer(0.5, older.commit)
+        ended.start()
+        started = time.monotonic()
+        activities = storage.get_user_activities()
+        waited = time.monotonic() - started
+        ended.join()
+    assert str(user.id) in [a.resource_id for a in activities]
+    assert waited >= 0.4
