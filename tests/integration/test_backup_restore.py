@@ -84,6 +84,17 @@ def write_history(storage: Storage) -> None:
     storage._catch_up(ActivityProjection.name)
 
 
+def backed_up(settings: Settings, dsn: str) -> tuple[audit.Digest, Key, int]:
+    """The history written into ``dsn`` and sealed: its digest, last event and size."""
+    with open_storage(settings, dsn=dsn) as storage, storage.acting_as(system="tests"):
+        storage.initialize_default_roles()
+        write_history(storage)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        digest = audit.digest(conn)  # seals what is pending first
+        old_last = head(conn, final=True)
+    return digest, old_last, log_size(dsn)
+
+
 def check_restored(settings: Settings, target: str, digest: audit.Digest, old_last: Key,
                    events_before: int) -> None:
     """Projections and chain verify; new writes read after the old ones, by every follower."""
@@ -131,14 +142,7 @@ def test_a_dump_restored_into_a_fresh_server_verifies_and_goes_on_in_order(
     with psycopg.connect(dsn, autocommit=True) as conn:
         for _ in range(1500):  # a server with some history: its ids above a fresh one's
             conn.execute("SELECT pg_current_xact_id()")
-    with open_storage(settings, dsn=dsn) as storage, storage.acting_as(system="tests"):
-        storage.initialize_default_roles()
-        write_history(storage)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        audit.seal(conn)
-        digest = audit.digest(conn)
-        old_last = head(conn, final=True)
-    events_before = log_size(dsn)
+    digest, old_last, events_before = backed_up(settings, dsn)
 
     dump = tmp_path / "akashone.dump"
     tools = embedded_bin()
@@ -160,7 +164,7 @@ def test_a_dump_restored_into_a_fresh_server_verifies_and_goes_on_in_order(
 
 
 def test_a_base_backup_started_as_a_server_verifies_and_goes_on_in_order(
-        settings: Settings, tmp_path: Path) -> None:
+        settings: Settings) -> None:
     """``pg_basebackup`` of a running server, started as a server of its own: the WAL it
     carries is replayed, the log verifies, and the ids go on (no rebase is needed)."""
     with private_data_dir("based") as first, private_data_dir("copy") as second:
@@ -168,15 +172,7 @@ def test_a_base_backup_started_as_a_server_verifies_and_goes_on_in_order(
         try:
             dsn = with_database(source.dsn("postgres"), "akashone_based")
             ensure_database(dsn)
-            with open_storage(settings, dsn=dsn) as storage, \
-                    storage.acting_as(system="tests"):
-                storage.initialize_default_roles()
-                write_history(storage)
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                audit.seal(conn)
-                digest = audit.digest(conn)
-                old_last = head(conn, final=True)
-            events_before = log_size(dsn)
+            digest, old_last, events_before = backed_up(settings, dsn)
             copy = second / "pgdata"
             run(embedded_bin() / "pg_basebackup", f"--dbname={source.dsn('postgres')}",
                 f"--pgdata={copy}", "--wal-method=stream", "--checkpoint=fast")
