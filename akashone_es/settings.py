@@ -22,6 +22,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "AKASHONE_DATABASE_URL"),
         description="PostgreSQL DSN; unset starts the embedded server in data_dir",
     )
+    read_url: str | None = Field(
+        default=None, description="a hot standby of DATABASE_URL's server, in the same form "
+        "(the owner's URL; the storage logs in as the application role): query methods read "
+        "there, commands and everything else use the primary")
+    read_wait_seconds: float = Field(
+        default=1.0, ge=0, le=60,
+        description="how long a read waits for the standby to replay the session's own "
+                    "writes before reading from the primary instead")
     data_dir: Path = Field(default=Path(".akashone"), description="embedded PostgreSQL home")
     app_role: str | None = Field(
         default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$",

@@ -37,6 +37,7 @@ class Mutation:
     tests: tuple[str, ...]
 
 
+REPLICA = "tests/integration/test_replica_reads.py"
 MUTATIONS = [
     Mutation("events-updatable", "the events table is append-only in the database",
              "akashone_es/persistence/database.py",
@@ -153,6 +154,20 @@ MUTATIONS = [
              ("tests/integration/test_backup_restore.py",
               "tests/integration/test_parallel_writers.py::"
               "test_after_a_restore_new_events_continue_above_the_logs_transaction_ids")),
+    Mutation("reads-never-on-the-standby", "query methods read from the hot standby",
+             "akashone_es/persistence/replica.py",
+             (("    return state is not None and state.read\n", "    return False\n"),),
+             (REPLICA,)),
+    Mutation("standby-reads-not-own-writes", "a session reads its own writes on a standby",
+             "akashone_es/storage/base.py",
+             (("        if self._standby is not None:\n            try:",
+               "        if False:\n            try:"),),
+             (REPLICA,)),
+    Mutation("commands-read-the-standby", "a command's own reads go to the primary",
+             "akashone_es/storage/policy.py",
+             (("            with replica.call(read, self._after_write):",
+               "            with replica.call(True, self._after_write):"),),
+             (REPLICA,)),
     Mutation("usage-billed-twice", "the database refuses a second bill of a usage record",
              "projections/billing.py",
              (('" guard AS (INSERT INTO {g} (id, invoice_id) SELECT id, invoice_id FROM v"',

@@ -11,6 +11,8 @@ claimed when the first storage opens and released when the last one closes.
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import threading
 import warnings
 from dataclasses import dataclass
@@ -94,3 +96,37 @@ class EmbeddedServer:
             del _claims[self._pgdata]
             # the package stops the server only if no other process is registered
             claim.handle._cleanup()
+
+
+def programs() -> Path:
+    """The embedded PostgreSQL's own programs (pg_basebackup, pg_dump, pg_restore, ...)."""
+    module = _server_module()
+    commands = importlib.import_module(f"{module.__name__}._commands")
+    return Path(commands.POSTGRES_BIN_PATH)
+
+
+def copy_of(source: EmbeddedServer, data_dir: Path, *, standby: bool) -> EmbeddedServer:
+    """A base backup of the running ``source`` (``pg_basebackup``, its WAL streamed) started as
+    an embedded server in ``data_dir``: a server of its own, or (``standby``) a hot standby
+    that replays the source's WAL as it streams in, read-only (``pg_basebackup -R`` writes
+    its connection to the source). For trying replica reads on one machine, and the tests.
+    """
+    data_dir = data_dir.expanduser().resolve()
+    copy = data_dir / "pgdata"
+    done = subprocess.run(  # noqa: S603 - our own program and paths
+        [str(programs() / "pg_basebackup"), f"--dbname={source.dsn('postgres')}",
+         f"--pgdata={copy}", "--wal-method=stream", "--checkpoint=fast",
+         *(["--write-recovery-conf"] if standby else [])],
+        capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ConfigurationError(f"pg_basebackup failed: {done.stderr.strip()}")
+    # the package's own files and the source's socket lock (its socket lives in its data
+    # directory) are not the server's data
+    for own in (".handle_pids.json", "log", *(p.name for p in copy.glob(".s.PGSQL.*"))):
+        (copy / own).unlink(missing_ok=True)
+    # as the package left the source: the server's user owns the copy and can reach it
+    owner = source._pgdata.stat()
+    data_dir.chmod(source.data_dir.stat().st_mode)
+    for path in [copy, *copy.rglob("*")]:
+        os.chown(path, owner.st_uid, owner.st_gid)
+    return EmbeddedServer(data_dir)

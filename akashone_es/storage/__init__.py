@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from eventsourcing.persistence import OperationalError as LibraryOperationalError
@@ -17,6 +18,7 @@ from akashone_es.logging import configure_logging, get_logger
 from akashone_es.persistence.database import ensure_database, eventsourcing_env
 from akashone_es.persistence.embedded import EmbeddedServer
 from akashone_es.persistence.recorder import AkashOneRecorder
+from akashone_es.persistence.replica import Standby
 from akashone_es.persistence.roles import (
     app_dsn,
     app_password,
@@ -140,10 +142,22 @@ def _set_up(settings: Settings, dsn: str, projections: Sequence[type[Projection]
             storage.keyring.check()  # before any replay: a wrong key must not read as erased
             if create_schema_objects:
                 bring_current(dsn, conn, storage.projections, storage.reader, dropped)
+            if settings.read_url:
+                storage._standby = open_standby(settings, conn)
         except BaseException:
             storage.close()  # the pool, and this storage's claim on the embedded server
             raise
     return storage
+
+
+def open_standby(settings: Settings, primary: psycopg.Connection[Any]) -> Standby:
+    """The hot standby at ``AKASHONE_READ_URL``, checked against the primary (``primary``,
+    the owner's connection); its pool logs in as the application role, as the primary's."""
+    assert settings.read_url is not None  # noqa: S101 - the caller checked
+    standby = Standby(app_dsn(settings.read_url, settings), pool_size=settings.pool_size,
+                      wait_seconds=settings.read_wait_seconds)
+    standby.check(settings.read_url, primary)
+    return standby
 
 
 def _first_line(exc: BaseException) -> str:

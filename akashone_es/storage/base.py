@@ -25,13 +25,15 @@ from akashone_es.errors import (
     ValidationError,
 )
 from akashone_es.logging import get_logger
+from akashone_es.persistence import replica
 from akashone_es.persistence.recorder import capture_rows
+from akashone_es.persistence.replica import Standby
 from akashone_es.persistence.snapshot_seal import SealedSnapshotStore, seal_key
 from akashone_es.personal import KeyRing
 from akashone_es.secrets import SecretBox, load_key
 from akashone_es.settings import Settings
 from akashone_es.storage import tenancy
-from akashone_es.storage.policy import reconnecting
+from akashone_es.storage.policy import UNAVAILABLE, reconnecting
 from projections.engine import Projection, Query, RowKey, inline_stopped
 from projections.failures import read_failures, writes_refused
 from projections.log import LogReader
@@ -60,6 +62,8 @@ class StorageBase:
         for projection in self.projections:
             self._unique.update(projection.unique_constraints)
         self._on_close = on_close
+        #: the hot standby reads may go to (AKASHONE_READ_URL); None: all on the primary
+        self._standby: Standby | None = None
         key = load_key(settings.secret_key, settings.data_dir)
         self.secrets = SecretBox(key)
         #: personal data's keys (the mapper encrypts and decrypts with them)
@@ -72,6 +76,8 @@ class StorageBase:
     def close(self) -> None:
         """Close the pool (and release the embedded server when this storage started it)."""
         self.app.close()
+        if self._standby is not None:
+            self._standby.close()
         if self._on_close is not None:
             self._on_close()
             self._on_close = None
@@ -157,6 +163,8 @@ class StorageBase:
             raise ValidationError.single("input", str(exc).splitlines()[0]) from None
         except (TypeError, OverflowError) as exc:  # the event encoder refused a value
             raise ValidationError.single("input", f"cannot be stored: {exc}") from None
+        finally:
+            replica.written()  # whatever the outcome: a failed commit may still have landed
         return max((r.notification.id for r in recordings), default=0)
 
     def _save_returning(self, model: type[R], key: RowKey, *aggregates: Aggregate | DomainEvent
@@ -212,10 +220,44 @@ class StorageBase:
     @contextmanager
     def _cursor(self) -> Iterator[psycopg.Cursor[Any]]:
         try:
-            with self._datastore.get_connection() as conn, conn.cursor() as cur:
+            with self._read_connection() as conn, conn.cursor() as cur:
                 yield cur
-        except DataError as exc:  # e.g. a NUL character or an out-of-range lookup value
+        except (DataError, psycopg.DataError) as exc:  # e.g. a NUL or out-of-range value
             raise ValidationError.single("input", str(exc).splitlines()[0]) from None
+
+    @contextmanager
+    def _read_connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """The standby's connection for a read call when one is set and has replayed the
+        session's writes; otherwise the primary's."""
+        standby = self._standby
+        if standby is None or not replica.reading():
+            with self._datastore.get_connection() as conn:
+                yield conn
+            return
+        with standby.connection(self._session()) as conn:
+            if conn is not None:
+                try:
+                    yield conn
+                except UNAVAILABLE as exc:  # the read is retried once: on the primary
+                    standby.down(exc)
+                    raise
+                return
+        with self._datastore.get_connection() as conn:
+            yield conn
+
+    def _session(self) -> str:
+        """Who reads its own writes: the acting user, or the named system context."""
+        ctx = context.current()
+        return f"{ctx.actor_kind}:{ctx.actor_id or ctx.reason}"
+
+    def _after_write(self) -> None:
+        """A command has written: its session's reads wait for the standby to replay it."""
+        if self._standby is not None:
+            try:
+                with self._datastore.get_connection() as conn:
+                    self._standby.wrote(self._session(), conn)
+            except UNAVAILABLE as exc:  # the command's own error (if any) is the one to see
+                log.warning("standby.write_position_unknown", error=str(exc)[:200])
 
     def _one(self, model: type[R], query: Query, params: Sequence[Any]) -> R | None:
         with self._cursor() as cur:
@@ -260,6 +302,7 @@ class StorageBase:
         is applied, for at most ``READ_YOUR_WRITES_WAIT`` seconds (a transaction left open
         that long is logged, and the read goes on with what is applied).
         """
+        replica.on_primary()  # the caught-up rows are read where they were written
         projection = next(p for p in self.projections if p.name == name)
         with self._datastore.get_connection() as conn:
             target = head(conn, final=True)  # every event committed before this read

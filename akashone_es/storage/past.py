@@ -105,6 +105,7 @@ def open_past(storage: Any, moment: datetime | int) -> Any:
     past.projections = replayed
     past.moment = moment
     past._save = _refuse_writes
+    past._standby = None  # the replayed tables live on this one connection
     past._catch_up = lambda _name: None  # the replay applied everything up to the moment
     past._enter = storage._enter  # contexts are resolved against the present
     past.close = conn.close

@@ -8,6 +8,7 @@ is not, so a method added later cannot slip past the access-matrix test. Each ca
 - checks primitive arguments (type, NUL characters, lone surrogates, size) and names the
   parameter in a ``ValidationError`` rather than letting the driver fail on them;
 - retries a read once after a dropped connection, then raises ``UnavailableError``;
+- sends a read's queries to the hot standby when one is set (``persistence.replica``);
 - translates any library exception that escaped into the project's own error tree.
 
 Tenant scoping itself (which rows a tenant sees) lives in each method, and the access-matrix
@@ -37,6 +38,7 @@ from akashone_es.errors import (
     ValidationError,
 )
 from akashone_es.logging import get_logger
+from akashone_es.persistence import replica
 from akashone_es.resources import resource_methods
 from akashone_es.storage.limits import text_problem
 
@@ -160,7 +162,8 @@ def _guarded(name: str, fn: Callable[..., Any], access: Access) -> Callable[...,
     checks = {p: _check_for(str(param.annotation))
               for p, param in signature.parameters.items()
               if _check_for(str(param.annotation)) is not None}
-    attempts = 2 if name.startswith(READ_PREFIXES) else 1
+    read = name.startswith(READ_PREFIXES)
+    attempts = 2 if read else 1
 
     @functools.wraps(fn)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -175,7 +178,8 @@ def _guarded(name: str, fn: Callable[..., Any], access: Access) -> Callable[...,
                 check(parameter, value)
             _check_text(parameter, value, 0)
         try:
-            return reconnecting(self, name, attempts, lambda: fn(self, *args, **kwargs))
+            with replica.call(read, self._after_write):
+                return reconnecting(self, name, attempts, lambda: fn(self, *args, **kwargs))
         except AkashOneError:
             raise
         except pydantic.ValidationError as exc:

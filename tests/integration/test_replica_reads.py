@@ -1,0 +1,210 @@
+"""Reads from a hot standby (``AKASHONE_READ_URL``): a real standby, streaming from a primary.
+
+The test owns both servers: an embedded primary, and a base backup of it started as a hot
+standby that replays the primary's WAL as it streams in (``embedded.copy_of(standby=True)``).
+Pausing the standby's replay (``pg_wal_replay_pause()``) makes it lag on demand, which is how
+the tests tell which server a read went to.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from akashone_es.errors import ConfigurationError
+from akashone_es.persistence.database import ensure_database, with_database
+from akashone_es.persistence.embedded import EmbeddedServer, copy_of
+from akashone_es.persistence.replica import Standby
+from akashone_es.settings import Settings
+from akashone_es.storage import Storage, open_storage
+from tests.conftest import TEST_SETTINGS, private_data_dir
+
+DATABASE = "akashone_replicated"
+
+
+@pytest.fixture(scope="module")
+def primary() -> Iterator[EmbeddedServer]:
+    with private_data_dir("primary") as home:
+        server = EmbeddedServer(home)
+        try:
+            ensure_database(server.dsn(DATABASE))
+            yield server
+        finally:
+            server.stop()
+
+
+def start_standby(primary: EmbeddedServer, home: Path) -> EmbeddedServer:
+    return copy_of(primary, home, standby=True)
+
+
+@pytest.fixture(scope="module")
+def standby(primary: EmbeddedServer) -> Iterator[EmbeddedServer]:
+    with private_data_dir("standby") as home:
+        server = start_standby(primary, home)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def replicated(primary: EmbeddedServer, standby: EmbeddedServer, wait: float) -> Storage:
+    settings = Settings(**{**TEST_SETTINGS, "read_url": standby.dsn(DATABASE),  # type: ignore[arg-type]
+                           "read_wait_seconds": wait})
+    return open_storage(settings, dsn=primary.dsn(DATABASE))
+
+
+@pytest.fixture
+def paused(standby: EmbeddedServer) -> Iterator[Any]:
+    """Pauses the standby's replay for the block it is called in; resumes at the end."""
+    def pause() -> None:
+        replay(standby, "pause")
+
+    yield pause
+    replay(standby, "resume")
+
+
+def replay(standby: EmbeddedServer, what: str) -> None:
+    with psycopg.connect(standby.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f"SELECT pg_wal_replay_{what}()")
+
+
+def counts(storage: Storage) -> dict[str, int]:
+    assert storage._standby is not None
+    return dict(storage._standby.counts)
+
+
+def register(storage: Storage, name: str) -> Any:
+    return storage.create_user({"username": name, "email": f"{name}@example.com",
+                                "password": "long-enough-1"})
+
+
+def until(check: Any, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "the standby did not catch up"
+        time.sleep(0.02)
+
+
+def test_reads_go_to_the_standby_commands_and_their_own_reads_to_the_primary(
+        primary: EmbeddedServer, standby: EmbeddedServer, paused: Any) -> None:
+    with replicated(primary, standby, wait=0.3) as storage:
+        with storage.acting_as(system="seeding"):
+            storage.initialize_default_roles()
+            register(storage, "early")
+        with storage.acting_as(system="reader"):
+            until(lambda: storage.get_user_by_username("early") is not None)
+            assert set(counts(storage)) == {"standby"}  # no read waited or went elsewhere
+
+        paused()
+        with storage.acting_as(system="writer"):
+            late = register(storage, "late")
+            role = storage.create_role({"name": "auditors", "description": "read only"})
+        with storage.acting_as(system="reader"):
+            # the reader has not written: it reads the standby, which has not replayed them
+            assert storage.get_user_by_username("late") is None
+            assert storage.get_role(role.id) is None
+            # a command's own reads (update_role reads the role first) go to the primary
+            renamed = storage.update_role(role.id, {"name": "auditors-2"})
+            assert renamed is not None
+            assert renamed.name == "auditors-2"
+        with storage.acting_as(system="writer"):
+            # the writer reads its own writes: the standby lags past the wait, so the primary
+            started = time.monotonic()
+            found = storage.get_user_by_username("late")
+            assert found is not None
+            assert found.id == late.id
+            assert time.monotonic() - started >= 0.25
+            assert counts(storage)["lagging"] == 1
+            # while known to lag, the next read asks once and does not wait again
+            started = time.monotonic()
+            assert storage.get_role(role.id) is not None
+            assert time.monotonic() - started < 0.25
+            assert counts(storage)["lagging"] == 2
+
+        replay(standby, "resume")
+        with storage.acting_as(system="reader"):
+            until(lambda: storage.get_user_by_username("late") is not None)
+            assert storage.get_role(role.id).name == "auditors-2"  # type: ignore[union-attr]
+
+
+def test_a_session_waits_for_the_standby_to_replay_its_own_writes(
+        primary: EmbeddedServer, standby: EmbeddedServer, paused: Any) -> None:
+    with replicated(primary, standby, wait=10.0) as storage:
+        with storage.acting_as(system="seeding"):
+            storage.initialize_default_roles()
+        paused()
+        with storage.acting_as(system="writer"):
+            written = register(storage, "waited-for")
+            resume = threading.Timer(0.4, replay, (standby, "resume"))
+            resume.start()
+            started = time.monotonic()
+            found = storage.get_user_by_username("waited-for")
+            waited = time.monotonic() - started
+            resume.join()
+        assert found is not None
+        assert found.id == written.id
+        assert 0.3 <= waited < 10.0
+        # the initialization's own reads went to the primary; this one to the standby, once
+        # it had replayed the write
+        assert counts(storage) == {"waited": 1}
+
+
+def test_a_standby_that_goes_away_sends_reads_to_the_primary(
+        primary: EmbeddedServer) -> None:
+    with private_data_dir("lost-standby") as home:
+        standby = start_standby(primary, home)
+        try:
+            storage = replicated(primary, standby, wait=1.0)
+            with storage.acting_as(system="tests"):
+                storage.initialize_default_roles()
+                assert storage.get_roles()
+                assert counts(storage) == {"standby": 1}
+        finally:
+            standby.stop()  # the standby's only user: this stops the server
+        with storage, storage.acting_as(system="tests"):
+            # the pooled connection is broken: the read is retried on the primary
+            register(storage, "after-the-standby")
+            assert storage.get_user_by_username("after-the-standby") is not None
+            # then the standby is skipped for a while, without waiting for it
+            started = time.monotonic()
+            assert storage.get_roles()
+            assert time.monotonic() - started < 1.0
+            assert counts(storage)["down"] >= 1
+
+
+def test_a_read_url_that_is_not_a_standby_of_the_primary_is_refused(
+        primary: EmbeddedServer, standby: EmbeddedServer, tmp_path: Path) -> None:
+    def opened(read_url: str) -> str:
+        settings = Settings(**{**TEST_SETTINGS, "read_url": read_url})  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError) as refused:
+            open_storage(settings, dsn=primary.dsn(DATABASE)).close()
+        message = str(refused.value)
+        assert "\n" not in message
+        return message
+
+    assert "not in recovery" in opened(primary.dsn(DATABASE))
+    assert "database 'postgres'" in opened(standby.dsn("postgres"))
+    assert "cannot connect" in opened(with_database(
+        f"postgresql://postgres@/postgres?host={tmp_path}", DATABASE))
+
+
+def test_session_positions_stay_bounded(primary: EmbeddedServer,
+                                        standby: EmbeddedServer) -> None:
+    """Sessions the standby has already replayed are forgotten once there are many."""
+    replica = Standby(standby.dsn(DATABASE), pool_size=1, wait_seconds=0.0)
+    try:
+        for n in range(10_005):
+            replica._written[f"s{n}"] = 1
+        replica._replayed = 2
+        with psycopg.connect(primary.dsn(DATABASE), autocommit=True) as conn:
+            replica.wrote("last", conn)
+        assert list(replica._written) == ["last"]
+        assert replica._written["last"] > 2
+    finally:
+        replica.close()
