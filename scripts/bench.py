@@ -11,6 +11,8 @@ query    get_user_by_email p50/p99 with 100k users         vs the same SELECT on
 --suite append: the append figure alone, on an empty log
 --suite concurrency: 1, 2, 4, 8 writer processes vs raw INSERT+COMMIT with as many writers,
          and the follower's lag (scripts/bench_concurrency.py)
+--suite replica: reads from a hot standby the bench starts (embedded), appends with one set,
+         and a session reading its own writes there (scripts/bench_replica.py)
 
 Each round measures both sides (the side that goes first alternates); figures are medians of
 the rounds, ratios the median of the per-round ratios.
@@ -21,9 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -35,6 +39,7 @@ import bcrypt
 import bench_billing
 import bench_concurrency
 import bench_import
+import bench_replica
 import bench_resources
 import orjson
 import psycopg
@@ -408,7 +413,7 @@ def summarize(name: str, unit: str, baseline: str, rounds: list[dict[str, Any]]
             "ratio_median": statistics.median(r["ratio"] for r in rounds)}
 
 
-def main() -> None:  # noqa: PLR0912 - one branch per suite
+def main() -> None:  # noqa: PLR0911, PLR0912 - one branch per suite
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
@@ -423,7 +428,8 @@ def main() -> None:  # noqa: PLR0912 - one branch per suite
     parser.add_argument("--lookups", type=int, default=5000,
                         help="lookups per side per round in the query benchmark")
     parser.add_argument("--suite", choices=("all", "foundation", "billing", "resources",
-                                            "import", "concurrency", "append"),
+                                            "import", "concurrency", "append",
+                                            "replica"),
                         default="all")
     parser.add_argument("--resources", type=int, default=100_000,
                         help="VMs in the database for the resource listing benchmark")
@@ -437,6 +443,11 @@ def main() -> None:  # noqa: PLR0912 - one branch per suite
                         help="concurrency: seconds each side appends per round")
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 2, 4, 8],
                         help="concurrency: the writer process counts to measure")
+    parser.add_argument("--reads", type=int, default=5000,
+                        help="replica: reads per side per round")
+    parser.add_argument("--writes", type=int, default=1000,
+                        help="replica: appends per side per round (a quarter of it for the "
+                             "write-then-read pairs)")
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
     parser.add_argument("--keep", action="store_true", help="keep the bench databases")
     parser.add_argument("--render", type=Path, metavar="JSON",
@@ -447,6 +458,14 @@ def main() -> None:  # noqa: PLR0912 - one branch per suite
         return
 
     settings = Settings(log_level="warning", bcrypt_rounds=4, supplier_gstin="27AAPFU0939F1ZV")
+    if args.suite == "replica":  # its own two embedded servers, whatever DATABASE_URL says
+        home = Path(tempfile.mkdtemp(prefix="akashone-bench-replica-"))
+        try:
+            bench_replica.run(settings, home, args.rounds, args.reads, args.writes,
+                              lambda results, dsn: report(results, args.out, dsn))
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+        return
     server_dsn, server = resolve_dsn(settings)
     run = uuid.uuid4().hex[:8]
     small_dsn = with_database(server_dsn, f"akashone_bench_small_{run}")
@@ -598,6 +617,17 @@ def report(results: list[dict[str, Any]], out: Path, server_dsn: str  # noqa: PL
                       f"{rl['ours_p50']:.3f} / {rl['ours_p99']:.3f} ms",
                       f"raw {rl['raw_p50']:.3f} / {rl['raw_p99']:.3f} ms",
                       f"p99 {rl['ratio_p99']:.2f}x", "p99 < 2 ms")
+    for r in results:
+        if r["name"].startswith(("replica_", "primary_")):
+            unit = r["unit"]
+            figure = "{:,.0f} " if unit.endswith("/s") else "{:.2f} "
+            table.add_row(r["label"], figure.format(r["ours_median"]) + unit,
+                          f"{r['baseline']}: " + figure.format(r["baseline_median"]) + unit,
+                          f"{r['ratio_median']:.2f}x", "-")
+            if "replay_lag_ms" in r:
+                lag = r["replay_lag_ms"]
+                table.add_row("standby replay lag", f"p50 {lag['p50']} / p99 {lag['p99']} ms",
+                              "", "", "-")
     Console().print(table)
     _write(results, out, server_dsn)
 

@@ -6,10 +6,11 @@ the standby; everything else (commands, the reads a command makes to decide, act
 time travel, the activity log, which is caught up on the primary) uses the primary.
 
 Read-your-writes: a *session* is one acting party (a user, or a named system context) of one
-``Storage``. After a command returns, the session remembers the primary's WAL insert position
-(at or past its commit record). A read of that session goes to the standby only once the
-standby has replayed that far: it waits for it, polling, for at most ``read_wait_seconds``,
-and then reads from the primary. Sessions that have not written read the standby at once.
+``Storage``. A command that wrote marks its session; the session's next read asks the
+primary's WAL position (at or past the commit records of its writes: it is taken after
+them), and goes to the standby only once the standby has replayed that far: it waits for
+that, polling, for at most ``read_wait_seconds``, and then reads from the primary. Sessions
+that have not written read the standby at once.
 
 A standby that is down or unreachable is skipped for a few seconds (reads go to the
 primary, with one warning); one that ran out of time is asked once (no wait) for a while,
@@ -22,7 +23,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,13 @@ POLL_SECONDS = 0.002
 #: sessions remembered before those the standby has already replayed are forgotten
 MAX_SESSIONS = 10_000
 REPLAYED = "SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn AS lsn"
-INSERTED = "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn AS lsn"
+#: at or past every commit record that has returned: a synchronous commit returns once
+#: flushed; an asynchronous one (synchronous_commit = off) once inserted, and the WAL writer
+#: flushes it soon. Not the insert position always: records no commit has flushed (a
+#: vacuum's, say) can sit unsent until someone commits, and a wait for them would stall.
+COMMITTED = ("SELECT CASE WHEN current_setting('synchronous_commit') = 'off'"
+             " THEN pg_current_wal_insert_lsn() ELSE pg_current_wal_flush_lsn() END"
+             " - '0/0'::pg_lsn AS lsn")
 IDENTITY = ("SELECT pg_is_in_recovery() AS recovering, current_database() AS database,"
             " (SELECT system_identifier FROM pg_control_system()) AS system")
 
@@ -100,12 +107,18 @@ def written() -> None:
 class Standby:
     """A pool of connections to a hot standby, and each session's last write position."""
 
-    def __init__(self, dsn: str, *, pool_size: int, wait_seconds: float) -> None:
+    def __init__(self, dsn: str, primary: Callable[[], AbstractContextManager[Any]], *,
+                 pool_size: int, wait_seconds: float) -> None:
+        """``primary`` gives a connection to the primary (to ask its WAL position)."""
+        self._primary = primary
         self.wait_seconds = wait_seconds
         self.pool: ConnectionPool[Any] = ConnectionPool(
             dsn, kwargs={"row_factory": dict_row, "autocommit": True}, min_size=1,
             max_size=pool_size, open=False, timeout=CONNECT_SECONDS, name="standby")
+        #: each session's position to read after: a WAL position, or (negative) a write
+        #: whose position is asked at the next read
         self._written: dict[str, int] = {}
+        self._tick = 0
         self._replayed = 0
         self._lock = threading.Lock()
         self._down_until = 0.0
@@ -135,7 +148,7 @@ class Standby:
                     raise ConfigurationError(
                         f"AKASHONE_READ_URL names database {there['database']!r}, the "
                         f"primary's is {here['database']!r}")
-                target = _lsn(primary, INSERTED)
+                target = _lsn(primary, COMMITTED)
                 deadline = time.monotonic() + CONNECT_SECONDS
                 while _lsn(conn, REPLAYED) < target and time.monotonic() < deadline:
                     time.sleep(POLL_SECONDS)
@@ -147,14 +160,27 @@ class Standby:
         self.pool.close()
 
     # -- sessions -------------------------------------------------------------------------
-    def wrote(self, session: str, primary: psycopg.Connection[Any]) -> None:
-        """Remember that ``session`` has written: its commit is at or below this position."""
-        lsn = _lsn(primary, INSERTED)
+    def wrote(self, session: str) -> None:
+        """Remember that ``session`` has written. The primary's position is asked at the
+        session's next read (a session that writes many times before it reads asks once)."""
         with self._lock:
-            if lsn > self._written.get(session, 0):
-                self._written[session] = lsn
+            self._tick += 1
+            self._written[session] = -self._tick  # written, position not yet known
             if len(self._written) > MAX_SESSIONS:
-                self._written = {s: n for s, n in self._written.items() if n > self._replayed}
+                self._written = {s: n for s, n in self._written.items()
+                                 if n < 0 or n > self._replayed}
+
+    def _needed(self, session: str) -> int:
+        """How far the standby must have replayed for ``session`` to read its own writes."""
+        needed = self._written.get(session, 0)
+        if needed >= 0:
+            return needed
+        with self._primary() as conn:  # taken after the commits: at or past their records
+            lsn = _lsn(conn, COMMITTED)
+        with self._lock:
+            if self._written.get(session) == needed:  # no write of the session since
+                self._written[session] = lsn
+        return lsn
 
     # -- reads ----------------------------------------------------------------------------
     @contextmanager
@@ -166,7 +192,7 @@ class Standby:
             self.counts["down"] += 1
             yield None
             return
-        needed = self._written.get(session, 0)
+        needed = self._needed(session)
         with ExitStack() as stack:
             try:
                 self.pool.open(wait=False)

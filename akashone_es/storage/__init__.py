@@ -143,19 +143,20 @@ def _set_up(settings: Settings, dsn: str, projections: Sequence[type[Projection]
             if create_schema_objects:
                 bring_current(dsn, conn, storage.projections, storage.reader, dropped)
             if settings.read_url:
-                storage._standby = open_standby(settings, conn)
+                storage._standby = open_standby(storage, conn)
         except BaseException:
             storage.close()  # the pool, and this storage's claim on the embedded server
             raise
     return storage
 
 
-def open_standby(settings: Settings, primary: psycopg.Connection[Any]) -> Standby:
+def open_standby(storage: Storage, primary: psycopg.Connection[Any]) -> Standby:
     """The hot standby at ``AKASHONE_READ_URL``, checked against the primary (``primary``,
     the owner's connection); its pool logs in as the application role, as the primary's."""
+    settings = storage.settings
     assert settings.read_url is not None  # noqa: S101 - the caller checked
-    standby = Standby(app_dsn(settings.read_url, settings), pool_size=settings.pool_size,
-                      wait_seconds=settings.read_wait_seconds)
+    standby = Standby(app_dsn(settings.read_url, settings), storage._datastore.get_connection,
+                      pool_size=settings.pool_size, wait_seconds=settings.read_wait_seconds)
     standby.check(settings.read_url, primary)
     return standby
 

@@ -253,11 +253,7 @@ class StorageBase:
     def _after_write(self) -> None:
         """A command has written: its session's reads wait for the standby to replay it."""
         if self._standby is not None:
-            try:
-                with self._datastore.get_connection() as conn:
-                    self._standby.wrote(self._session(), conn)
-            except UNAVAILABLE as exc:  # the command's own error (if any) is the one to see
-                log.warning("standby.write_position_unknown", error=str(exc)[:200])
+            self._standby.wrote(self._session())
 
     def _one(self, model: type[R], query: Query, params: Sequence[Any]) -> R | None:
         with self._cursor() as cur:

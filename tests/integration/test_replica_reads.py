@@ -155,6 +155,26 @@ def test_a_session_waits_for_the_standby_to_replay_its_own_writes(
         assert counts(storage) == {"waited": 1}
 
 
+def test_an_uncommitted_write_elsewhere_does_not_hold_a_session_back(
+        primary: EmbeddedServer, standby: EmbeddedServer) -> None:
+    """WAL written after the session's commit by a transaction still open stays unflushed
+    (so unsent) until someone commits: the session waits for its own commit, not for it."""
+    with replicated(primary, standby, wait=5.0) as storage, \
+            psycopg.connect(primary.dsn(DATABASE)) as bystander:
+        with storage.acting_as(system="seeding"):
+            storage.initialize_default_roles()
+        bystander.execute("CREATE TABLE IF NOT EXISTS bystander (x int)")
+        bystander.commit()
+        with storage.acting_as(system="writer"):
+            role = storage.create_role({"name": "committed-first"})
+            bystander.execute("INSERT INTO bystander SELECT generate_series(1, 20)")
+            started = time.monotonic()
+            assert storage.get_role(role.id) is not None
+            assert time.monotonic() - started < 2.0
+        bystander.rollback()
+        assert "lagging" not in counts(storage)
+
+
 def test_a_standby_that_goes_away_sends_reads_to_the_primary(
         primary: EmbeddedServer) -> None:
     with private_data_dir("lost-standby") as home:
@@ -196,15 +216,20 @@ def test_a_read_url_that_is_not_a_standby_of_the_primary_is_refused(
 
 def test_session_positions_stay_bounded(primary: EmbeddedServer,
                                         standby: EmbeddedServer) -> None:
-    """Sessions the standby has already replayed are forgotten once there are many."""
-    replica = Standby(standby.dsn(DATABASE), pool_size=1, wait_seconds=0.0)
+    """Sessions the standby has already replayed are forgotten once there are many; one
+    that wrote since its position was asked keeps its place."""
+    def on_primary() -> Any:
+        return psycopg.connect(primary.dsn(DATABASE), autocommit=True)
+
+    replica = Standby(standby.dsn(DATABASE), on_primary, pool_size=1, wait_seconds=0.0)
     try:
+        replica.wrote("first")
+        assert replica._needed("first") > 2  # the primary's position, asked now
         for n in range(10_005):
             replica._written[f"s{n}"] = 1
         replica._replayed = 2
-        with psycopg.connect(primary.dsn(DATABASE), autocommit=True) as conn:
-            replica.wrote("last", conn)
-        assert list(replica._written) == ["last"]
-        assert replica._written["last"] > 2
+        replica.wrote("last")
+        assert set(replica._written) == {"first", "last"}
+        assert replica._needed("last") >= replica._needed("first")
     finally:
         replica.close()
