@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import hashlib
 import os
 import time
@@ -382,13 +383,21 @@ def clear_fields(topic: str, state: dict[str, Any]) -> list[str]:
     return found
 
 
-def personal_paths(topic: str, state: dict[str, Any]) -> list[str]:
+def personal_paths(topic: str, state: dict[str, Any]) -> tuple[str, ...]:
     """Where an event of ``topic`` keeps personal data (dotted one level into a dict)."""
+    inner = str(state.get("topic", "")) if topic == SNAPSHOT_TOPIC else ""
+    return _paths(topic, inner)
+
+
+@functools.lru_cache(maxsize=1024)
+def _paths(topic: str, inner: str) -> tuple[str, ...]:
+    """``personal_paths`` of a topic (and a snapshot's inner topic): worked out once each,
+    every replayed event asks."""
     spec = PERSONAL.get(topic)
     paths = list(spec[1]) if spec else []
     if topic == SNAPSHOT_TOPIC:
-        paths += SNAPSHOT_PERSONAL.get(str(state.get("topic", "")), ())
-    return paths + [f"metadata.{name}" for name in METADATA_FIELDS]
+        paths += SNAPSHOT_PERSONAL.get(inner, ())
+    return (*paths, *(f"metadata.{name}" for name in METADATA_FIELDS))
 
 
 def _at(state: dict[str, Any], path: str) -> tuple[Any, str]:

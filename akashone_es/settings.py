@@ -65,6 +65,10 @@ class Settings(BaseSettings):
                     "unset: a key kept in data_dir/secret.key")
 
 
+#: settings whose values an error message must not repeat (passwords, keys)
+UNECHOED = frozenset({"database_url", "read_url", "app_password", "secret_key"})
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and ``overrides``; a bad value is one ConfigurationError
     naming the variable, the value and the rule."""
@@ -76,5 +80,8 @@ def load_settings(**overrides: object) -> Settings:
             field = str(error["loc"][0]) if error["loc"] else "settings"
             variable = "DATABASE_URL" if field.upper() == "DATABASE_URL" else (
                 f"AKASHONE_{field.upper()}")
-            problems.append(f"{variable}={error.get('input')!r}: {error['msg']}")
+            rule = error["msg"].removeprefix("Value error, ")
+            # a connection string may carry a password: never echo these
+            shown = "" if field in UNECHOED else f"={error.get('input')!r}"
+            problems.append(f"{variable}{shown}: {rule}")
         raise ConfigurationError("invalid setting " + "; ".join(problems)) from None

@@ -23,6 +23,9 @@ from projections.quarantine import QUARANTINE_INDEX_DDL
 
 #: a statement: composed SQL, or bytes rendered once (psycopg then caches its conversion)
 Query = bytes | sql.SQL | sql.Composed
+#: the tables (schema-qualified) each statement built by ``Projection.q`` touches: a batch
+#: may reorder statements of different tables (``Batch.grouped``)
+TOUCHES: dict[bytes, frozenset[str]] = {}
 
 F = TypeVar("F", bound=Callable[..., None])
 
@@ -108,11 +111,39 @@ class Batch:
 
     def execute(self, cur: psycopg.Cursor[Any]) -> None:
         """Send every statement; the caller's pipeline or transaction decides when to sync."""
-        for _, query, params in self.runs():
+        for query, params in self.grouped():
             if len(params) == 1:
                 cur.execute(query, params[0], prepare=True)
             else:
                 cur.executemany(query, params)
+
+    def grouped(self) -> list[tuple[Query, list[Sequence[Any]]]]:
+        """The statements as runs of one query each (one ``executemany`` binds a run), each
+        joining the last earlier run of its query when no run between touches its tables.
+
+        A replay's batch alternates statements of different tables (a user's row, then its
+        role grant, and again): kept in order they are one execute each. Statements of
+        different tables commute (read tables have no foreign keys or triggers), and those of
+        one table keep their order, so the tables end the same. A statement whose tables are
+        not known (not built by ``Projection.q``: the checkpoint's, say) moves nowhere and
+        nothing moves past it.
+        """
+        runs: list[tuple[Query, frozenset[str] | None, list[Sequence[Any]]]] = []
+        for query, params in self.statements:
+            tables = TOUCHES.get(query) if isinstance(query, bytes) else None
+            if tables is not None:
+                for earlier, touched, group in reversed(runs):
+                    if earlier is query or earlier == query:
+                        group.append(params)
+                        break
+                    if touched is None or touched & tables:
+                        runs.append((query, tables, [params]))
+                        break
+                else:
+                    runs.append((query, tables, [params]))
+                continue
+            runs.append((query, None, [params]))
+        return [(query, group) for query, _, group in runs]
 
     def runs(self, *, returning: bool = False
              ) -> Iterator[tuple[int, Query, list[Sequence[Any]]]]:
@@ -218,8 +249,14 @@ class Projection:
 
     def q(self, text: str, **tables: str) -> bytes:
         """A statement with ``{name}`` placeholders bound to this schema's tables, rendered
-        to bytes once: composing SQL per execute costs more than the execute itself."""
-        return sql.SQL(text).format(**{k: self.t(v) for k, v in tables.items()}).as_bytes(None)
+        to bytes once: composing SQL per execute costs more than the execute itself.
+
+        Name every table the statement reads or writes as a placeholder: they are recorded
+        (``TOUCHES``), and a replay lets statements of other tables pass this one."""
+        query = sql.SQL(text).format(**{k: self.t(v) for k, v in tables.items()}
+                                     ).as_bytes(None)
+        TOUCHES[query] = frozenset(f"{self.schema}.{v}" for v in tables.values())
+        return query
 
     def topics(self) -> list[str] | None:
         """Topics this projection reads; None when it reads every event."""

@@ -157,20 +157,26 @@ def with_database(dsn: str, dbname: str) -> str:
     return make_conninfo(**params)
 
 
+def parse_dsn(dsn: str, variable: str) -> dict[str, Any]:
+    """The DSN's parameters; a ``ConfigurationError`` naming ``variable`` (never the DSN's
+    text, which may hold a password) when it is not one."""
+    try:
+        return conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        # libpq quotes the offending text: a whole URL, or the password alone
+        reason = re.sub(r'"[^"]*"', '"..."', str(exc).strip().splitlines()[0])
+        raise ConfigurationError(
+            f"{variable} is not a PostgreSQL DSN ({reason}); expected "
+            "postgresql://user@host:port/dbname") from None
+
+
 def ensure_database(dsn: str, *, create: bool = True) -> None:
     """Check the DSN's database answers; create it when missing and ``create`` is set.
 
     Every failure is a one-line ``ConfigurationError`` naming what to fix (the DSN's form,
     the server, the role, the database), never the DSN itself (it may hold a password).
     """
-    try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as exc:
-        # libpq quotes the offending text, which may be a whole URL with its password
-        reason = re.sub(r'"[^"]*[@:/][^"]*"', '"..."', str(exc).strip().splitlines()[0])
-        raise ConfigurationError(
-            f"DATABASE_URL is not a PostgreSQL DSN ({reason}); expected "
-            "postgresql://user@host:port/dbname") from None
+    params = parse_dsn(dsn, "DATABASE_URL")
     if not params.get("dbname") or str(params["dbname"]).startswith("template"):
         # libpq would fall back to the user's name (often the maintenance database)
         raise ConfigurationError("DATABASE_URL names no application database; expected "

@@ -44,7 +44,7 @@ BACK_OFF_SECONDS = 5.0
 CONNECT_SECONDS = 2.0
 #: how often a read waiting for the standby's replay asks again
 POLL_SECONDS = 0.002
-#: sessions remembered before those the standby has already replayed are forgotten
+#: sessions remembered one by one; past this, all read after one position
 MAX_SESSIONS = 10_000
 REPLAYED = "SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn AS lsn"
 #: at or past every commit record that has returned: a synchronous commit returns once
@@ -118,6 +118,8 @@ class Standby:
         #: each session's position to read after: a WAL position, or (negative) a write
         #: whose position is asked at the next read
         self._written: dict[str, int] = {}
+        #: a position every session reads after (negative: asked at the next read)
+        self._floor = 0
         self._tick = 0
         self._replayed = 0
         self._lock = threading.Lock()
@@ -167,20 +169,24 @@ class Standby:
             self._tick += 1
             self._written[session] = -self._tick  # written, position not yet known
             if len(self._written) > MAX_SESSIONS:
-                self._written = {s: n for s, n in self._written.items()
-                                 if n < 0 or n > self._replayed}
+                # too many to remember one by one: every session now reads after one
+                # position, asked at the next read, so past all of their writes
+                self._written = {}
+                self._floor = -self._tick
 
     def _needed(self, session: str) -> int:
         """How far the standby must have replayed for ``session`` to read its own writes."""
-        needed = self._written.get(session, 0)
-        if needed >= 0:
-            return needed
-        with self._primary() as conn:  # taken after the commits: at or past their records
-            lsn = _lsn(conn, COMMITTED)
-        with self._lock:
-            if self._written.get(session) == needed:  # no write of the session since
-                self._written[session] = lsn
-        return lsn
+        floor, needed = self._floor, self._written.get(session, 0)
+        if floor < 0 or needed < 0:
+            with self._primary() as conn:  # taken after the commits: past their records
+                lsn = _lsn(conn, COMMITTED)
+            with self._lock:
+                if floor < 0 and self._floor == floor:  # no overflow since
+                    self._floor = lsn
+                if needed < 0 and self._written.get(session) == needed:  # no write since
+                    self._written[session] = lsn
+            floor, needed = (lsn if floor < 0 else floor), (lsn if needed < 0 else needed)
+        return max(floor, needed)
 
     # -- reads ----------------------------------------------------------------------------
     @contextmanager

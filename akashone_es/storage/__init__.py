@@ -15,7 +15,7 @@ from akashone_es.domain.billing import DocumentSeries
 from akashone_es.domain.catalog import DiscountCoupon
 from akashone_es.errors import ConfigurationError, NotFoundError
 from akashone_es.logging import configure_logging, get_logger
-from akashone_es.persistence.database import ensure_database, eventsourcing_env
+from akashone_es.persistence.database import ensure_database, eventsourcing_env, parse_dsn
 from akashone_es.persistence.embedded import EmbeddedServer
 from akashone_es.persistence.recorder import AkashOneRecorder
 from akashone_es.persistence.replica import Standby
@@ -155,6 +155,7 @@ def open_standby(storage: Storage, primary: psycopg.Connection[Any]) -> Standby:
     the owner's connection); its pool logs in as the application role, as the primary's."""
     settings = storage.settings
     assert settings.read_url is not None  # noqa: S101 - the caller checked
+    parse_dsn(settings.read_url, "AKASHONE_READ_URL")
     standby = Standby(app_dsn(settings.read_url, settings), storage._datastore.get_connection,
                       pool_size=settings.pool_size, wait_seconds=settings.read_wait_seconds)
     standby.check(settings.read_url, primary)

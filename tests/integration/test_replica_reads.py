@@ -16,11 +16,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from akashone_es.errors import ConfigurationError
 from akashone_es.persistence.database import ensure_database, with_database
 from akashone_es.persistence.embedded import EmbeddedServer, copy_of
-from akashone_es.persistence.replica import Standby
+from akashone_es.persistence.replica import MAX_SESSIONS, Standby
 from akashone_es.settings import Settings
 from akashone_es.storage import Storage, open_storage
 from tests.conftest import TEST_SETTINGS, private_data_dir
@@ -210,26 +211,31 @@ def test_a_read_url_that_is_not_a_standby_of_the_primary_is_refused(
 
     assert "not in recovery" in opened(primary.dsn(DATABASE))
     assert "database 'postgres'" in opened(standby.dsn("postgres"))
+    for url in ("postgresql://u:hunter2@[h/db", "postgresql://u:hunter%zz2@h/db"):
+        message = opened(url)
+        assert message.startswith("AKASHONE_READ_URL is not a PostgreSQL DSN")
+        assert "hunter" not in message
     assert "cannot connect" in opened(with_database(
         f"postgresql://postgres@/postgres?host={tmp_path}", DATABASE))
 
 
-def test_session_positions_stay_bounded(primary: EmbeddedServer,
-                                        standby: EmbeddedServer) -> None:
-    """Sessions the standby has already replayed are forgotten once there are many; one
-    that wrote since its position was asked keeps its place."""
+def test_sessions_remembered_stay_bounded(primary: EmbeddedServer,
+                                         standby: EmbeddedServer) -> None:
+    """Past ``MAX_SESSIONS`` sessions, every session reads after one position asked at its
+    next read: past the writes of all of them."""
     def on_primary() -> Any:
-        return psycopg.connect(primary.dsn(DATABASE), autocommit=True)
+        return psycopg.connect(primary.dsn(DATABASE), autocommit=True, row_factory=dict_row)
 
     replica = Standby(standby.dsn(DATABASE), on_primary, pool_size=1, wait_seconds=0.0)
     try:
         replica.wrote("first")
-        assert replica._needed("first") > 2  # the primary's position, asked now
-        for n in range(10_005):
-            replica._written[f"s{n}"] = 1
-        replica._replayed = 2
-        replica.wrote("last")
-        assert set(replica._written) == {"first", "last"}
-        assert replica._needed("last") >= replica._needed("first")
+        first = replica._needed("first")  # the primary's position, asked now
+        assert first > 0
+        assert replica._needed("never-wrote") == 0
+        for n in range(MAX_SESSIONS):
+            replica.wrote(f"s{n}")
+        assert len(replica._written) <= MAX_SESSIONS
+        assert replica._needed("never-wrote") >= first  # the floor covers everyone
+        assert replica._needed("s1") >= first
     finally:
         replica.close()
