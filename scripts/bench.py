@@ -158,6 +158,13 @@ def bench_append(storage: Any, rounds: int, n: int) -> dict[str, Any]:
 
 
 # -- populate -------------------------------------------------------------------------------
+def settle(dsn: str) -> None:
+    """VACUUM ANALYZE a freshly filled database, so that autovacuum does not start on the
+    new rows in the middle of a measured round (it once slowed one rebuild round 3x)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+
+
 def populate(storage: Any, users: int, per_save: int = 250) -> int:
     """users x (User.Registered + User.RoleGranted) through app.save in batches."""
     viewer = system_role_id_for("Viewer")
@@ -527,6 +534,7 @@ def main() -> None:  # noqa: PLR0911, PLR0912 - one branch per suite
             with psycopg.connect(big.dsn) as conn:
                 bulk_from = head(conn).position
             populate(big, args.users)
+            settle(big.dsn)
             results.append(bench_rebuild(big, args.rounds, args.library_events, bulk_from))
             results.append(bench_verify(big, args.rounds))
             results.append(bench_query(big, args.lookups, args.rounds))
@@ -644,7 +652,8 @@ def _git(*args: str) -> str:
 
 
 def _write(results: list[dict[str, Any]], out: Path, server_dsn: str) -> None:
-    with psycopg.connect(server_dsn) as conn:
+    # the maintenance database: the embedded server's own one may not exist
+    with psycopg.connect(with_database(server_dsn, "postgres")) as conn:
         server: dict[str, Any] = {
             name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
             for name in ("server_version", "synchronous_commit", "fsync", "wal_sync_method")}

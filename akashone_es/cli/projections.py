@@ -32,15 +32,23 @@ def _select(storage: Storage, names: list[str] | None, mode: str | None = None
 
 @app.command("status")
 def status_command(ctx: typer.Context) -> None:
-    """Head position, checkpoint and lag of each projection."""
+    """Head position, checkpoint and lag of each projection (and of the standby, when
+    AKASHONE_READ_URL is set)."""
     state: State = ctx.obj
     rows = quick_status(state)
+    primary = state.settings.database_url
     if rows is None:
         from projections.overview import status as projection_status  # noqa: PLC0415
 
         with state.storage() as storage, storage._datastore.get_connection() as conn:
             rows = projection_status(conn, storage.projections)
+            primary = storage.dsn
     render_status_rows(state.console, rows)
+    if state.settings.read_url and primary:
+        from akashone_es.persistence.replica import describe_standby  # noqa: PLC0415
+
+        state.console.print(describe_standby(primary, state.settings.read_url),
+                            highlight=False)
     for row in rows:
         if row.failure is not None:  # one unwrapped line each: it names what to quarantine
             typer.echo(f"STOPPED {row.failure.message()}")

@@ -239,6 +239,26 @@ class Standby:
         self._down_until = time.monotonic() + BACK_OFF_SECONDS
 
 
+def describe_standby(primary_dsn: str, standby_dsn: str) -> str:
+    """One line for ``projections status``: how far the standby is behind the primary."""
+    try:
+        with psycopg.connect(standby_dsn, autocommit=True, connect_timeout=5,
+                             row_factory=dict_row) as conn:
+            row = conn.execute(
+                "SELECT pg_is_in_recovery() AS recovering, extract(epoch FROM now()"
+                " - pg_last_xact_replay_timestamp())::float AS age").fetchone()
+            replayed = _lsn(conn, REPLAYED)
+        with psycopg.connect(primary_dsn, autocommit=True, connect_timeout=5) as conn:
+            flushed = _lsn(conn, COMMITTED)
+    except psycopg.Error as exc:
+        return f"standby: unreachable ({_first_line(exc)}); reads go to the primary"
+    assert row is not None  # noqa: S101 - a SELECT without FROM returns one row
+    if not row["recovering"]:
+        return "standby: not in recovery (AKASHONE_READ_URL must name a hot standby)"
+    age = "no replay yet" if row["age"] is None else f"last replay {row['age']:.1f} s ago"
+    return f"standby: {max(0, flushed - replayed):,} bytes behind the primary; {age}"
+
+
 def _lsn(conn: psycopg.Connection[Any], query: str) -> int:
     """A WAL position as a number of bytes (0: none, e.g. a standby that replayed nothing)."""
     with conn.cursor(row_factory=dict_row) as cur:

@@ -8,6 +8,9 @@ the tests tell which server a read went to.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -132,6 +135,32 @@ def test_reads_go_to_the_standby_commands_and_their_own_reads_to_the_primary(
         with storage.acting_as(system="reader"):
             until(lambda: storage.get_user_by_username("late") is not None)
             assert storage.get_role(role.id).name == "auditors-2"  # type: ignore[union-attr]
+
+
+def test_status_says_how_far_the_standby_is_behind(
+        primary: EmbeddedServer, standby: EmbeddedServer, paused: Any) -> None:
+    with replicated(primary, standby, wait=0.1) as storage:
+        with storage.acting_as(system="seeding"):
+            storage.initialize_default_roles()
+        env = {**os.environ, "DATABASE_URL": primary.dsn(DATABASE),
+               "AKASHONE_READ_URL": standby.dsn(DATABASE), "COLUMNS": "80"}
+        until(lambda: "standby: 0 bytes" in status(env))
+        paused()
+        with storage.acting_as(system="writer"):
+            register(storage, "unreplayed")
+        line = status(env).splitlines()[-1]
+        assert line.startswith("standby: ")
+        assert int(line.split()[1].replace(",", "")) > 0
+        assert len(line) <= 80
+    env["AKASHONE_READ_URL"] = "postgresql://postgres@/postgres?host=/nonexistent"
+    assert "standby: unreachable" in status(env)
+
+
+def status(env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, "-m", "akashone_es.cli", "projections", "status"],
+                          capture_output=True, text=True, env=env, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_a_session_waits_for_the_standby_to_replay_its_own_writes(
