@@ -160,7 +160,7 @@ def bench_append(storage: Any, rounds: int, n: int) -> dict[str, Any]:
 # -- populate -------------------------------------------------------------------------------
 def settle(dsn: str) -> None:
     """VACUUM ANALYZE a freshly filled database, so that autovacuum does not start on the
-    new rows in the middle of a measured round (it once slowed one rebuild round 3x)."""
+    new rows in the middle of a measured round."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE)")
 
