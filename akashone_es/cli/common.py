@@ -233,25 +233,36 @@ def render_status(console: Console, storage: Storage) -> None:
 def quick_status(state: State) -> list[ProjectionStatus] | None:
     """The status read straight from the server named by ``DATABASE_URL``, without opening
     the storage (no set-up, no application loaded: a quick start, and a status that changes
-    nothing). None when that is not enough: the embedded server (it must be started), a
-    database that is missing or unreachable, or a schema older than this code (set-up
-    upgrades it); the caller then opens the storage, which says what is wrong or fixes it."""
-    if not state.settings.database_url:
-        return None
+    nothing); on the embedded server too, which it starts when no one runs it. None when that
+    is not enough: a database that is missing or unreachable, or a schema older than this
+    code (set-up upgrades it); the caller then opens the storage, which says what is wrong
+    or fixes it."""
     import psycopg  # noqa: PLC0415
 
     from projections.overview import LISTED, status  # noqa: PLC0415
 
+    server = None
+    dsn = state.settings.database_url
+    if not dsn:
+        from akashone_es.persistence.embedded import EmbeddedServer  # noqa: PLC0415
+
+        server = EmbeddedServer(state.settings.data_dir)  # started if no one runs it
+        dsn = server.dsn(EMBEDDED_DATABASE)
     try:
-        with psycopg.connect(state.settings.database_url, autocommit=True,
-                             connect_timeout=5) as conn:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
             if conn.execute(SCHEMA_CURRENT).fetchone() != (True,):
                 return None
             return status(conn, LISTED)
     except psycopg.Error:
         return None
+    finally:
+        if server is not None:
+            server.stop()
 
 
+#: the embedded server's database (``akashone_es.storage.EMBEDDED_DATABASE``, which this
+#: module does not import: it would load the whole storage)
+EMBEDDED_DATABASE = "akashone"
 #: whether the schema has what this code reads (set-up adds it to an older one)
 SCHEMA_CURRENT = ("SELECT to_regprocedure('public.akashone_horizon()') IS NOT NULL AND EXISTS"
                   " (SELECT 1 FROM pg_attribute WHERE attrelid ="

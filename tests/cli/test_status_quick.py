@@ -4,12 +4,15 @@ nothing changed), and falls back to opening the storage when that is not enough.
 from __future__ import annotations
 
 import re
+import subprocess
 
 import psycopg
 
+from akashone_es.persistence.embedded import EmbeddedServer
 from akashone_es.storage import Storage
 from projections.overview import status
-from tests.cli.conftest import Cli, Query
+from tests.cli.conftest import ENTRY_POINT, Cli, Query, cli_env
+from tests.conftest import private_data_dir
 
 CHECKPOINTS = "SELECT name, transaction_id, position, live, updated_at FROM akashone_checkpoints"
 #: the storage's set-up replaces the append's guard function (a new row version each time)
@@ -54,3 +57,27 @@ def test_an_older_schema_is_brought_current_first(storage: Storage, cli: Cli,
     assert "identity" in shown.stdout
     assert query("SELECT to_regprocedure('public.akashone_horizon()') IS NOT NULL") == [(True,)]
     assert query(GUARD_VERSION) != guard
+
+
+def test_on_the_embedded_server_it_reads_straight_too() -> None:
+    """No DATABASE_URL: the status starts (or joins) the embedded server and reads it
+    without opening the storage."""
+    with private_data_dir("quick-status") as home:
+        env = {**cli_env(), "AKASHONE_DATA_DIR": str(home)}
+        env.pop("DATABASE_URL", None)  # CI's second run sets it
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([str(ENTRY_POINT), *args], env=env, capture_output=True,
+                                  text=True, timeout=180, check=False)
+
+        assert run("init").returncode == 0
+        server = EmbeddedServer(home)  # held, so the status finds it running
+        try:
+            with psycopg.connect(server.dsn("akashone")) as conn:
+                guard = conn.execute(GUARD_VERSION).fetchall()
+                shown = run("projections", "status")
+                assert shown.returncode == 0, shown.stderr
+                assert re.search(r"identity\s*│\s*inline", shown.stdout), shown.stdout
+                assert conn.execute(GUARD_VERSION).fetchall() == guard  # storage not opened
+        finally:
+            server.stop()
