@@ -439,8 +439,10 @@ class TestOneActiveRunner:
         holders = advisory_holders(dsn, name)
         assert len(holders) == 1
         assert holders[0] != first_pid
-        assert second.progress[-1][0] == name  # it read all it found pending: 80 users
-        assert second.progress[-1][1] == second.progress[-1][2] > 0
+        # it read all it found pending (the late users); its last report may be an empty
+        # catch-up: the head it polled can lag the one the catch-up before it read
+        assert second.progress[-1][0] == name
+        assert any(done == total > 0 for _, done, total in second.progress)
         assert first.errors == second.errors == []
         assert scalar(dsn, "SELECT count(*) FROM user_activities") == log_head(dsn)
         assert verify(dsn, ActivityProjection, storage.reader).ok
