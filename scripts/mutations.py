@@ -143,7 +143,7 @@ MUTATIONS = [
                "                self._save(*coupons)\n"),),
              (f"{RACES}::TestCouponRedemptionConcurrently",)),
     Mutation("followers-read-past-the-horizon", "followers never pass an event that commits"
-             " later", "projections/log.py",
+             " later", "projections/positions.py",
              (('" WHERE transaction_id < public.akashone_horizon()" + _LAST',
                '" WHERE transaction_id < public.akashone_horizon() + 1000000" + _LAST'),),
              ("tests/integration/test_parallel_writers.py",)),
