@@ -248,10 +248,13 @@ def describe_standby(primary_dsn: str, standby_dsn: str) -> str:
                 "SELECT pg_is_in_recovery() AS recovering, extract(epoch FROM now()"
                 " - pg_last_xact_replay_timestamp())::float AS age").fetchone()
             replayed = _lsn(conn, REPLAYED)
+    except psycopg.Error as exc:
+        return f"standby: unreachable ({_first_line(exc)}); reads go to the primary"
+    try:
         with psycopg.connect(primary_dsn, autocommit=True, connect_timeout=5) as conn:
             flushed = _lsn(conn, COMMITTED)
     except psycopg.Error as exc:
-        return f"standby: unreachable ({_first_line(exc)}); reads go to the primary"
+        return f"standby: the primary is unreachable ({_first_line(exc)})"
     assert row is not None  # noqa: S101 - a SELECT without FROM returns one row
     if not row["recovering"]:
         return "standby: not in recovery (AKASHONE_READ_URL must name a hot standby)"
