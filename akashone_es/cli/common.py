@@ -230,13 +230,13 @@ def render_status(console: Console, storage: Storage) -> None:
         render_status_rows(console, status(conn, storage.projections))
 
 
-def quick_status(state: State) -> list[ProjectionStatus] | None:
+def quick_status(state: State) -> tuple[list[ProjectionStatus] | None, str | None]:
     """The status read straight from the server named by ``DATABASE_URL``, without opening
     the storage (no set-up, no application loaded: a quick start, and a status that changes
     nothing); on the embedded server too, which it starts when no one runs it. None when that
     is not enough: a database that is missing or unreachable, or a schema older than this
     code (set-up upgrades it); the caller then opens the storage, which says what is wrong
-    or fixes it."""
+    or fixes it. Also the DSN it read (the primary a standby is compared with)."""
     import psycopg  # noqa: PLC0415
 
     from projections.overview import LISTED, status  # noqa: PLC0415
@@ -244,17 +244,19 @@ def quick_status(state: State) -> list[ProjectionStatus] | None:
     server = None
     dsn = state.settings.database_url
     if not dsn:
+        from akashone_es.logging import configure_logging  # noqa: PLC0415
         from akashone_es.persistence.embedded import EmbeddedServer  # noqa: PLC0415
 
+        configure_logging(state.settings.log_format, state.settings.log_level)
         server = EmbeddedServer(state.settings.data_dir)  # started if no one runs it
         dsn = server.dsn(EMBEDDED_DATABASE)
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
             if conn.execute(SCHEMA_CURRENT).fetchone() != (True,):
-                return None
-            return status(conn, LISTED)
+                return None, dsn
+            return status(conn, LISTED), dsn
     except psycopg.Error:
-        return None
+        return None, dsn
     finally:
         if server is not None:
             server.stop()

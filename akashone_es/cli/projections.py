@@ -35,8 +35,7 @@ def status_command(ctx: typer.Context) -> None:
     """Head position, checkpoint and lag of each projection (and of the standby, when
     AKASHONE_READ_URL is set)."""
     state: State = ctx.obj
-    rows = quick_status(state)
-    primary = state.settings.database_url
+    rows, primary = quick_status(state)
     if rows is None:
         from projections.overview import status as projection_status  # noqa: PLC0415
 

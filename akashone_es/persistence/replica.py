@@ -241,6 +241,12 @@ class Standby:
 
 def describe_standby(primary_dsn: str, standby_dsn: str) -> str:
     """One line for ``projections status``: how far the standby is behind the primary."""
+    from akashone_es.persistence.database import parse_dsn  # noqa: PLC0415 - status only
+
+    try:
+        parse_dsn(standby_dsn, "AKASHONE_READ_URL")  # its text may hold a password
+    except ConfigurationError as exc:
+        return f"standby: {exc}"
     try:
         with psycopg.connect(standby_dsn, autocommit=True, connect_timeout=5,
                              row_factory=dict_row) as conn:

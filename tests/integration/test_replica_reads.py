@@ -154,6 +154,10 @@ def test_status_says_how_far_the_standby_is_behind(
         assert len(line) <= 80
     env["AKASHONE_READ_URL"] = "postgresql://postgres@/postgres?host=/nonexistent"
     assert "standby: unreachable" in status(env)
+    env["AKASHONE_READ_URL"] = "postgresql://u:hunter%zz2@h/db"
+    shown = status(env)
+    assert "AKASHONE_READ_URL is not a PostgreSQL DSN" in shown
+    assert "hunter" not in shown
 
 
 def status(env: dict[str, str]) -> str:
