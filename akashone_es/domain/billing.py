@@ -354,7 +354,9 @@ class Invoice(Aggregate):
     def reverse_payment(self, transaction_id: UUID, amount: int) -> None:
         if str(transaction_id) not in self.payments:
             raise NotFoundError("payment_transaction", str(transaction_id), "transaction_id")
-        self._reverse_payment(str(transaction_id), amount, self.amount_paid - amount)
+        # never below 0: an imported invoice's amount paid is what AkashOne's status implied,
+        # which may be less than the payments it listed (a second run of an import, say)
+        self._reverse_payment(str(transaction_id), amount, max(0, self.amount_paid - amount))
 
     @event(PaymentReversed)
     def _reverse_payment(self, transaction_id: str, amount: int, amount_paid: int) -> None:

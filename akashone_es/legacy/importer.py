@@ -59,6 +59,7 @@ class Importer(RecordTables):
         self.summary = ImportSummary()
         self.ids: dict[tuple[str, str], uuid.UUID] = {}  # (table, source id) -> our id
         self.pending: dict[uuid.UUID, Aggregate] = {}  # aggregates with new events
+        self.registered: dict[uuid.UUID, int] = {}  # invoice -> its payments imported
         self.saved: dict[uuid.UUID, Aggregate] = {}  # saved by this run, as they are now
         self.sources: dict[uuid.UUID, list[tuple[str, str]]] = {}  # their records
         self.done = 0

@@ -117,6 +117,7 @@ class RecordTables:
         lines: dict[str, list[Any]]
         new_lines: set[str]
         pending: dict[UUID, Aggregate]
+        registered: dict[UUID, int]
 
         def _ref(self, table: str, source: Any, what: str) -> UUID: ...
         def _exists(self, oid: UUID) -> bool: ...
@@ -518,7 +519,13 @@ class RecordTables:
                         fields=fields, extra=extra)
         if new and data.status == "success":  # the invoice knows it, to refund it
             invoice = self._load(invoice_id)
-            paid = invoice.amount_paid + (0 if invoice.status == "paid" else data.amount)
+            # AkashOne kept no amount paid: an invoice it marked paid comes in at its total,
+            # any other at 0. Each payment it lists is registered once, and the amount paid
+            # never falls below the sum registered, so refunding all of them ends at 0 (a
+            # paid invoice charged twice, an AkashOne defect, is paid twice its total)
+            registered = self.registered.get(invoice.id, 0) + data.amount
+            self.registered[invoice.id] = registered
+            paid = max(invoice.amount_paid, registered)
             invoice.trigger_event(
                 billing_domain.Invoice.PaymentImported,
                 transaction_id=str(self.ids[("paymentTransactions", str(record["id"]))]),

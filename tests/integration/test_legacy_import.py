@@ -256,6 +256,45 @@ class TestHostileDumps:
         assert sum("its owning user" in reasons[m["id"]] for m in members) >= len(members) - 2
         assert all(storage.get_user(m["id"]) is None for m in members)
 
+    @pytest.mark.parametrize("later", [False, True], ids=["one run", "a later run"])
+    def test_a_paid_invoice_charged_twice_refunds_to_zero_never_below(
+            self, storage: Storage, later: bool) -> None:
+        """AkashOne kept no amount paid (a paid invoice comes in at its total) and could
+        record two successful charges of one invoice: each is registered, the amount paid
+        covers both, and refunding both ends at 0, not at minus the total. When a later
+        run brings the second charge, the amount paid stays the total, and the refunds
+        still end at 0."""
+        dump = sample_dump(20)
+        paid = {r["id"]: r for r in dump["invoices"] if r["status"] == "paid"}
+        first = next(p for p in dump["paymentTransactions"]
+                     if p["status"] == "success" and p["invoiceId"] in paid)
+        invoice = paid[first["invoiceId"]]
+        assert first["amount"] == invoice["totalAmount"]
+        second = {**first, "id": f"{first['id']}-again",
+                  "gatewayTransactionId": f"{first.get('gatewayTransactionId')}-again"}
+        if later:  # a second run brings the second charge: the first run's sum is not known
+            run(storage, dump)
+        dump["paymentTransactions"].append(second)
+        summary = run(storage, dump)
+        assert {s.source_id for s in summary.skipped}.isdisjoint({first["id"], second["id"]})
+        invoice_id = legacy_id("invoices", invoice["id"])
+        total = invoice["totalAmount"]
+        assert self._paid(storage, invoice_id) == ("paid", total if later else 2 * total)
+        steps = (((first, ("issued", 0)), (second, ("issued", 0))) if later else
+                 ((first, ("paid", total)), (second, ("issued", 0))))
+        for record, after in steps:
+            refunded = storage.update_payment_transaction(
+                legacy_id("paymentTransactions", record["id"]), {"status": "refunded"})
+            assert refunded is not None
+            assert refunded.status == "refunded"
+            assert self._paid(storage, invoice_id) == after
+
+    @staticmethod
+    def _paid(storage: Storage, invoice_id: UUID) -> tuple[str, int]:
+        row = storage.get_invoice(invoice_id)
+        assert row is not None
+        return row.status, row.amount_paid
+
     def test_the_way_back_is_for_the_platform(self, storage: Storage,
                                               dump: dict[str, Any]) -> None:
         run(storage, dump)
