@@ -187,7 +187,8 @@ class BillingProjection(Projection):
             stamps=("initiated_at", "created_at"))
         self.update_transaction = self._updates(
             "payment_transactions", (*TRANSACTION_COLUMNS, "gateway_response", "error_code",
-                                     "error_message", "completed_at", "refunded_at"), None)
+                                     "error_message", "initiated_at", "completed_at",
+                                     "refunded_at"), None)
         self.insert_tax = self._insert("tax_calculations", ("invoice_id", "user_id",
                                                             *TAX_COLUMNS),
                                        stamps=("created_at",))

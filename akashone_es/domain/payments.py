@@ -21,7 +21,8 @@ class PaymentTransaction(Aggregate):
 
     class Imported(Initiated):
         """An AkashOne ``payment_transactions`` row (``legacy``); ``extra`` holds what it
-        recorded after the initiation (the gateway's response, an error, the completion)."""
+        recorded after the initiation (the gateway's response, an error, the completion), and
+        the initiation's own time when it is not the record's creation (the event's time)."""
 
         legacy: ClassVar[bool] = True
         source: str

@@ -514,6 +514,9 @@ class RecordTables:
         if data.gateway_response is not None:
             extra["gateway_response"] = data.gateway_response
         created = self._created(record)
+        initiated = _moment(record, "initiatedAt", required=False)
+        if initiated and initiated != created:  # the event's time is the record's creation
+            extra["initiated_at"] = initiated.isoformat()
         new = self._new("paymentTransactions", record, payments_domain.PaymentTransaction,
                         created, invoice_id=str(invoice_id), user_id=str(user),
                         fields=fields, extra=extra)

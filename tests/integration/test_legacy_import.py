@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -230,6 +230,25 @@ class TestTheWayBack:
         with second.acting_as(system="way back"):
             assert export_dump(second) == back
         assert same(contents(second), contents(storage)) == []
+
+
+    def test_a_payment_goes_back_with_the_times_akashone_kept(self, storage: Storage
+                                                              ) -> None:
+        """A payment initiated before AkashOne created its record (a gateway callback)
+        keeps both times, there and back."""
+        dump = sample_dump(20)
+        payment = dump["paymentTransactions"][0]
+        created = datetime.fromisoformat(payment["createdAt"].replace("Z", "+00:00"))
+        payment["initiatedAt"] = (created - timedelta(minutes=3)).isoformat()
+        run(storage, dump)
+        row = storage.get_payment_transaction(legacy_id("paymentTransactions", payment["id"]))
+        assert row is not None
+        assert (row.initiated_at, row.created_at) == (created - timedelta(minutes=3), created)
+        with storage.acting_as(system="way back"):
+            [back] = [p for p in export_dump(storage)["paymentTransactions"]
+                      if p["id"] == payment["id"]]
+        assert datetime.fromisoformat(back["initiatedAt"].replace("Z", "+00:00")) == (
+            created - timedelta(minutes=3))
 
 
 class TestHostileDumps:
