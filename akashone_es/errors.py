@@ -24,6 +24,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line (its first, whitespace collapsed): how a library's
+    multi-line error is quoted in ours; its type's name when it has no message."""
+    return " ".join(str(exc).strip().split("\n")[0].split()) or type(exc).__name__
+
+
 class AkashOneError(Exception):
     """Base of every error raised by akashone-es."""
 

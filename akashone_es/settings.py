@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from akashone_es.errors import ConfigurationError
 
+#: a connection string's length at most (libpq's own limit is far above what a DSN needs)
+DSN_MAX = 4096
+
 
 class Settings(BaseSettings):
     """Everything configurable, with defaults that work on a laptop."""
@@ -18,14 +21,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AKASHONE_", extra="ignore")
 
     database_url: str | None = Field(
-        default=None,
+        default=None, max_length=DSN_MAX,
         validation_alias=AliasChoices("DATABASE_URL", "AKASHONE_DATABASE_URL"),
         description="PostgreSQL DSN; unset starts the embedded server in data_dir",
     )
     read_url: str | None = Field(
-        default=None, description="a hot standby of DATABASE_URL's server, in the same form "
-        "(the owner's URL; the storage logs in as the application role): query methods read "
-        "there, commands and everything else use the primary")
+        default=None, max_length=DSN_MAX,
+        description="a hot standby of DATABASE_URL's server, in the same form (the owner's "
+                    "URL; the storage logs in as the application role): query methods read "
+                    "there, commands and everything else use the primary")
     read_wait_seconds: float = Field(
         default=1.0, ge=0, le=60,
         description="how long a read waits for the standby to replay the session's own "
@@ -59,7 +63,7 @@ class Settings(BaseSettings):
         default_factory=list, description="financial years ('2026-27') with a Letter of "
                                           "Undertaking on file: exports and SEZ zero-rated")
     secret_key: str | None = Field(
-        default=None, repr=False,
+        default=None, repr=False, max_length=1024,
         description="Fernet key for TOTP secrets and email codes, also keying the snapshot "
                     "seals (changing it makes loads replay from events until new snapshots); "
                     "unset: a key kept in data_dir/secret.key")
@@ -82,6 +86,7 @@ def load_settings(**overrides: object) -> Settings:
                 f"AKASHONE_{field.upper()}")
             rule = error["msg"].removeprefix("Value error, ")
             # a connection string may carry a password: never echo these
-            shown = "" if field in UNECHOED else f"={error.get('input')!r}"
+            # (the field is named by its alias when it has one: DATABASE_URL)
+            shown = "" if field.lower() in UNECHOED else f"={error.get('input')!r}"
             problems.append(f"{variable}{shown}: {rule}")
         raise ConfigurationError("invalid setting " + "; ".join(problems)) from None

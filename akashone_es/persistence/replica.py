@@ -32,7 +32,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from akashone_es.errors import ConfigurationError
+from akashone_es.errors import ConfigurationError, first_line
 from akashone_es.logging import get_logger
 
 log = get_logger(__name__)
@@ -152,11 +152,15 @@ class Standby:
                         f"primary's is {here['database']!r}")
                 target = _lsn(primary, COMMITTED)
                 deadline = time.monotonic() + CONNECT_SECONDS
-                while _lsn(conn, REPLAYED) < target and time.monotonic() < deadline:
+                while (replayed := _lsn(conn, REPLAYED)) < target:
+                    if time.monotonic() >= deadline:  # reads find out, and go to the primary
+                        log.warning("standby.behind_at_start", bytes_behind=target - replayed,
+                                    waited_seconds=CONNECT_SECONDS)
+                        break
                     time.sleep(POLL_SECONDS)
         except psycopg.OperationalError as exc:
             raise ConfigurationError(f"AKASHONE_READ_URL: cannot connect to the standby: "
-                                     f"{_first_line(exc)}") from None
+                                     f"{first_line(exc)}") from None
 
     def close(self) -> None:
         self.pool.close()
@@ -234,7 +238,7 @@ class Standby:
     def down(self, exc: BaseException) -> None:
         """The standby failed: reads go to the primary for ``BACK_OFF_SECONDS``."""
         if time.monotonic() >= self._down_until:
-            log.warning("standby.unavailable", error=_first_line(exc), reads="primary",
+            log.warning("standby.unavailable", error=first_line(exc), reads="primary",
                         retry_in=BACK_OFF_SECONDS)
         self._down_until = time.monotonic() + BACK_OFF_SECONDS
 
@@ -255,12 +259,12 @@ def describe_standby(primary_dsn: str, standby_dsn: str) -> str:
                 " - pg_last_xact_replay_timestamp())::float AS age").fetchone()
             replayed = _lsn(conn, REPLAYED)
     except psycopg.Error as exc:
-        return f"standby: unreachable ({_first_line(exc)}); reads go to the primary"
+        return f"standby: unreachable ({first_line(exc)}); reads go to the primary"
     try:
         with psycopg.connect(primary_dsn, autocommit=True, connect_timeout=5) as conn:
             flushed = _lsn(conn, COMMITTED)
     except psycopg.Error as exc:
-        return f"standby: the primary is unreachable ({_first_line(exc)})"
+        return f"standby: the primary is unreachable ({first_line(exc)})"
     assert row is not None  # noqa: S101 - a SELECT without FROM returns one row
     if not row["recovering"]:
         return "standby: not in recovery (AKASHONE_READ_URL must name a hot standby)"
@@ -285,7 +289,3 @@ def _identity(conn: psycopg.Connection[Any]) -> dict[str, Any]:
                               " current_database() AS database, NULL AS system").fetchone()
     assert row is not None  # noqa: S101 - a SELECT without FROM returns one row
     return dict(row)
-
-
-def _first_line(exc: BaseException) -> str:
-    return " ".join(str(exc).strip().split("\n")[0].split()) or type(exc).__name__

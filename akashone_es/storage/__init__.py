@@ -13,7 +13,7 @@ from akashone_es.application import AkashOneApplication
 from akashone_es.domain import identity as identity_domain
 from akashone_es.domain.billing import DocumentSeries
 from akashone_es.domain.catalog import DiscountCoupon
-from akashone_es.errors import ConfigurationError, NotFoundError
+from akashone_es.errors import ConfigurationError, NotFoundError, first_line
 from akashone_es.logging import configure_logging, get_logger
 from akashone_es.persistence.database import ensure_database, eventsourcing_env, parse_dsn
 from akashone_es.persistence.embedded import EmbeddedServer
@@ -132,7 +132,7 @@ def _set_up(settings: Settings, dsn: str, projections: Sequence[type[Projection]
         except (psycopg.OperationalError, LibraryOperationalError) as exc:
             raise ConfigurationError(
                 f"cannot connect as the application role {role!r} "
-                f"(AKASHONE_APP_ROLE); run akashone-es init: {_first_line(exc)}") from None
+                f"(AKASHONE_APP_ROLE); run akashone-es init: {first_line(exc)}") from None
         storage = _compose(app, settings, dsn, projections, server)
         try:
             if create_schema_objects:
@@ -161,9 +161,6 @@ def open_standby(storage: Storage, primary: psycopg.Connection[Any]) -> Standby:
     standby.check(settings.read_url, primary)
     return standby
 
-
-def _first_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split("\n")[0].split())
 
 
 def _compose(app: AkashOneApplication, settings: Settings, dsn: str,

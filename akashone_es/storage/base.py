@@ -23,6 +23,7 @@ from akashone_es.errors import (
     PermissionDeniedError,
     ProjectionError,
     ValidationError,
+    first_line,
 )
 from akashone_es.logging import get_logger
 from akashone_es.persistence import replica
@@ -160,7 +161,7 @@ class StorageBase:
         except IntegrityError as exc:
             raise self._integrity_error(exc) from None
         except DataError as exc:  # a value the column cannot hold (range, encoding)
-            raise ValidationError.single("input", str(exc).splitlines()[0]) from None
+            raise ValidationError.single("input", first_line(exc)) from None
         except (TypeError, OverflowError) as exc:  # the event encoder refused a value
             raise ValidationError.single("input", f"cannot be stored: {exc}") from None
         finally:
@@ -186,12 +187,12 @@ class StorageBase:
             kind, field = self._unique[constraint]
             return DuplicateError(kind, field)
         if isinstance(cause, psycopg.errors.CheckViolation):
-            return ValidationError.single(constraint or "input", str(cause).splitlines()[0])
+            return ValidationError.single(constraint or "input", first_line(cause))
         if isinstance(cause, psycopg.errors.NotNullViolation):
             column = getattr(diag, "column_name", None) or "input"
             return ValidationError.single(column, "is required")
         if not isinstance(cause, psycopg.errors.UniqueViolation):
-            return ValidationError.single("input", str(cause).splitlines()[0])
+            return ValidationError.single("input", first_line(cause or exc))
         return ConcurrentWriteError(f"a concurrent write changed the record first "
                                     f"({constraint})")
 
@@ -203,7 +204,7 @@ class StorageBase:
             failures = [f for name, f in read_failures(conn).items() if name in inline]
         if failures:
             return ProjectionError(writes_refused(failures))
-        reason = str(cause).splitlines()[0] if cause is not None else "unknown"
+        reason = first_line(cause) if cause is not None else "unknown"
         return ProjectionError(f"writes are refused: {reason}; reopen the storage to bring "
                                f"them current, or run the same version of the code everywhere")
 
@@ -223,7 +224,7 @@ class StorageBase:
             with self._read_connection() as conn, conn.cursor() as cur:
                 yield cur
         except (DataError, psycopg.DataError) as exc:  # e.g. a NUL or out-of-range value
-            raise ValidationError.single("input", str(exc).splitlines()[0]) from None
+            raise ValidationError.single("input", first_line(exc)) from None
 
     @contextmanager
     def _read_connection(self) -> Iterator[psycopg.Connection[Any]]:

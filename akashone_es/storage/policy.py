@@ -36,6 +36,7 @@ from akashone_es.errors import (
     PermissionDeniedError,
     UnavailableError,
     ValidationError,
+    first_line,
 )
 from akashone_es.logging import get_logger
 from akashone_es.persistence import replica
@@ -187,7 +188,7 @@ def _guarded(name: str, fn: Callable[..., Any], access: Access) -> Callable[...,
         except Exception as exc:
             log.exception("storage.internal_error", method=name)
             raise InternalError(f"{name} failed unexpectedly: {type(exc).__name__}: "
-                                f"{_first_line(exc)}") from exc
+                                f"{first_line(exc)}") from exc
 
     call.access = access  # type: ignore[attr-defined]
     return call
@@ -204,7 +205,7 @@ def reconnecting(storage: Any, name: str, attempts: int, work: Callable[[], Resu
                 log.warning("storage.read_retried", method=name, error=str(exc)[:200])
                 check_pool(storage)
                 continue
-            raise UnavailableError(f"the database is unavailable: {_first_line(exc)}"
+            raise UnavailableError(f"the database is unavailable: {first_line(exc)}"
                                    ) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -215,10 +216,6 @@ def _check_for(annotation: str) -> Callable[[str, Any], None] | None:
         return _input_check
     return _TYPE_CHECKS.get(annotation)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def check_pool(storage: Any) -> None:

@@ -93,6 +93,17 @@ class TestConfigurationMistakes:
         assert line.startswith(f"error: invalid setting {variable}='{value}'")
         assert rule in line
 
+    @pytest.mark.parametrize("variable", ["DATABASE_URL", "AKASHONE_READ_URL"])
+    def test_an_overlong_url_is_one_line_without_its_text(self, dsn: str, variable: str
+                                                          ) -> None:
+        """A connection string has a bound; its text (a password?) is not repeated."""
+        overlong = "postgresql://u:hunter2@h/" + "d" * 5000
+        line = assert_one_line_error(run("projections", "status", database_url=dsn,
+                                         **{variable: overlong}))
+        assert line.startswith(f"error: invalid setting {variable}: ")
+        assert "at most 4096 characters" in line
+        assert "hunter2" not in line
+
     def test_unknown_role_is_not_taken_for_a_missing_database(self, server_dsn: str) -> None:
         """A role the server does not know is reported as such; nothing is created."""
         name = f"akashone_test_{uuid.uuid4().hex[:12]}"

@@ -19,12 +19,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from akashone_es.errors import ConfigurationError
 from akashone_es.persistence.database import ensure_database, with_database
 from akashone_es.persistence.embedded import EmbeddedServer, copy_of
-from akashone_es.persistence.replica import MAX_SESSIONS, Standby
+from akashone_es.persistence.replica import CONNECT_SECONDS, MAX_SESSIONS, Standby
 from akashone_es.settings import Settings
 from akashone_es.storage import Storage, open_storage
 from tests.conftest import TEST_SETTINGS, private_data_dir
@@ -86,6 +87,14 @@ def counts(storage: Storage) -> dict[str, int]:
 def register(storage: Storage, name: str) -> Any:
     return storage.create_user({"username": name, "email": f"{name}@example.com",
                                 "password": "long-enough-1"})
+
+
+def rows_on(server: EmbeddedServer, table: str) -> int:
+    with psycopg.connect(server.dsn(DATABASE), autocommit=True) as conn:
+        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            sql.Identifier(table))).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def until(check: Any, seconds: float = 10.0) -> None:
@@ -230,6 +239,28 @@ def test_a_standby_that_goes_away_sends_reads_to_the_primary(
             assert storage.get_roles()
             assert time.monotonic() - started < 1.0
             assert counts(storage)["down"] >= 1
+
+
+def test_a_standby_behind_at_start_is_said_and_reads_still_answer(
+        primary: EmbeddedServer, standby: EmbeddedServer, paused: Any,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Opening waits a moment for the standby to replay what the primary has; a standby
+    still behind after it is named in a warning, and the storage opens: its reads find the
+    standby behind and are served."""
+    with replicated(primary, standby, wait=0.3) as storage, storage.acting_as(system="tests"):
+        storage.initialize_default_roles()
+        until(lambda: rows_on(standby, "roles") > 0)
+        paused()
+        register(storage, "while-paused")
+    capsys.readouterr()
+    started = time.monotonic()
+    with replicated(primary, standby, wait=0.3) as storage, storage.acting_as(system="tests"):
+        assert time.monotonic() - started >= CONNECT_SECONDS
+        assert "standby.behind_at_start" in capsys.readouterr().err
+        assert storage.get_roles()
+        register(storage, "after-opening")  # the session's own write: read from the primary
+        assert storage.get_user_by_username("after-opening") is not None
+        assert counts(storage).get("lagging", 0) >= 1
 
 
 def test_a_read_url_that_is_not_a_standby_of_the_primary_is_refused(
