@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 
 from akashone_es.logging import get_logger
+from projections.bulk import execute_bulk
 from projections.engine import Batch, Projection, Query
 from projections.failures import Failure
 from projections.log import Row
@@ -42,18 +43,22 @@ def transient(exc: psycopg.Error) -> bool:
 
 def apply_rows(conn: psycopg.Connection[Any], projection: Projection, decode: Decode,
                rows: Sequence[Row], skip: frozenset[int] = frozenset(),
-               then: Sequence[tuple[Query, Sequence[Any]]] = ()) -> Failure | None:
+               then: Sequence[tuple[Query, Sequence[Any]]] = (), *,
+               bulk: bool = False) -> Failure | None:
     """Apply ``rows`` in the caller's transaction; positions in ``skip`` are left out.
 
     When every event applies, the statements of ``then`` (the checkpoint) follow in the same
     pipeline and None is returned. Otherwise the events before the first one that cannot be
     applied are applied, ``then`` is not run, and that event's ``Failure`` is returned.
+    ``bulk`` (a replay into fresh tables): long runs of inserts go as a COPY first
+    (``projections.bulk``); when anything is refused, the batch is applied statement by
+    statement as without it.
     """
-    events, failure, batch = _plan(projection, decode, rows, skip)
+    events, failure, batch = plan(projection, decode, rows, skip)
     if failure is None:
         for query, params in then:
             batch.add(query, params)
-    if _execute(conn, batch):
+    if (bulk and _execute(conn, batch, bulk=True)) or _execute(conn, batch):
         return failure
     # The database refused something in the batch: apply event by event to find which.
     for event, row in events:
@@ -70,8 +75,8 @@ def apply_rows(conn: psycopg.Connection[Any], projection: Projection, decode: De
     return failure
 
 
-def _plan(projection: Projection, decode: Decode, rows: Sequence[Row], skip: frozenset[int]
-          ) -> tuple[list[tuple[Any, Row]], Failure | None, Batch]:
+def plan(projection: Projection, decode: Decode, rows: Sequence[Row], skip: frozenset[int]
+         ) -> tuple[list[tuple[Any, Row]], Failure | None, Batch]:
     """Decode each event and collect its handler's statements, up to the first that fails."""
     events: list[tuple[Any, Row]] = []
     batch = Batch()
@@ -103,12 +108,13 @@ def _batch(projection: Projection, events: Sequence[tuple[Any, Row]]) -> Batch:
     return batch
 
 
-def _execute(conn: psycopg.Connection[Any], batch: Batch) -> bool:
-    """Run ``batch`` in one pipeline under a savepoint; False (rolled back) when refused."""
+def _execute(conn: psycopg.Connection[Any], batch: Batch, *, bulk: bool = False) -> bool:
+    """Run ``batch`` in one pipeline (``bulk``: with COPYs, ``projections.bulk``) under a
+    savepoint; False (rolled back) when refused."""
     if not batch.statements:
         return True
     try:
-        _must_execute(conn, batch)
+        _must_execute(conn, batch, bulk=bulk)
     except psycopg.Error as exc:
         if transient(exc):
             raise
@@ -116,6 +122,11 @@ def _execute(conn: psycopg.Connection[Any], batch: Batch) -> bool:
     return True
 
 
-def _must_execute(conn: psycopg.Connection[Any], batch: Batch) -> None:
-    with conn.transaction(), conn.cursor() as cur, conn.pipeline():
-        batch.execute(cur)
+def _must_execute(conn: psycopg.Connection[Any], batch: Batch, *, bulk: bool = False
+                  ) -> None:
+    with conn.transaction(), conn.cursor() as cur:
+        if bulk:
+            execute_bulk(cur, batch)
+            return
+        with conn.pipeline():
+            batch.execute(cur)

@@ -111,11 +111,7 @@ class Batch:
 
     def execute(self, cur: psycopg.Cursor[Any]) -> None:
         """Send every statement; the caller's pipeline or transaction decides when to sync."""
-        for query, params in self.grouped():
-            if len(params) == 1:
-                cur.execute(query, params[0], prepare=True)
-            else:
-                cur.executemany(query, params)
+        send_runs(cur, self.grouped())
 
     def grouped(self) -> list[tuple[Query, list[Sequence[Any]]]]:
         """The statements as runs of one query each (one ``executemany`` binds a run), each
@@ -163,6 +159,17 @@ class Batch:
                     end += 1
             yield start, query, [params for _, params in statements[start:end]]
             start = end
+
+
+def send_runs(cur: psycopg.Cursor[Any], runs: Iterable[tuple[Query, list[Sequence[Any]]]]
+              ) -> None:
+    """Send runs of one query each (``Batch.grouped``): a run of several as one
+    ``executemany``."""
+    for query, params in runs:
+        if len(params) == 1:
+            cur.execute(query, params[0], prepare=True)
+        else:
+            cur.executemany(query, params)
 
 
 class Table:

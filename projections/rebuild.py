@@ -71,7 +71,8 @@ def replay(conn: psycopg.Connection[Any], target: Projection, reader: LogReader,
     """Apply events in (start, stop] to ``target`` batch by batch, skipping quarantined
     positions; returns the key reached and the event it could not apply, if any. ``stop``
     is at most ``head()`` (or the caller holds the events table's lock). Progress counts the
-    events read, of those in the range."""
+    events read, of those in the range. Long runs of inserts go as a COPY
+    (``apply_rows(bulk=True)``)."""
     position = start
     skip = reader.quarantined(conn, target.name)
     total = pending(conn, start, stop, target.topics()) if progress else 0
@@ -79,7 +80,7 @@ def replay(conn: psycopg.Connection[Any], target: Projection, reader: LogReader,
     while position < stop:
         rows, reached = reader.read_rows(conn, position, stop, batch_size, target.topics())
         with conn.transaction():
-            failure = apply_rows(conn, target, reader.mapper.decode, rows, skip)
+            failure = apply_rows(conn, target, reader.mapper.decode, rows, skip, bulk=True)
         if failure is not None:
             return failure.key.before(), failure
         position = reached

@@ -299,6 +299,16 @@ MUTATIONS = [
              "akashone_es/storage/resources.py",
              (("            self._refuse_if_named(kind, current.id)\n", ""),),
              ("tests/integration/test_resource_rules.py::TestNatGateways",)),
+    Mutation("bulk-copies-floats", "a replay copies only values a COPY stores as the insert",
+             "projections/bulk.py",
+             (('"numeric": frozenset({int, Decimal, str})',
+               '"numeric": frozenset({int, Decimal, str, float})'),),
+             ("tests/integration/test_bulk_replay.py",)),
+    Mutation("bulk-no-fallback", "a COPY refused is sent again statement by statement",
+             "projections/apply.py",
+             (("if (bulk and _execute(conn, batch, bulk=True)) or _execute(conn, batch):",
+               "if _execute(conn, batch, bulk=bulk):"),),
+             ("tests/integration/test_bulk_replay.py",)),
 ]
 
 
