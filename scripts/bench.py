@@ -696,6 +696,7 @@ def render_markdown(data: dict[str, Any]) -> str:
                      f" {rb['ours_median']:,.0f} ev/s | `ProjectionRunner`"
                      f" {rb['baseline_median']:,.0f} ev/s | {_rounds(rb, fmt='{:.1f}')} |"
                      f" >= 10x |")
+        lines += _raw_read_line(rb)
     if "verify" in by:
         v = by["verify"]
         lines.append(f"| audit: `verify` of the hash chain over {v['events']:,} events |"
@@ -725,7 +726,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         g = by["generation"]
         lines.append(f"| invoice generation: `generate_invoice`, {g['customers']:,} customers |"
                      f" {g['ours_median']:,.1f} invoices/s | raw psycopg, one transaction per"
-                     f" customer {g['baseline_median']:,.1f} invoices/s | {_rounds(g)} | - |")
+                     f" customer {g['baseline_median']:,.1f} invoices/s | {_rounds(g)} | >= 0.5x |")
     if "billing_rebuild" in by:
         br = by["billing_rebuild"]
         ins = statistics.median(r["baseline_inserts"] for r in br["rounds"])
@@ -734,8 +735,29 @@ def render_markdown(data: dict[str, Any]) -> str:
                      f" {br['ours_median']:,.0f} ev/s | `ProjectionRunner` on the same mix"
                      f" {br['baseline_median']:,.0f} ev/s (inserts {ins:,.0f}, updates"
                      f" {upd:,.0f}) | {_rounds(br, fmt='{:.1f}')} | >= 10x |")
+        lines += _raw_read_line(br)
     lines += _resource_lines(by)
+    lines += _concurrency_lines(data["results"])
     return "\n".join(lines)
+
+
+def _raw_read_line(result: dict[str, Any]) -> list[str]:
+    """A rebuild's row against the raw ordered read of the same rounds (when measured)."""
+    if "raw_read_median" not in result:
+        return []
+    return [f"| the same rebuild, against a raw ordered read | same | raw ordered read of the"
+            f" log {result['raw_read_median']:,.0f} rows/s |"
+            f" {_rounds(result, 'ratio_raw_read', '{:.3f}')} | >= 0.1x, >= 20k ev/s |"]
+
+
+def _concurrency_lines(results: list[dict[str, Any]]) -> list[str]:
+    """``--suite concurrency``: a row per writer count."""
+    return [f"| {r['name']}: `create_role`, one per transaction | {r['ours_median']:,.0f}/s"
+            f" ({r['vs_our_single_writer']:.2f}x our 1 writer; follower lag p50"
+            f" {r['follower_lag_ms']['p50']} ms, p99 {r['follower_lag_ms']['p99']} ms) |"
+            f" raw INSERT+COMMIT, as many writers, {r['baseline_median']:,.0f}/s |"
+            f" {_rounds(r)} | 4 writers: >= 0.5x, >= 1.8x our 1 writer |"
+            for r in results if "vs_our_single_writer" in r]
 
 
 def _resource_lines(by: dict[str, Any]) -> list[str]:
