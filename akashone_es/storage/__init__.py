@@ -162,7 +162,6 @@ def open_standby(storage: Storage, primary: psycopg.Connection[Any]) -> Standby:
     return standby
 
 
-
 def _compose(app: AkashOneApplication, settings: Settings, dsn: str,
              projections: Sequence[type[Projection]], server: EmbeddedServer | None) -> Storage:
     app.snapshotting_intervals = {  # type: ignore[misc] # per-instance, from settings

@@ -217,7 +217,6 @@ def _check_for(annotation: str) -> Callable[[str, Any], None] | None:
     return _TYPE_CHECKS.get(annotation)
 
 
-
 def check_pool(storage: Any) -> None:
     """After a dropped connection, let the pool test and replace its idle connections."""
     pool = getattr(storage._datastore, "pool", None)
