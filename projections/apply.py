@@ -54,7 +54,7 @@ def apply_rows(conn: psycopg.Connection[Any], projection: Projection, decode: De
     (``projections.bulk``); when anything is refused, the batch is applied statement by
     statement as without it.
     """
-    events, failure, batch = plan(projection, decode, rows, skip)
+    events, failure, batch = _plan(projection, decode, rows, skip)
     if failure is None:
         for query, params in then:
             batch.add(query, params)
@@ -75,8 +75,8 @@ def apply_rows(conn: psycopg.Connection[Any], projection: Projection, decode: De
     return failure
 
 
-def plan(projection: Projection, decode: Decode, rows: Sequence[Row], skip: frozenset[int]
-         ) -> tuple[list[tuple[Any, Row]], Failure | None, Batch]:
+def _plan(projection: Projection, decode: Decode, rows: Sequence[Row], skip: frozenset[int]
+          ) -> tuple[list[tuple[Any, Row]], Failure | None, Batch]:
     """Decode each event and collect its handler's statements, up to the first that fails."""
     events: list[tuple[Any, Row]] = []
     batch = Batch()

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 import psycopg
+from psycopg.rows import tuple_row
 from psycopg.types.json import Json, Jsonb
 
 from projections.engine import Batch, Query, send_runs
@@ -95,7 +96,9 @@ def copies_as_inserts(cur: psycopg.Cursor[Any], target: CopyTarget,
                       rows: Sequence[Sequence[Any]]) -> bool:
     """Whether a COPY of ``rows`` stores what the insert would: each value is None or of a
     type its column accepts (``accepted``)."""
-    types = dict(cur.execute(COLUMN_TYPES, (target.schema, target.table)).fetchall())
+    with cur.connection.cursor(row_factory=tuple_row) as own:
+        types: dict[str, str] = dict(
+            own.execute(COLUMN_TYPES, (target.schema, target.table)).fetchall())
     if not set(target.columns) <= types.keys():
         return False
     takes = [accepted(types[column]) for column in target.columns]

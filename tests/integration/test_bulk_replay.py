@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.rows import dict_row, tuple_row
 
 from akashone_es.storage import Storage
 from projections.apply import apply_rows
@@ -78,10 +79,11 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
 
 
 def replayed(dsn: str, storage: Storage, cls: type[Numbered], schema: str, *,
-             bulk: bool) -> list[tuple[Any, ...]]:
-    """Every row of ``cls``'s table, replayed over the whole log into ``schema``."""
+             bulk: bool, row_factory: Any = tuple_row) -> list[tuple[Any, ...]]:
+    """Every row of ``cls``'s table, replayed over the whole log into ``schema`` on a
+    connection of ``row_factory``."""
     projection = cls(schema=schema)
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True, row_factory=row_factory) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         for statement in projection.ddl():
             conn.execute(statement)
@@ -93,8 +95,9 @@ def replayed(dsn: str, storage: Storage, cls: type[Numbered], schema: str, *,
             with conn.transaction():
                 failure = apply_rows(conn, projection, storage.reader.mapper.decode, rows)
         assert failure is None
-        return conn.execute(sql.SQL("SELECT id, position, ratio FROM {} ORDER BY id").format(
-            sql.Identifier(schema, "test_bulk"))).fetchall()
+        with conn.cursor(row_factory=tuple_row) as cur:
+            return cur.execute(sql.SQL("SELECT id, position, ratio FROM {} ORDER BY id").format(
+                sql.Identifier(schema, "test_bulk"))).fetchall()
 
 
 def test_long_runs_of_inserts_go_as_a_copy(dsn: str, log: Storage,
@@ -104,6 +107,14 @@ def test_long_runs_of_inserts_go_as_a_copy(dsn: str, log: Storage,
     assert [row[0] for row in rows] == [row[1] for row in rows]
     assert len(rows) >= EVENTS
     assert rows == replayed(dsn, log, Numbered, "bulk_one_by_one", bulk=False)
+
+
+def test_a_connection_of_dict_rows_copies_too(dsn: str, log: Storage,
+                                              sent: dict[str, int]) -> None:
+    """``as_of`` replays on a connection of the pool's kind, whose rows are dicts."""
+    rows = replayed(dsn, log, Numbered, "bulk_dicts", bulk=True, row_factory=dict_row)
+    assert sent == {"one_by_one": 0, "copied": 1}
+    assert rows == replayed(dsn, log, Numbered, "bulk_dicts_one_by_one", bulk=False)
 
 
 def test_a_row_an_insert_would_skip_sends_the_batch_again_one_by_one(
