@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -83,11 +83,13 @@ def link(previous: bytes, position: int, originator_id: UUID, version: int, topi
     return chain(previous, leaf(position, originator_id, version, topic, state))
 
 
-def seal(conn: psycopg.Connection[Any], batch: int = BATCH) -> tuple[int, bytes]:
+def seal(conn: psycopg.Connection[Any], batch: int = BATCH, *,
+         stop: Callable[[], bool] = lambda: False) -> tuple[int, bytes]:
     """Seal every event not sealed yet, in the log's reading order, up to the last event no
     running transaction can still precede (so the chain never passes one that commits
     later); returns the sealed head (position, hash). Safe to run from several processes:
-    they take turns."""
+    they take turns. ``stop`` is asked after each batch (a runner asked to stop returns
+    there, whatever the writers append meanwhile)."""
     while True:
         with conn.transaction():
             last = head(conn)  # first: before this transaction holds an id of its own
@@ -102,7 +104,7 @@ def seal(conn: psycopg.Connection[Any], batch: int = BATCH) -> tuple[int, bytes]
             if seals:
                 with conn.cursor() as cur:
                     cur.executemany(INSERT, seals)
-        if len(events) < batch:
+        if len(events) < batch or stop():
             return at.position, previous
 
 

@@ -69,9 +69,12 @@ def catch_up_step(conn: psycopg.Connection[Any], projection: Projection, reader:
 
 
 def catch_up(conn: psycopg.Connection[Any], projection: Projection, reader: LogReader, *,
-             batch_size: int = 2000, progress: Progress | None = None) -> Key:
+             batch_size: int = 2000, progress: Progress | None = None,
+             stop: Callable[[], bool] = lambda: False) -> Key:
     """Apply every pending event, batch by batch; returns the final checkpoint. Progress
-    counts the events this projection reads, of those pending when it started.
+    counts the events this projection reads, of those pending when it started. ``stop`` is
+    asked after each batch: writers that append faster than the projection applies would
+    otherwise keep it here (a runner asked to stop returns at its next batch).
 
     Raises ``ProjectionError`` when the projection stops at an event it cannot apply.
     """
@@ -88,6 +91,8 @@ def catch_up(conn: psycopg.Connection[Any], projection: Projection, reader: LogR
             log.debug("projection.caught_up", projection=projection.name,
                       position=position.position)
             return position
+        if stop():
+            return position
 
 
 class Runner:
@@ -97,13 +102,14 @@ class Runner:
 
     def __init__(self, dsn: str, projections: Sequence[Projection], reader: LogReader, *,
                  batch_size: int = 2000, poll_seconds: float = 0.05,
-                 follow: Callable[[psycopg.Connection[Any]], Any] | None = None) -> None:
+                 follow: Callable[..., Any] | None = None) -> None:
         self.dsn = dsn
         self.projections = list(projections)
         self.reader = reader
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
-        #: work that follows the log beside the projections (the hash chain's sealer)
+        #: work that follows the log beside the projections (the hash chain's sealer), called
+        #: with the connection and ``stop=``, which says when to return early
         self.follow = follow
         self.stopping = threading.Event()
 
@@ -140,7 +146,7 @@ class Runner:
                     except ProjectionError as exc:
                         errors.append(exc)
                 if self.follow is not None:
-                    self.follow(work)
+                    self.follow(work, stop=self.stopping.is_set)
             if errors:
                 raise errors[0]
             return
@@ -165,9 +171,9 @@ class Runner:
                         continue
                     try:
                         catch_up(work, projection, self.reader, batch_size=self.batch_size,
-                                 progress=progress)
+                                 progress=progress, stop=self.stopping.is_set)
                         stopped.discard(projection.name)
                     except ProjectionError:  # logged as projection.stopped
                         stopped.add(projection.name)
                 if self.follow is not None:
-                    self.follow(work)
+                    self.follow(work, stop=self.stopping.is_set)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import signal
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -85,6 +86,8 @@ def run(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = None) 
                         _select(storage, names, "async"), storage.reader,
                         batch_size=batch_size or storage.settings.batch_size,
                         follow=chain.seal)
+        # a service manager stops it with SIGTERM: finish the batch in hand, then exit 0
+        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
         try:
             runner.run()
         except KeyboardInterrupt:

@@ -289,6 +289,22 @@ class TestProjectionsRun:
                 follower.kill()
                 follower.communicate()
 
+    def test_run_stops_cleanly_on_sigterm(self, query: Query, storage: Storage,
+                                          dsn: str) -> None:
+        """A service manager's SIGTERM: the batch in hand is finished, then exit 0."""
+        follower = subprocess.Popen(
+            [str(ENTRY_POINT), "projections", "run"], env=cli_env(dsn),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_for_checkpoint(query, head(query))
+            follower.send_signal(signal.SIGTERM)
+            _, stderr = follower.communicate(timeout=30)
+            assert follower.returncode == 0, stderr
+        finally:
+            if follower.poll() is None:
+                follower.kill()
+                follower.communicate()
+
 
 class TestHistory:
     def test_history_lists_every_event_with_actor_and_changes(self, cli: Cli,

@@ -83,7 +83,7 @@ def follower(dsn: str, name: str) -> None:
     projection = AppliedProjection() if name == AppliedProjection.name else ActivityProjection()
     with open_storage(Settings(), dsn=dsn) as storage:
         runner = Runner(dsn, [projection], storage.reader, batch_size=50, poll_seconds=0.01,
-                        follow=lambda conn: audit.seal(conn, batch=40))
+                        follow=lambda conn, stop: audit.seal(conn, batch=40, stop=stop))
         signal.signal(signal.SIGTERM, lambda *_: runner.stop())
         print("following", flush=True)
         runner.run()

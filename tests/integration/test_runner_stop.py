@@ -1,0 +1,88 @@
+"""A runner asked to stop returns at its next batch, even while writers append faster than
+its projections apply (it would otherwise chase the head for as long as they write), and so
+does the chain's sealer beside it."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from typing import Any
+
+import psycopg
+import pytest
+
+from akashone_es import audit
+from akashone_es.domain.identity import User
+from akashone_es.storage import Storage
+from projections.engine import Batch, Projection, Table
+from projections.positions import head
+from projections.runner import Runner
+
+APPLY_SECONDS = 0.002  # per event: ~500 events/s, far below what the writer appends
+
+
+class Slow(Projection):
+    name = "test_slow"
+    mode = "async"
+    handles_all = True
+    tables = (Table("test_slow", "position bigint PRIMARY KEY", order_by="position"),)
+
+    def prepare(self) -> None:
+        self.insert = self.q("INSERT INTO {t} VALUES (%s) ON CONFLICT DO NOTHING", t="test_slow")
+
+    def fallback(self, event: Any, position: int, batch: Batch) -> None:
+        time.sleep(APPLY_SECONDS)
+        batch.add(self.insert, (position,))
+
+
+def checkpoint(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT position FROM akashone_checkpoints WHERE name = %s",
+                           (Slow.name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.parametrize("sealing", [False, True], ids=["projection", "and the sealer"])
+def test_a_runner_behind_busy_writers_stops_at_its_next_batch(
+        storage: Storage, dsn: str, sealing: bool) -> None:
+    projection = Slow()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in projection.ddl():
+            conn.execute(statement)
+    writing = threading.Event()
+    writing.set()
+
+    def write() -> None:
+        n = 0
+        while writing.is_set():
+            users = [User(username=f"w{n}-{k}", email=f"w{n}-{k}@example.com",
+                          password_hash="x", gst_number=None, account_type="customer",
+                          organization_id=None, status="active") for k in range(100)]
+            storage.app.save(*users)
+            n += 1
+
+    runner = Runner(dsn, [projection], storage.reader, batch_size=50, poll_seconds=0.01,
+                    follow=audit.seal if sealing else None)
+    # the acting context (the storage fixture's) goes with the writer
+    writer = threading.Thread(target=contextvars.copy_context().run, args=(write,),
+                              daemon=True)
+    follower = threading.Thread(target=runner.run, daemon=True)
+    writer.start()
+    try:
+        follower.start()
+        deadline = time.monotonic() + 30
+        while checkpoint(dsn) == 0:  # it is applying, behind the writer
+            assert time.monotonic() < deadline, "the runner applied nothing"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        runner.stop()
+        follower.join(timeout=5)
+        assert not follower.is_alive(), "the runner kept chasing the writers"
+        with psycopg.connect(dsn) as conn:
+            assert checkpoint(dsn) < head(conn).position  # it had not caught up
+    finally:
+        writing.clear()
+        writer.join(timeout=30)
+        runner.stop()
+        follower.join(timeout=30)
