@@ -199,7 +199,7 @@ class Standby:
         primary (the standby is down, or did not replay them in time)."""
         now = time.monotonic()
         if now < self._down_until:
-            self.counts["down"] += 1
+            self._count("down")
             yield None
             return
         needed = self._needed(session)
@@ -212,8 +212,12 @@ class Standby:
             except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self.down(exc)
                 where = "down"
-            self.counts[where] += 1
+            self._count(where)
             yield conn if where in ("standby", "waited") else None
+
+    def _count(self, where: str) -> None:
+        with self._lock:  # reads run on many threads; ``+=`` on a Counter is not atomic
+            self.counts[where] += 1
 
     def _replay(self, conn: psycopg.Connection[Any], needed: int, now: float) -> str:
         """Wait (up to ``wait_seconds``; not at all while known to lag) for the standby to
