@@ -102,8 +102,9 @@ def copies_as_inserts(cur: psycopg.Cursor[Any], target: CopyTarget,
     if not set(target.columns) <= types.keys():
         return False
     takes = [accepted(types[column]) for column in target.columns]
-    return all(value is None or type(value) in ok
-               for row in rows for value, ok in zip(row, takes, strict=True))
+    return all(len(row) == len(takes) for row in rows) and all(
+        value is None or type(value) in ok
+        for row in rows for value, ok in zip(row, takes, strict=True))
 
 
 def execute_bulk(cur: psycopg.Cursor[Any], batch: Batch) -> None:
