@@ -456,7 +456,11 @@ def main() -> None:  # noqa: PLR0911, PLR0912 - one branch per suite
                         help="print the docs/benchmarks.md table of a results file; no run")
     args = parser.parse_args()
     if args.render:
-        print(render_markdown(json.loads(args.render.read_text())))
+        data = json.loads(args.render.read_text())
+        if "results" not in data:
+            raise SystemExit(f"{args.render}: not a results file of scripts/bench (it has no"
+                             " 'results'); a hand-made comparison is read as it is")
+        print(render_markdown(data))
         return
 
     settings = Settings(log_level="warning", bcrypt_rounds=4, supplier_gstin="27AAPFU0939F1ZV")
@@ -738,7 +742,15 @@ def render_markdown(data: dict[str, Any]) -> str:
         lines += _raw_read_line(br)
     lines += _resource_lines(by)
     lines += _concurrency_lines(data["results"])
+    lines += _labelled_lines(data["results"])
     return "\n".join(lines)
+
+
+def _labelled_lines(results: list[dict[str, Any]]) -> list[str]:
+    """Results that name themselves (``label``: the replica suite's), one row each."""
+    return [f"| {r['label']} | {r['ours_median']:,.2f} {r['unit']} | {r['baseline']}"
+            f" {r['baseline_median']:,.2f} | {_rounds(r)} | - |"
+            for r in results if "label" in r]
 
 
 def _raw_read_line(result: dict[str, Any]) -> list[str]:
