@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from akashone_es.errors import ConfigurationError
+from akashone_es.errors import ConfigurationError, first_line
 from akashone_es.persistence.names import EVENTS_TABLE, SNAPSHOTS_TABLE
 from akashone_es.persistence.roles import default_role_name
 
@@ -164,7 +164,7 @@ def parse_dsn(dsn: str, variable: str) -> dict[str, Any]:
         return conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
         # libpq quotes the offending text: a whole URL, or the password alone
-        reason = re.sub(r'"[^"]*"', '"..."', str(exc).strip().splitlines()[0])
+        reason = re.sub(r'"[^"]*"', '"..."', first_line(exc))
         raise ConfigurationError(
             f"{variable} is not a PostgreSQL DSN ({reason}); expected "
             "postgresql://user@host:port/dbname") from None

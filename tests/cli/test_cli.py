@@ -8,6 +8,8 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from akashone_es.resources import KINDS
@@ -267,14 +269,25 @@ def _wait_for_checkpoint(query: Query, position: int, timeout: float = 30) -> No
     raise AssertionError(f"user_activities did not reach position {position}")
 
 
+@contextmanager
+def _following(dsn: str) -> Iterator[subprocess.Popen[str]]:
+    """``akashone-es projections run`` on ``dsn``, killed at the end if it is still running."""
+    follower = subprocess.Popen(
+        [str(ENTRY_POINT), "projections", "run"], env=cli_env(dsn),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield follower
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.communicate()
+
+
 class TestProjectionsRun:
     def test_run_follows_the_log_until_interrupted(self, query: Query, storage: Storage,
                                                    dsn: str) -> None:
         """A running follower applies new events as they are appended and stops on Ctrl-C."""
-        follower = subprocess.Popen(
-            [str(ENTRY_POINT), "projections", "run"], env=cli_env(dsn),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+        with _following(dsn) as follower:
             _wait_for_checkpoint(query, head(query))
             storage.create_user({"username": "meera", "email": "meera@example.in",
                                  "password": "long-enough-1"})
@@ -284,26 +297,15 @@ class TestProjectionsRun:
             follower.send_signal(signal.SIGINT)
             follower.communicate(timeout=30)
             assert follower.returncode == 0
-        finally:
-            if follower.poll() is None:
-                follower.kill()
-                follower.communicate()
 
     def test_run_stops_cleanly_on_sigterm(self, query: Query, storage: Storage,
                                           dsn: str) -> None:
         """A service manager's SIGTERM: the batch in hand is finished, then exit 0."""
-        follower = subprocess.Popen(
-            [str(ENTRY_POINT), "projections", "run"], env=cli_env(dsn),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+        with _following(dsn) as follower:
             _wait_for_checkpoint(query, head(query))
             follower.send_signal(signal.SIGTERM)
             _, stderr = follower.communicate(timeout=30)
             assert follower.returncode == 0, stderr
-        finally:
-            if follower.poll() is None:
-                follower.kill()
-                follower.communicate()
 
 
 class TestHistory:

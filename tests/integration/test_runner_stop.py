@@ -16,7 +16,7 @@ from akashone_es import audit
 from akashone_es.domain.identity import User
 from akashone_es.storage import Storage
 from projections.engine import Batch, Projection, Table
-from projections.positions import head
+from projections.positions import START, head, read_checkpoints
 from projections.runner import Runner
 
 APPLY_SECONDS = 0.002  # per event: ~500 events/s, far below what the writer appends
@@ -38,9 +38,7 @@ class Slow(Projection):
 
 def checkpoint(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT position FROM akashone_checkpoints WHERE name = %s",
-                           (Slow.name,)).fetchone()
-    return int(row[0]) if row else 0
+        return read_checkpoints(conn).get(Slow.name, START).position
 
 
 @pytest.mark.parametrize("sealing", [False, True], ids=["projection", "and the sealer"])
