@@ -96,6 +96,13 @@ ADJUSTMENT_NOTES = Table("adjustment_notes", """
      " ON {table} (supplier_gstin, upper(note_number))",
      "CREATE INDEX IF NOT EXISTS adjustment_notes_invoice_idx ON {table} (invoice_id)"])
 
+#: A usage record is billed once: once its ``invoice_id`` is set, the trigger refuses, in the
+#: statement that tries it, to set another (``unique_violation``, constraint
+#: ``usage_records_billed_once``). Two racing invoices cannot both bill a record: the second
+#: waits for the first's row lock, then finds the row billed and fails. Setting the same
+#: invoice again (a replay) passes; the condition is the trigger's ``WHEN``, evaluated without
+#: calling the function, so a bill that is not a second one costs no function call.
+BILLED_ONCE_FUNCTION = "akashone_billed_once"
 USAGE_RECORDS = Table("usage_records", """
     id uuid PRIMARY KEY, user_id uuid NOT NULL, organization_id uuid,
     resource_type text NOT NULL, resource_id varchar NOT NULL, resource_name text NOT NULL,
@@ -106,13 +113,29 @@ USAGE_RECORDS = Table("usage_records", """
     metadata jsonb, created_at timestamptz NOT NULL""",
     ["CREATE INDEX IF NOT EXISTS usage_records_user_idx"
      " ON {table} (user_id, billed, period_start)",
-     "CREATE INDEX IF NOT EXISTS usage_records_invoice_idx ON {table} (invoice_id)"])
+     "CREATE INDEX IF NOT EXISTS usage_records_invoice_idx ON {table} (invoice_id)",
+     # created only when missing: CREATE TRIGGER locks the table against writers
+     "DO $$ BEGIN"
+     " IF to_regprocedure('public." + BILLED_ONCE_FUNCTION + "()') IS NULL THEN"
+     " CREATE FUNCTION public." + BILLED_ONCE_FUNCTION + "() RETURNS trigger"
+     " LANGUAGE plpgsql SET search_path = pg_catalog AS $f$ BEGIN"
+     " RAISE EXCEPTION USING ERRCODE = 'unique_violation',"
+     " CONSTRAINT = 'usage_records_billed_once', TABLE = TG_TABLE_NAME,"
+     " MESSAGE = format('usage record %s is already billed on invoice %s', OLD.id,"
+     " OLD.invoice_id); END $f$;"
+     " REVOKE ALL ON FUNCTION public." + BILLED_ONCE_FUNCTION + "() FROM PUBLIC;"
+     " END IF;"
+     " IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = '{table}'::regclass"
+     " AND tgname = 'usage_records_billed_once') THEN"
+     " CREATE TRIGGER usage_records_billed_once BEFORE UPDATE OF invoice_id ON {table}"
+     " FOR EACH ROW WHEN (OLD.invoice_id IS NOT NULL"
+     " AND NEW.invoice_id IS DISTINCT FROM OLD.invoice_id)"
+     " EXECUTE FUNCTION public." + BILLED_ONCE_FUNCTION + "();"
+     " END IF; END $$"])
 
-#: each usage record (``id``) billed, once: the primary key refuses, in the transaction that
-#: tries it, a record already billed on another invoice (two racing invoices cannot both
-#: bill it); the same pair again is a replay, and changes nothing
-BILLED_USAGE = Table("billed_usage", """
-    id uuid PRIMARY KEY, invoice_id uuid NOT NULL, UNIQUE (id, invoice_id)""")
+#: tables of earlier versions, dropped when the schema is brought up to date: ``billed_usage``
+#: held a guard row per billed record (the trigger above replaced it)
+RETIRED_TABLES = ("billed_usage",)
 
 PAYMENT_METHODS = Table("payment_methods", """
     id uuid PRIMARY KEY, user_id uuid NOT NULL, gateway text NOT NULL,

@@ -175,10 +175,9 @@ MUTATIONS = [
                "            with replica.call(True, self._after_write):"),),
              (REPLICA,)),
     Mutation("usage-billed-twice", "the database refuses a second bill of a usage record",
-             "projections/billing.py",
-             (('" guard AS (INSERT INTO {g} (id, invoice_id) SELECT id, invoice_id FROM v"',
-               '" guard AS (INSERT INTO {g} (id, invoice_id) SELECT id, invoice_id FROM v'
-               ' WHERE false"'),),
+             "projections/billing_tables.py",
+             (('" AND NEW.invoice_id IS DISTINCT FROM OLD.invoice_id)"',
+               '" AND false)"'),),
              (f"{RACES}::TestGenerateInvoiceConcurrently::"
               "test_a_generation_that_read_billed_usage_is_refused_by_the_database",)),
     Mutation("usage-not-reread-on-retry", "racing generations bill each usage record once",

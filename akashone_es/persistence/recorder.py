@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -13,6 +14,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import sql
 from psycopg.pq import TransactionStatus
+from psycopg.rows import tuple_row
 
 from projections.engine import LOCK_AND_GUARD, Batch, RowKey
 
@@ -27,17 +29,25 @@ SMALL_SAVE_EVENTS = 20
 #: on every mogrify
 CACHED_QUERY_MAX, CACHED_PARAMS_MAX = 4096, 50
 
-_captured: ContextVar[dict[RowKey, dict[str, Any]] | None] = ContextVar(
-    "akashone_captured_rows", default=None)
+@dataclass
+class Captured:
+    """The read-table row wanted back from a save: the last row its inline projections
+    wrote under ``key`` with ``RETURNING *`` (None when they wrote none)."""
+
+    key: RowKey
+    row: dict[str, Any] | None = None
+
+
+_captured: ContextVar[Captured | None] = ContextVar("akashone_captured_row", default=None)
 
 
 @contextmanager
-def capture_rows() -> Iterator[dict[RowKey, dict[str, Any]]]:
-    """Collect the read-table rows written by the inline projections of saves in the block."""
-    rows: dict[RowKey, dict[str, Any]] = {}
-    token = _captured.set(rows)
+def capture_row(key: RowKey) -> Iterator[Captured]:
+    """Collect the read-table row under ``key`` written by the saves in the block."""
+    captured = Captured(key)
+    token = _captured.set(captured)
     try:
-        yield rows
+        yield captured
     finally:
         _captured.reset(token)
 
@@ -105,7 +115,8 @@ class AkashOneRecorder(PostgresApplicationRecorder):
                             stored_events: Sequence[StoredEvent], batch: Batch) -> list[int]:
         """Small saves: the whole transaction as one simple-query message (one round trip,
         parameters bound client-side)."""
-        cur = psycopg.ClientCursor(conn)
+        # tuple rows: a dict row maker per result (one per statement passed over) costs more
+        cur = psycopg.ClientCursor(conn, row_factory=tuple_row)
         preamble = self._preamble(cur, batch)
         queries = [self._insert_query(len(stored_events))]
         params: list[Sequence[Any]] = [[value for e in stored_events for value in
@@ -127,7 +138,7 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         # the INSERT's result follows BEGIN, the lock timeout and the guard
         for _ in range(3):
             cur.nextset()
-        ids = [row["notification_id"] for row in cur.fetchall()]
+        ids = [row[0] for row in cur.fetchall()]
         self._capture(cur, batch)
         return ids
 
@@ -138,7 +149,6 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         BEGIN and COMMIT included, synced once; neighbouring statements of the same query
         as one ``executemany``."""
         insert = conn.cursor()
-        returning: dict[int, psycopg.Cursor[Any]] = {}
         with conn.pipeline():
             conn.execute(b"BEGIN")
             conn.execute(self._lock_timeout)
@@ -148,22 +158,24 @@ class AkashOneRecorder(PostgresApplicationRecorder):
                 [e.originator_version for e in stored_events],
                 [e.topic for e in stored_events], [e.state for e in stored_events]))
             shared = conn.cursor()
-            rows = _captured.get()  # the rows wanted back, if any
-            for index, query, params in batch.runs(returning=rows is not None):
+            captured = _captured.get()  # the row wanted back, if any
+            wanted = _returning(batch, captured)
+            returning: list[psycopg.Cursor[Any]] = []
+            for index, query, params in batch.runs(returning=bool(wanted)):
                 if len(params) > 1:
                     shared.executemany(query, params)
                     continue
                 cursor = shared
-                if rows is not None and index in batch.returns:
-                    cursor = returning[index] = conn.cursor()
+                if index in wanted:
+                    cursor = conn.cursor()
+                    returning.append(cursor)
                 cursor.execute(query, params[0], prepare=True)
             conn.execute(b"COMMIT")
         ids = [row["notification_id"] for row in insert.fetchall()]
-        if rows is not None:
-            for index, cursor in returning.items():
-                row = cursor.fetchone()
-                if row is not None:
-                    rows[batch.returns[index]] = dict(row)
+        for cursor in returning:
+            row = cursor.fetchone()
+            if row is not None and captured is not None:
+                captured.row = dict(row)
         return ids
 
     def _preamble(self, cur: psycopg.ClientCursor[Any], batch: Batch) -> bytes:
@@ -190,16 +202,22 @@ class AkashOneRecorder(PostgresApplicationRecorder):
 
     @staticmethod
     def _capture(cur: psycopg.ClientCursor[Any], batch: Batch) -> None:
-        """Hand rows of ``RETURNING *`` statements to ``capture_rows()``; the cursor is on the
-        INSERT's result, just before the batch's first statement."""
-        rows = _captured.get()
-        if rows is None or not batch.returns:
-            return
+        """Hand the row wanted by ``capture_row()`` to it; the cursor is on the INSERT's
+        result, just before the batch's first statement."""
+        captured = _captured.get()
         current = -1
-        for index in sorted(batch.returns):
+        for index in _returning(batch, captured):
             while current < index:
                 cur.nextset()
                 current += 1
             row = cur.fetchone()
-            if row is not None:
-                rows[batch.returns[index]] = dict(row)
+            if row is not None and captured is not None and cur.description is not None:
+                captured.row = dict(zip((c.name for c in cur.description), row, strict=True))
+
+
+def _returning(batch: Batch, captured: Captured | None) -> list[int]:
+    """The indexes, in order, of the batch's statements that return the captured key's row
+    (the last row found is the one kept: an issue's UPDATE supersedes the draft's INSERT)."""
+    if captured is None:
+        return []
+    return sorted(index for index, key in batch.returns.items() if key == captured.key)

@@ -27,7 +27,7 @@ from akashone_es.errors import (
 )
 from akashone_es.logging import get_logger
 from akashone_es.persistence import replica
-from akashone_es.persistence.recorder import capture_rows
+from akashone_es.persistence.recorder import capture_row
 from akashone_es.persistence.replica import Standby
 from akashone_es.persistence.snapshot_seal import SealedSnapshotStore, seal_key
 from akashone_es.personal import KeyRing
@@ -172,9 +172,9 @@ class StorageBase:
                         ) -> R | None:
         """Save, and return the read-table row the inline projection wrote under ``key``
         (None when it wrote none, e.g. an idempotent replay)."""
-        with capture_rows() as rows:
+        with capture_row(key) as captured:
             self._save(*aggregates)
-        row = rows.get(key)
+        row = captured.row
         return model.model_validate(row) if row is not None else None
 
     def _integrity_error(self, exc: IntegrityError) -> Exception:

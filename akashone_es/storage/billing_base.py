@@ -62,7 +62,9 @@ class BillingBase(IdentityStorage):
 
     # -- helpers --------------------------------------------------------------------------
     def _user_of(self, user_id: UUID | str, field: str = "user_id") -> Any:
-        user = self.get_user(i.parse_id(user_id, field))
+        """The user's row when the acting party may see it, else ``NotFoundError``; its
+        secrets stay sealed (no billing rule reads them)."""
+        user = self._visible_user(i.parse_id(user_id, field))
         if user is None:
             raise NotFoundError("user", user_id, field)
         return user

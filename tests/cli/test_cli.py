@@ -27,7 +27,7 @@ READ_TABLES = {
     "user_activities.user_activities", "user_activities.activity_actors",
     *(f"billing.{t}" for t in (
         "billing_addresses", "invoices", "invoice_line_items", "adjustment_notes",
-        "usage_records", "billed_usage", "payment_methods", "payment_transactions",
+        "usage_records", "payment_methods", "payment_transactions",
         "tax_calculations",
         "hsn_codes", "discount_coupons", "service_plans", "document_series",
         "feature_flags")),

@@ -357,7 +357,7 @@ class TestGenerateInvoiceConcurrently:
         log, series = events_total(dsn), scalar(dsn, "SELECT last_sequence FROM document_series")
         monkeypatch.setattr(usage_storage, "invoice_share", lambda _: stale)  # read before
         monkeypatch.setattr(usage_storage, "retrying", lambda attempt: attempt())  # once
-        with pytest.raises(ConflictError, match="billed_usage"):
+        with pytest.raises(ConflictError, match="usage_records_billed_once"):
             billing.generate_invoice(generate_args_model(user_id))
         assert events_total(dsn) == log  # nothing written: no invoice, no number used
         assert scalar(dsn, "SELECT last_sequence FROM document_series") == series
@@ -373,28 +373,37 @@ class TestGenerateInvoiceConcurrently:
             billing.mark_usage_records_as_billed([record.id], invoice.id)
 
 
-    def test_a_database_from_before_the_guard_gets_it_from_its_billed_events(
+    def test_a_database_from_before_the_trigger_gets_it_and_keeps_its_bills(
             self, billing: Storage, dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Usage billed by hand (one UsageRecord.Billed each, as every bill was before
-        UsageBilled) in a database without the guard table: opening it rebuilds billing,
-        and a generation that read that usage before it was billed is refused."""
+        """A database of the version that guarded bills with a ``billed_usage`` table of
+        guard rows (and no trigger): opening it adds the trigger and drops that table, with
+        no rebuild (the records' invoice ids are already there), and a generation that read
+        usage before it was billed, by an invoice or by hand, is refused."""
         user_id = customer(billing, "older")
         meter(billing, user_id, "compute", "1.5", 2)
+        stale = billing.get_unbilled_usage_records(user_id)
         invoice = billing.generate_invoice(generate_args_model(user_id))
         meter(billing, user_id, "block_storage", "2", 2)
         by_hand = billing.get_unbilled_usage_records(user_id)
         billing.mark_usage_records_as_billed([r.id for r in by_hand], invoice.id)
-        assert events(dsn, "UsageRecord.Billed") == 2
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("DROP TABLE billed_usage")  # the schema before the guard
+        with psycopg.connect(dsn, autocommit=True) as conn:  # the schema of that version
+            conn.execute("DROP TRIGGER usage_records_billed_once ON usage_records")
+            conn.execute("CREATE TABLE billed_usage (id uuid PRIMARY KEY, invoice_id uuid"
+                         " NOT NULL, UNIQUE (id, invoice_id))")
+        log = events_total(dsn)
         store = open_storage(Settings(**SETTINGS), dsn=dsn)  # type: ignore[arg-type]
         try:
-            assert scalar(dsn, "SELECT count(*) FROM billed_usage") == 4
-            monkeypatch.setattr(usage_storage, "invoice_share", lambda _: by_hand)
+            assert scalar(dsn, "SELECT count(*) FROM pg_trigger"
+                               " WHERE tgname = 'usage_records_billed_once'") == 1
+            assert scalar(dsn, "SELECT to_regclass('billed_usage') IS NULL") is True
             monkeypatch.setattr(usage_storage, "retrying", lambda attempt: attempt())
-            with store.acting_as(system="tests"), \
-                    pytest.raises(ConflictError, match="billed_usage"):
-                store.generate_invoice(generate_args_model(user_id))
+            for read_before in (stale, by_hand):
+                monkeypatch.setattr(usage_storage, "invoice_share",
+                                    lambda _, rows=read_before: rows)
+                with store.acting_as(system="tests"), \
+                        pytest.raises(ConflictError, match="usage_records_billed_once"):
+                    store.generate_invoice(generate_args_model(user_id))
+            assert events_total(dsn) == log
         finally:
             store.close()
 
