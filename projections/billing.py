@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from psycopg import sql
@@ -250,15 +250,30 @@ class BillingProjection(Projection):
                                    for c in LINE_COLUMNS], at),
               returns=("invoice_line_items", line["id"]))
 
+    def apply(self, events: Iterable[tuple[Any, int]], batch: Batch) -> None:
+        """As every projection, except that an invoice drafted and issued in the same save
+        (``generate_invoice``) gets its lines once: the issue's handler deletes the draft's
+        lines and writes the issued ones, so the draft's are not written first."""
+        pairs = list(events)
+        issued = {e.originator_id for e, _ in pairs if type(e) is Invoice.Issued}
+        for event, position in pairs:
+            if type(event) is Invoice.Drafted and event.originator_id in issued:
+                self._invoice_row(event, batch)
+            else:
+                self.handle(event, position, batch)
+
     @handles(Invoice.Drafted)
     def _invoice_drafted(self, e: Invoice.Drafted, _: int, b: Batch) -> None:
+        self._invoice_row(e, b)
+        for number, line in enumerate(e.lines, start=1):
+            self._line(e.originator_id, number, line, e.timestamp, b)
+
+    def _invoice_row(self, e: Invoice.Drafted, b: Batch) -> None:
         b.add(self.insert_invoice, (e.originator_id, e.user_id, e.organization_id,
                                     e.billing_address_id, e.buyer.get("gst_number"),
                                     e.billing_period_start, e.billing_period_end, e.due_date,
                                     e.currency, e.notes, e.timestamp, e.timestamp),
               returns=("invoices", e.originator_id))
-        for number, line in enumerate(e.lines, start=1):
-            self._line(e.originator_id, number, line, e.timestamp, b)
 
     @handles(Invoice.LineAdded)
     def _line_added(self, e: Invoice.LineAdded, _: int, b: Batch) -> None:

@@ -116,15 +116,6 @@ USAGE_RECORDS = Table("usage_records", """
      "CREATE INDEX IF NOT EXISTS usage_records_invoice_idx ON {table} (invoice_id)",
      # created only when missing: CREATE TRIGGER locks the table against writers
      "DO $$ BEGIN"
-     " IF to_regprocedure('public." + BILLED_ONCE_FUNCTION + "()') IS NULL THEN"
-     " CREATE FUNCTION public." + BILLED_ONCE_FUNCTION + "() RETURNS trigger"
-     " LANGUAGE plpgsql SET search_path = pg_catalog AS $f$ BEGIN"
-     " RAISE EXCEPTION USING ERRCODE = 'unique_violation',"
-     " CONSTRAINT = 'usage_records_billed_once', TABLE = TG_TABLE_NAME,"
-     " MESSAGE = format('usage record %s is already billed on invoice %s', OLD.id,"
-     " OLD.invoice_id); END $f$;"
-     " REVOKE ALL ON FUNCTION public." + BILLED_ONCE_FUNCTION + "() FROM PUBLIC;"
-     " END IF;"
      " IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = '{table}'::regclass"
      " AND tgname = 'usage_records_billed_once') THEN"
      " CREATE TRIGGER usage_records_billed_once BEFORE UPDATE OF invoice_id ON {table}"
@@ -132,6 +123,18 @@ USAGE_RECORDS = Table("usage_records", """
      " AND NEW.invoice_id IS DISTINCT FROM OLD.invoice_id)"
      " EXECUTE FUNCTION public." + BILLED_ONCE_FUNCTION + "();"
      " END IF; END $$"])
+
+#: the trigger's function, made by set-up (``storage.setup.create_schema``) before any table:
+#: a replay into tables of its own (``as_of``, as the application's role) makes the trigger
+#: too, which takes EXECUTE on the function (granted with the application's rights)
+BILLED_ONCE_DDL = (
+    "CREATE OR REPLACE FUNCTION public." + BILLED_ONCE_FUNCTION + "() RETURNS trigger"
+    " LANGUAGE plpgsql SET search_path = pg_catalog AS $f$ BEGIN"
+    " RAISE EXCEPTION USING ERRCODE = 'unique_violation',"
+    " CONSTRAINT = 'usage_records_billed_once', TABLE = TG_TABLE_NAME,"
+    " MESSAGE = format('usage record %s is already billed on invoice %s', OLD.id,"
+    " OLD.invoice_id); END $f$;"
+    " REVOKE ALL ON FUNCTION public." + BILLED_ONCE_FUNCTION + "() FROM PUBLIC")
 
 #: tables of earlier versions, dropped when the schema is brought up to date: ``billed_usage``
 #: held a guard row per billed record (the trigger above replaced it)

@@ -119,7 +119,8 @@ class Batch:
 
         A replay's batch alternates statements of different tables (a user's row, then its
         role grant, and again): kept in order they are one execute each. Statements of
-        different tables commute (read tables have no foreign keys or triggers), and those of
+        different tables commute (read tables have no foreign keys, and their one trigger,
+        ``usage_records_billed_once``, reads and writes nothing else), and those of
         one table keep their order, so the tables end the same. A statement whose tables are
         not known (not built by ``Projection.q``: the checkpoint's, say) moves nowhere and
         nothing moves past it.

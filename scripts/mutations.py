@@ -182,15 +182,20 @@ MUTATIONS = [
               "test_a_generation_that_read_billed_usage_is_refused_by_the_database",)),
     Mutation("usage-not-reread-on-retry", "racing generations bill each usage record once",
              "akashone_es/storage/usage.py",
-             (("        def attempt() -> bm.Invoice:\n"
-               "            usage = invoice_share([Unbilled(**row) for row in self._rows(\n"
-               "                UNBILLED_IN, (user.id, request.period_start,"
-               " request.period_end))])\n",
-               "        usage = invoice_share([Unbilled(**row) for row in self._rows(\n"
-               "            UNBILLED_IN, (user.id, request.period_start,"
-               " request.period_end))])\n\n"
-               "        def attempt() -> bm.Invoice:\n"),),
+             (("        def attempt() -> bm.Invoice:\n            # every read",
+               "        first: dict = {}  # the usage read by the first attempt, kept\n\n"
+               "        def attempt() -> bm.Invoice:\n            # every read"),
+              ("            usage = invoice_share([Unbilled(**row) for row in unbilled])\n",
+               "            usage = first.setdefault(\"usage\", invoice_share(\n"
+               "                [Unbilled(**row) for row in unbilled]))\n")),
              (f"{RACES}::TestGenerateInvoiceConcurrently",)),
+    Mutation("series-cache-trusted", "processes generating at once number without gap or"
+             " duplicate", "akashone_es/storage/invoices.py",
+             (("            if series is None or series.version != version:",
+               "            if series is None:"),),
+             (f"{RACES}::TestGenerateInvoiceConcurrently::"
+              "test_processes_generating_for_their_own_customers_number_without_gap_or_"
+              "duplicate",)),
     Mutation("metadata-not-stamped", "every event carries the acting context",
              "akashone_es/application.py",
              (('update={"metadata": meta})', 'update={"metadata": {}})'),),

@@ -14,7 +14,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import sql
 from psycopg.pq import TransactionStatus
-from psycopg.rows import tuple_row
+from psycopg.rows import dict_row, tuple_row
 
 from projections.engine import LOCK_AND_GUARD, Batch, RowKey
 
@@ -210,9 +210,11 @@ class AkashOneRecorder(PostgresApplicationRecorder):
             while current < index:
                 cur.nextset()
                 current += 1
+            cur.row_factory = dict_row  # takes effect on the result in hand
             row = cur.fetchone()
-            if row is not None and captured is not None and cur.description is not None:
-                captured.row = dict(zip((c.name for c in cur.description), row, strict=True))
+            cur.row_factory = tuple_row
+            if row is not None and captured is not None:
+                captured.row = row
 
 
 def _returning(batch: Batch, captured: Captured | None) -> list[int]:

@@ -28,6 +28,7 @@ from akashone_es.errors import ConfigurationError
 from akashone_es.logging import get_logger
 from akashone_es.persistence.names import EVENTS_TABLE, SNAPSHOTS_TABLE
 from akashone_es.settings import Settings
+from projections.billing_tables import BILLED_ONCE_FUNCTION
 from projections.engine import LOCK_FUNCTION_SIGNATURE
 
 log = get_logger(__name__)
@@ -58,6 +59,7 @@ GRANTS = sql.SQL(
     REVOKE ALL ON {events}, {snapshots} FROM PUBLIC, {role};
     GRANT SELECT, INSERT ON {events}, {snapshots} TO {role};
     GRANT EXECUTE ON FUNCTION {fn} TO {role};
+    GRANT EXECUTE ON FUNCTION {billed_once} TO {role};
     """
 )
 
@@ -264,4 +266,5 @@ def grant_app_privileges(conn: psycopg.Connection[Any], role: str) -> None:
         database=sql.Identifier(str(conn.info.dbname)), role=sql.Identifier(role),
         events=sql.Identifier("public", EVENTS_TABLE),
         snapshots=sql.Identifier("public", SNAPSHOTS_TABLE),
-        fn=LOCK_FUNCTION_SIGNATURE))
+        fn=LOCK_FUNCTION_SIGNATURE,
+        billed_once=sql.SQL("{}()").format(sql.Identifier("public", BILLED_ONCE_FUNCTION))))

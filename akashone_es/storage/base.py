@@ -262,6 +262,18 @@ class StorageBase:
             row = cur.fetchone()
         return model.model_validate(row) if row else None
 
+    def _read_together(self, reads: Sequence[tuple[Query, Sequence[Any]]]
+                       ) -> list[list[dict[str, Any]]]:
+        """The rows of each read, the reads sent together on one connection and answered in
+        one round trip (a pipeline), in order."""
+        with self._cursor() as first:
+            conn = first.connection
+            cursors = [first, *(conn.cursor() for _ in reads[1:])]
+            with conn.pipeline():
+                for cur, (query, params) in zip(cursors, reads, strict=True):
+                    cur.execute(query, params, prepare=True)
+            return [list(cur.fetchall()) for cur in cursors]
+
     def _all(self, model: type[R], query: Query, params: Sequence[Any]) -> list[R]:
         with self._cursor() as cur:
             cur.execute(query, params, prepare=True)

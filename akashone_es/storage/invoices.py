@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import copy
 import functools
+import threading
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Repository
@@ -38,6 +40,8 @@ from akashone_es.storage import limits as lim
 from akashone_es.storage.billing_base import now, retrying
 from akashone_es.storage.customers import CustomerRecordsStorage
 from projections import billing_models as bm
+from projections.engine import Query
+from projections.positions import EVENTS
 
 Q = sql.SQL
 ADDRESS = Q("SELECT * FROM billing_addresses WHERE id = %s")
@@ -60,6 +64,37 @@ TAX_OF = Q("SELECT * FROM tax_calculations WHERE invoice_id = %s ORDER BY calcul
 TAX = Q("SELECT * FROM tax_calculations WHERE id = %s")
 SERIES_LAST = Q("SELECT last_sequence FROM document_series WHERE id = %s")
 COUPON_BY_CODE = Q("SELECT * FROM discount_coupons WHERE upper(code) = upper(%s)")
+#: a number series' last version in the log (None: not opened yet), by the events' unique
+#: (originator_id, originator_version) index
+SERIES_HEAD = Q("SELECT %s::uuid AS id, max(originator_version) AS version FROM {events}"
+                " WHERE originator_id = %s").format(events=EVENTS)
+
+
+class SeriesHead(NamedTuple):
+    id: UUID
+    version: int | None
+
+
+class KnownSeries:
+    """Number series as this process last saved them, handed out as copies, each only at the
+    version the log says is its head (another process may have numbered since)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._series: dict[UUID, domain.DocumentSeries] = {}
+
+    def at(self, series_id: UUID, version: int) -> domain.DocumentSeries | None:
+        with self._lock:
+            series = self._series.get(series_id)
+            if series is None or series.version != version:
+                return None
+            return copy.deepcopy(series)
+
+    def keep(self, series: domain.DocumentSeries) -> None:
+        with self._lock:
+            if series.id not in self._series and len(self._series) >= SERIES_CACHED:
+                del self._series[next(iter(self._series))]  # the one kept longest
+            self._series[series.id] = series
 
 
 #: number series kept in memory (one per supplier GSTIN, financial year and kind)
@@ -198,21 +233,47 @@ class InvoiceStorage(CustomerRecordsStorage):
         return Repository(self.app.events, snapshot_store=self.app.snapshots,
                           cache_maxsize=SERIES_CACHED, fastforward=True)
 
-    def _series(self, gstin: str, fy: str, kind: str) -> domain.DocumentSeries:
+    def _series(self, gstin: str, fy: str, kind: str, head: SeriesHead | None = None
+                ) -> domain.DocumentSeries:
         """The series numbering ``kind`` of ``gstin`` in ``fy``, as the log has it now (a
         new one when none is opened yet). A copy: a racing issuer's save conflicts on its
-        version, as before."""
+        version, as before. ``head``: the series' last version in the log, read by the
+        caller with its other reads (``SERIES_HEAD``); when the cached series is at that
+        version, the log is not asked again."""
+        series_id = domain.series_id(gstin, fy, kind)
+        if head is not None and head.id == series_id:
+            if head.version is None:
+                return domain.DocumentSeries(supplier_gstin=gstin, fy=fy, kind=kind)
+            known = self._known_series.at(series_id, head.version)
+            if known is not None:
+                return known
         try:
-            series: domain.DocumentSeries = self._series_repository.get(
-                domain.series_id(gstin, fy, kind))
+            series: domain.DocumentSeries = self._series_repository.get(series_id)
         except AggregateNotFoundError:
             return domain.DocumentSeries(supplier_gstin=gstin, fy=fy, kind=kind)
         return series
 
+    @functools.cached_property
+    def _known_series(self) -> KnownSeries:
+        return KnownSeries()
+
+    def _series_saved(self, series: domain.DocumentSeries) -> None:
+        """A series' save committed: it is kept at its new version (the next issue need not
+        read it from the log); the caller is done with it."""
+        self._known_series.keep(series)
+
+    def _series_head_read(self, kind: str = "invoice") -> tuple[Query, tuple[Any, ...]]:
+        """The read of the current series' head (``SERIES_HEAD``), to send with others."""
+        gstin, _ = self._supplier()
+        series_id = domain.series_id(gstin, financial_year(now()), kind)
+        return SERIES_HEAD, (series_id, series_id)
+
     def _issue(self, invoice: domain.Invoice, address_id: UUID, coupon_code: str | None, *,
-               known: tuple[bm.BillingAddress, Any] | None = None) -> list[Aggregate]:
-        """The invoice issued (numbered, taxed) and the aggregates to save with it;
-        ``known``: its address and user as the command already read them."""
+               known: tuple[bm.BillingAddress, Any] | None = None,
+               series_head: SeriesHead | None = None) -> list[Aggregate]:
+        """The invoice issued (numbered, taxed) and the aggregates to save with it (the
+        series first); ``known``: its address and user as the command already read them;
+        ``series_head``: see ``_series``."""
         gstin, supplier_state = self._supplier()
         if known is not None:
             address, user = known
@@ -242,7 +303,7 @@ class InvoiceStorage(CustomerRecordsStorage):
         if self.settings.invoice_round_off:
             totals["round_off_amount"] = round_off_to_rupee(totals["total_amount"])
             totals["total_amount"] += totals["round_off_amount"]
-        series = self._series(gstin, fy, "invoice")
+        series = self._series(gstin, fy, "invoice", series_head)
         number = document_number("invoice", fy, series.allocate(invoice.id))
         heads = {"cgst": treatment.cgst_bp, "sgst": treatment.sgst_bp,
                  "utgst": treatment.utgst_bp, "igst": treatment.igst_bp}

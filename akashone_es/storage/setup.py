@@ -15,6 +15,7 @@ from akashone_es.persistence.database import install_append_only_guard, rebase_l
 from akashone_es.persistence.roles import grant_app_privileges
 from akashone_es.personal import ensure_keys_table
 from akashone_es.storage.resources import SYNC_STAMPS_DDL
+from projections.billing_tables import BILLED_ONCE_DDL
 from projections.engine import (
     AT_HEAD,
     CHECKPOINTS_DDL,
@@ -96,6 +97,7 @@ def create_schema(conn: psycopg.Connection[Any], projections: Sequence[Projectio
         install_append_only_guard(conn)
         ensure_keys_table(conn, app_role)
         conn.execute(CHECKPOINTS_DDL)
+        conn.execute(BILLED_ONCE_DDL)
         conn.execute(SYNC_STAMPS_DDL)
         for projection in projections:
             for statement in projection.ddl():

@@ -28,8 +28,10 @@ from akashone_es.storage import inputs as i
 from akashone_es.storage import limits as lim
 from akashone_es.storage.billing_base import now, retrying
 from akashone_es.storage.customers import DEFAULT_ADDRESS
-from akashone_es.storage.invoices import InvoiceStorage
+from akashone_es.storage.invoices import InvoiceStorage, SeriesHead
+from akashone_es.storage.users import USER_BY_ID
 from projections import billing_models as bm
+from projections import models as m
 
 Q = sql.SQL
 USAGE = Q("SELECT * FROM usage_records WHERE id = %s")
@@ -141,27 +143,36 @@ class UsageStorage(InvoiceStorage):
         with more usage than one invoice may hold (see ``invoice_share``) is billed over
         several invoices: each call bills the next share."""
         request = i.parse(bi.GenerateInvoice, data)
-        user = self._user_of(request.user_id)
-        address = self._one(bm.BillingAddress, DEFAULT_ADDRESS, (user.id,))  # user visible
-        if address is None:
-            raise ValidationError.single("billing_address", "the customer has no default "
-                                                            "billing address (needed for the "
-                                                            "place of supply)")
 
         def attempt() -> bm.Invoice:
-            usage = invoice_share([Unbilled(**row) for row in self._rows(
-                UNBILLED_IN, (user.id, request.period_start, request.period_end))])
+            # every read of the command in one round trip: the customer, its default
+            # address, the usage to bill and the number series' head
+            users, addresses, unbilled, heads = self._read_together([
+                (USER_BY_ID, (request.user_id,)), (DEFAULT_ADDRESS, (request.user_id,)),
+                (UNBILLED_IN, (request.user_id, request.period_start, request.period_end)),
+                self._series_head_read()])
+            user = m.User.model_validate(users[0]) if users else None
+            if user is None or not self._visible_row(user.organization_id, user.id):
+                raise NotFoundError("user", request.user_id, "user_id")
+            if not addresses:
+                raise ValidationError.single("billing_address", "the customer has no default "
+                                                                "billing address (needed for "
+                                                                "the place of supply)")
+            address = bm.BillingAddress.model_validate(addresses[0])
+            usage = invoice_share([Unbilled(**row) for row in unbilled])
             if not usage:
                 raise ValidationError.single("period", "no unbilled usage in the period")
             with context.command():
                 invoice = self._draft(user, address, request.period_start, request.period_end,
                                       None, request.notes, usage_lines(usage))
                 aggregates = self._issue(invoice, address.id, request.coupon_code,
-                                         known=(address, user))
+                                         known=(address, user), series_head=SeriesHead(
+                                             **heads[0]))
                 # one event names the records; the billing projection refuses, in this
                 # transaction, a record another invoice billed first (the loser retries)
                 invoice.bill_usage([str(record.id) for record in usage])
                 row = self._save_returning(bm.Invoice, ("invoices", invoice.id), *aggregates)
+                self._series_saved(aggregates[0])  # type: ignore[arg-type]
             return self._must(row)
 
         return retrying(attempt)

@@ -345,6 +345,35 @@ class TestGenerateInvoiceConcurrently:
         assert scalar(dsn, "SELECT last_sequence FROM document_series") == 1
 
 
+    @pytest.mark.slow
+    def test_processes_generating_for_their_own_customers_number_without_gap_or_duplicate(
+            self, billing: Storage, dsn: str, tmp_path: Path) -> None:
+        """3 processes x 4 customers each, generated at once: each process keeps the number
+        series it saved last and uses it only while the log's head is still at that
+        version, so the other processes' numbers in between are never reused or skipped:
+        000001..000012, each once, each process's ascending, the series at 12."""
+        customers = [[customer(billing, f"gen{p}x{c}") for c in range(4)] for p in range(3)]
+        for user_id in (u for group in customers for u in group):
+            meter(billing, user_id, "compute", "1.5", 3)
+        body = """
+def run(storage, args):
+    return [storage.generate_invoice({"user_id": user_id, "period_start": args["start"],
+                                      "period_end": args["end"]}).invoice_number
+            for user_id in args["users"]]
+"""
+        outcomes = race(dsn, tmp_path / "go", body, [
+            {"users": group, "start": PERIOD_START.isoformat(),
+             "end": PERIOD_END.isoformat()} for group in customers])
+
+        assert [o.error for o in outcomes] == [None] * 3, [o.stdout for o in outcomes]
+        numbers = [n for o in outcomes for n in o.value]
+        assert sorted(numbers) == [number(s) for s in range(1, 13)]
+        for outcome in outcomes:
+            assert outcome.value == sorted(outcome.value)
+        assert scalar(dsn, "SELECT last_sequence FROM document_series") == 12
+        assert rows(dsn, "SELECT count(DISTINCT invoice_id), count(*) FILTER (WHERE billed)"
+                         " FROM usage_records") == [(12, 36)]
+
     def test_a_generation_that_read_billed_usage_is_refused_by_the_database(
             self, billing: Storage, dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
         """The guard is the database's, not the racing number series': a writer that read
