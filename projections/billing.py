@@ -253,13 +253,19 @@ class BillingProjection(Projection):
     def apply(self, events: Iterable[tuple[Any, int]], batch: Batch) -> None:
         """As every projection, except that an invoice drafted and issued in the same save
         (``generate_invoice``) gets its lines once: the issue's handler deletes the draft's
-        lines and writes the issued ones, so the draft's are not written first."""
+        lines and writes the issued ones, so the draft's are not written first (nor deleted,
+        unless another event of the invoice came between)."""
         pairs = list(events)
         issued = {e.originator_id for e, _ in pairs if type(e) is Invoice.Issued}
+        drafted = set()
         for event, position in pairs:
             if type(event) is Invoice.Drafted and event.originator_id in issued:
                 self._invoice_row(event, batch)
+                drafted.add(event.originator_id)
+            elif type(event) is Invoice.Issued and event.originator_id in drafted:
+                self._issued_rows(event, batch)  # no lines to delete: none were written
             else:
+                drafted.discard(getattr(event, "originator_id", None))  # e.g. a line added
                 self.handle(event, position, batch)
 
     @handles(Invoice.Drafted)
@@ -297,6 +303,9 @@ class BillingProjection(Projection):
     @handles(Invoice.Issued)
     def _invoice_issued(self, e: Invoice.Issued, _: int, b: Batch) -> None:
         b.add(self.delete_lines, (e.originator_id,))
+        self._issued_rows(e, b)
+
+    def _issued_rows(self, e: Invoice.Issued, b: Batch) -> None:
         for number, line in enumerate(e.lines, start=1):
             self._line(e.originator_id, number, line, e.timestamp, b)
         b.add(self.issue_invoice, (

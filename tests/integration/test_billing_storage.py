@@ -10,11 +10,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from akashone_es import ConflictError, DuplicateError, PermissionDeniedError, Storage
+from akashone_es import ConflictError, DuplicateError, PermissionDeniedError, Storage, context
 from akashone_es.errors import ValidationError
 from akashone_es.gst import financial_year
+from akashone_es.storage import billing_inputs as bi
 from projections import billing_models as bm
 from projections import models as m
+from projections.billing import BillingProjection
+from projections.rebuild import verify
 from tests.conftest import log_size
 
 SUPPLIER = "27AAPFU0939F1ZV"  # registered in Maharashtra
@@ -307,6 +310,31 @@ class TestGenerateInvoice:
         assert info.value.fields == ["period"]
         assert issuer.get_invoices(user.id) == []
 
+
+    def test_lines_of_a_draft_issued_in_one_save_are_the_issued_ones_as_a_replay_has_them(
+            self, issuer: Storage, dsn: str) -> None:
+        """The billing projection writes the lines of an invoice drafted and issued in one
+        save once (the issued ones), and, when a line was added between, still deletes the
+        draft's: each time the lines are those a replay of the log writes."""
+        user = customer(issuer)
+        addr = address(issuer, user)
+        store: Any = issuer
+        with issuer.acting_as(system="tests"):
+            for extra in (False, True):
+                with context.command():
+                    invoice = store._draft(store._user_of(user.id), addr, START, END, None,
+                                           None, [store._line(bi.InsertInvoiceLine(**line(
+                                               1000, name="vm-a")))])
+                    if extra:
+                        invoice.add_line(store._line(bi.InsertInvoiceLine(
+                            **line(500, name="vm-b"))))
+                    aggregates = store._issue(invoice, addr.id, None)
+                    store._save(*aggregates)
+                assert [(x.resource_name, x.taxable_amount, x.igst_amount)
+                        for x in issuer.get_invoice_line_items(invoice.id)] == (
+                    [("vm-a", 1000, 180), ("vm-b", 500, 90)] if extra
+                    else [("vm-a", 1000, 180)])
+        assert verify(dsn, BillingProjection, issuer.reader).ok
 
 class TestPayments:
     def test_one_default_method_and_delete_marks_it_removed(self, storage: Storage,
