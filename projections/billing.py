@@ -134,15 +134,24 @@ class BillingProjection(Projection):
             "invoices", ("due_date", "notes", "billing_period_start", "billing_period_end",
                          "status", "amount_paid", "paid_at"), "updated_at")
         self.delete_invoice = self.q("DELETE FROM {t} WHERE id = %s", t="invoices")
+        issued = ("invoice_number", "fy", "issued_at", "buyer_gstin", "supplier_gstin",
+                  "supplier_state_code", "place_of_supply", "place_of_supply_code", "tax_type",
+                  "zero_rated", "gst_rate", "hsn_code", "sac_code", "coupon_code",
+                  "discount_percentage", *INVOICE_TOTALS, "updated_at")
         self.issue_invoice = self.q(
-            "UPDATE {t} SET invoice_number = %s, fy = %s, issued_at = %s, status = 'issued',"
+            "UPDATE {t} SET status = 'issued', "
             # a v1 Issued event has no buyer GSTIN: the draft's stays
-            " buyer_gstin = COALESCE(%s, buyer_gstin), supplier_gstin = %s,"
-            " supplier_state_code = %s, place_of_supply = %s,"
-            " place_of_supply_code = %s, tax_type = %s, zero_rated = %s, gst_rate = %s,"
-            " hsn_code = %s, sac_code = %s, coupon_code = %s, discount_percentage = %s, "
-            + ", ".join(f"{c} = %s" for c in INVOICE_TOTALS)
-            + ", updated_at = %s WHERE id = %s RETURNING *", t="invoices")
+            + ", ".join("buyer_gstin = COALESCE(%s, buyer_gstin)" if c == "buyer_gstin"
+                        else f"{c} = %s" for c in issued)
+            + " WHERE id = %s RETURNING *", t="invoices")
+        # an invoice drafted and issued in one save: its row as the two would leave it
+        drafted = ("id", "user_id", "organization_id", "billing_address_id",
+                   "billing_period_start", "billing_period_end", "due_date", "currency",
+                   "notes", "created_at")
+        self.insert_issued_invoice = self.q(
+            "INSERT INTO {t} (status, " + ", ".join((*drafted, *issued)) + ") VALUES"
+            " ('issued', " + ", ".join(["%s"] * (len(drafted) + len(issued))) + ")"
+            " ON CONFLICT (id) DO NOTHING RETURNING *", t="invoices")
         # an AkashOne invoice as it numbered, taxed and settled it (``Invoice.Imported``)
         self.import_invoice = self.q(
             "UPDATE {t} SET invoice_number = %s, fy = %s, status = %s, issued_at = %s,"
@@ -251,22 +260,34 @@ class BillingProjection(Projection):
               returns=("invoice_line_items", line["id"]))
 
     def apply(self, events: Iterable[tuple[Any, int]], batch: Batch) -> None:
-        """As every projection, except that an invoice drafted and issued in the same save
-        (``generate_invoice``) gets its lines once: the issue's handler deletes the draft's
-        lines and writes the issued ones, so the draft's are not written first (nor deleted,
-        unless another event of the invoice came between)."""
+        """As every projection, except for an invoice drafted and at once issued in the same
+        save (``generate_invoice``): its row is inserted issued, and its lines written once,
+        where the two handlers would insert the draft's row and lines, then update the row,
+        delete the lines and write the issued ones. The rows are the same."""
         pairs = list(events)
-        issued = {e.originator_id for e, _ in pairs if type(e) is Invoice.Issued}
-        drafted = set()
-        for event, position in pairs:
-            if type(event) is Invoice.Drafted and event.originator_id in issued:
-                self._invoice_row(event, batch)
-                drafted.add(event.originator_id)
-            elif type(event) is Invoice.Issued and event.originator_id in drafted:
-                self._issued_rows(event, batch)  # no lines to delete: none were written
-            else:
-                drafted.discard(getattr(event, "originator_id", None))  # e.g. a line added
-                self.handle(event, position, batch)
+        index = 0
+        while index < len(pairs):
+            event, position = pairs[index]
+            issue = pairs[index + 1][0] if index + 1 < len(pairs) else None
+            if (type(event) is Invoice.Drafted and type(issue) is Invoice.Issued
+                    and issue.originator_id == event.originator_id):
+                self._drafted_and_issued(event, issue, batch)
+                index += 2
+                continue
+            self.handle(event, position, batch)
+            index += 1
+
+    def _drafted_and_issued(self, draft: Invoice.Drafted, e: Invoice.Issued, b: Batch
+                            ) -> None:
+        b.add(self.insert_issued_invoice, (
+            draft.originator_id, draft.user_id, draft.organization_id,
+            draft.billing_address_id, draft.billing_period_start, draft.billing_period_end,
+            draft.due_date, draft.currency, draft.notes, draft.timestamp,
+            *self._issued_values(e, buyer_gstin=draft.buyer.get("gst_number")
+                                 if e.buyer_gstin is None else e.buyer_gstin)),
+            returns=("invoices", e.originator_id))
+        for number, line in enumerate(e.lines, start=1):
+            self._line(e.originator_id, number, line, e.timestamp, b)
 
     @handles(Invoice.Drafted)
     def _invoice_drafted(self, e: Invoice.Drafted, _: int, b: Batch) -> None:
@@ -303,18 +324,19 @@ class BillingProjection(Projection):
     @handles(Invoice.Issued)
     def _invoice_issued(self, e: Invoice.Issued, _: int, b: Batch) -> None:
         b.add(self.delete_lines, (e.originator_id,))
-        self._issued_rows(e, b)
-
-    def _issued_rows(self, e: Invoice.Issued, b: Batch) -> None:
         for number, line in enumerate(e.lines, start=1):
             self._line(e.originator_id, number, line, e.timestamp, b)
-        b.add(self.issue_invoice, (
-            e.invoice_number, e.fy, e.issued_at, e.buyer_gstin, e.supplier_gstin,
-            e.supplier_state_code,
-            STATE_CODES.get(e.place_of_supply, "Other Countries"), e.place_of_supply,
-            e.tax_type, e.zero_rated, e.rate_bp / 100, e.sac_code, e.sac_code, e.coupon_code,
-            e.discount_percentage, *[e.totals[c] for c in INVOICE_TOTALS], e.timestamp,
-            e.originator_id), returns=("invoices", e.originator_id))
+        b.add(self.issue_invoice, (*self._issued_values(e, buyer_gstin=e.buyer_gstin),
+                                   e.originator_id), returns=("invoices", e.originator_id))
+
+    @staticmethod
+    def _issued_values(e: Invoice.Issued, *, buyer_gstin: str | None) -> tuple[Any, ...]:
+        """The values ``ISSUED_COLUMNS`` take from an issue, in that order."""
+        return (e.invoice_number, e.fy, e.issued_at, buyer_gstin, e.supplier_gstin,
+                e.supplier_state_code, STATE_CODES.get(e.place_of_supply, "Other Countries"),
+                e.place_of_supply, e.tax_type, e.zero_rated, e.rate_bp / 100, e.sac_code,
+                e.sac_code, e.coupon_code, e.discount_percentage,
+                *[e.totals[c] for c in INVOICE_TOTALS], e.timestamp)
 
     @handles(Invoice.Imported)
     def _invoice_imported(self, e: Invoice.Imported, position: int, b: Batch) -> None:

@@ -313,9 +313,9 @@ class TestGenerateInvoice:
 
     def test_lines_of_a_draft_issued_in_one_save_are_the_issued_ones_as_a_replay_has_them(
             self, issuer: Storage, dsn: str) -> None:
-        """The billing projection writes the lines of an invoice drafted and issued in one
-        save once (the issued ones), and, when a line was added between, still deletes the
-        draft's: each time the lines are those a replay of the log writes."""
+        """An invoice drafted and at once issued in one save gets its row inserted issued and
+        its lines written once; with a line added between, the two handlers run as ever:
+        either way the rows are those a replay of the log writes."""
         user = customer(issuer)
         addr = address(issuer, user)
         store: Any = issuer
