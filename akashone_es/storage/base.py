@@ -11,6 +11,7 @@ from uuid import UUID
 import psycopg
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import DataError, IntegrityError
+from psycopg.rows import tuple_row
 from pydantic import BaseModel
 
 from akashone_es import context
@@ -262,13 +263,16 @@ class StorageBase:
             row = cur.fetchone()
         return model.model_validate(row) if row else None
 
-    def _read_together(self, reads: Sequence[tuple[Query, Sequence[Any]]]
-                       ) -> list[list[dict[str, Any]]]:
+    def _read_together(self, reads: Sequence[tuple[Query, Sequence[Any]]], *,
+                       as_tuples: Sequence[int] = ()) -> list[list[Any]]:
         """The rows of each read, the reads sent together on one connection and answered in
-        one round trip (a pipeline), in order."""
+        one round trip (a pipeline), in order; as dicts, except the reads at ``as_tuples``
+        (plain tuples cost less when the rows are many)."""
         with self._cursor() as first:
             conn = first.connection
             cursors = [first, *(conn.cursor() for _ in reads[1:])]
+            for index in as_tuples:
+                cursors[index].row_factory = tuple_row
             with conn.pipeline():
                 for cur, (query, params) in zip(cursors, reads, strict=True):
                     cur.execute(query, params, prepare=True)

@@ -150,7 +150,7 @@ class UsageStorage(InvoiceStorage):
             users, addresses, unbilled, heads = self._read_together([
                 (USER_BY_ID, (request.user_id,)), (DEFAULT_ADDRESS, (request.user_id,)),
                 (UNBILLED_IN, (request.user_id, request.period_start, request.period_end)),
-                self._series_head_read()])
+                self._series_head_read()], as_tuples=(2,))
             user = m.User.model_validate(users[0]) if users else None
             if user is None or not self._visible_row(user.organization_id, user.id):
                 raise NotFoundError("user", request.user_id, "user_id")
@@ -159,7 +159,7 @@ class UsageStorage(InvoiceStorage):
                                                                 "billing address (needed for "
                                                                 "the place of supply)")
             address = bm.BillingAddress.model_validate(addresses[0])
-            usage = invoice_share([Unbilled(**row) for row in unbilled])
+            usage = invoice_share([Unbilled(*row) for row in unbilled])
             if not usage:
                 raise ValidationError.single("period", "no unbilled usage in the period")
             with context.command():
