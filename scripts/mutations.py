@@ -185,9 +185,9 @@ MUTATIONS = [
              (("        def attempt() -> bm.Invoice:\n            # every read",
                "        first: dict = {}  # the usage read by the first attempt, kept\n\n"
                "        def attempt() -> bm.Invoice:\n            # every read"),
-              ("            usage = invoice_share([Unbilled(**row) for row in unbilled])\n",
+              ("            usage = invoice_share([Unbilled(*row) for row in unbilled])\n",
                "            usage = first.setdefault(\"usage\", invoice_share(\n"
-               "                [Unbilled(**row) for row in unbilled]))\n")),
+               "                [Unbilled(*row) for row in unbilled]))\n")),
              (f"{RACES}::TestGenerateInvoiceConcurrently",)),
     Mutation("series-cache-trusted", "processes generating at once number without gap or"
              " duplicate", "akashone_es/storage/invoices.py",
