@@ -38,6 +38,7 @@ from projections.billing_tables import (
     INVOICE_LINE_ITEMS,
     INVOICE_TOTALS,
     INVOICES,
+    ISSUED_COLUMNS,
     LINE_COLUMNS,
     METHOD_COLUMNS,
     PAYMENT_METHODS,
@@ -134,23 +135,19 @@ class BillingProjection(Projection):
             "invoices", ("due_date", "notes", "billing_period_start", "billing_period_end",
                          "status", "amount_paid", "paid_at"), "updated_at")
         self.delete_invoice = self.q("DELETE FROM {t} WHERE id = %s", t="invoices")
-        issued = ("invoice_number", "fy", "issued_at", "buyer_gstin", "supplier_gstin",
-                  "supplier_state_code", "place_of_supply", "place_of_supply_code", "tax_type",
-                  "zero_rated", "gst_rate", "hsn_code", "sac_code", "coupon_code",
-                  "discount_percentage", *INVOICE_TOTALS, "updated_at")
         self.issue_invoice = self.q(
             "UPDATE {t} SET status = 'issued', "
             # a v1 Issued event has no buyer GSTIN: the draft's stays
             + ", ".join("buyer_gstin = COALESCE(%s, buyer_gstin)" if c == "buyer_gstin"
-                        else f"{c} = %s" for c in issued)
+                        else f"{c} = %s" for c in ISSUED_COLUMNS)
             + " WHERE id = %s RETURNING *", t="invoices")
         # an invoice drafted and issued in one save: its row as the two would leave it
         drafted = ("id", "user_id", "organization_id", "billing_address_id",
                    "billing_period_start", "billing_period_end", "due_date", "currency",
                    "notes", "created_at")
         self.insert_issued_invoice = self.q(
-            "INSERT INTO {t} (status, " + ", ".join((*drafted, *issued)) + ") VALUES"
-            " ('issued', " + ", ".join(["%s"] * (len(drafted) + len(issued))) + ")"
+            "INSERT INTO {t} (status, " + ", ".join((*drafted, *ISSUED_COLUMNS)) + ") VALUES"
+            " ('issued', " + ", ".join(["%s"] * (len(drafted) + len(ISSUED_COLUMNS))) + ")"
             " ON CONFLICT (id) DO NOTHING RETURNING *", t="invoices")
         # an AkashOne invoice as it numbered, taxed and settled it (``Invoice.Imported``)
         self.import_invoice = self.q(
@@ -291,16 +288,13 @@ class BillingProjection(Projection):
 
     @handles(Invoice.Drafted)
     def _invoice_drafted(self, e: Invoice.Drafted, _: int, b: Batch) -> None:
-        self._invoice_row(e, b)
-        for number, line in enumerate(e.lines, start=1):
-            self._line(e.originator_id, number, line, e.timestamp, b)
-
-    def _invoice_row(self, e: Invoice.Drafted, b: Batch) -> None:
         b.add(self.insert_invoice, (e.originator_id, e.user_id, e.organization_id,
                                     e.billing_address_id, e.buyer.get("gst_number"),
                                     e.billing_period_start, e.billing_period_end, e.due_date,
                                     e.currency, e.notes, e.timestamp, e.timestamp),
               returns=("invoices", e.originator_id))
+        for number, line in enumerate(e.lines, start=1):
+            self._line(e.originator_id, number, line, e.timestamp, b)
 
     @handles(Invoice.LineAdded)
     def _line_added(self, e: Invoice.LineAdded, _: int, b: Batch) -> None:

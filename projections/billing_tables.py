@@ -27,6 +27,11 @@ PLAN_COLUMNS = ("name", "description", "cpu", "memory", "storage", "bandwidth",
 INVOICE_TOTALS = ("subtotal_amount", "discount_amount", "taxable_amount", "cgst_amount",
                   "sgst_amount", "utgst_amount", "igst_amount", "round_off_amount",
                   "total_amount")
+#: the invoice columns an issue sets (``BillingProjection._issued_values`` gives their values)
+ISSUED_COLUMNS = ("invoice_number", "fy", "issued_at", "buyer_gstin", "supplier_gstin",
+                  "supplier_state_code", "place_of_supply", "place_of_supply_code",
+                  "tax_type", "zero_rated", "gst_rate", "hsn_code", "sac_code", "coupon_code",
+                  "discount_percentage", *INVOICE_TOTALS, "updated_at")
 EINVOICE_COLUMNS = ("einvoice_irn", "einvoice_ack_no", "einvoice_ack_date", "einvoice_qr_code",
                     "einvoice_enabled")
 LINE_COLUMNS = ("resource_type", "resource_id", "resource_name", "description", "quantity",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -268,9 +268,9 @@ class StorageBase:
         """The rows of each read, the reads sent together on one connection and answered in
         one round trip (a pipeline), in order; as dicts, except the reads at ``as_tuples``
         (plain tuples cost less when the rows are many)."""
-        with self._cursor() as first:
+        with self._cursor() as first, ExitStack() as others:
             conn = first.connection
-            cursors = [first, *(conn.cursor() for _ in reads[1:])]
+            cursors = [first, *(others.enter_context(conn.cursor()) for _ in reads[1:])]
             for index in as_tuples:
                 cursors[index].row_factory = tuple_row
             with conn.pipeline():

@@ -13,6 +13,7 @@ from uuid import UUID
 from psycopg import sql
 
 from akashone_es import context
+from akashone_es.domain import billing as domain
 from akashone_es.domain import usage as usage_domain
 from akashone_es.errors import (
     ConflictError,
@@ -172,7 +173,8 @@ class UsageStorage(InvoiceStorage):
                 # transaction, a record another invoice billed first (the loser retries)
                 invoice.bill_usage([str(record.id) for record in usage])
                 row = self._save_returning(bm.Invoice, ("invoices", invoice.id), *aggregates)
-                self._series_saved(aggregates[0])  # type: ignore[arg-type]
+                self._series_saved(next(a for a in aggregates
+                                        if isinstance(a, domain.DocumentSeries)))
             return self._must(row)
 
         return retrying(attempt)
