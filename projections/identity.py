@@ -79,6 +79,9 @@ TEAM_MEMBER_COLUMNS = ("email", "status")
 IMPORTED_USER_COLUMNS = ("email_verified", "email_verification_code",
                          "email_verification_expiry", "two_factor_secret",
                          "two_factor_enabled", "default_discount_percentage", "last_login")
+#: the defaults of those columns that are NOT NULL (``USERS``)
+IMPORTED_USER_DEFAULTS: dict[str, Any] = {"email_verified": False, "two_factor_enabled": False,
+                                          "default_discount_percentage": 0}
 #: columns whose identity key column changes with them
 KEYED_COLUMNS = {"username": "username_key", "email": "email_key"}
 
@@ -144,6 +147,13 @@ class IdentityProjection(Projection):
             "UPDATE {t} SET " + ", ".join(f"{c} = COALESCE(%s, {c})" for c in
                                           IMPORTED_USER_COLUMNS) + " WHERE id = %s RETURNING *",
             t="users")
+        #: an AkashOne user whole, in one plain insert (a bulk save sends a run as a COPY)
+        self.insert_imported_user = self.q(
+            "INSERT INTO {t} (id, username, username_key, email, email_key, password,"
+            " gst_number, account_type, organization_id, status, created_at, updated_at, "
+            + ", ".join(IMPORTED_USER_COLUMNS) + ") VALUES ("
+            + ", ".join(["%s"] * (12 + len(IMPORTED_USER_COLUMNS)))
+            + ") ON CONFLICT (id) DO NOTHING RETURNING *", t="users")
         self.insert_lookalike_user = self.q(
             "INSERT INTO {t} (id, username, username_key, email, email_key, password,"
             " gst_number, account_type, organization_id, status, created_at, updated_at)"
@@ -197,6 +207,12 @@ class IdentityProjection(Projection):
                         t="team_members")
             for col in TEAM_MEMBER_COLUMNS
         }
+        #: an AkashOne invitation whole, accepted or not, in one plain insert
+        self.insert_imported_member = self.q(
+            "INSERT INTO {t} (id, email, email_key, organization_id, status, invited_by,"
+            " invitation_token, invited_at, user_id, joined_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING RETURNING *", t="team_members")
         self.insert_lookalike_member = self.q(
             "INSERT INTO {t} (id, email, email_key, organization_id, status, invited_by,"
             " invitation_token, invited_at) VALUES (%s, %s, "
@@ -243,7 +259,17 @@ class IdentityProjection(Projection):
 
     @handles(User.Imported)
     def _user_imported(self, e: User.Imported, position: int, b: Batch) -> None:
-        """An AkashOne user: registered as it was, then its other columns as they were."""
+        """An AkashOne user: registered as it was, with its other columns as they were
+        (a column AkashOne left empty keeps the table's default)."""
+        uid = e.originator_id
+        if e.identity_unique:
+            b.add(self.insert_imported_user, (
+                uid, e.username, key_of(e.username, uid), e.email, key_of(e.email, uid),
+                e.password_hash, e.gst_number, e.account_type, e.organization_id, e.status,
+                e.timestamp, e.timestamp,
+                *(IMPORTED_USER_DEFAULTS.get(c) if e.extra.get(c) is None else e.extra[c]
+                  for c in IMPORTED_USER_COLUMNS)), returns=("users", uid))
+            return
         self._user_registered(e, position, b)
         if e.extra:
             b.add(self.import_user, (*(e.extra.get(c) for c in IMPORTED_USER_COLUMNS),
@@ -322,7 +348,16 @@ class IdentityProjection(Projection):
 
     @handles(TeamMember.Imported)
     def _member_imported(self, e: TeamMember.Imported, position: int, b: Batch) -> None:
-        """An AkashOne invitation: invited as it was, then accepted if it was."""
+        """An AkashOne invitation: invited as it was, and accepted if it was (an accepted
+        invitation keeps no token; its status is AkashOne's, suspended say)."""
+        mid = e.originator_id
+        if e.identity_unique:
+            accepted = e.user_id is not None
+            b.add(self.insert_imported_member, (
+                mid, e.email, key_of(e.email, mid), e.organization_id, e.status,
+                e.invited_by, None if accepted else e.token_hash, e.timestamp, e.user_id,
+                e.joined_at if accepted else None), returns=("team_members", mid))
+            return
         self._member_invited(e, position, b)
         if e.user_id is not None:
             b.add(self.accept_member, (e.user_id, e.joined_at, e.originator_id),

@@ -324,6 +324,22 @@ MUTATIONS = [
              (("if (bulk and _execute(conn, batch, bulk=True)) or _execute(conn, batch):",
                "if _execute(conn, batch, bulk=bulk):"),),
              ("tests/integration/test_bulk_replay.py",)),
+    Mutation("bulk-save-no-fallback", "a large save's COPY refused is sent again one by one",
+             "akashone_es/persistence/recorder.py",
+             (('                conn.execute(b"ROLLBACK TO SAVEPOINT akashone_bulk")\n'
+               "                with conn.pipeline():\n                    batch.execute(cur)",
+               "                raise"),),
+             ("tests/integration/test_bulk_save.py",)),
+    Mutation("import-refused-one-by-one", "an import finds a refused record by halving",
+             "akashone_es/legacy/importer.py",
+             (("                half = len(aggregates) // 2", "                half = 1"),),
+             ("tests/integration/test_legacy_import.py::TestImport::"
+              "test_a_refused_batch_is_halved_not_saved_one_by_one",)),
+    Mutation("read-ahead-crosses-tenants", "rows read ahead are seen as a read sees them",
+             "akashone_es/storage/resources.py",
+             (("            return self._seen(known[(kind.name, rid)])",
+               "            return known[(kind.name, rid)]"),),
+             (f"{RESOURCES}::test_rows_read_ahead_are_seen_as_a_read_sees_them",)),
 ]
 
 

@@ -15,6 +15,7 @@ import functools
 import graphlib
 import re
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -139,6 +140,26 @@ class RecordTables:
         for table, kind in RESOURCE_TABLES.items():
             found[table] = functools.partial(self._resource, kind)
         return found
+
+    def read_ahead(self, table: str, records: list[Any]) -> AbstractContextManager[None]:
+        """For a resource table, the rows its records name (their parents, the resources
+        they name) read at once before its records are checked (``_resource``)."""
+        kind = RESOURCE_TABLES.get(table)
+        if kind is None:
+            return nullcontext()
+        named = [*kind.refs.items(), *([(kind.parent.field, kind.parent.kind)]
+                                       if kind.parent else []),
+                 *[(column, target) for (owner, column), target in COMPUTED_REFS.items()
+                   if owner == kind.name]]
+        wanted: dict[str, list[UUID]] = {}
+        for field, target in named:
+            plural = camel(KINDS[target].plural)
+            for record in records:
+                if isinstance(record, dict) and record.get(camel(field)) is not None:
+                    found = self.ids.get((plural, str(record[camel(field)])))
+                    if found is not None:
+                        wanted.setdefault(target, []).append(found)
+        return self.storage._rows_read_ahead(wanted) if wanted else nullcontext()
 
     # -- one record, one aggregate ---------------------------------------------------------
     def _new(self, table: str, record: dict[str, Any], aggregate: type[Aggregate],

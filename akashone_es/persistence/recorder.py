@@ -16,6 +16,8 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row, tuple_row
 
+from projections.apply import transient
+from projections.bulk import execute_bulk
 from projections.engine import LOCK_AND_GUARD, Batch, RowKey
 
 #: builds the inline projections' statements for the events being appended
@@ -24,6 +26,9 @@ InlineHook = Callable[[Sequence[Any]], Batch]
 
 #: saves with more events or statements than this go through the pipelined path
 SMALL_SAVE_EVENTS = 20
+#: saves with at least this many statements and no row wanted back go by the bulk path
+#: (statements grouped across tables, long runs of inserts as a COPY)
+BULK_MIN_STATEMENTS = 64
 #: psycopg caches the parse of a query text up to this long and with at most this many
 #: parameters (its ``MAX_CACHED_STATEMENT_LENGTH`` and ``_PARAMS``); another is parsed afresh
 #: on every mogrify
@@ -78,7 +83,7 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         self._insert_queries: dict[int, bytes] = {}
         self._unnest_insert = sql.SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
-            " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
+            " SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[])"
             " RETURNING notification_id").format(
                 schema=sql.Identifier(self.datastore.schema),
                 table=sql.Identifier(self.events_table_name)).as_bytes(None)
@@ -149,17 +154,13 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         BEGIN and COMMIT included, synced once; neighbouring statements of the same query
         as one ``executemany``."""
         insert = conn.cursor()
+        captured = _captured.get()  # the row wanted back, if any
+        wanted = _returning(batch, captured)
+        if not wanted and len(batch) >= BULK_MIN_STATEMENTS:
+            return self._insert_bulk(conn, insert, stored_events, batch)
         with conn.pipeline():
-            conn.execute(b"BEGIN")
-            conn.execute(self._lock_timeout)
-            conn.execute(LOCK_AND_GUARD, batch.guard)
-            insert.execute(self._unnest_insert, (
-                [e.originator_id for e in stored_events],
-                [e.originator_version for e in stored_events],
-                [e.topic for e in stored_events], [e.state for e in stored_events]))
+            self._begin(conn, insert, stored_events, batch)
             shared = conn.cursor()
-            captured = _captured.get()  # the row wanted back, if any
-            wanted = _returning(batch, captured)
             returning: list[psycopg.Cursor[Any]] = []
             for index, query, params in batch.runs(returning=bool(wanted)):
                 if len(params) > 1:
@@ -176,6 +177,42 @@ class AkashOneRecorder(PostgresApplicationRecorder):
             row = cursor.fetchone()
             if row is not None and captured is not None:
                 captured.row = dict(row)
+        return ids
+
+    def _begin(self, conn: psycopg.Connection[Any], insert: psycopg.Cursor[Any],
+               stored_events: Sequence[StoredEvent], batch: Batch) -> None:
+        """BEGIN, the lock timeout, the guard and the events' INSERT, in the caller's
+        pipeline."""
+        conn.execute(b"BEGIN")
+        conn.execute(self._lock_timeout)
+        conn.execute(LOCK_AND_GUARD, batch.guard)
+        insert.execute(self._unnest_insert, (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events], [e.state for e in stored_events]))
+
+    def _insert_bulk(self, conn: psycopg.Connection[Any], insert: psycopg.Cursor[Any],
+                     stored_events: Sequence[StoredEvent], batch: Batch) -> list[int]:
+        """Large saves with no row wanted back (an import batch): the events as in the
+        pipelined path, then the read-table statements grouped by query across tables and
+        long runs of plain inserts as one COPY each (``projections.bulk``), under a
+        savepoint. When the database refuses any of it, the statements are sent again one
+        by one after the savepoint, so the error raised is the one the statement itself
+        raises (a taken name, say), and the save fails as it would have."""
+        with conn.pipeline():
+            self._begin(conn, insert, stored_events, batch)
+            conn.execute(b"SAVEPOINT akashone_bulk")
+        ids = [row["notification_id"] for row in insert.fetchall()]
+        with conn.cursor() as cur:
+            try:
+                execute_bulk(cur, batch)
+            except psycopg.Error as exc:
+                if transient(exc):
+                    raise
+                conn.execute(b"ROLLBACK TO SAVEPOINT akashone_bulk")
+                with conn.pipeline():
+                    batch.execute(cur)
+        conn.execute(b"COMMIT")
         return ids
 
     def _preamble(self, cur: psycopg.ClientCursor[Any], batch: Batch) -> bytes:

@@ -26,6 +26,7 @@ from akashone_es.legacy.back import WAY_BACK
 from akashone_es.persistence.database import drop_database, ensure_database, with_database
 from akashone_es.settings import Settings
 from akashone_es.storage import Storage, open_storage
+from akashone_es.storage.resources import STATEMENTS
 from projections.activity import ActivityProjection
 from projections.billing import BillingProjection
 from projections.identity import IdentityProjection
@@ -210,6 +211,53 @@ class TestImport:
         assert summary.tables["users"].imported == len(dump["users"]) - 5
         assert storage.get_user(dump["users"][11]["id"]) is not None
         assert storage.get_user(taken["id"]) is None
+
+    def test_a_refused_batch_is_halved_not_saved_one_by_one(
+            self, storage: Storage, dump: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+            ) -> None:
+        """Two users whose names existing accounts have, in a batch of ~300: each is
+        skipped alone, and finding them takes a few saves of halves, not one per user."""
+        taken = [dump["users"][10], dump["users"][200]]
+        for n, record in enumerate(taken):
+            storage.create_user({"username": record["username"].upper(),
+                                 "email": f"someone.else.{n}@example.in",
+                                 "password": "long-enough-1"})
+        saves: list[int] = []
+        save = storage._save
+
+        def counted(*aggregates: Any) -> Any:
+            saves.append(len(aggregates))
+            return save(*aggregates)
+
+        monkeypatch.setattr(storage, "_save", counted)
+        summary = run(storage, dump)
+        refused = {s.source_id: s.reason for s in summary.skipped if s.table == "users"}
+        assert {record["id"] for record in taken} <= refused.keys()
+        assert all("username" in refused[record["id"]] for record in taken)
+        assert summary.tables["users"].imported == len(dump["users"]) - 6
+        assert storage.get_user(dump["users"][11]["id"]) is not None
+        # each refused user is found by saving halves: at most a few saves of one aggregate
+        # (one by one, every user before the second would be saved alone: ~30 here)
+        assert saves.count(1) <= 8, f"{saves.count(1)} saves of one aggregate"
+
+    def test_references_are_read_once_per_kind_not_once_per_record(
+            self, storage: Storage, dump: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+            ) -> None:
+        """A resource's parent and the resources it names are read ahead for its whole
+        table (``read_ahead``); none is read alone."""
+        by_id = {statements.by_id for statements in STATEMENTS.values()}
+        alone: list[Any] = []
+        one = storage._one
+
+        def counted(model: Any, query: Any, params: Any) -> Any:
+            if query in by_id:
+                alone.append(params)
+            return one(model, query, params)
+
+        monkeypatch.setattr(storage, "_one", counted)
+        summary = run(storage, dump)
+        assert summary.tables["volumes"].imported > 10
+        assert alone == []
 
     def test_a_tenant_may_not_import(self, storage: Storage, dump: dict[str, Any]) -> None:
         run(storage, dump)

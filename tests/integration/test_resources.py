@@ -328,3 +328,22 @@ class TestSshKeys:
 def test_unused_uuid_reads_as_absent(storage: Storage) -> None:
     for kind in ALL:
         assert call(storage, kind, "get", uuid.uuid4()) is None
+
+
+def test_rows_read_ahead_are_seen_as_a_read_sees_them(storage: Storage,
+                                                      world: dict[str, Any]) -> None:
+    """The rows an import reads ahead (``_rows_read_ahead``) answer ``_resource`` as its
+    own read would: another tenant's row stays absent, a row not read ahead is read, and
+    after the block every row is read afresh."""
+    kind = KINDS["virtual_machine"]
+    alpha, bravo = world["alpha"], world["bravo"]
+    mine, theirs = make(storage, kind, "mine", alpha.id), make(storage, kind, "theirs", bravo.id)
+    later = make(storage, kind, "later", alpha.id)
+    with storage.acting_as(actor_id=alpha.id), storage._rows_read_ahead(
+            {kind.name: [mine.id, theirs.id, uuid.uuid4()]}):
+        assert storage._resource(kind, mine.id) == storage.get_virtual_machine(mine.id)
+        assert storage._resource(kind, theirs.id) is None
+        assert storage._resource(kind, later.id) == storage.get_virtual_machine(later.id)
+    with storage._rows_read_ahead({kind.name: [mine.id]}):
+        storage.update_virtual_machine(mine.id, {"display_name": "Renamed"})
+    assert storage._resource(kind, mine.id).display_name == "Renamed"
