@@ -123,7 +123,7 @@ class Batch:
         ``usage_records_billed_once``, reads and writes nothing else), and those of
         one table keep their order, so the tables end the same. A statement whose tables are
         not known (not built by ``Projection.q``: the checkpoint's, say) moves nowhere and
-        nothing moves past it.
+        nothing moves past it; the same one repeated at once is one run.
         """
         runs: list[tuple[Query, frozenset[str] | None, list[Sequence[Any]]]] = []
         for query, params in self.statements:
@@ -138,6 +138,9 @@ class Batch:
                         break
                 else:
                     runs.append((query, tables, [params]))
+                continue
+            if runs and runs[-1][1] is None and (runs[-1][0] is query or runs[-1][0] == query):
+                runs[-1][2].append(params)  # the same query again, in order (new keys, say)
                 continue
             runs.append((query, None, [params]))
         return [(query, group) for query, _, group in runs]

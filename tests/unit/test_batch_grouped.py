@@ -38,6 +38,12 @@ def test_a_statement_of_unknown_tables_is_a_wall() -> None:
                               (ROLES, [(4,)])]
 
 
+def test_a_wall_repeated_at_once_is_one_run() -> None:
+    made = batch((USERS, 1), (UNKNOWN, 2), (UNKNOWN, 3), (USERS, 4), (UNKNOWN, 5))
+    assert made.grouped() == [(USERS, [(1,)]), (UNKNOWN, [(2,), (3,)]), (USERS, [(4,)]),
+                              (UNKNOWN, [(5,)])]
+
+
 @given(st.lists(st.tuples(st.sampled_from([USERS, ROLES, USERS_UPDATE, UNKNOWN]),
                           st.integers()), max_size=40))
 def test_each_table_sees_its_statements_in_order(statements: list[tuple[bytes, int]]) -> None:
