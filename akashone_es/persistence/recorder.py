@@ -149,10 +149,11 @@ class AkashOneRecorder(PostgresApplicationRecorder):
 
     def _insert_pipelined(self, conn: psycopg.Connection[Any],
                           stored_events: Sequence[StoredEvent], batch: Batch) -> list[int]:
-        """Large saves (an import batch): the same statements in one pipeline with binary
-        parameters (quoting thousands of values client-side costs more than the pipeline),
-        BEGIN and COMMIT included, synced once; neighbouring statements of the same query
-        as one ``executemany``."""
+        """Large saves: the same statements in one pipeline with binary parameters (quoting
+        thousands of values client-side costs more than the pipeline), BEGIN and COMMIT
+        included, synced once; neighbouring statements of the same query as one
+        ``executemany``. One of many statements with no row wanted back (an import batch)
+        goes by ``_insert_bulk``."""
         insert = conn.cursor()
         captured = _captured.get()  # the row wanted back, if any
         wanted = _returning(batch, captured)
