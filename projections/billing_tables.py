@@ -116,9 +116,12 @@ USAGE_RECORDS = Table("usage_records", """
     recorded_at timestamptz NOT NULL, period_start timestamptz NOT NULL,
     period_end timestamptz NOT NULL, invoice_id uuid, billed boolean NOT NULL DEFAULT false,
     metadata jsonb, created_at timestamptz NOT NULL""",
-    ["CREATE INDEX IF NOT EXISTS usage_records_user_idx"
-     " ON {table} (user_id, billed, period_start)",
-     "CREATE INDEX IF NOT EXISTS usage_records_invoice_idx ON {table} (invoice_id)",
+    # no index holds ``billed`` or ``invoice_id``, the two columns a bill sets: the update of
+    # an invoice's 100 records can then be HOT (no index entry written), where with them
+    # every record's new version went into every index (100 records of a 100k-row table:
+    # 1.59 -> 1.16 ms for the update and its commit)
+    ["CREATE INDEX IF NOT EXISTS usage_records_user_period_idx"
+     " ON {table} (user_id, period_end)",
      # created only when missing: CREATE TRIGGER locks the table against writers
      "DO $$ BEGIN"
      " IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = '{table}'::regclass"
@@ -223,6 +226,8 @@ DOCUMENT_SERIES = Table("document_series", """
      " ON {table} (supplier_gstin, fy, kind)"])
 
 #: Indexes of earlier versions, dropped when the schema is brought up to date: numbers were
-#: unique across every supplier GSTIN, so a second GSTIN could not issue its own 000001.
+#: unique across every supplier GSTIN, so a second GSTIN could not issue its own 000001;
+#: usage records were indexed by what a bill sets (``USAGE_RECORDS``).
 RETIRED_INDEXES = ("invoices_number_key", "adjustment_notes_number_key",
-                   "payment_transactions_gateway_key")
+                   "payment_transactions_gateway_key", "usage_records_user_idx",
+                   "usage_records_invoice_idx")

@@ -340,6 +340,11 @@ MUTATIONS = [
              (("            return self._seen(known[(kind.name, rid)])",
                "            return known[(kind.name, rid)]"),),
              (f"{RESOURCES}::test_rows_read_ahead_are_seen_as_a_read_sees_them",)),
+    Mutation("usage-index-holds-billed", "no index of usage_records holds what a bill sets",
+             "projections/billing_tables.py",
+             ((' ON {table} (user_id, period_end)"',
+               ' ON {table} (user_id, billed, period_end)"'),),
+             (f"{RACES}::TestGenerateInvoiceConcurrently::test_no_index_holds_what_a_bill_sets",)),
 ]
 
 

@@ -437,6 +437,29 @@ def run(storage, args):
             store.close()
 
 
+    def test_no_index_holds_what_a_bill_sets(self, billing: Storage, dsn: str) -> None:
+        """A bill sets ``invoice_id`` and ``billed`` on its records: no index of the table
+        (its columns, expressions or predicate) may hold either, so the update can be HOT;
+        an older database's indexes on them are dropped when it is opened."""
+        indexed = ("SELECT string_agg(DISTINCT a.attname, ', ') FROM pg_index i"
+                   " JOIN pg_attribute a"
+                   " ON a.attrelid = i.indrelid AND a.attnum > 0"
+                   " AND (a.attnum = ANY(i.indkey)"
+                   "      OR pg_get_expr(i.indexprs, i.indrelid) ~ ('\\m' || a.attname || '\\M')"
+                   "      OR pg_get_expr(i.indpred, i.indrelid) ~ ('\\m' || a.attname || '\\M'))"
+                   " WHERE i.indrelid = 'usage_records'::regclass"
+                   " AND a.attname IN ('invoice_id', 'billed')")
+        assert scalar(dsn, indexed) is None
+        with psycopg.connect(dsn, autocommit=True) as conn:  # the indexes of that version
+            conn.execute("CREATE INDEX usage_records_user_idx"
+                         " ON usage_records (user_id, billed, period_start)")
+            conn.execute("CREATE INDEX usage_records_invoice_idx ON usage_records (invoice_id)")
+        assert scalar(dsn, indexed) is not None
+        open_storage(Settings(**SETTINGS), dsn=dsn).close()  # type: ignore[arg-type]
+        assert scalar(dsn, indexed) is None
+        assert scalar(dsn, "SELECT to_regclass('usage_records_user_period_idx') IS NOT NULL")
+
+
 def generate_args_model(user_id: str) -> dict[str, Any]:
     return {"user_id": user_id, "period_start": PERIOD_START, "period_end": PERIOD_END}
 
