@@ -75,6 +75,15 @@ def apply_rows(conn: psycopg.Connection[Any], projection: Projection, decode: De
     return failure
 
 
+def execute_batch(conn: psycopg.Connection[Any], batch: Batch, *, bulk: bool = False) -> None:
+    """Send ``batch`` in the caller's transaction, each attempt under a savepoint: with
+    ``bulk``, long runs of inserts as a COPY first (``projections.bulk``) and, when the
+    database refuses that, the statements one by one, so what is raised is what a
+    statement itself raises (and an insert that skips a taken id skips it)."""
+    if not (bulk and _execute(conn, batch, bulk=True)):
+        _must_execute(conn, batch)
+
+
 def _plan(projection: Projection, decode: Decode, rows: Sequence[Row], skip: frozenset[int]
           ) -> tuple[list[tuple[Any, Row]], Failure | None, Batch]:
     """Decode each event and collect its handler's statements, up to the first that fails."""

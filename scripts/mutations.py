@@ -325,10 +325,10 @@ MUTATIONS = [
                "if _execute(conn, batch, bulk=bulk):"),),
              ("tests/integration/test_bulk_replay.py",)),
     Mutation("bulk-save-no-fallback", "a large save's COPY refused is sent again one by one",
-             "akashone_es/persistence/recorder.py",
-             (('                conn.execute(b"ROLLBACK TO SAVEPOINT akashone_bulk")\n'
-               "                with conn.pipeline():\n                    batch.execute(cur)",
-               "                raise"),),
+             "projections/apply.py",
+             (("    if not (bulk and _execute(conn, batch, bulk=True)):\n"
+               "        _must_execute(conn, batch)",
+               "    _must_execute(conn, batch, bulk=bulk)"),),
              ("tests/integration/test_bulk_save.py",)),
     Mutation("import-refused-one-by-one", "an import finds a refused record by halving",
              "akashone_es/legacy/importer.py",

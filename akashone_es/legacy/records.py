@@ -60,13 +60,19 @@ def camel(name: str) -> str:
     return first + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+def named_by(kind: Kind) -> list[tuple[str, str]]:
+    """The (field, kind) pairs a record of ``kind`` names other resources by: its refs, its
+    parent and the computed columns naming one (``COMPUTED_REFS``)."""
+    return [*kind.refs.items(), *([(kind.parent.field, kind.parent.kind)] if kind.parent else []),
+            *[(column, target) for (owner, column), target in COMPUTED_REFS.items()
+              if owner == kind.name]]
+
+
 def resource_order() -> list[Kind]:
     """The resource kinds with every kind after those it names (its parent, its refs)."""
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for kind in KINDS.values():
-        named = set(kind.refs.values()) | ({kind.parent.kind} if kind.parent else set())
-        named |= {target for (owner, _), target in COMPUTED_REFS.items() if owner == kind.name}
-        sorter.add(kind.name, *sorted(named))
+        sorter.add(kind.name, *sorted({target for _, target in named_by(kind)}))
     return [KINDS[name] for name in sorter.static_order()]
 
 
@@ -147,12 +153,8 @@ class RecordTables:
         kind = RESOURCE_TABLES.get(table)
         if kind is None:
             return nullcontext()
-        named = [*kind.refs.items(), *([(kind.parent.field, kind.parent.kind)]
-                                       if kind.parent else []),
-                 *[(column, target) for (owner, column), target in COMPUTED_REFS.items()
-                   if owner == kind.name]]
         wanted: dict[str, list[UUID]] = {}
-        for field, target in named:
+        for field, target in named_by(kind):
             plural = camel(KINDS[target].plural)
             for record in records:
                 if isinstance(record, dict) and record.get(camel(field)) is not None:

@@ -16,8 +16,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row, tuple_row
 
-from projections.apply import transient
-from projections.bulk import execute_bulk
+from projections.apply import execute_batch
 from projections.engine import LOCK_AND_GUARD, Batch, RowKey
 
 #: builds the inline projections' statements for the events being appended
@@ -196,23 +195,14 @@ class AkashOneRecorder(PostgresApplicationRecorder):
                      stored_events: Sequence[StoredEvent], batch: Batch) -> list[int]:
         """Large saves with no row wanted back (an import batch): the events as in the
         pipelined path, then the read-table statements grouped by query across tables and
-        long runs of plain inserts as one COPY each (``projections.bulk``), under a
-        savepoint. When the database refuses any of it, the statements are sent again one
-        by one after the savepoint, so the error raised is the one the statement itself
-        raises (a taken name, say), and the save fails as it would have."""
+        long runs of plain inserts as one COPY each, under a savepoint; when the database
+        refuses any of it, the statements one by one (``projections.apply.execute_batch``,
+        as a replay does), so the error raised is the one the statement itself raises (a
+        taken name, say), and the save fails as it would have."""
         with conn.pipeline():
             self._begin(conn, insert, stored_events, batch)
-            conn.execute(b"SAVEPOINT akashone_bulk")
         ids = [row["notification_id"] for row in insert.fetchall()]
-        with conn.cursor() as cur:
-            try:
-                execute_bulk(cur, batch)
-            except psycopg.Error as exc:
-                if transient(exc):
-                    raise
-                conn.execute(b"ROLLBACK TO SAVEPOINT akashone_bulk")
-                with conn.pipeline():
-                    batch.execute(cur)
+        execute_batch(conn, batch, bulk=True)
         conn.execute(b"COMMIT")
         return ids
 

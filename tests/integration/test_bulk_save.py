@@ -16,8 +16,8 @@ import pytest
 
 from akashone_es.domain import identity as domain
 from akashone_es.errors import DuplicateError
-from akashone_es.persistence import recorder
 from akashone_es.storage import Storage
+from projections import apply
 from tests.conftest import log_size
 
 COUNT = 80  # past BULK_MIN_STATEMENTS and COPY_MIN_ROWS
@@ -32,15 +32,15 @@ def organizations(count: int = COUNT) -> list[Any]:
 
 @pytest.fixture
 def copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The sizes of the batches sent by the bulk path."""
+    """The sizes of the batches a save sent by the bulk path (a COPY attempted)."""
     sent: list[int] = []
-    execute_bulk = recorder.execute_bulk
+    execute_bulk = apply.execute_bulk
 
     def counted(cur: Any, batch: Any) -> None:
         sent.append(len(batch))
         execute_bulk(cur, batch)
 
-    monkeypatch.setattr(recorder, "execute_bulk", counted)
+    monkeypatch.setattr(apply, "execute_bulk", counted)
     return sent
 
 
