@@ -130,7 +130,13 @@ USAGE_RECORDS = Table("usage_records", """
      " FOR EACH ROW WHEN (OLD.invoice_id IS NOT NULL"
      " AND NEW.invoice_id IS DISTINCT FROM OLD.invoice_id)"
      " EXECUTE FUNCTION public." + BILLED_ONCE_FUNCTION + "();"
-     " END IF; END $$"])
+     " END IF; END $$"],
+    # a record is written once and updated once, when billed: pages filled to half leave its
+    # new version room on its own page, so the bill is HOT even where an invoice's records
+    # were written together and fill their pages (100 records: 3.7 -> 2.5 ms for the update
+    # and its commit, 9% -> 95% of updates HOT); after the bill the table is no larger than
+    # with full pages, whose updates write each new version to a new page
+    fillfactor=50)
 
 #: the trigger's function, made by set-up (``storage.setup.create_schema``) before any table:
 #: a replay into tables of its own (``as_of``, as the application's role) makes the trigger

@@ -180,11 +180,16 @@ class Table:
     """One read table: its name, columns DDL and extra index DDL (``{table}`` placeholders)."""
 
     def __init__(self, name: str, columns: str, indexes: Sequence[str] = (),
-                 order_by: str = "id", added: Mapping[str, str] | None = None) -> None:
+                 order_by: str = "id", added: Mapping[str, str] | None = None,
+                 fillfactor: int | None = None) -> None:
         self.name = name
         self.columns = columns
         self.indexes = tuple(indexes)
         self.order_by = order_by
+        #: the share of each page an insert fills (PostgreSQL's default: 100); the rest is
+        #: left for the new versions of updated rows, so an update that changes no indexed
+        #: column is HOT (no index entry written)
+        self.fillfactor = fillfactor
         #: columns added after the table first shipped (name -> type): an older live table
         #: gets them (empty, nullable) so its new indexes can be created, and set-up then
         #: rebuilds the projection to fill them (``setup.missing_tables``)
@@ -192,10 +197,20 @@ class Table:
 
     def ddl(self, schema: str) -> list[Query]:
         table = sql.Identifier(schema, self.name)
+        storage = (sql.SQL("") if self.fillfactor is None else
+                   sql.SQL(" WITH (fillfactor = {})").format(sql.Literal(self.fillfactor)))
         statements: list[Query] = [
-            sql.SQL("CREATE TABLE IF NOT EXISTS {table} (" + self.columns + ")").format(
-                table=table)
+            sql.SQL("CREATE TABLE IF NOT EXISTS {table} (" + self.columns + "){storage}").format(
+                table=table, storage=storage)
         ]
+        if self.fillfactor is not None:  # a table made before it: only new pages are affected
+            option = sql.Literal(f"fillfactor={self.fillfactor}")
+            statements.append(sql.SQL(
+                "DO $$ BEGIN IF NOT {option} = ANY(coalesce((SELECT reloptions FROM pg_class"
+                " WHERE oid = {qualified}::regclass), '{{}}')) THEN"
+                " ALTER TABLE {table} SET (fillfactor = {value}); END IF; END $$"
+            ).format(option=option, qualified=sql.Literal(table.as_string(None)), table=table,
+                     value=sql.Literal(self.fillfactor)))
         # only when missing: ALTER TABLE locks the table (readers too) even with IF NOT EXISTS
         statements += [
             sql.SQL("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_attribute"

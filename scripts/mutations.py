@@ -345,6 +345,9 @@ MUTATIONS = [
              ((' ON {table} (user_id, period_end)"',
                ' ON {table} (user_id, billed, period_end)"'),),
              (f"{RACES}::TestGenerateInvoiceConcurrently::test_no_index_holds_what_a_bill_sets",)),
+    Mutation("usage-pages-full", "a bill's update of its records stays on their pages (HOT)",
+             "projections/billing_tables.py", (("    fillfactor=50)", "    fillfactor=None)"),),
+             (f"{RACES}::TestGenerateInvoiceConcurrently::test_a_bill_keeps_each_record_on_its_page",)),
 ]
 
 

@@ -459,6 +459,27 @@ def run(storage, args):
         assert scalar(dsn, indexed) is None
         assert scalar(dsn, "SELECT to_regclass('usage_records_user_period_idx') IS NOT NULL")
 
+    def test_a_bill_keeps_each_record_on_its_page(self, billing: Storage, dsn: str) -> None:
+        """Records written one after another fill their pages; the bill writes each one's
+        new version, which stays on the record's own page (a HOT update, no index entry)
+        only if the page has room for it: pages are filled to half (with full pages, 42 of
+        120 stay; the new versions are a little longer, so a few move). An older table is
+        given the setting when the database is opened."""
+        user_id = customer(billing, "pages")
+        meter(billing, user_id, "compute", "1", 120)
+        blocks = ("SELECT id, (ctid::text::point)[0] FROM usage_records WHERE user_id = %s")
+        before = dict(rows(dsn, blocks, (user_id,)))
+        assert len(set(before.values())) >= 3  # the records span several pages
+        billing.generate_invoice(generate_args_model(user_id))
+        after = dict(rows(dsn, blocks, (user_id,)))
+        assert scalar(dsn, "SELECT count(*) FROM usage_records WHERE billed") == 120
+        assert sum(after[i] == block for i, block in before.items()) >= 108
+        with psycopg.connect(dsn, autocommit=True) as conn:  # a table made before the setting
+            conn.execute("ALTER TABLE usage_records RESET (fillfactor)")
+        open_storage(Settings(**SETTINGS), dsn=dsn).close()  # type: ignore[arg-type]
+        assert scalar(dsn, "SELECT reloptions FROM pg_class"
+                           " WHERE oid = 'usage_records'::regclass") == ["fillfactor=50"]
+
 
 def generate_args_model(user_id: str) -> dict[str, Any]:
     return {"user_id": user_id, "period_start": PERIOD_START, "period_end": PERIOD_END}
