@@ -126,8 +126,8 @@ MUTATIONS = [
              (f"{RACES}::TestPaymentCallbackConcurrently",)),
     Mutation("old-billing-window", "usage belongs to the window its period ends in",
              "akashone_es/storage/usage.py",
-             ((" AND period_end > %s AND period_end <= %s ORDER BY",
-               " AND period_start >= %s AND period_end <= %s ORDER BY"),),
+             ((' AND period_end > %s AND period_end <= %s")',
+               ' AND period_start >= %s AND period_end <= %s")'),),
              (f"{CLAIMS}::TestBillingWindow",)),
     Mutation("loads-ignore-snapshots", "loads start from the latest snapshot",
              "akashone_es/storage/base.py",
@@ -185,9 +185,11 @@ MUTATIONS = [
              (("        def attempt() -> bm.Invoice:\n            # every read",
                "        first: dict = {}  # the usage read by the first attempt, kept\n\n"
                "        def attempt() -> bm.Invoice:\n            # every read"),
-              ("            usage = invoice_share([Unbilled(*row) for row in unbilled])\n",
-               "            usage = first.setdefault(\"usage\", invoice_share(\n"
-               "                [Unbilled(*row) for row in unbilled]))\n")),
+              ("            usage = billable([UnbilledTotal(*row) for row in totals],\n"
+               "                             lambda: self._unbilled(window))",
+               "            usage = first.setdefault(\"usage\", billable(\n"
+               "                [UnbilledTotal(*row) for row in totals],\n"
+               "                lambda: self._unbilled(window)))")),
              (f"{RACES}::TestGenerateInvoiceConcurrently",)),
     Mutation("series-cache-trusted", "processes generating at once number without gap or"
              " duplicate", "akashone_es/storage/invoices.py",

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -43,9 +43,18 @@ USAGE_OF = Q("SELECT * FROM usage_records WHERE user_id = %s"
              " ORDER BY recorded_at DESC, id")
 #: a record belongs to the billing window its metering period ends in, so a record that
 #: straddles a window boundary is billed once, in the later window
+_UNBILLED = (" FROM usage_records WHERE user_id = %s AND NOT billed"
+             " AND period_end > %s AND period_end <= %s")
 UNBILLED_IN = Q("SELECT id, resource_type, quantity, unit, total_cost, period_start,"
-                " period_end FROM usage_records WHERE user_id = %s AND NOT billed"
-                " AND period_end > %s AND period_end <= %s ORDER BY resource_type, id")
+                " period_end" + _UNBILLED + " ORDER BY resource_type, id")
+#: the same records summed per resource type by the database (exactly: numeric), what an
+#: invoice line needs, with the record ids as one text; an invoice's hundred records cost a
+#: few rows to read instead of a hundred (1.7 -> 0.55 ms, most of it the client's)
+UNBILLED_TOTALS = Q("SELECT resource_type, count(*), sum(quantity),"
+                    " (array_agg(unit ORDER BY id))[1], sum(total_cost), min(period_start),"
+                    " max(period_end), string_agg(id::text, ',' ORDER BY id),"
+                    " bool_and(total_cost >= 0)" + _UNBILLED
+                    + " GROUP BY resource_type ORDER BY resource_type")
 
 
 class Unbilled(NamedTuple):
@@ -59,6 +68,22 @@ class Unbilled(NamedTuple):
     total_cost: Decimal
     period_start: datetime
     period_end: datetime
+
+
+class UnbilledTotal(NamedTuple):
+    """One resource type's unbilled records, summed: one invoice line (``UNBILLED_TOTALS``)."""
+
+    resource_type: str
+    records: int
+    quantity: Decimal
+    unit: str
+    total_cost: Decimal
+    period_start: datetime
+    period_end: datetime
+    #: the records' ids, comma-joined
+    ids: str
+    #: whether no record costs less than nothing
+    no_credit: bool
 
 
 class UsageStorage(InvoiceStorage):
@@ -148,10 +173,10 @@ class UsageStorage(InvoiceStorage):
         def attempt() -> bm.Invoice:
             # every read of the command in one round trip: the customer, its default
             # address, the usage to bill and the number series' head
-            users, addresses, unbilled, heads = self._read_together([
+            window = (request.user_id, request.period_start, request.period_end)
+            users, addresses, totals, heads = self._read_together([
                 (USER_BY_ID, (request.user_id,)), (DEFAULT_ADDRESS, (request.user_id,)),
-                (UNBILLED_IN, (request.user_id, request.period_start, request.period_end)),
-                self._series_head_read()], as_tuples=(2,))
+                (UNBILLED_TOTALS, window), self._series_head_read()], as_tuples=(2,))
             user = m.User.model_validate(users[0]) if users else None
             if user is None or not self._visible_row(user.organization_id, user.id):
                 raise NotFoundError("user", request.user_id, "user_id")
@@ -160,7 +185,8 @@ class UsageStorage(InvoiceStorage):
                                                                 "billing address (needed for "
                                                                 "the place of supply)")
             address = bm.BillingAddress.model_validate(addresses[0])
-            usage = invoice_share([Unbilled(*row) for row in unbilled])
+            usage = billable([UnbilledTotal(*row) for row in totals],
+                             lambda: self._unbilled(window))
             if not usage:
                 raise ValidationError.single("period", "no unbilled usage in the period")
             with context.command():
@@ -171,7 +197,8 @@ class UsageStorage(InvoiceStorage):
                                              **heads[0]))
                 # one event names the records; the billing projection refuses, in this
                 # transaction, a record another invoice billed first (the loser retries)
-                invoice.bill_usage([str(record.id) for record in usage])
+                invoice.bill_usage([record_id for total in usage
+                                    for record_id in total.ids.split(",")])
                 row = self._save_returning(bm.Invoice, ("invoices", invoice.id), *aggregates)
                 self._series_saved(next(a for a in aggregates
                                         if isinstance(a, domain.DocumentSeries)))
@@ -179,6 +206,25 @@ class UsageStorage(InvoiceStorage):
 
         return retrying(attempt)
 
+    def _unbilled(self, window: tuple[Any, ...]) -> list[Unbilled]:
+        """Each unbilled record of the customer's billing window (``UNBILLED_IN``)."""
+        [rows] = self._read_together([(UNBILLED_IN, window)], as_tuples=(0,))
+        return [Unbilled(*row) for row in rows]
+
+
+
+def billable(totals: list[UnbilledTotal], records: Callable[[], list[Unbilled]]
+             ) -> list[UnbilledTotal]:
+    """What one invoice bills, one total per line: the period's unbilled usage as the
+    database summed it, when it fits one invoice whole (the usual case; ``invoice_share``
+    would take every record); otherwise the share ``invoice_share`` takes of its
+    ``records``, read only then."""
+    whole = (len(totals) <= lim.INVOICE_LINES_MAX
+             and sum(t.records for t in totals) <= lim.USAGE_RECORDS_PER_INVOICE_MAX
+             # with no negative record, no running sum of a line exceeds its total
+             and all(t.no_credit and round_half_up(t.total_cost) <= lim.LINE_AMOUNT_MAX
+                     for t in totals))
+    return totals if whole else totals_of(invoice_share(records()))
 
 
 def invoice_share(usage: list[Unbilled]) -> list[Unbilled]:
@@ -202,25 +248,37 @@ def invoice_share(usage: list[Unbilled]) -> list[Unbilled]:
     return share
 
 
-def usage_lines(usage: list[Unbilled]) -> list[dict[str, Any]]:
-    """One line per resource type: quantities and exact costs summed, rounded once."""
+def totals_of(usage: Sequence[Unbilled]) -> list[UnbilledTotal]:
+    """``usage`` summed per resource type as ``UNBILLED_TOTALS`` sums it (records in order).
+    The sums are exact in Decimal's default 28 digits: a line is at most ``LINE_AMOUNT_MAX``
+    (16 digits) with 12 places, the product of a quantity's and a price's 6 each."""
     groups: dict[str, list[Unbilled]] = {}
     for record in usage:
         groups.setdefault(record.resource_type, []).append(record)
+    return [UnbilledTotal(
+        resource_type=resource_type, records=len(records),
+        quantity=sum((r.quantity for r in records), Decimal(0)), unit=records[0].unit,
+        total_cost=sum((r.total_cost for r in records), Decimal(0)),
+        period_start=min(r.period_start for r in records),
+        period_end=max(r.period_end for r in records),
+        ids=",".join(str(r.id) for r in records),
+        no_credit=all(r.total_cost >= 0 for r in records))
+        for resource_type, records in groups.items()]
+
+
+def usage_lines(usage: list[UnbilledTotal]) -> list[dict[str, Any]]:
+    """One line per resource type: quantities and exact costs summed, rounded once."""
     lines = []
-    for resource_type, records in sorted(groups.items()):
-        quantity = sum((r.quantity for r in records), Decimal(0))
-        cost = sum((r.total_cost for r in records), Decimal(0))
+    for total in sorted(usage, key=lambda t: t.resource_type):
+        name = usage_domain.LINE_DESCRIPTIONS.get(total.resource_type, total.resource_type)
         lines.append({
-            "id": str(uuid.uuid4()), "resource_type": resource_type, "resource_id": None,
-            "resource_name": usage_domain.LINE_DESCRIPTIONS.get(resource_type, resource_type),
-            "description": f"{usage_domain.LINE_DESCRIPTIONS.get(resource_type, resource_type)}"
-                           f" ({len(records)} record{'' if len(records) == 1 else 's'})",
-            "quantity": str(quantity), "unit": records[0].unit,
-            "unit_price": str((cost / quantity).quantize(Decimal("0.0001"))) if quantity
-            else "0", "amount": round_half_up(cost), "sac_code": DEFAULT_SAC,
-            "usage_start": min(r.period_start for r in records).isoformat(),
-            "usage_end": max(r.period_end for r in records).isoformat()})
+            "id": str(uuid.uuid4()), "resource_type": total.resource_type,
+            "resource_id": None, "resource_name": name,
+            "description": f"{name} ({total.records} record"
+                           f"{'' if total.records == 1 else 's'})",
+            "quantity": str(total.quantity), "unit": total.unit,
+            "unit_price": str((total.total_cost / total.quantity).quantize(Decimal("0.0001")))
+            if total.quantity else "0", "amount": round_half_up(total.total_cost),
+            "sac_code": DEFAULT_SAC, "usage_start": total.period_start.isoformat(),
+            "usage_end": total.period_end.isoformat()})
     return lines
-
-

@@ -384,7 +384,8 @@ def run(storage, args):
         stale = billing.get_unbilled_usage_records(user_id)
         first = billing.generate_invoice(generate_args_model(user_id))
         log, series = events_total(dsn), scalar(dsn, "SELECT last_sequence FROM document_series")
-        monkeypatch.setattr(usage_storage, "invoice_share", lambda _: stale)  # read before
+        monkeypatch.setattr(usage_storage, "billable",  # read before
+                            lambda *_: usage_storage.totals_of(stale))
         monkeypatch.setattr(usage_storage, "retrying", lambda attempt: attempt())  # once
         with pytest.raises(ConflictError, match="usage_records_billed_once"):
             billing.generate_invoice(generate_args_model(user_id))
@@ -427,8 +428,8 @@ def run(storage, args):
             assert scalar(dsn, "SELECT to_regclass('billed_usage') IS NULL") is True
             monkeypatch.setattr(usage_storage, "retrying", lambda attempt: attempt())
             for read_before in (stale, by_hand):
-                monkeypatch.setattr(usage_storage, "invoice_share",
-                                    lambda _, rows=read_before: rows)
+                monkeypatch.setattr(usage_storage, "billable", lambda *_, rows=read_before:
+                                    usage_storage.totals_of(rows))
                 with store.acting_as(system="tests"), \
                         pytest.raises(ConflictError, match="usage_records_billed_once"):
                     store.generate_invoice(generate_args_model(user_id))

@@ -12,7 +12,9 @@ import pytest
 
 from akashone_es import Storage
 from akashone_es.errors import ValidationError
+from akashone_es.money import round_half_up
 from akashone_es.storage import limits as lim
+from akashone_es.storage import usage as usage_storage
 from projections import billing_models as bm
 from projections import models as m
 from tests.conftest import log_size
@@ -170,6 +172,42 @@ class TestUsageCannotOverflowAnInvoice:
                                             "period_end": END})
         assert lim.LINE_AMOUNT_MAX + 11 == invoice.subtotal_amount
         assert [] == issuer.get_unbilled_usage_records(user.id)
+
+    def test_the_databases_totals_are_the_records_summed_exactly(self, issuer: Storage
+                                                                 ) -> None:
+        """An invoice's lines come from the period's usage as the database sums it per
+        resource type (when it fits one invoice); the same sums, units, periods and record
+        ids as the records read one by one and summed exactly, which is how a period that
+        does not fit is billed. A line of 27 significant digits, mixed scales, a type with
+        one record, named to sort first by code point and last in a linguistic collation."""
+        user = customer(issuer)
+        usage(issuer, user, resource_id="vm-0", quantity=Decimal("99999999.999999"),
+              unit_price=Decimal("999999.999999"))
+        for n in range(1, 5):
+            usage(issuer, user, resource_id=f"vm-{n}", quantity=Decimal("999999.999999"),
+                  unit_price=Decimal("999.999999"))
+        usage(issuer, user, resource_id="vm-9", quantity=Decimal("2.5"), unit_price=3)
+        usage(issuer, user, resource_type="Zone", unit="GB", quantity=7, unit_price=2)
+        for n in range(3):
+            usage(issuer, user, resource_type="block_storage", resource_id=f"vol-{n}",
+                  unit="GB-hours", quantity=Decimal(f"1.{n}0"), unit_price=Decimal("0.125"))
+        window = (user.id, START, END)
+        with issuer.acting_as(system="tests"):
+            [rows] = issuer._read_together([(usage_storage.UNBILLED_TOTALS, window)],
+                                           as_tuples=(0,))
+            by_database = [usage_storage.UnbilledTotal(*row) for row in rows]
+            records = issuer._unbilled(window)
+        by_records = usage_storage.totals_of(records)
+        assert by_database == by_records
+        assert usage_storage.billable(by_database, lambda: pytest.fail("read")) == by_database
+        compute = next(t for t in by_database if t.resource_type == "compute")
+        assert len(compute.total_cost.as_tuple().digits) == 27
+        invoice = issuer.generate_invoice({"user_id": user.id, "period_start": START,
+                                            "period_end": END})
+        lines = {x.resource_type: x for x in issuer.get_invoice_line_items(invoice.id)}
+        assert lines["compute"].amount == round_half_up(compute.total_cost)
+        assert lines["block_storage"].quantity == Decimal("3.30")
+        assert lines["Zone"].description.endswith("(1 record)")
 
 
 class TestInvoiceLines:
