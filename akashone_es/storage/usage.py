@@ -212,7 +212,6 @@ class UsageStorage(InvoiceStorage):
         return [Unbilled(*row) for row in rows]
 
 
-
 def billable(totals: list[UnbilledTotal], records: Callable[[], list[Unbilled]]
              ) -> list[UnbilledTotal]:
     """What one invoice bills, one total per line: the period's unbilled usage as the

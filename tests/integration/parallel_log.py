@@ -65,6 +65,7 @@ def writer(dsn: str, index: int, seed: int) -> None:
             return batch
 
         recorder.inline_hook = slow
+        print("writing", flush=True)  # started: the test counts its time from here
         made = 0
         while True:
             users = [User(username=f"w{index}s{seed}u{made + k}",

@@ -51,6 +51,15 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         process.wait(timeout=30)
 
 
+def _started(writer: subprocess.Popen[bytes]) -> float:
+    """Wait until ``writer`` writes (a Python process takes a second or more to import and
+    open its storage, many more on a busy machine); the seconds waited."""
+    begun = time.monotonic()
+    assert writer.stdout is not None
+    assert writer.stdout.readline() == b"writing\n", writer.stderr.read()  # type: ignore[union-attr]
+    return time.monotonic() - begun
+
+
 def _scalar(conn: psycopg.Connection[Any], query: str) -> Any:
     row = conn.execute(query).fetchone()
     assert row is not None
@@ -81,7 +90,11 @@ def test_every_committed_event_is_applied_once_by_every_follower(
         seed += 1
         writers.append(_start(dsn, "writer", dsn, str(index), str(seed)))
     processes += writers
+    for writer in writers:
+        _started(writer)
     killed = held_back = 0
+    # the writers write for SECONDS in all: the time a restarted writer takes to start
+    # (while the others write) is added, so a slow start does not shorten the run
     deadline = time.monotonic() + SECONDS
     with psycopg.connect(dsn, autocommit=True) as probe:
         while time.monotonic() < deadline:
@@ -98,6 +111,7 @@ def test_every_committed_event_is_applied_once_by_every_follower(
             seed += 1
             writers[index] = _start(dsn, "writer", dsn, str(index), str(seed))
             processes.append(writers[index])
+            deadline += _started(writers[index])
     for writer in writers:
         writer.send_signal(signal.SIGKILL)
         writer.wait(timeout=30)
