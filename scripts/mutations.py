@@ -347,6 +347,11 @@ MUTATIONS = [
              ((' ON {table} (user_id, period_end)"',
                ' ON {table} (user_id, billed, period_end)"'),),
              (f"{RACES}::TestGenerateInvoiceConcurrently::test_no_index_holds_what_a_bill_sets",)),
+    Mutation("usage-totals-past-bound", "every period can be invoiced: what does not fit one"
+             " invoice is billed over several", "akashone_es/storage/usage.py",
+             (("all(t.no_credit and round_half_up(t.total_cost) <= lim.LINE_AMOUNT_MAX",
+               "all(t.no_credit or round_half_up(t.total_cost) <= lim.LINE_AMOUNT_MAX"),),
+             ("tests/integration/test_bounded_input.py::TestUsageCannotOverflowAnInvoice",)),
     Mutation("usage-pages-full", "a bill's update of its records stays on their pages (HOT)",
              "projections/billing_tables.py", (("    fillfactor=50)", "    fillfactor=None)"),),
              (f"{RACES}::TestGenerateInvoiceConcurrently::test_a_bill_keeps_each_record_on_its_page",)),
