@@ -266,7 +266,8 @@ def totals_of(usage: Sequence[Unbilled]) -> list[UnbilledTotal]:
 
 
 def usage_lines(usage: list[UnbilledTotal]) -> list[dict[str, Any]]:
-    """One line per resource type: quantities and exact costs summed, rounded once."""
+    """One line per resource type's total (summed exactly, by the database or ``totals_of``),
+    its amount rounded once."""
     lines = []
     for total in sorted(usage, key=lambda t: t.resource_type):
         name = usage_domain.LINE_DESCRIPTIONS.get(total.resource_type, total.resource_type)
