@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from typing import Any
+from uuid import uuid4
 
 import psycopg
 import pytest
@@ -124,6 +125,27 @@ class TestMoreBadArguments:
         with pytest.raises(ValidationError) as caught:
             storage.create_invoice_line_item([1, 2])  # type: ignore[arg-type]
         assert ["data"] == caught.value.fields
+
+    @pytest.mark.parametrize("call", [
+        lambda s: s.get_user(),  # too few
+        lambda s: s.get_user(uuid4(), "extra"),  # too many
+        lambda s: s.get_user(uuid4(), user_id=uuid4()),  # twice
+        lambda s: s.get_user(user=uuid4()),  # no such parameter
+    ])
+    def test_a_call_that_fits_no_signature_is_a_type_error_before_anything_runs(
+            self, storage: Storage, call: Any) -> None:
+        """As a plain method would: the policy's shortcut for positional arguments leaves
+        every other call to ``Signature.bind``."""
+        with pytest.raises(TypeError):
+            call(storage)
+
+    def test_positional_and_keyword_arguments_are_checked_alike(self, storage: Storage
+                                                                ) -> None:
+        for call in (lambda: storage.get_user_by_username("a\x00"),
+                     lambda: storage.get_user_by_username(username="a\x00")):
+            with pytest.raises(ValidationError) as caught:
+                call()
+            assert ["username"] == caught.value.fields
 
     @pytest.mark.parametrize("url", ["postgresql://postgres@127.0.0.1:5432/",
                                      "postgresql://postgres@127.0.0.1:5432/template1"])
