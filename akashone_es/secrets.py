@@ -56,7 +56,9 @@ def load_key(configured: str | None, data_dir: Path) -> str:
     path = data_dir.expanduser() / KEY_FILE
     if path.exists():
         return path.read_text().strip()
-    data_dir.expanduser().mkdir(parents=True, exist_ok=True)
+    from akashone_es.settings import make_data_dir  # noqa: PLC0415 - settings load pydantic
+
+    make_data_dir(data_dir, "the directory of secret.key (AKASHONE_SECRET_KEY is unset)")
     key = Fernet.generate_key().decode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:

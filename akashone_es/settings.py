@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic import ValidationError as PydanticValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from akashone_es.errors import ConfigurationError
 
@@ -50,7 +52,8 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
     snapshot_interval: int = Field(default=50, ge=2)
-    batch_size: int = Field(default=2000, ge=1, description="events per catch-up transaction")
+    batch_size: int = Field(default=2000, ge=1, le=1_000_000,
+                            description="events per catch-up transaction")
     lock_timeout_seconds: int = Field(default=10, ge=0)
     supplier_gstin: str | None = Field(
         default=None, description="the GSTIN invoices are issued from; its state decides "
@@ -60,8 +63,9 @@ class Settings(BaseSettings):
         default=False, description="round invoice totals to whole rupees; the difference is "
                                    "a separate round_off_amount, never tax or taxable value")
     lut_financial_years: list[str] = Field(
-        default_factory=list, description="financial years ('2026-27') with a Letter of "
-                                          "Undertaking on file: exports and SEZ zero-rated")
+        default_factory=list, examples=[["2025-26"]],
+        description="financial years ('2026-27') with a Letter of Undertaking on file: "
+                    "exports and SEZ zero-rated")
     secret_key: str | None = Field(
         default=None, repr=False, max_length=1024,
         description="Fernet key for TOTP secrets and email codes, also keying the snapshot "
@@ -73,20 +77,54 @@ class Settings(BaseSettings):
 UNECHOED = frozenset({"database_url", "read_url", "app_password", "secret_key"})
 
 
+def variable_of(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return "DATABASE_URL" if field.upper() == "DATABASE_URL" else f"AKASHONE_{field.upper()}"
+
+
+def unparsed_message(exc: SettingsError) -> str:
+    """A value pydantic-settings could not parse (a list or a mapping is read as JSON), as
+    one line naming the variable and the form expected; never the value."""
+    named = re.search(r'field "(\w+)"', str(exc))
+    if named is None or named[1] not in Settings.model_fields:
+        return "invalid setting: a value is not valid JSON"
+    field = named[1]
+    examples = Settings.model_fields[field].examples
+    expected = f" (expected a list such as {json.dumps(examples[0])})" if examples else ""
+    return f"invalid setting {variable_of(field)}: not valid JSON{expected}"
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and ``overrides``; a bad value is one ConfigurationError
     naming the variable, the value and the rule."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except SettingsError as exc:  # before validation: a JSON value that does not parse
+        raise ConfigurationError(unparsed_message(exc)) from None
     except PydanticValidationError as exc:
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "settings"
-            variable = "DATABASE_URL" if field.upper() == "DATABASE_URL" else (
-                f"AKASHONE_{field.upper()}")
             rule = error["msg"].removeprefix("Value error, ")
             # a connection string may carry a password: never echo these
             # (the field is named by its alias when it has one: DATABASE_URL)
             shown = "" if field.lower() in UNECHOED else f"={error.get('input')!r}"
-            problems.append(f"{variable}{shown}: {rule}")
+            problems.append(f"{variable_of(field)}{shown}: {rule}")
         raise ConfigurationError("invalid setting " + "; ".join(problems)) from None
+
+
+def make_data_dir(data_dir: Path, purpose: str) -> Path:
+    """``data_dir`` (``AKASHONE_DATA_DIR``) created if missing; a ConfigurationError naming
+    it and why when it cannot be (``purpose``: what it holds, for the message)."""
+    path = data_dir.expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        why = "a file that is not a directory is in the way"
+    except NotADirectoryError:
+        why = "a part of the path is a file, not a directory"
+    except OSError as exc:
+        why = (exc.strerror or type(exc).__name__).lower()
+    else:
+        return path
+    raise ConfigurationError(f"AKASHONE_DATA_DIR {path}: cannot create {purpose}: {why}")

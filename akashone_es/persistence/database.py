@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from akashone_es.errors import ConfigurationError, first_line
+from akashone_es.errors import ConfigurationError
 from akashone_es.persistence.names import EVENTS_TABLE, SNAPSHOTS_TABLE
 from akashone_es.persistence.roles import default_role_name
 
@@ -157,17 +157,88 @@ def with_database(dsn: str, dbname: str) -> str:
     return make_conninfo(**params)
 
 
+#: the form a DSN takes, as every DSN message says it
+DSN_FORM = "postgresql://user@host:port/dbname"
+#: what libpq's complaints about a DSN's text mean (its own words quote that text, which may
+#: hold a password, so they are never shown)
+DSN_PROBLEMS = (
+    ("percent-encoded", "a %-escape in it is not two hex digits"),
+    ('matching "]"', 'an IPv6 host is missing its closing "]"'),
+    ("URI query parameter", "its ?query is not name=value pairs"),
+    ("unexpected spaces", "it has spaces"),
+    ("invalid connection option", "it names an option PostgreSQL does not have"),
+)
+#: what libpq (and psycopg, which resolves host names itself) say when a connection fails,
+#: in plain words; the server's own refusals (an unknown role, a wrong password, a missing
+#: database) are plain already and are passed on
+CONNECT_PROBLEMS = (
+    (r"failed: Connection refused", "connection refused (is the server running and "
+                                    "accepting TCP connections there?)"),
+    (r"resolve host|translate host name", "the host name is unknown"),
+    (r"timeout expired|timed out", "no answer in time"),
+    (r'on socket ".*" failed: No such file or directory',
+     "no server socket there (is the server running?)"),
+    (r"failed: (Network is unreachable|No route to host)",
+     "the network cannot reach that host"),
+    (r'invalid integer value ".*" for connection option "(\w+)"',
+     r"its \1 option is not a number"),
+    # libpq checks an option's value before connecting (``?sslmode=bogus``)
+    (r"connection is bad: invalid (\w+) value", r"its \1 option has a value PostgreSQL "
+                                                r"does not know"),
+)
+
+
 def parse_dsn(dsn: str, variable: str) -> dict[str, Any]:
-    """The DSN's parameters; a ``ConfigurationError`` naming ``variable`` (never the DSN's
-    text, which may hold a password) when it is not one."""
+    """The DSN's parameters; a ``ConfigurationError`` naming ``variable`` and what is wrong,
+    in plain words (never the DSN's text, which may hold a password), when it is not one."""
     try:
-        return conninfo_to_dict(dsn)
+        params = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
-        # libpq quotes the offending text: a whole URL, or the password alone
-        reason = re.sub(r'"[^"]*"', '"..."', first_line(exc))
         raise ConfigurationError(
-            f"{variable} is not a PostgreSQL DSN ({reason}); expected "
-            "postgresql://user@host:port/dbname") from None
+            f"{variable} is not a PostgreSQL DSN ({_dsn_problem(dsn, str(exc))}); "
+            f"expected {DSN_FORM}") from None
+    for port in str(params.get("port") or "").split(","):
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            # ``postgresql://user:password/db`` reads the password as the port: a port is
+            # quoted only when the DSN names its user apart from it
+            shown = f' "{port}"' if params.get("user") and port != params.get(
+                "password") else ""
+            rule = "is not a number" if not port.isdigit() else "is not 1-65535"
+            raise ConfigurationError(f"{variable}: the port{shown} {rule} (expected "
+                                     f"{DSN_FORM})")
+    return params
+
+
+def _dsn_problem(dsn: str, libpq: str) -> str:
+    """What is wrong with a DSN libpq refused, without quoting it."""
+    scheme, separator, _ = dsn.partition("://")
+    if separator and scheme.lower() not in ("postgresql", "postgres"):
+        if scheme.isalnum() and len(scheme) <= 20:  # a scheme's word, not a secret's
+            return f'"{scheme}://" is not a PostgreSQL URL'
+        return "not a postgresql:// URL"
+    if not separator and "=" not in dsn:
+        return "neither a postgresql:// URL nor key=value settings"
+    for words, meaning in DSN_PROBLEMS:
+        if words in libpq:
+            return meaning
+    return "libpq cannot read it"
+
+
+def server_of(params: dict[str, Any]) -> str:
+    """Where a DSN's parameters point: ``host:port`` (libpq's defaults when unset)."""
+    return f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
+
+
+def connect_problem(exc: psycopg.Error) -> str:
+    """Why a connection failed, as one line in plain words (no libpq or psycopg wording)."""
+    text = "; ".join(" ".join(line.split()) for line in str(exc).splitlines() if line.strip())
+    for pattern, meaning in CONNECT_PROBLEMS:
+        if found := re.search(pattern, text):
+            return found.expand(meaning)
+    if text.startswith("connection is bad: "):  # libpq's own check: it may quote a value
+        return re.sub(r'"[^"]*"', '"..."', text.removeprefix("connection is bad: "))
+    # "connection failed: connection to server at "h", port 5432 failed: FATAL: ..."
+    return re.sub(r"^.* failed: (FATAL: )?", "", text) or type(exc).__name__
 
 
 def ensure_database(dsn: str, *, create: bool = True) -> None:
@@ -179,21 +250,19 @@ def ensure_database(dsn: str, *, create: bool = True) -> None:
     params = parse_dsn(dsn, "DATABASE_URL")
     if not params.get("dbname") or str(params["dbname"]).startswith("template"):
         # libpq would fall back to the user's name (often the maintenance database)
-        raise ConfigurationError("DATABASE_URL names no application database; expected "
-                                 "postgresql://user@host:port/dbname")
+        raise ConfigurationError(f"DATABASE_URL names no application database; expected "
+                                 f"{DSN_FORM}")
     dbname = str(params["dbname"])
-    where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
+    where = server_of(params)
     try:
         psycopg.connect(dsn, connect_timeout=10).close()
         return
     except psycopg.OperationalError as exc:
         # libpq gives no SQLSTATE for a refused login: the server's text is all there is,
         # and a missing database must never be confused with a missing role
-        text = "; ".join(" ".join(line.split()) for line in str(exc).splitlines() if line.strip())
-        if f'database "{dbname}" does not exist' not in text:
-            reason = re.sub(r"^.* failed: (FATAL: )?", "", text)
-            raise ConfigurationError(f"cannot connect to PostgreSQL at {where}: {reason}"
-                                     ) from None
+        if f'database "{dbname}" does not exist' not in " ".join(str(exc).split()):
+            raise ConfigurationError(f"cannot connect to PostgreSQL at {where}: "
+                                     f"{connect_problem(exc)}") from None
     if not create:
         raise ConfigurationError(f'database "{dbname}" does not exist on {where} '
                                  "(run akashone-es init to create it)")
@@ -204,7 +273,8 @@ def ensure_database(dsn: str, *, create: bool = True) -> None:
     except psycopg.errors.DuplicateDatabase:
         pass  # another process created it first: what we wanted
     except psycopg.Error as exc:
-        reason = " ".join(str(exc).split())
+        reason = connect_problem(exc) if isinstance(exc, psycopg.OperationalError) else (
+            " ".join(str(exc).split()))
         raise ConfigurationError(f'cannot create database "{dbname}" on {where}: {reason}'
                                  ) from None
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from akashone_es.errors import ConfigurationError
 from akashone_es.logging import get_logger
+from akashone_es.settings import make_data_dir
 
 log = get_logger(__name__)
 
@@ -68,8 +69,7 @@ class EmbeddedServer:
     """A PostgreSQL server in ``data_dir``, reused across runs, up while anyone uses it."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir.expanduser().resolve()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = make_data_dir(data_dir, "the embedded server's directory").resolve()
         self._pgdata = self.data_dir / "pgdata"
         with _claims_lock:
             claim = _claims.get(self._pgdata)

@@ -159,8 +159,20 @@ class Standby:
                         break
                     time.sleep(POLL_SECONDS)
         except psycopg.OperationalError as exc:
-            raise ConfigurationError(f"AKASHONE_READ_URL: cannot connect to the standby: "
-                                     f"{first_line(exc)}") from None
+            from akashone_es.persistence.database import (  # noqa: PLC0415 - errors only
+                connect_problem,
+                parse_dsn,
+                server_of,
+            )
+
+            where = server_of(parse_dsn(owner_dsn, "AKASHONE_READ_URL"))
+            # unreachable at start is refused, as a wrong server is: reads go to the primary
+            # only when a standby that was checked goes away later
+            raise ConfigurationError(
+                f"AKASHONE_READ_URL: cannot connect to the standby at {where}: "
+                f"{connect_problem(exc)}; the standby must answer at start (reads fall "
+                "back to the primary only when it goes away later): start it or unset "
+                "AKASHONE_READ_URL") from None
 
     def close(self) -> None:
         self.pool.close()
@@ -249,10 +261,14 @@ class Standby:
 
 def describe_standby(primary_dsn: str, standby_dsn: str) -> str:
     """One line for ``projections status``: how far the standby is behind the primary."""
-    from akashone_es.persistence.database import parse_dsn  # noqa: PLC0415 - status only
+    from akashone_es.persistence.database import (  # noqa: PLC0415 - status only
+        connect_problem,
+        parse_dsn,
+        server_of,
+    )
 
     try:
-        parse_dsn(standby_dsn, "AKASHONE_READ_URL")  # its text may hold a password
+        where = server_of(parse_dsn(standby_dsn, "AKASHONE_READ_URL"))  # may hold a password
     except ConfigurationError as exc:
         return f"standby: {exc}"
     try:
@@ -263,12 +279,13 @@ def describe_standby(primary_dsn: str, standby_dsn: str) -> str:
                 " - pg_last_xact_replay_timestamp())::float AS age").fetchone()
             replayed = _lsn(conn, REPLAYED)
     except psycopg.Error as exc:
-        return f"standby: unreachable ({first_line(exc)}); reads go to the primary"
+        return (f"standby: unreachable at {where} ({connect_problem(exc)}); open storages "
+                "read from the primary, and a storage opening now refuses to start")
     try:
         with psycopg.connect(primary_dsn, autocommit=True, connect_timeout=5) as conn:
             flushed = _lsn(conn, COMMITTED)
     except psycopg.Error as exc:
-        return f"standby: the primary is unreachable ({first_line(exc)})"
+        return f"standby: the primary is unreachable ({connect_problem(exc)})"
     assert row is not None  # noqa: S101 - a SELECT without FROM returns one row
     if not row["recovering"]:
         return "standby: not in recovery (AKASHONE_READ_URL must name a hot standby)"

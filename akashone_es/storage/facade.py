@@ -122,20 +122,21 @@ def _set_up(settings: Settings, dsn: str, projections: Sequence[type[Projection]
     """As the owner (``dsn``), under the schema lock: the application role, the library's
     tables and ours, grants; the pool itself logs in as the application role."""
     role = app_role_name(settings, dsn)
-    with psycopg.connect(dsn, autocommit=True) as conn, schema_lock(conn):
-        if create_schema_objects:
-            ensure_app_role(conn, role, app_password(settings, dsn))
-        try:
-            app = AkashOneApplication(env=eventsourcing_env(
-                app_dsn(dsn, settings), pool_size=settings.pool_size,
-                max_overflow=settings.pool_max_overflow,
-                lock_timeout=settings.lock_timeout_seconds, create_table=False))
-        except (psycopg.OperationalError, LibraryOperationalError) as exc:
-            raise ConfigurationError(
-                f"cannot connect as the application role {role!r} "
-                f"(AKASHONE_APP_ROLE); run akashone-es init: {first_line(exc)}") from None
-        storage = _compose(app, settings, dsn, projections, server)
-        try:
+    storage: Storage | None = None
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn, schema_lock(conn):
+            if create_schema_objects:
+                ensure_app_role(conn, role, app_password(settings, dsn))
+            try:
+                app = AkashOneApplication(env=eventsourcing_env(
+                    app_dsn(dsn, settings), pool_size=settings.pool_size,
+                    max_overflow=settings.pool_max_overflow,
+                    lock_timeout=settings.lock_timeout_seconds, create_table=False))
+            except (psycopg.OperationalError, LibraryOperationalError) as exc:
+                raise ConfigurationError(
+                    f"cannot connect as the application role {role!r} "
+                    f"(AKASHONE_APP_ROLE); run akashone-es init: {first_line(exc)}") from None
+            storage = _compose(app, settings, dsn, projections, server)
             if create_schema_objects:
                 create_library_tables(conn, app)
                 dropped = missing_tables(conn, storage.projections)
@@ -145,9 +146,13 @@ def _set_up(settings: Settings, dsn: str, projections: Sequence[type[Projection]
                 bring_current(dsn, conn, storage.projections, storage.reader, dropped)
             if settings.read_url:
                 storage._standby = open_standby(storage, conn)
-        except BaseException:
-            storage.close()  # the pool, and this storage's claim on the embedded server
-            raise
+    except BaseException:
+        if storage is not None:
+            # the pool, and this storage's claim on the embedded server: after the owner's
+            # connection has let go of the schema lock (closing may stop the embedded
+            # server, whose ended connection would otherwise hide the error raised here)
+            storage.close()
+        raise
     return storage
 
 
