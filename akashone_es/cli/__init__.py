@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -70,12 +71,23 @@ def init(ctx: typer.Context) -> None:
         render_status(state.console, storage)
 
 
+#: a docstring's literal (reStructuredText's double backticks)
+LITERAL = re.compile(r"``(.+?)``", re.DOTALL)
+
+
 def _reflowed(command: Any) -> Any:
-    """Each help paragraph as one flowing text: typer keeps a docstring's line breaks, which
-    then fall mid-sentence in a terminal narrower than the source."""
+    """Help as a terminal shows it well, for ``command`` and its subcommands.
+
+    Each help paragraph is one flowing text: typer keeps a docstring's line breaks, which
+    then fall mid-sentence in a terminal narrower than the source. A docstring's ``literal``
+    shows as 'literal'. A flag shows no type: typer's rich help gives every one ``<bool>``,
+    though a flag takes no value."""
     if command.help:
-        paragraphs = inspect.cleandoc(command.help).split("\n\n")
+        paragraphs = inspect.cleandoc(LITERAL.sub(r"'\1'", command.help)).split("\n\n")
         command.help = "\n\n".join(" ".join(p.split()) for p in paragraphs)
+    for param in [*command.params, command.get_help_option(typer.Context(command))]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""  # shown instead of the type
     for sub in getattr(command, "commands", {}).values():
         _reflowed(sub)
     return command

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
-from datetime import datetime
+from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from akashone_es.cli.common import EXIT_FAILED, EXIT_USAGE, Bars, State, bars, fail, plural
+from akashone_es.cli.options import date_value, file_to_write
+
+if TYPE_CHECKING:
+    from akashone_es.audit import Digest
 
 FY = re.compile(r"\d{4}-\d{2}")
+#: what a saved digest holds (``akashone_es.audit.Digest``)
+DIGEST_FIELDS = ("position", "hash", "at")
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="The log's proof and its personal data: the hash chain (seal, "
                        "digest, verify), exports, retention, personal data in clear.")
@@ -33,7 +40,8 @@ def seal(ctx: typer.Context) -> None:
 
 @app.command()
 def digest(ctx: typer.Context,
-           out: Annotated[Path, typer.Option(help="where to save the digest (JSON)")]
+           out: Annotated[Path, typer.Option(help="where to save the digest (JSON)",
+                                             callback=file_to_write)]
            = Path("akashone-digest.json")) -> None:
     """Seal, then print and save the digest of the chain's head.
 
@@ -67,12 +75,7 @@ def verify(ctx: typer.Context,
     from akashone_es import audit as chain  # noqa: PLC0415
 
     state: State = ctx.obj
-    expected = None
-    if digest_file is not None:
-        try:
-            expected = chain.Digest.loads(digest_file.read_text())
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            fail(f"cannot read the digest {digest_file}: {exc}", 2)
+    expected = None if digest_file is None else _digest(digest_file)
     with state.storage("audit verify") as storage, psycopg.connect(storage.dsn) as conn:
         started = time.perf_counter()
         verdict = chain.verify(conn, expected)
@@ -103,19 +106,15 @@ def verify_export(ctx: typer.Context,
 
     Every line's hash is recomputed from the one before, and the chain must reach the
     digest's hash."""
-    from akashone_es import audit as chain  # noqa: PLC0415
     from akashone_es import export as offline  # noqa: PLC0415
 
     state: State = ctx.obj
-    try:
-        expected = chain.Digest.loads(digest_file.read_text())
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        fail(f"cannot read the digest {digest_file}: {exc}", 2)
+    expected = _digest(digest_file)
     try:
         with export_file.open(encoding="utf-8") as lines:
             verdict = offline.verify_export(lines, expected)
     except OSError as exc:
-        fail(f"cannot read the export {export_file}: {exc.strerror}", 2)
+        fail(f"cannot read the export {export_file}: {exc.strerror}", EXIT_USAGE)
     except UnicodeDecodeError:
         fail(f"{export_file} is not UTF-8 text: not an export")
     if not verdict.ok:
@@ -124,11 +123,36 @@ def verify_export(ctx: typer.Context,
                         f"shown) reach the digest at position {expected.position}")
 
 
+def _digest(path: Path) -> Digest:
+    """A digest saved earlier; one that cannot be read is a bad argument, saying why."""
+    from akashone_es import audit as chain  # noqa: PLC0415
+
+    def refuse(problem: str) -> NoReturn:
+        fail(f"cannot read the digest {path}: {problem}", EXIT_USAGE)
+
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        refuse(str(exc.strerror))
+    except ValueError as exc:  # not JSON, or not UTF-8
+        refuse(f"not JSON ({exc})")
+    if not isinstance(data, dict):
+        refuse(f"not a digest: expected a JSON object with {', '.join(DIGEST_FIELDS)}")
+    missing = [name for name in DIGEST_FIELDS if name not in data]
+    if missing:
+        refuse(f"it lacks {', '.join(map(repr, missing))} (a digest has "
+               f"{', '.join(DIGEST_FIELDS)})")
+    position = data["position"]
+    if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+        refuse(f"'position' is {position!r}, not a log position (a whole number)")
+    return chain.Digest(position=position, hash=str(data["hash"]), at=str(data["at"]))
+
+
 @app.command("retention-sweep")
 def retention_sweep(ctx: typer.Context,
-                    today: Annotated[datetime | None, typer.Option(
-                        help="the date to sweep as of (default: today)",
-                        formats=["%Y-%m-%d"])] = None,
+                    today: Annotated[date | None, typer.Option(
+                        help="the date to sweep as of, such as 2026-12-01 (default: today)",
+                        metavar="DATE", parser=date_value)] = None,
                     hold: Annotated[list[str] | None, typer.Option(
                         help="a financial year under a legal hold, e.g. 2026-27 (repeat "
                              "for several)")] = None,
@@ -140,9 +164,9 @@ def retention_sweep(ctx: typer.Context,
     state: State = ctx.obj
     for year in hold or []:
         if not FY.fullmatch(year):
-            fail(f"--hold: {year!r} is not a financial year such as 2026-27", 2)
+            fail(f"--hold: {year!r} is not a financial year such as 2026-27", EXIT_USAGE)
     with state.storage("audit retention-sweep") as storage:
-        years = storage.retention_sweep(today.date() if today else None, holds=hold or [])
+        years = storage.retention_sweep(today, holds=hold or [])
     if not years:
         state.console.print("no financial year holds buyer details yet")
     for swept in years:

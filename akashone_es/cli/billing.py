@@ -32,8 +32,21 @@ def _heads(invoice: Any, lines: list[Any]) -> list[tuple[str, str]]:
     return used or [("IGST", "igst_amount")]
 
 
-def _line_table(lines: list[Any], heads: list[tuple[str, str]]) -> Table:
+def _line_taxed(invoice: Any, lines: list[Any]) -> bool:
+    """Whether the lines carry their tax: an invoice imported from AkashOne has its tax for
+    the whole invoice only (its lines show none rather than a tax of zero)."""
+    return not invoice.taxable_amount or any(line.taxable_amount for line in lines)
+
+
+def _tax_figure(value: Any, taxed: bool) -> str:
+    from akashone_es.money import format_inr  # noqa: PLC0415
+
+    return format_inr(value) if taxed else "-"
+
+
+def _line_table(lines: list[Any], heads: list[tuple[str, str]], taxed: bool) -> Table:
     from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
 
     from akashone_es.money import format_inr  # noqa: PLC0415
 
@@ -44,15 +57,16 @@ def _line_table(lines: list[Any], heads: list[tuple[str, str]]) -> Table:
     for column in ("qty", "unit", "amount", "discount", "taxable", *(h for h, _ in heads)):
         table.add_column(column, justify="left" if column == "unit" else "right",
                          no_wrap=True)
-    for line in lines:
-        table.add_row(str(line.line_number), line.description, _quantity(line), line.unit,
+    for number, line in enumerate(lines, start=1):  # a draft's numbers are its events'
+        table.add_row(str(number), Text(line.description), _quantity(line),
+                      Text(line.unit),
                       format_inr(line.amount), format_inr(line.discount_amount),
-                      format_inr(line.taxable_amount),
-                      *(format_inr(getattr(line, field)) for _, field in heads))
+                      _tax_figure(line.taxable_amount, taxed),
+                      *(_tax_figure(getattr(line, field), taxed) for _, field in heads))
     return table
 
 
-def _line_blocks(lines: list[Any], heads: list[tuple[str, str]]) -> Group:
+def _line_blocks(lines: list[Any], heads: list[tuple[str, str]], taxed: bool) -> Group:
     """Narrow terminals: each line as a heading and its figures flowing under it."""
     from rich.columns import Columns  # noqa: PLC0415
     from rich.console import Group  # noqa: PLC0415
@@ -62,14 +76,16 @@ def _line_blocks(lines: list[Any], heads: list[tuple[str, str]]) -> Group:
     from akashone_es.money import format_inr  # noqa: PLC0415
 
     blocks: list[RenderableType] = []
-    for line in lines:
-        blocks.append(Text(f"{line.line_number}. {line.description}: {_quantity(line)} "
+    for number, line in enumerate(lines, start=1):
+        blocks.append(Text(f"{number}. {line.description}: {_quantity(line)} "
                            f"{line.unit}", style="bold"))
-        figures = [("amount", line.amount), ("discount", line.discount_amount),
-                   ("taxable", line.taxable_amount),
-                   *((label, getattr(line, field)) for label, field in heads)]
+        figures = [(label, format_inr(value)) for label, value in (
+            ("amount", line.amount), ("discount", line.discount_amount))]
+        figures += [(label, _tax_figure(value, taxed)) for label, value in (
+            ("taxable", line.taxable_amount),
+            *((label, getattr(line, field)) for label, field in heads))]
         blocks.append(Padding(Columns(
-            [Text(f"{label} {format_inr(value)}", no_wrap=True) for label, value in figures],
+            [Text(f"{label} {value}", no_wrap=True) for label, value in figures],
             padding=(0, 3)), (0, 0, 0, 3)))
     return Group(*blocks)
 
@@ -79,20 +95,27 @@ def _quantity(line: Any) -> str:
 
 
 def render_invoice(console: Console, storage: Storage, invoice: Any) -> None:
-    """The invoice as a tax invoice reads: parties, lines with tax per head, totals, notes."""
+    """The invoice as a tax invoice reads: parties, lines with tax per head, totals, notes.
+    Its values print as plain text, never markup."""
+    from rich.text import Text  # noqa: PLC0415
+
     from akashone_es.money import format_inr  # noqa: PLC0415
 
-    console.print(f"[bold]TAX INVOICE {invoice.invoice_number or '(draft)'}[/bold]  "
-                  f"status {invoice.status}  FY {invoice.fy or '-'}")
+    console.print(Text.assemble((f"TAX INVOICE {invoice.invoice_number or '(draft)'}", "bold"),
+                                f"  status {invoice.status}  FY {invoice.fy or '-'}"))
     console.print(f"supplier GSTIN {invoice.supplier_gstin}  buyer GSTIN "
-                  f"{invoice.buyer_gstin or 'unregistered'}")
+                  f"{invoice.buyer_gstin or 'unregistered'}", markup=False)
     console.print(f"place of supply {invoice.place_of_supply} ({invoice.place_of_supply_code}),"
                   f" {(invoice.tax_type or '-').replace('_', '-')}, SAC {invoice.sac_code},"
-                  " reverse charge: No")
+                  " reverse charge: No", markup=False)
     lines = storage.get_invoice_line_items(invoice.id)
     heads = _heads(invoice, lines)
-    table = _line_table(lines, heads)
-    console.print(table if fits(console, table) else _line_blocks(lines, heads))
+    taxed = _line_taxed(invoice, lines)
+    table = _line_table(lines, heads, taxed)
+    console.print(table if fits(console, table) else _line_blocks(lines, heads, taxed))
+    if not taxed:
+        console.print("tax recorded for the invoice as a whole, not per line (imported from"
+                      " AkashOne)")
     for label, value in (("subtotal", invoice.subtotal_amount),
                          ("discount", -invoice.discount_amount),
                          ("taxable value", invoice.taxable_amount),
@@ -104,16 +127,21 @@ def render_invoice(console: Console, storage: Storage, invoice: Any) -> None:
             console.print(f"  {label:>14}  {format_inr(value):>14}")
     for note in storage.get_adjustment_notes(invoice.id):
         console.print(f"  {note.kind.replace('_', ' ')} {note.note_number}: "
-                      f"{format_inr(note.total_amount)} ({note.reason})")
+                      f"{format_inr(note.total_amount)} ({note.reason})", markup=False)
 
 
 def render_note(console: Console, note: Any) -> None:
-    """A credit or debit note: its number, the invoice it adjusts, the reason and its tax."""
+    """A credit or debit note: its number, the invoice it adjusts, the reason and its tax
+    (as plain text, never markup)."""
+    from rich.text import Text  # noqa: PLC0415
+
     from akashone_es.money import format_inr  # noqa: PLC0415
 
-    console.print(f"[bold]{note.kind.replace('_', ' ').upper()} {note.note_number}[/bold]  "
-                  f"for invoice {note.invoice_number}  FY {note.fy}")
-    console.print(f"issued {cell(note.issued_at)} UTC  reason: {note.reason}")
+    console.print(Text.assemble(
+        (f"{note.kind.replace('_', ' ').upper()} {note.note_number}", "bold"),
+        f"  for invoice {note.invoice_number}  FY {note.fy}"))
+    console.print(f"issued {cell(note.issued_at).plain} UTC  reason: {note.reason}",
+                  markup=False)
     for label, value in (("taxable value", note.taxable_amount), ("CGST", note.cgst_amount),
                          ("SGST", note.sgst_amount), ("UTGST", note.utgst_amount),
                          ("IGST", note.igst_amount), ("total", note.total_amount)):
@@ -179,7 +207,8 @@ def billing_story(storage: Storage, console: Console, org_id: Any, actor_id: Any
                 "resource_name": resource, "metric_type": "runtime",
                 "quantity": Decimal(quantity), "period_start": PERIOD[0],
                 "period_end": PERIOD[1]})
-    say(f"metered October usage for {customer.username} (Karnataka, GSTIN 29AAGCG6253J1Z8)")
+    say(f"metered October usage for {customer.username} (Karnataka, GSTIN 29AAGCG6253J1Z8)",
+        markup=False)
     coupon_code = f"LAUNCH{run}"
     storage.create_discount_coupon({"code": coupon_code, "name": "Launch offer",
                                     "discount_type": "percentage", "discount_value": 10,
@@ -189,7 +218,8 @@ def billing_story(storage: Storage, console: Console, org_id: Any, actor_id: Any
                                            "period_end": PERIOD[1],
                                            "coupon_code": coupon_code})
         say(f"issued {issued.invoice_number}: coupon {coupon_code} and the customer's 5% "
-            f"discount before tax, {(issued.tax_type or '-').replace('_', '-')} supply: IGST")
+            f"discount before tax, {(issued.tax_type or '-').replace('_', '-')} supply: IGST",
+            markup=False)
     with storage.acting_as(system="razorpay callback", organization_id=org_id):
         first = storage.create_payment_transaction({
             "invoice_id": issued.id, "gateway": "razorpay",

@@ -17,6 +17,7 @@ from uuid import UUID
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from akashone_es.errors import AkashOneError, ConfigurationError
 
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-#: what a time option accepts (ISO 8601; UTC unless it carries an offset)
-MOMENT_FORMATS = ["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S",
-                  "%Y-%m-%dT%H:%M", "%Y-%m-%d"]
 
 
 def utc(moment: datetime) -> datetime:
@@ -107,16 +105,34 @@ class State:
         """
         import psycopg  # noqa: PLC0415 - loaded by the commands that open storage
 
+        from akashone_es.settings import make_data_dir  # noqa: PLC0415
         from akashone_es.storage import open_storage  # noqa: PLC0415
 
         try:
+            # the data directory holds the embedded server, or the secret key's file when
+            # none is set: one that cannot be made is named before any database is touched
+            if not self.settings.database_url:
+                make_data_dir(self.settings.data_dir, "the embedded server's directory")
+            elif not self.settings.secret_key:
+                make_data_dir(self.settings.data_dir, "the directory of secret.key "
+                                                      "(AKASHONE_SECRET_KEY is unset)")
             storage = open_storage(self.settings, dsn=dsn, create_database=create)
-        except ConfigurationError as exc:
-            fail(str(exc), EXIT_USAGE)
-        except AkashOneError as exc:
-            fail(str(exc))
-        except psycopg.Error as exc:  # e.g. the role may not create the schema
-            fail(f"database: {exc}", EXIT_USAGE)
+        except (AkashOneError, psycopg.Error) as exc:
+            # A set-up that failed releases the embedded server, which ends the owner's
+            # connection before set-up lets go of it: that connection's error then hides
+            # the one that said what is wrong, and this names that one.
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, AkashOneError):
+                cause = cause.__context__
+            if isinstance(cause, ConfigurationError):
+                fail(str(cause), EXIT_USAGE)
+            if cause is not None:
+                fail(str(cause))
+            from akashone_es.persistence.database import connect_problem  # noqa: PLC0415
+
+            # e.g. the role may not create the schema
+            reason = connect_problem(exc) if isinstance(exc, psycopg.Error) else str(exc)
+            fail(f"database: {reason}", EXIT_USAGE)
         try:
             with storage.acting_as(system=f"cli {command or self.command}"):
                 yield storage
@@ -176,14 +192,16 @@ def fits(console: Console, table: Table) -> bool:
 
 def model_table(console: Console, title: str, rows: Sequence[BaseModel],
                 columns: Sequence[str]) -> Table:
-    """A table of some columns of read models, never wrapping a value.
+    """A table of some columns of read models, never wrapping a value; the title and the
+    values are plain text (a title may name a tenant's record), never markup.
 
     Columns are given most important first; when the terminal is too narrow the last ones
     are left out, and the caption says which.
     """
     shown = list(columns)
     while True:
-        table = Table(title=title, title_justify="left", caption_justify="left")
+        table = Table(title=Text(title, style="table.title"), title_justify="left",
+                      caption_justify="left")
         for column in shown:
             table.add_column(column, no_wrap=True)
         for row in rows:
@@ -196,14 +214,15 @@ def model_table(console: Console, title: str, rows: Sequence[BaseModel],
         shown.pop()
 
 
-def cell(value: Any) -> str:
-    """A value as a table shows it: times in UTC to the minute, ``-`` for none."""
+def cell(value: Any) -> Text:
+    """A value as a table shows it: times in UTC to the minute, ``-`` for none; as plain
+    text, never markup (``[erased]``, or a tenant's ``[bold]`` in a name, print as is)."""
     if value is None:
-        return "-"
+        return Text("-")
     if isinstance(value, datetime):
         moment = value.astimezone(UTC) if value.tzinfo else value
-        return moment.strftime("%Y-%m-%d %H:%M")
-    return str(value)
+        return Text(moment.strftime("%Y-%m-%d %H:%M"))
+    return Text(str(value))
 
 
 def plural(count: int, noun: str) -> str:
@@ -248,7 +267,10 @@ def quick_status(state: State) -> tuple[list[ProjectionStatus] | None, str | Non
         from akashone_es.persistence.embedded import EmbeddedServer  # noqa: PLC0415
 
         configure_logging(state.settings.log_format, state.settings.log_level)
-        server = EmbeddedServer(state.settings.data_dir)  # started if no one runs it
+        try:
+            server = EmbeddedServer(state.settings.data_dir)  # started if no one runs it
+        except ConfigurationError as exc:  # e.g. a data directory that cannot be made
+            fail(str(exc), EXIT_USAGE)
         dsn = server.dsn(EMBEDDED_DATABASE)
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:

@@ -33,6 +33,8 @@ def _super_admin(storage: Storage, state: State) -> str:
 
 def demo(ctx: typer.Context) -> None:
     """Bootstrap, a reseller, an invited team member, a custom role, grant and revoke."""
+    from rich.text import Text  # noqa: PLC0415
+
     state: State = ctx.obj
     say = state.console.print
     with state.storage("demo", create=True) as storage:
@@ -48,18 +50,20 @@ def demo(ctx: typer.Context) -> None:
                 "account_type": "reseller", "organization_id": org.id})
             admin_role = next(r for r in storage.get_roles() if r.name == "Admin")
             storage.assign_role_to_user(reseller.id, admin_role.id, root_id)
-        say(f"reseller organization [bold]{org.name}[/bold] with user {reseller.username}")
+        say(Text.assemble("reseller organization ", (org.name, "bold"),
+                          f" with user {reseller.username}"))
 
         with storage.acting_as(actor_id=reseller.id, organization_id=org.id,
                                ip="203.0.113.7", user_agent="akashone-demo"):
             invite = storage.create_team_member({
                 "email": f"priya{run}@sharmacloud.in", "organization_id": org.id,
                 "invited_by": reseller.id})
-            say(f"invited {invite.email} (token shown once, stored hashed)")
+            say(f"invited {invite.email} (token shown once, stored hashed)", markup=False)
             priya = storage.accept_invitation({
                 "token": invite.invitation_token, "username": f"priya{run}",
                 "password": "priya-secret-1", "gst_number": GSTIN_KARNATAKA})
-            say(f"{priya.username} accepted and joined as {priya.account_type}")
+            say(f"{priya.username} accepted and joined as {priya.account_type}",
+                markup=False)
             role = storage.create_role({"name": "Billing Operator",
                                         "description": "Sees and settles invoices"})
             for key in ("billing.view", "billing.manage"):
@@ -67,8 +71,9 @@ def demo(ctx: typer.Context) -> None:
                 assert permission is not None  # noqa: S101 - seeded above
                 storage.assign_permission_to_role(role.id, permission.id)
             storage.assign_role_to_user(priya.id, role.id, reseller.id)
-            say(f"granted custom role [bold]{role.name}[/bold] to {priya.username}: "
-                f"billing.manage={storage.user_has_permission(priya.id, 'billing.manage')}")
+            say(Text.assemble(
+                "granted custom role ", (role.name, "bold"), f" to {priya.username}: "
+                f"billing.manage={storage.user_has_permission(priya.id, 'billing.manage')}"))
             storage.remove_role_from_user(priya.id, role.id)
             say(f"revoked it: billing.manage="
                 f"{storage.user_has_permission(priya.id, 'billing.manage')}")

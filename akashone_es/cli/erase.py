@@ -6,21 +6,37 @@ from typing import Annotated
 
 import typer
 
-from akashone_es.cli.common import State, plural
+from akashone_es.cli.common import State, plural, uuid_argument
 from akashone_es.domain.reasons import ERASURE_REASONS
+
+REASONS = ", ".join(ERASURE_REASONS)
+
+
+def _user_id(value: str) -> str:
+    """``USER_ID``: a user's id is a UUID."""
+    return str(uuid_argument(value, "'user_id'"))
+
+
+def _reason(value: str) -> str:
+    """``--reason``: one of the fixed vocabulary (the erasure records it)."""
+    if value not in ERASURE_REASONS:
+        raise typer.BadParameter(f"{value!r} is not one of: {REASONS}")
+    return value
 
 
 def erase(ctx: typer.Context,
-          user_id: Annotated[str, typer.Argument(help="the person's user id")],
+          user_id: Annotated[str, typer.Argument(help="the person's user id",
+                                                 callback=_user_id)],
           reason: Annotated[str, typer.Option(
-              help=f"one of: {', '.join(ERASURE_REASONS[:3])}")] = ERASURE_REASONS[0],
+              help=f"one of: {REASONS}", callback=_reason)] = ERASURE_REASONS[0],
           yes: Annotated[bool, typer.Option("--yes", help="do not ask to confirm")] = False,
           ) -> None:
     """Erase a person's data for good by destroying their keys (DPDP Act s.12(3)).
 
     Their name, email, addresses, IP addresses and user agents then read as erased
     everywhere. Buyer details on their tax invoices are kept until the year's GST retention
-    ends (audit retention-sweep). The log and its hash chain do not change."""
+    ends (audit retention-sweep). The log and its hash chain do not change. A person
+    already erased is refused: nothing is written."""
     state: State = ctx.obj
     if not yes and not typer.confirm(f"Erase the personal data of {user_id}? This cannot "
                                      "be undone", default=False, err=True):

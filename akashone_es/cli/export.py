@@ -11,9 +11,8 @@ from uuid import UUID
 
 import typer
 
-from akashone_es.cli.common import MOMENT_FORMATS, State, fail, plural, utc, uuid_argument
-
-MOMENT_HELP = "(ISO 8601, UTC unless it has an offset)"
+from akashone_es.cli.common import EXIT_FAILED, EXIT_USAGE, State, fail, plural, uuid_argument
+from akashone_es.cli.options import TIME, TIME_HELP, file_to_write, time_value
 
 
 def _uuid(value: str | None, option: str) -> UUID | None:
@@ -21,13 +20,15 @@ def _uuid(value: str | None, option: str) -> UUID | None:
 
 
 def export(ctx: typer.Context,
-           out: Annotated[Path, typer.Option(help="the JSON Lines file to write")]
+           out: Annotated[Path, typer.Option(help="the JSON Lines file to write",
+                                             callback=file_to_write)]
            = Path("akashone-export.jsonl"),
            since: Annotated[datetime | None, typer.Option(
-               help=f"events at or after this time {MOMENT_HELP}",
-               formats=MOMENT_FORMATS)] = None,
+               help=f"events at or after this time: {TIME_HELP}", metavar=TIME,
+               parser=time_value)] = None,
            until: Annotated[datetime | None, typer.Option(
-               help=f"events before this time {MOMENT_HELP}", formats=MOMENT_FORMATS)] = None,
+               help=f"events before this time: {TIME_HELP}", metavar=TIME,
+               parser=time_value)] = None,
            aggregate: Annotated[str | None, typer.Option(help="one aggregate's id")] = None,
            kind: Annotated[str | None, typer.Option(
                help="an aggregate kind (user, invoice, ...) or a resource kind "
@@ -36,7 +37,8 @@ def export(ctx: typer.Context,
                help="an organization's id: its records and what was done in it")] = None,
            akashone_json: Annotated[Path | None, typer.Option(
                "--akashone-json", help="instead: write the current state as AkashOne's store "
-                                       "holds it (the migration's way back)")] = None,
+                                       "holds it (the migration's way back)",
+               callback=file_to_write)] = None,
            ) -> None:
     """Write a slice of the log that an auditor checks offline against its digest.
 
@@ -52,14 +54,20 @@ def export(ctx: typer.Context,
     state: State = ctx.obj
     if akashone_json is not None:
         if any(v is not None for v in (since, until, aggregate, kind, tenant)):
-            fail("--akashone-json writes the whole current state: it takes no filters", 2)
+            fail("--akashone-json writes the whole current state: it takes no filters",
+                 EXIT_USAGE)
         _way_back(state, akashone_json)
         return
-    filters = Filters(since=utc(since) if since else None, until=utc(until) if until else None,
-                      aggregate=_uuid(aggregate, "--aggregate"), kind=kind,
-                      tenant=_uuid(tenant, "--tenant"))
+    if since is not None and until is not None and since >= until:
+        raise typer.BadParameter(f"{since.isoformat()} is not before --until "
+                                 f"{until.isoformat()}: the slice would be empty",
+                                 param_hint="'--since'")
+    filters = Filters(since=since, until=until, aggregate=_uuid(aggregate, "--aggregate"),
+                      kind=kind, tenant=_uuid(tenant, "--tenant"))
     digest_file = out.with_name(out.name + ".digest.json")
     with state.storage("export") as storage, psycopg.connect(storage.dsn) as conn:
+        if filters.tenant is not None and storage.get_organization(filters.tenant) is None:
+            fail(f"no organization {filters.tenant} (--tenant takes an organization's id)")
         try:
             handle = out.open("w", encoding="utf-8")
         except OSError as exc:
@@ -74,7 +82,9 @@ def export(ctx: typer.Context,
             except ExportError as exc:
                 handle.close()
                 out.unlink(missing_ok=True)
-                fail(str(exc))
+                # a filter that names nothing is a bad argument ("--kind: no ... kind"); a
+                # log that does not match its seals names a position
+                fail(str(exc), EXIT_USAGE if str(exc).startswith("--") else EXIT_FAILED)
     try:
         digest_file.write_text(summary.digest.dumps())
     except OSError as exc:

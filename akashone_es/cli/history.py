@@ -75,14 +75,15 @@ def history(ctx: typer.Context,
         table.add_column(column, no_wrap=True)
     # the changes wrap; below 40 characters a column of JSON is unreadable
     table.add_column("what changed", min_width=40, overflow="fold")
-    for row in rows:
-        table.add_row(*row[:4], _changes(row[4], compact=True))
+    for row in rows:  # plain text: names and changes may hold brackets, never markup
+        table.add_row(*map(Text, row[:4]), Text(_changes(row[4], compact=True)))
     if fits(state.console, table):
         state.console.print(table)
         return
     state.console.print(f"history of {oid} ({plural(len(rows), 'event')})", style="bold")
     for row in rows:  # narrow terminal: one heading per event, its changes indented below
-        state.console.print("  ".join(row[:4]), no_wrap=True, overflow="ellipsis")
+        state.console.print("  ".join(row[:4]), no_wrap=True, overflow="ellipsis",
+                            markup=False)
         if row[4]:
             state.console.print(Padding(Text(_changes(row[4], compact=False)), (0, 0, 0, 4)))
 

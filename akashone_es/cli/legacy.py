@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from akashone_es.cli.common import State, fail, plural
+from akashone_es.cli.common import EXIT_USAGE, State, fail, plural
+from akashone_es.cli.options import file_to_write
 
 SHOWN_SKIPS = 20
 
@@ -18,7 +19,8 @@ def import_dump(ctx: typer.Context,
                     help="a JSON dump of AkashOne's store (its tables, camelCase fields)",
                     metavar="FILE")],
                 report: Annotated[Path | None, typer.Option(
-                    help="write every skipped record and its reason here (JSON Lines)")]
+                    help="write every skipped record and its reason here (JSON Lines)",
+                    callback=file_to_write)]
                 = None) -> None:
     """Import a dump of AkashOne's store: one Imported event per record.
 
@@ -27,17 +29,18 @@ def import_dump(ctx: typer.Context,
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    from akashone_es.legacy import Importer  # noqa: PLC0415
+    from akashone_es.legacy import Importer, dump_problem  # noqa: PLC0415
 
     state: State = ctx.obj
     try:
         data = json.loads(dump_file.read_bytes())
     except OSError as exc:
-        fail(f"cannot read {dump_file}: {exc.strerror}", 2)
-    except ValueError as exc:
-        fail(f"{dump_file} is not JSON: {exc}")
-    if not isinstance(data, dict):
-        fail(f"{dump_file} is not a dump: expected one JSON object of tables")
+        fail(f"cannot read {dump_file}: {exc.strerror}", EXIT_USAGE)
+    except ValueError as exc:  # not JSON, or not UTF-8
+        fail(f"{dump_file} is not JSON: {exc}", EXIT_USAGE)
+    problem = dump_problem(data)
+    if problem is not None:
+        fail(f"{dump_file} is not a dump: {problem}", EXIT_USAGE)
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
     with state.storage("import") as storage, Progress(
             *columns, console=state.errors, transient=True,
@@ -84,7 +87,7 @@ def write_sample(ctx: typer.Context,
     try:
         out.write_text(json.dumps(data, indent=1) + "\n")
     except OSError as exc:
-        fail(f"cannot write {out}: {exc.strerror}", 2)
+        fail(f"cannot write {out}: {exc.strerror}", EXIT_USAGE)
     records = sum(len(records) for records in data.values())
     state.console.print(f"wrote {plural(records, 'record')} in {len(data)} tables to {out}")
 

@@ -16,8 +16,14 @@ if TYPE_CHECKING:
     from projections.engine import Projection
 
 app = typer.Typer(no_args_is_help=True, help="Operate the read side.")
+#: the most events one transaction may take (more is one huge transaction, or past LIMIT's
+#: bigint): AKASHONE_BATCH_SIZE has the same bounds
+BATCH_MAX = 1_000_000
+#: the largest log position (a bigint notification id)
+POSITION_MAX = 2**63 - 1
 NameArg = Annotated[list[str] | None, typer.Argument(help="projection names (default: all)")]
-BatchOpt = Annotated[int | None, typer.Option(help="events per transaction")]
+BatchOpt = Annotated[int | None, typer.Option(min=1, max=BATCH_MAX,
+                                              help="events per transaction")]
 
 
 def _select(storage: Storage, names: list[str] | None, mode: str | None = None
@@ -153,14 +159,37 @@ def verify(ctx: typer.Context, names: NameArg = None) -> None:
         raise typer.Exit(1)
 
 
+def _position(value: int) -> int:
+    """``quarantine POSITION``: a log position (a bigint notification id)."""
+    if not 1 <= value <= POSITION_MAX:
+        raise typer.BadParameter(f"{value} is not a log position (a whole number from 1)")
+    return value
+
+
+def _reason(value: str) -> str:
+    """``quarantine --reason``: as long as the recorded reason may be."""
+    if not 3 <= len(value.strip()) <= 500:
+        raise typer.BadParameter("say why, in 3 to 500 characters")
+    return value
+
+
+def _operator(value: str | None) -> str | None:
+    """``quarantine --operator``: as long as the recorded name may be."""
+    if value is not None and len(value) > 100:
+        raise typer.BadParameter("a name of at most 100 characters")
+    return value
+
+
 @app.command("quarantine")
 def quarantine(
     ctx: typer.Context,
     projection: Annotated[str, typer.Argument(help="the projection that stopped")],
-    position: Annotated[int, typer.Argument(help="the log position it stopped at")],
-    reason: Annotated[str, typer.Option(help="why skipping this event is right (recorded)")],
+    position: Annotated[int, typer.Argument(help="the log position it stopped at",
+                                            callback=_position)],
+    reason: Annotated[str, typer.Option(help="why skipping this event is right (recorded; "
+                                             "3 to 500 characters)", callback=_reason)],
     operator: Annotated[str | None, typer.Option(
-        help="who decides (recorded; default: the login name)")] = None,
+        help="who decides (recorded; default: the login name)", callback=_operator)] = None,
 ) -> None:
     """Make a projection skip the event at a log position, recorded as an event in the log.
 
@@ -173,6 +202,10 @@ def quarantine(
 
     state: State = ctx.obj
     with state.storage("projections quarantine") as storage:
+        known = sorted(p.name for p in storage.projections)
+        if projection not in known:
+            raise typer.BadParameter(f"unknown projection {projection!r}; known: "
+                                     f"{', '.join(known)}", param_hint="'projection'")
         at = quarantine_position(storage, projection=projection, position=position,
                                  reason=reason, operator=operator or _login())
     state.console.print(f"quarantined position {position} for {projection} (recorded at "

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from akashone_es.cli.common import MOMENT_FORMATS, State, fail, model_table, plural, utc
+from akashone_es.cli.common import State, fail, model_table, plural
+from akashone_es.cli.options import TIME, TIME_HELP, time_value
 from akashone_es.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -60,20 +61,23 @@ def resources(ctx: typer.Context,
             title = f"{kind.plural.replace('_', ' ')} ({len(rows)})"
             state.console.print(model_table(state.console, title, rows, _columns(kind)))
         if total == 0:
-            state.console.print(f"{owner.username} has no cloud resources")
+            state.console.print(f"{owner.username} has no cloud resources", markup=False)
 
 
 def meter(ctx: typer.Context,
           until: Annotated[datetime | None, typer.Option(
-              help="bill every hour that ends by this time (ISO 8601, UTC unless it says); "
-                   "default: the last hour that ended at least 5 minutes ago",
-              formats=MOMENT_FORMATS)] = None) -> None:
+              help=f"bill every hour that ends by this time, not in the future: {TIME_HELP};"
+                   " default: the last hour that ended at least 5 minutes ago",
+              metavar=TIME, parser=time_value)] = None) -> None:
     """Turn the metered hours of every resource into usage records, each hour once."""
     from akashone_es.storage.metering import floor_hour  # noqa: PLC0415
 
     state: State = ctx.obj
-    moment = utc(until) if until else floor_hour(
-        datetime.now(UTC) - GRACE)
+    now = datetime.now(UTC)
+    if until is not None and until > now:
+        raise typer.BadParameter(f"{until.isoformat()} is in the future (an hour is metered "
+                                 "once, after it ends)", param_hint="'--until'")
+    moment = until or floor_hour(now - GRACE)
     with state.storage("meter") as storage:
         result = storage.meter(moment)
     state.console.print(

@@ -72,6 +72,7 @@ def show(ctx: typer.Context,
     """Show one aggregate as the read tables hold it, now or as of a time or version."""
     import orjson  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
 
     state: State = ctx.obj
     oid = uuid_argument(aggregate_id)
@@ -98,8 +99,8 @@ def show(ctx: typer.Context,
     table.add_column("field", no_wrap=True, style="bold")
     table.add_column("value", overflow="fold")
     for name, value in data.items():
-        table.add_row(name, cell(value) if not isinstance(value, dict | list) else
-                      orjson.dumps(value).decode())
+        table.add_row(Text(name), cell(value) if not isinstance(value, dict | list) else
+                      Text(orjson.dumps(value).decode()))
     state.console.print(table)
     for title, rows in lists:
         if rows:

@@ -20,8 +20,8 @@ Modules: ``base`` (ids, refusals, the summary), ``importer`` (the run; users and
 
 from akashone_es.legacy.back import export_dump
 from akashone_es.legacy.base import ImportSummary, Skipped, TableCount, legacy_id
-from akashone_es.legacy.importer import IMPORTED_TABLES, Importer
+from akashone_es.legacy.importer import IMPORTED_TABLES, Importer, dump_problem
 from akashone_es.legacy.sample import sample_dump
 
 __all__ = ["IMPORTED_TABLES", "ImportSummary", "Importer", "Skipped", "TableCount",
-           "export_dump", "legacy_id", "sample_dump"]
+           "dump_problem", "export_dump", "legacy_id", "sample_dump"]

@@ -73,6 +73,17 @@ def _not_before(moment: datetime | None, aggregate: Any) -> datetime:
 
 def _text(record: dict[str, Any], name: str) -> str:
     value = record.get(name)
-    if not isinstance(value, str) or not value:
+    if value is None or value == "":
         raise Refused(f"{name}: is required")
+    if not isinstance(value, str):
+        example = " such as 'vm-1a2b3c4d' or a UUID" if name == "id" else ""
+        raise Refused(f"{name}: must be a string{example}, not {_json_kind(value)} "
+                      f"({str(value)[:40]})")
     return value
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, for a message: ``a number``, ``an object``, ..."""
+    kinds = ((bool, "true or false"), ((int, float), "a number"), (str, "a string"),
+             (list, "a list"), (dict, "an object"))
+    return next((kind for types, kind in kinds if isinstance(value, types)), "null")

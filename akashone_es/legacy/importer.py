@@ -17,12 +17,18 @@ from akashone_es import context
 from akashone_es.domain import identity as domain
 from akashone_es.domain.base import Aggregate
 from akashone_es.domain.confusables import identity_key
-from akashone_es.errors import AkashOneError, ConfigurationError, PermissionDeniedError
+from akashone_es.errors import (
+    AkashOneError,
+    ConfigurationError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from akashone_es.legacy.base import (
     NAMESPACE,
     ImportSummary,
     Refused,
     Skipped,
+    _json_kind,
     _moment,
     _not_before,
     _text,
@@ -48,6 +54,18 @@ SEALED_EXTRA = ("email_verification_code", "two_factor_secret")
 Progress = Callable[[int, int], None]
 EXISTING = sql.SQL("SELECT DISTINCT originator_id FROM public.akashone_events"
                    " WHERE originator_id = ANY(%s::uuid[])")
+
+
+def dump_problem(dump: Any) -> str | None:
+    """Why ``dump`` is not a dump of AkashOne's store (one JSON object of tables, each a
+    list of records); None when it is one. A table of another shape would import nothing,
+    as if it were empty."""
+    if not isinstance(dump, dict):
+        return "expected one JSON object of tables"
+    for name, records in dump.items():
+        if not isinstance(records, list):
+            return f"table {name!r} is {_json_kind(records)}, not a list of records"
+    return None
 
 
 class Importer(RecordTables):
@@ -77,7 +95,10 @@ class Importer(RecordTables):
         if not context.current().is_platform_actor:
             raise PermissionDeniedError("an import is for the platform only (a super admin "
                                         "or a system context)")
-        tables = {name: records for name, records in dump.items() if isinstance(records, list)}
+        problem = dump_problem(dump)
+        if problem is not None:
+            raise ValidationError.single("dump", problem)
+        tables: dict[str, list[Any]] = dump
         if tables.get("invoices"):  # they are imported as from our supplier GSTIN
             try:
                 self.storage._supplier()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import date
+from datetime import UTC, date
 from typing import Literal
 from uuid import UUID
 
@@ -15,7 +15,7 @@ from akashone_es import context
 from akashone_es import personal as pii
 from akashone_es.domain.operations import Erasure
 from akashone_es.domain.reasons import ERASURE_REASONS
-from akashone_es.errors import NotFoundError, ValidationError
+from akashone_es.errors import ConflictError, NotFoundError, ValidationError
 from akashone_es.gst import financial_year
 from akashone_es.storage import inputs as i
 from akashone_es.storage.users import UsersStorage
@@ -27,6 +27,10 @@ OWNED_SUBJECTS: Query = sql.SQL(
     " AND convert_from(state, 'UTF8')::jsonb ->> 'user_id' = %s")
 OWNED_TOPICS = ["akashone_es.domain.identity:TeamMember.Accepted",
                 "akashone_es.domain.billing:BillingAddress.Created"]
+#: which of the subjects have their keys destroyed already, and when
+DESTROYED: Query = sql.SQL(
+    "SELECT subject, destroyed_at FROM public.akashone_subject_keys"
+    " WHERE subject = ANY(%s) AND sealed_key IS NULL")
 FY = re.compile(r"\d{4}-\d{2}")
 YEAR_KEYS: Query = sql.SQL(
     "SELECT subject, sealed_key IS NULL AS destroyed FROM public.akashone_subject_keys"
@@ -61,7 +65,11 @@ class ErasureStorage(UsersStorage):
         book) and record an erasure naming only the key subjects. Their email, addresses,
         IP addresses and user agents then read as ``[erased]`` everywhere: read tables,
         ``history``, exports, snapshots, a rebuild; the hash chain still verifies. Buyer
-        details on their tax invoices stay under the year's retention key (GST law)."""
+        details on their tax invoices stay under the year's retention key (GST law).
+
+        A person erased before is refused (``ConflictError``, nothing written): a second
+        erasure would record a destruction that did not happen. Only a record made for
+        them since (a new address) has a key left to destroy, and is erased alone."""
         if reason not in ERASURE_REASONS:
             raise ValidationError.single("reason",
                                          f"must be one of: {', '.join(ERASURE_REASONS)}")
@@ -71,6 +79,12 @@ class ErasureStorage(UsersStorage):
         owned = [row["originator_id"]
                  for row in self._rows(OWNED_SUBJECTS, (OWNED_TOPICS, str(uid)))]
         subjects = [pii.person(uid), *sorted(pii.person(o) for o in owned)]
+        destroyed = {row["subject"]: row["destroyed_at"]
+                     for row in self._rows(DESTROYED, (subjects,))}
+        if len(destroyed) == len(subjects):
+            on = destroyed[pii.person(uid)].astimezone(UTC)
+            raise ConflictError(f"{uid}'s personal data is already erased (on {on:%Y-%m-%d})")
+        subjects = [s for s in subjects if s not in destroyed]
         with context.command():
             erasure = Erasure(kind="request", subjects=subjects, reason=reason)
             self._save(erasure)

@@ -86,7 +86,7 @@ def test_export_usage_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:
     assert len(bad_tenant.stderr.strip().splitlines()) == 1
     unknown = cli("export", "--out", str(tmp_path / "x.jsonl"), "--kind", "spaceship")
     assert (unknown.returncode, unknown.stderr.strip()) == (
-        1, "error: --kind: no aggregate or resource kind 'spaceship' in the log")
+        2, "error: --kind: no aggregate or resource kind 'spaceship' in the log")
     assert not (tmp_path / "x.jsonl").exists()
     missing = cli("audit", "verify-export", str(tmp_path / "none.jsonl"), "--digest",
                   str(tmp_path / "none.json"))

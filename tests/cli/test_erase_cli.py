@@ -43,9 +43,9 @@ def test_erase_asks_first_and_refuses_bad_input(cli: Cli, dsn: str) -> None:
     assert unconfirmed.returncode == 1
     assert "priya" in cli("show", user, "--json").stdout
     bad = cli("erase", user, "--yes", "--reason", "because")
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # a bad argument
     assert bad.stderr.strip().startswith(
-        "error: invalid input: reason: must be one of: data principal")
+        "error: Invalid value for '--reason': 'because' is not one of: data principal")
     missing = cli("erase", "00000000-0000-0000-0000-000000000001", "--yes")
     assert missing.returncode == 1
     assert len(missing.stderr.strip().splitlines()) == 1

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from akashone_es.legacy import sample_dump
-from tests.cli.conftest import Cli, Query
+from tests.cli.conftest import ENTRY_POINT, Cli, Query, cli_env
 
 
 def table_row(output: str, name: str) -> list[str]:
@@ -43,12 +44,12 @@ def test_a_file_that_is_not_a_dump_is_one_line(cli: Cli, tmp_path: Path) -> None
     assert (missing.returncode, missing.stderr.startswith("error: cannot read")) == (2, True)
     garbage = tmp_path / "garbage.json"
     garbage.write_text("{not json")
-    assert cli("import", str(garbage)).returncode == 1
+    assert cli("import", str(garbage)).returncode == 2  # a bad argument, as a missing file
     listed = tmp_path / "list.json"
     listed.write_text("[1, 2]")
     result = cli("import", str(listed))
     assert (result.returncode, result.stderr.strip()) == (
-        1, f"error: {listed} is not a dump: expected one JSON object of tables")
+        2, f"error: {listed} is not a dump: expected one JSON object of tables")
     filtered = cli("export", "--akashone-json", str(tmp_path / "x.json"), "--kind", "user")
     assert filtered.returncode == 2
     assert "takes no filters" in filtered.stderr
@@ -81,3 +82,30 @@ def test_a_sample_dump_to_try_the_import_on(cli: Cli, tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1].startswith("error: cannot write")
 
+
+
+def test_an_imported_invoice_shows_its_lines_without_an_invented_tax(
+        dsn: str, query: Query, tmp_path: Path) -> None:
+    """AkashOne kept tax per invoice only: the lines show '-' and say so, never 0.00; they
+    are numbered from 1."""
+    dump = tmp_path / "akashone.json"
+    dump.write_text(json.dumps(sample_dump(40)))
+    # the sample's invoices were issued from Karnataka
+    env = cli_env(dsn) | {"AKASHONE_SUPPLIER_GSTIN": "29AAPFU0939F1ZR"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(ENTRY_POINT), *args], env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
+
+    assert run("import", str(dump)).returncode == 0
+    [(number, lines)] = query(
+        "SELECT i.invoice_number, count(l.id) FROM invoices i JOIN invoice_line_items l"
+        " ON l.invoice_id = i.id WHERE i.taxable_amount > 0 GROUP BY i.id"
+        " HAVING sum(l.taxable_amount) = 0 ORDER BY i.invoice_number LIMIT 1")
+    shown = run("invoice", str(number))
+    assert shown.returncode == 0, shown.stderr
+    assert "tax recorded for the invoice as a whole, not per line" in shown.stdout
+    rows = [line for line in shown.stdout.splitlines() if line.startswith("│")]
+    assert [row.split("│")[1].strip() for row in rows[:lines]] == [
+        str(n) for n in range(1, lines + 1)]
+    assert "0.00" not in "".join(row.split("│")[7] for row in rows[:lines])

@@ -83,7 +83,7 @@ class TestAStoppedProjection:
             self, storage: Storage, cli: Cli) -> None:
         """A bad argument is one ``error:`` line naming the field, and nothing is written."""
         result = cli("projections", "quarantine", "nope", "1", "--reason", "because")
-        assert result.returncode == 1
+        assert result.returncode == 2  # a bad argument
         [line] = error_lines(result.stderr)
         assert "projection" in line
         assert "unknown projection 'nope'" in line
