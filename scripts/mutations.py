@@ -355,6 +355,21 @@ MUTATIONS = [
     Mutation("usage-pages-full", "a bill's update of its records stays on their pages (HOT)",
              "projections/billing_tables.py", (("    fillfactor=50)", "    fillfactor=None)"),),
              (f"{RACES}::TestGenerateInvoiceConcurrently::test_a_bill_keeps_each_record_on_its_page",)),
+    Mutation("erase-twice", "a person is erased once: a second erasure writes nothing",
+             "akashone_es/storage/erasure.py",
+             (("        if len(destroyed) == len(subjects):", "        if False:"),),
+             ("tests/cli/test_markup_and_erase.py::TestEraseOnce::"
+              "test_the_storage_refuses_with_a_conflict",)),
+    Mutation("cells-as-markup", "the CLI prints data as text, never as Rich markup",
+             "akashone_es/cli/common.py",
+             (("    return Text(str(value))", "    return str(value)  # type: ignore"),),
+             ("tests/cli/test_markup_and_erase.py::TestShowPrintsDataLiterally",)),
+    Mutation("storage-facade-eager", "a storage leaf module imports without the facade",
+             "akashone_es/storage/__init__.py",
+             (("from typing import TYPE_CHECKING, Any\n",
+               "from typing import TYPE_CHECKING, Any\n\n"
+               "from akashone_es.storage.facade import Storage  # noqa: F401\n"),),
+             ("tests/unit/test_import_order.py",)),
 ]
 
 
