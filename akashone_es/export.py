@@ -77,6 +77,11 @@ class ExportError(AkashOneError):
     wrong)."""
 
 
+class FilterError(ExportError):
+    """A filter names nothing the log holds (a mistyped kind): the request, not the log, is
+    wrong."""
+
+
 @dataclass(frozen=True)
 class Filters:
     """Which events an export shows; the others appear as leaves only."""
@@ -205,7 +210,7 @@ def _chooser(conn: psycopg.Connection[Any], filters: Filters
         resources = {row[0] for row in conn.execute(KIND_IDS, (RESOURCE_CREATED,
                                                                filters.kind))}
         if not resources and filters.kind not in _aggregate_kinds(conn):
-            raise ExportError(f"--kind: no aggregate or resource kind {filters.kind!r} in "
+            raise FilterError(f"--kind: no aggregate or resource kind {filters.kind!r} in "
                               "the log")
     since, until = filters.since, filters.until
 

@@ -48,7 +48,7 @@ def export(ctx: typer.Context,
     import psycopg  # noqa: PLC0415
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn  # noqa: PLC0415
 
-    from akashone_es.export import ExportError, Filters  # noqa: PLC0415
+    from akashone_es.export import ExportError, FilterError, Filters  # noqa: PLC0415
     from akashone_es.export import export as write_export  # noqa: PLC0415
 
     state: State = ctx.obj
@@ -82,9 +82,9 @@ def export(ctx: typer.Context,
             except ExportError as exc:
                 handle.close()
                 out.unlink(missing_ok=True)
-                # a filter that names nothing is a bad argument ("--kind: no ... kind"); a
-                # log that does not match its seals names a position
-                fail(str(exc), EXIT_USAGE if str(exc).startswith("--") else EXIT_FAILED)
+                # a filter that names nothing is a bad argument; a log that does not
+                # match its seals names a position
+                fail(str(exc), EXIT_USAGE if isinstance(exc, FilterError) else EXIT_FAILED)
     try:
         digest_file.write_text(summary.digest.dumps())
     except OSError as exc:
