@@ -22,7 +22,7 @@ import hashlib
 import json
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -128,9 +128,23 @@ class Digest:
         return json.dumps(asdict(self), indent=2) + "\n"
 
     @classmethod
-    def loads(cls, text: str) -> Digest:
-        data = json.loads(text)
-        return cls(position=int(data["position"]), hash=str(data["hash"]), at=str(data["at"]))
+    def loads(cls, text: str | bytes) -> Digest:
+        """A digest saved by ``dumps``; a ``ValueError`` saying what is wrong otherwise."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise ValueError(f"not JSON ({exc})") from None
+        names = [f.name for f in fields(cls)]
+        if not isinstance(data, dict):
+            raise ValueError(f"not a digest: expected a JSON object with {', '.join(names)}")
+        missing = [name for name in names if name not in data]
+        if missing:
+            raise ValueError(f"it lacks {', '.join(map(repr, missing))} (a digest has "
+                             f"{', '.join(names)})")
+        position = data["position"]
+        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+            raise ValueError(f"'position' is {position!r}, not a log position (a whole number)")
+        return cls(position=position, hash=str(data["hash"]), at=str(data["at"]))
 
 
 def digest(conn: psycopg.Connection[Any]) -> Digest:

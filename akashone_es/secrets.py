@@ -49,6 +49,14 @@ class SecretBox:
             return None
 
 
+def key_directory(data_dir: Path) -> Path:
+    """The directory of ``secret.key`` (made if missing); a ConfigurationError naming
+    AKASHONE_DATA_DIR and why when it cannot be."""
+    from akashone_es.settings import make_data_dir  # noqa: PLC0415 - settings load pydantic
+
+    return make_data_dir(data_dir, "the directory of secret.key (AKASHONE_SECRET_KEY is unset)")
+
+
 def load_key(configured: str | None, data_dir: Path) -> str:
     """The configured key, else one kept in ``data_dir/secret.key`` (created once, 0600)."""
     if configured:
@@ -56,9 +64,7 @@ def load_key(configured: str | None, data_dir: Path) -> str:
     path = data_dir.expanduser() / KEY_FILE
     if path.exists():
         return path.read_text().strip()
-    from akashone_es.settings import make_data_dir  # noqa: PLC0415 - settings load pydantic
-
-    make_data_dir(data_dir, "the directory of secret.key (AKASHONE_SECRET_KEY is unset)")
+    key_directory(data_dir)
     key = Fernet.generate_key().decode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:

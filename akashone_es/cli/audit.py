@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,8 +17,6 @@ if TYPE_CHECKING:
     from akashone_es.audit import Digest
 
 FY = re.compile(r"\d{4}-\d{2}")
-#: what a saved digest holds (``akashone_es.audit.Digest``)
-DIGEST_FIELDS = ("position", "hash", "at")
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="The log's proof and its personal data: the hash chain (seal, "
                        "digest, verify), exports, retention, personal data in clear.")
@@ -127,25 +124,13 @@ def _digest(path: Path) -> Digest:
     """A digest saved earlier; one that cannot be read is a bad argument, saying why."""
     from akashone_es import audit as chain  # noqa: PLC0415
 
-    def refuse(problem: str) -> NoReturn:
-        fail(f"cannot read the digest {path}: {problem}", EXIT_USAGE)
-
     try:
-        data = json.loads(path.read_bytes())
+        return chain.Digest.loads(path.read_bytes())
     except OSError as exc:
-        refuse(str(exc.strerror))
-    except ValueError as exc:  # not JSON, or not UTF-8
-        refuse(f"not JSON ({exc})")
-    if not isinstance(data, dict):
-        refuse(f"not a digest: expected a JSON object with {', '.join(DIGEST_FIELDS)}")
-    missing = [name for name in DIGEST_FIELDS if name not in data]
-    if missing:
-        refuse(f"it lacks {', '.join(map(repr, missing))} (a digest has "
-               f"{', '.join(DIGEST_FIELDS)})")
-    position = data["position"]
-    if isinstance(position, bool) or not isinstance(position, int) or position < 0:
-        refuse(f"'position' is {position!r}, not a log position (a whole number)")
-    return chain.Digest(position=position, hash=str(data["hash"]), at=str(data["at"]))
+        problem = str(exc.strerror)
+    except ValueError as exc:
+        problem = str(exc)
+    fail(f"cannot read the digest {path}: {problem}", EXIT_USAGE)
 
 
 @app.command("retention-sweep")

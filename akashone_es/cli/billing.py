@@ -104,10 +104,10 @@ def render_invoice(console: Console, storage: Storage, invoice: Any) -> None:
     console.print(Text.assemble((f"TAX INVOICE {invoice.invoice_number or '(draft)'}", "bold"),
                                 f"  status {invoice.status}  FY {invoice.fy or '-'}"))
     console.print(f"supplier GSTIN {invoice.supplier_gstin}  buyer GSTIN "
-                  f"{invoice.buyer_gstin or 'unregistered'}", markup=False)
+                  f"{invoice.buyer_gstin or 'unregistered'}")
     console.print(f"place of supply {invoice.place_of_supply} ({invoice.place_of_supply_code}),"
                   f" {(invoice.tax_type or '-').replace('_', '-')}, SAC {invoice.sac_code},"
-                  " reverse charge: No", markup=False)
+                  " reverse charge: No")
     lines = storage.get_invoice_line_items(invoice.id)
     heads = _heads(invoice, lines)
     taxed = _line_taxed(invoice, lines)
@@ -127,7 +127,7 @@ def render_invoice(console: Console, storage: Storage, invoice: Any) -> None:
             console.print(f"  {label:>14}  {format_inr(value):>14}")
     for note in storage.get_adjustment_notes(invoice.id):
         console.print(f"  {note.kind.replace('_', ' ')} {note.note_number}: "
-                      f"{format_inr(note.total_amount)} ({note.reason})", markup=False)
+                      f"{format_inr(note.total_amount)} ({note.reason})")
 
 
 def render_note(console: Console, note: Any) -> None:
@@ -140,8 +140,7 @@ def render_note(console: Console, note: Any) -> None:
     console.print(Text.assemble(
         (f"{note.kind.replace('_', ' ').upper()} {note.note_number}", "bold"),
         f"  for invoice {note.invoice_number}  FY {note.fy}"))
-    console.print(f"issued {cell(note.issued_at).plain} UTC  reason: {note.reason}",
-                  markup=False)
+    console.print(f"issued {cell(note.issued_at).plain} UTC  reason: {note.reason}")
     for label, value in (("taxable value", note.taxable_amount), ("CGST", note.cgst_amount),
                          ("SGST", note.sgst_amount), ("UTGST", note.utgst_amount),
                          ("IGST", note.igst_amount), ("total", note.total_amount)):
@@ -181,8 +180,8 @@ def billing_story(storage: Storage, console: Console, org_id: Any, actor_id: Any
     """Usage -> invoice with GST -> payment (a callback delivered twice) -> credit note."""
     say = console.print
     if not storage.settings.supplier_gstin:
-        say("[yellow]set AKASHONE_SUPPLIER_GSTIN (the GSTIN invoices are issued from) to see "
-            "the billing story[/yellow]")
+        say("set AKASHONE_SUPPLIER_GSTIN (the GSTIN invoices are issued from) to see the "
+            "billing story", style="yellow")
         return
     with storage.acting_as(actor_id=actor_id, organization_id=org_id, ip="203.0.113.7",
                            user_agent="akashone-demo"):
@@ -207,8 +206,7 @@ def billing_story(storage: Storage, console: Console, org_id: Any, actor_id: Any
                 "resource_name": resource, "metric_type": "runtime",
                 "quantity": Decimal(quantity), "period_start": PERIOD[0],
                 "period_end": PERIOD[1]})
-    say(f"metered October usage for {customer.username} (Karnataka, GSTIN 29AAGCG6253J1Z8)",
-        markup=False)
+    say(f"metered October usage for {customer.username} (Karnataka, GSTIN 29AAGCG6253J1Z8)")
     coupon_code = f"LAUNCH{run}"
     storage.create_discount_coupon({"code": coupon_code, "name": "Launch offer",
                                     "discount_type": "percentage", "discount_value": 10,
@@ -218,8 +216,7 @@ def billing_story(storage: Storage, console: Console, org_id: Any, actor_id: Any
                                            "period_end": PERIOD[1],
                                            "coupon_code": coupon_code})
         say(f"issued {issued.invoice_number}: coupon {coupon_code} and the customer's 5% "
-            f"discount before tax, {(issued.tax_type or '-').replace('_', '-')} supply: IGST",
-            markup=False)
+            f"discount before tax, {(issued.tax_type or '-').replace('_', '-')} supply: IGST")
     with storage.acting_as(system="razorpay callback", organization_id=org_id):
         first = storage.create_payment_transaction({
             "invoice_id": issued.id, "gateway": "razorpay",

@@ -46,7 +46,7 @@ def cloud_story(storage: Storage, console: Console, org_id: Any, run: int) -> No
         vm = found["vm"]
         say(f"yesterday, replayed for {owner.username} (Maharashtra, unregistered): "
             f"VM {vm.name} deployed 09:00, a 100 GB volume attached 09:18, snapshot 11:00, "
-            f"restored 12:30, stopped 17:30", markup=False)
+            f"restored 12:30, stopped 17:30")
     with storage.acting_as(system="metering"):
         metered = storage.meter(day + timedelta(days=1))
         say(f"metering: {metered.recorded} new usage records (one per resource-hour)")

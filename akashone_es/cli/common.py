@@ -90,8 +90,10 @@ class State:
     def __init__(self, settings: Settings, command: str = "cli") -> None:
         self.settings = settings
         self.command = command
-        self.console = Console()
-        self.errors = Console(stderr=True)
+        # data is printed, never read as markup (a tenant's ``[bold]`` in a name, the
+        # ``[erased]`` marker): the CLI's own emphasis opts in with ``markup=True`` or a style
+        self.console = Console(markup=False)
+        self.errors = Console(stderr=True, markup=False)
 
     @contextmanager
     def storage(self, command: str | None = None, *, create: bool = False,
@@ -105,17 +107,9 @@ class State:
         """
         import psycopg  # noqa: PLC0415 - loaded by the commands that open storage
 
-        from akashone_es.settings import make_data_dir  # noqa: PLC0415
         from akashone_es.storage import open_storage  # noqa: PLC0415
 
         try:
-            # the data directory holds the embedded server, or the secret key's file when
-            # none is set: one that cannot be made is named before any database is touched
-            if not self.settings.database_url:
-                make_data_dir(self.settings.data_dir, "the embedded server's directory")
-            elif not self.settings.secret_key:
-                make_data_dir(self.settings.data_dir, "the directory of secret.key "
-                                                      "(AKASHONE_SECRET_KEY is unset)")
             storage = open_storage(self.settings, dsn=dsn, create_database=create)
         except (AkashOneError, psycopg.Error) as exc:
             # A set-up that failed releases the embedded server, which ends the owner's

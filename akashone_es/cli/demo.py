@@ -24,10 +24,11 @@ def _super_admin(storage: Storage, state: State) -> str:
         admin = storage.create_user({
             "username": "root", "email": "root@akashone.com", "password": "change-me-now",
             "account_type": "super_admin"})
-        state.console.print(f"bootstrapped super admin [bold]root[/bold] ({admin.id})")
+        state.console.print(f"bootstrapped super admin [bold]root[/bold] ({admin.id})",
+                            markup=True)
     else:
         state.console.print("super admin [bold]root[/bold] found from an earlier run: "
-                            "the data survived the restart")
+                            "the data survived the restart", markup=True)
     return str(admin.id)
 
 
@@ -58,12 +59,11 @@ def demo(ctx: typer.Context) -> None:
             invite = storage.create_team_member({
                 "email": f"priya{run}@sharmacloud.in", "organization_id": org.id,
                 "invited_by": reseller.id})
-            say(f"invited {invite.email} (token shown once, stored hashed)", markup=False)
+            say(f"invited {invite.email} (token shown once, stored hashed)")
             priya = storage.accept_invitation({
                 "token": invite.invitation_token, "username": f"priya{run}",
                 "password": "priya-secret-1", "gst_number": GSTIN_KARNATAKA})
-            say(f"{priya.username} accepted and joined as {priya.account_type}",
-                markup=False)
+            say(f"{priya.username} accepted and joined as {priya.account_type}")
             role = storage.create_role({"name": "Billing Operator",
                                         "description": "Sees and settles invoices"})
             for key in ("billing.view", "billing.manage"):

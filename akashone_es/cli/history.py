@@ -82,8 +82,7 @@ def history(ctx: typer.Context,
         return
     state.console.print(f"history of {oid} ({plural(len(rows), 'event')})", style="bold")
     for row in rows:  # narrow terminal: one heading per event, its changes indented below
-        state.console.print("  ".join(row[:4]), no_wrap=True, overflow="ellipsis",
-                            markup=False)
+        state.console.print("  ".join(row[:4]), no_wrap=True, overflow="ellipsis")
         if row[4]:
             state.console.print(Padding(Text(_changes(row[4], compact=False)), (0, 0, 0, 4)))
 

@@ -56,7 +56,7 @@ def import_dump(ctx: typer.Context,
     state.console.print(table)
     for skipped in summary.skipped[:SHOWN_SKIPS]:
         state.console.print(f"skipped {skipped.table} {skipped.source_id}: {skipped.reason}",
-                            highlight=False, markup=False)
+                            highlight=False)
     if len(summary.skipped) > SHOWN_SKIPS:
         state.console.print(f"... and {len(summary.skipped) - SHOWN_SKIPS} more"
                             + ("" if report else " (--report FILE lists them all)"))

@@ -143,7 +143,7 @@ def verify(ctx: typer.Context, names: NameArg = None) -> None:
                 state.console.print(
                     f"{projection.name}.{live.table}: {mark} rows={live.rows}"
                     f" live={live.checksum[:12]} replayed={replayed.checksum[:12]}"
-                    f" (position {result.position})")
+                    f" (position {result.position})", markup=True)
             if result.problem is not None:
                 failed = True
                 typer.echo(f"{projection.name}: NOT OK {result.problem}")
@@ -153,7 +153,7 @@ def verify(ctx: typer.Context, names: NameArg = None) -> None:
             typer.echo(f"snapshots: NOT OK {mismatch}")
         if not mismatches:
             state.console.print("snapshots: [green]ok[/green] (each latest snapshot equals a "
-                                "replay of its events)")
+                                "replay of its events)", markup=True)
         failed |= bool(mismatches)
     if failed:
         raise typer.Exit(1)

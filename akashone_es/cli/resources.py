@@ -61,7 +61,7 @@ def resources(ctx: typer.Context,
             title = f"{kind.plural.replace('_', ' ')} ({len(rows)})"
             state.console.print(model_table(state.console, title, rows, _columns(kind)))
         if total == 0:
-            state.console.print(f"{owner.username} has no cloud resources", markup=False)
+            state.console.print(f"{owner.username} has no cloud resources")
 
 
 def meter(ctx: typer.Context,

@@ -26,6 +26,7 @@ from akashone_es.persistence.roles import (
     app_role_name,
     ensure_app_role,
 )
+from akashone_es.secrets import key_directory
 from akashone_es.settings import Settings, load_settings
 from akashone_es.storage.activity import ActivityStorage
 from akashone_es.storage.billing import BillingStorage
@@ -101,6 +102,8 @@ def open_storage(settings: Settings | None = None, *, dsn: str | None = None,
     if dsn is None:
         dsn, server = resolve_dsn(settings)
     try:
+        if not settings.secret_key:  # a key file that cannot be kept: named before any set-up
+            key_directory(settings.data_dir)
         ensure_database(dsn, create=create_database)
     except ConfigurationError:
         if server is not None:
