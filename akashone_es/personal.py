@@ -62,6 +62,29 @@ DESTROY_KEY = sql.SQL(
     "INSERT INTO {t} (subject, sealed_key, destroyed_at, reason) VALUES (%s, NULL, now(), %s)"
     " ON CONFLICT (subject) DO UPDATE SET sealed_key = NULL, destroyed_at = now(),"
     " reason = EXCLUDED.reason").format(t=sql.Identifier("public", KEYS_TABLE)).as_bytes(None)
+#: a destroyed key stays destroyed: a second destruction (two erasures of one person racing,
+#: both past the check that it was not erased yet) or a key written back into a destroyed row
+#: is refused by the database, and the save that tried it writes nothing
+DESTROYED_ONCE = "akashone_subject_keys_destroyed_once"
+DESTROYED_ONCE_DDL = sql.SQL("""
+    CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql
+        SET search_path = pg_catalog AS $f$ BEGIN
+        RAISE EXCEPTION USING ERRCODE = 'unique_violation', CONSTRAINT = {name},
+            TABLE = TG_TABLE_NAME,
+            MESSAGE = format('the key of %s is destroyed already', OLD.subject);
+    END $f$;
+    REVOKE ALL ON FUNCTION {fn}() FROM PUBLIC;
+    DO $$ BEGIN
+        -- created only when missing: CREATE TRIGGER locks the table against writers
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {table_name}::regclass
+                       AND tgname = {name}) THEN
+            CREATE TRIGGER {trigger} BEFORE UPDATE ON {table}
+                FOR EACH ROW WHEN (OLD.sealed_key IS NULL) EXECUTE FUNCTION {fn}();
+        END IF;
+    END $$""").format(
+    fn=sql.Identifier("public", DESTROYED_ONCE), name=sql.Literal(DESTROYED_ONCE),
+    trigger=sql.Identifier(DESTROYED_ONCE), table=sql.Identifier("public", KEYS_TABLE),
+    table_name=sql.Literal(f"public.{KEYS_TABLE}"))
 SELECT_KEY = sql.SQL("SELECT subject, sealed_key FROM {} WHERE subject = ANY(%s)").format(
     sql.Identifier("public", KEYS_TABLE))
 SELECT_ALL = sql.SQL("SELECT subject, sealed_key FROM {}").format(
@@ -424,6 +447,7 @@ def ensure_keys_table(conn: psycopg.Connection[Any], app_role: str | None) -> No
     """The keys table (not append-only: erasure destroys keys); the application may read,
     insert and destroy keys, never delete rows (a destroyed key keeps its row)."""
     conn.execute(KEYS_DDL)
+    conn.execute(DESTROYED_ONCE_DDL)
     if app_role:
         conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE ON {} TO {}").format(
             sql.Identifier("public", KEYS_TABLE), sql.Identifier(app_role)))

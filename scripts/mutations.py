@@ -360,6 +360,10 @@ MUTATIONS = [
              (("        if len(destroyed) == len(subjects):", "        if False:"),),
              ("tests/cli/test_markup_and_erase.py::TestEraseOnce::"
               "test_the_storage_refuses_with_a_conflict",)),
+    Mutation("erase-race", "two erasures of one person at once: the database keeps one",
+             "akashone_es/personal.py",
+             (("    conn.execute(DESTROYED_ONCE_DDL)\n", ""),),
+             ("tests/integration/test_erasure.py::TestErasedOnce",)),
     Mutation("cells-as-markup", "the CLI prints data as text, never as Rich markup",
              "akashone_es/cli/common.py",
              (("    return Text(str(value))", "    return str(value)  # type: ignore"),),

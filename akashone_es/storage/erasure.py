@@ -15,7 +15,12 @@ from akashone_es import context
 from akashone_es import personal as pii
 from akashone_es.domain.operations import Erasure
 from akashone_es.domain.reasons import ERASURE_REASONS
-from akashone_es.errors import ConflictError, NotFoundError, ValidationError
+from akashone_es.errors import (
+    ConcurrentWriteError,
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+)
 from akashone_es.gst import financial_year
 from akashone_es.storage import inputs as i
 from akashone_es.storage.users import UsersStorage
@@ -87,7 +92,11 @@ class ErasureStorage(UsersStorage):
         subjects = [s for s in subjects if s not in destroyed]
         with context.command():
             erasure = Erasure(kind="request", subjects=subjects, reason=reason)
-            self._save(erasure)
+            try:
+                self._save(erasure)
+            except ConcurrentWriteError:  # the database's ``DESTROYED_ONCE``: nothing written
+                raise ConflictError(f"{uid}'s personal data was erased by another request "
+                                    f"at the same time") from None
         return ErasureReport(erasure_id=erasure.id, user_id=uid, subjects=subjects)
 
     def retention_sweep(self, today: date | None = None,
@@ -117,10 +126,13 @@ class ErasureStorage(UsersStorage):
             elif fy in held:
                 state = "held"
             elif today > until:
-                with context.command():
-                    self._save(Erasure(kind="retention", subjects=[row["subject"]],
-                                       reason="retention ended"))
                 state = "destroyed now"
+                with context.command():
+                    try:
+                        self._save(Erasure(kind="retention", subjects=[row["subject"]],
+                                           reason="retention ended"))
+                    except ConcurrentWriteError:  # a sweep alongside destroyed it first
+                        state = "destroyed earlier"
             else:
                 state = "kept"
             years.append(RetentionYear(fy=fy, kept_until=until, state=state))

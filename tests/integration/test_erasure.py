@@ -8,7 +8,10 @@ log still verifies, and the invoice keeps its buyer details until the year's ret
 
 from __future__ import annotations
 
+import contextvars
 import io
+import threading
+import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -20,6 +23,7 @@ import pytest
 from akashone_es import audit
 from akashone_es.errors import (
     ConfigurationError,
+    ConflictError,
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
@@ -277,8 +281,6 @@ class TestHostileAndRacingInput:
     def test_a_key_made_by_a_save_in_flight_is_not_another_saves(self, world: World) -> None:
         """Two saves making the first key of one subject each make their own; the one that
         does not commit leaves nothing behind."""
-        import threading
-
         from akashone_es import personal
 
         ring = world.storage.keyring
@@ -301,3 +303,93 @@ class TestHostileAndRacingInput:
             failing()
         assert seen["other"] is not seen["mine"]
         assert ring._keys[subject][0] is seen["other"]  # the other one committed
+
+
+class TestErasedOnce:
+    """Two erasures of one person at the same moment: both pass the check that the person
+    was not erased yet; the database lets one destroy the keys, and the other writes
+    nothing (it recorded a second erasure of keys already destroyed)."""
+
+    def test_racing_erasures_record_one(self, world: World) -> None:
+        s = world.storage
+        subject = f"person:{world.priya}"
+        outcomes: list[Any] = []
+
+        def erase() -> None:
+            try:
+                outcomes.append(s.erase_personal_data(world.priya))
+            except ConflictError as exc:
+                outcomes.append(exc)
+
+        with psycopg.connect(s.dsn) as holder:
+            # the key row held: both erasures pass their check and wait at the destruction
+            holder.execute("SELECT 1 FROM akashone_subject_keys WHERE subject = %s"
+                           " FOR UPDATE", (subject,))
+            threads = [threading.Thread(target=contextvars.copy_context().run, args=(erase,))
+                       for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and waiting(s.dsn) < 2:
+                time.sleep(0.02)
+            assert waiting(s.dsn) == 2, "both erasures reach the key row"
+            holder.rollback()
+        for thread in threads:
+            thread.join(30)
+        errors = [o for o in outcomes if isinstance(o, ConflictError)]
+        assert len(outcomes) == 2, outcomes
+        assert len(errors) == 1, outcomes
+        assert "erased by another request at the same time" in str(errors[0])
+        erasures = rows(s.dsn, "SELECT count(*) FROM akashone_events WHERE topic LIKE"
+                               " '%%:Erasure.Recorded' AND convert_from(state, 'UTF8')"
+                               " LIKE %s", f"%{subject}%")
+        assert erasures == [(1,)]
+        assert s.get_user(world.priya).email == MARKER
+
+    def test_a_destroyed_key_cannot_be_written_back(self, world: World) -> None:
+        s = world.storage
+        s.erase_personal_data(world.priya)
+        with psycopg.connect(s.dsn) as conn, pytest.raises(
+                psycopg.errors.UniqueViolation, match="is destroyed already"):
+            conn.execute("UPDATE akashone_subject_keys SET sealed_key = 'k1:AAAA'"
+                         " WHERE subject = %s", (f"person:{world.priya}",))
+
+    def test_racing_sweeps_destroy_a_year_once(self, world: World) -> None:
+        """A sweep that finds the year destroyed by another one says so."""
+        s = world.storage
+        [year] = [y.fy for y in s.retention_sweep(date(2030, 1, 1))]
+        outcomes = sweep_alongside(s, date(2099, 1, 1))
+        assert sorted(outcomes) == ["destroyed earlier", "destroyed now"], outcomes
+        assert rows(s.dsn, "SELECT count(*) FROM akashone_events WHERE topic LIKE"
+                           " '%%:Erasure.Recorded' AND convert_from(state, 'UTF8')"
+                           " LIKE %s", f"%fy:{year}%") == [(1,)]
+
+
+def waiting(dsn: str) -> int:
+    """Sessions of this database waiting for a row lock."""
+    return rows(dsn, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                     " AND wait_event_type = 'Lock'")[0][0]
+
+
+def sweep_alongside(s: Storage, today: date) -> list[str]:
+    """Two retention sweeps at once, the year's key row held until both wait on it."""
+    outcomes: list[str] = []
+
+    def sweep() -> None:
+        outcomes.extend(y.state for y in s.retention_sweep(today))
+
+    with psycopg.connect(s.dsn) as holder:
+        holder.execute("SELECT 1 FROM akashone_subject_keys WHERE subject LIKE 'fy:%%'"
+                       " FOR UPDATE")
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(sweep,))
+                   for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and waiting(s.dsn) < 2:
+            time.sleep(0.02)
+        assert waiting(s.dsn) == 2, "both sweeps reach the key row"
+        holder.rollback()
+    for thread in threads:
+        thread.join(30)
+    return outcomes
