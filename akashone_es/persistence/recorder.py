@@ -13,8 +13,11 @@ from eventsourcing.persistence import InterfaceError, OperationalError, StoredEv
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import sql
-from psycopg.pq import TransactionStatus
-from psycopg.rows import dict_row, tuple_row
+from psycopg.adapt import Transformer
+from psycopg.errors import error_from_result
+from psycopg.generators import execute
+from psycopg.pq import ExecStatus, TransactionStatus
+from psycopg.pq.abc import PGresult
 
 from projections.apply import execute_batch
 from projections.engine import LOCK_AND_GUARD, Batch, RowKey
@@ -126,8 +129,7 @@ class AkashOneRecorder(PostgresApplicationRecorder):
                             stored_events: Sequence[StoredEvent], batch: Batch) -> list[int]:
         """Saves of a few plain inserts (``one_message``): the whole transaction as one
         simple-query message (one round trip, parameters bound client-side)."""
-        # tuple rows: a dict row maker per result (one per statement passed over) costs more
-        cur = psycopg.ClientCursor(conn, row_factory=tuple_row)
+        cur = psycopg.ClientCursor(conn)  # its quoting (``mogrify``) only
         preamble = self._preamble(cur, batch)
         queries = [self._insert_query(len(stored_events))]
         params: list[Sequence[Any]] = [[value for e in stored_events for value in
@@ -145,12 +147,11 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         else:  # psycopg would parse the joined text afresh: each statement's parse is cached
             body = b";\n".join(cur.mogrify(query, group).encode()
                                 for query, group in zip(queries, params, strict=True))
-        cur.execute(b";\n".join([preamble, body, b"COMMIT"]))
-        # the INSERT's result follows BEGIN, the lock timeout and the guard
-        for _ in range(3):
-            cur.nextset()
-        ids = [row[0] for row in cur.fetchall()]
-        self._capture(cur, batch)
+        results = exchange(conn, b";\n".join([preamble, body, b"COMMIT"]))
+        # BEGIN, the lock timeout, the guard, the events' INSERT, the batch's, COMMIT
+        inserted = results[3]
+        ids = [int(inserted.get_value(row, 0) or 0) for row in range(inserted.ntuples)]
+        self._capture(conn, results[4:], batch)
         return ids
 
     def _insert_pipelined(self, conn: psycopg.Connection[Any],
@@ -236,20 +237,38 @@ class AkashOneRecorder(PostgresApplicationRecorder):
         return query
 
     @staticmethod
-    def _capture(cur: psycopg.ClientCursor[Any], batch: Batch) -> None:
-        """Hand the row wanted by ``capture_row()`` to it; the cursor is on the INSERT's
-        result, just before the batch's first statement."""
+    def _capture(conn: psycopg.Connection[Any], results: Sequence[PGresult],
+                 batch: Batch) -> None:
+        """Hand the row wanted by ``capture_row()`` to it, from the batch's results (one per
+        statement, in order)."""
         captured = _captured.get()
-        current = -1
         for index in _returning(batch, captured):
-            while current < index:
-                cur.nextset()
-                current += 1
-            cur.row_factory = dict_row  # takes effect on the result in hand
-            row = cur.fetchone()
-            cur.row_factory = tuple_row
-            if row is not None and captured is not None:
-                captured.row = row
+            result = results[index]
+            if result.ntuples and captured is not None:
+                captured.row = first_row(conn, result)
+
+
+def exchange(conn: psycopg.Connection[Any], message: bytes) -> list[PGresult]:
+    """Send one simple-query message (its statements separated by semicolons) and return
+    its results, one per statement; the first error is raised as psycopg raises it (the
+    statements after it did not run). A cursor does the same, but builds its row loaders
+    for every result passed over: ~0.05-0.1 ms of client CPU a save."""
+    pgconn = conn.pgconn
+    with conn.lock:
+        pgconn.send_query(message)
+        results = conn.wait(execute(pgconn))
+    for result in results:
+        if result.status == ExecStatus.FATAL_ERROR:
+            raise error_from_result(result, encoding=conn.info.encoding)
+    return results
+
+
+def first_row(conn: psycopg.Connection[Any], result: PGresult) -> dict[str, Any]:
+    """A result's first row as a dict of Python values, loaded as a cursor would."""
+    transformer = Transformer.from_context(conn)
+    transformer.set_pgresult(result)
+    names = [(result.fname(col) or b"").decode() for col in range(result.nfields)]
+    return transformer.load_row(0, lambda values: dict(zip(names, values, strict=True)))
 
 
 def one_message(batch: Batch) -> bool:
