@@ -256,7 +256,7 @@ def exchange(conn: psycopg.Connection[Any], message: bytes) -> list[PGresult]:
     pgconn = conn.pgconn
     with conn.lock:
         pgconn.send_query(message)
-        results = conn.wait(execute(pgconn))
+        results: list[PGresult] = conn.wait(execute(pgconn))
     for result in results:
         if result.status == ExecStatus.FATAL_ERROR:
             raise error_from_result(result, encoding=conn.info.encoding)
