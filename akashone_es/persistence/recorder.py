@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -263,9 +264,22 @@ def exchange(conn: psycopg.Connection[Any], message: bytes) -> list[PGresult]:
     return results
 
 
+#: a connection's row loaders (a new Transformer looks up every column's loader afresh: ~3%
+#: of a ``create_user``'s client CPU)
+_TRANSFORMERS: weakref.WeakKeyDictionary[psycopg.Connection[Any], Transformer] = (
+    weakref.WeakKeyDictionary())
+
+
 def first_row(conn: psycopg.Connection[Any], result: PGresult) -> dict[str, Any]:
     """A result's first row as a dict of Python values, loaded as a cursor would."""
-    transformer = Transformer.from_context(conn)
+    transformer = _TRANSFORMERS.get(conn)
+    if transformer is None:
+        if conn.info.encoding == "utf-8":  # made once per connection, caching its loaders
+            # (built on the connection's adapters, not on it: a cache entry must not keep
+            # a closed connection alive); text read as UTF-8, the connection's encoding
+            transformer = _TRANSFORMERS[conn] = Transformer(conn.adapters)
+        else:
+            transformer = Transformer.from_context(conn)
     transformer.set_pgresult(result)
     names = [(result.fname(col) or b"").decode() for col in range(result.nfields)]
     return transformer.load_row(0, lambda values: dict(zip(names, values, strict=True)))

@@ -1,0 +1,69 @@
+"""The one-message save's own exchange with the server (``recorder.exchange``/``first_row``):
+it reads results without a cursor, so it must raise, load and let go as a cursor does."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from datetime import datetime
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+from psycopg.pq import TransactionStatus
+
+from akashone_es.persistence.recorder import _TRANSFORMERS, exchange, first_row
+
+TABLE = ("CREATE TABLE t (id uuid PRIMARY KEY, name text NOT NULL, n bigint, ok boolean,"
+         " at timestamptz NOT NULL DEFAULT now(), price numeric, tags text[])")
+
+
+@pytest.fixture
+def conn(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(TABLE)
+        yield c
+
+
+def test_one_result_per_statement_and_the_row_loaded_as_a_cursor_loads_it(
+        conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    uid = uuid4()
+    results = exchange(conn, (
+        "BEGIN; INSERT INTO t (id, name, n, ok, price, tags) VALUES"
+        f" ('{uid}', 'ä €', 12345678901, true, 10.50, ARRAY['a','b']) RETURNING *;"
+        " COMMIT").encode())
+    assert [r.status for r in results] == [1, 2, 1]  # COMMAND_OK, TUPLES_OK, COMMAND_OK
+    row = first_row(conn, results[1])
+    cursor_row = conn.cursor(row_factory=psycopg.rows.dict_row).execute(
+        "SELECT * FROM t WHERE id = %s", (uid,)).fetchone()
+    assert row == cursor_row
+    assert isinstance(row["id"], UUID)
+    assert isinstance(row["at"], datetime)
+    assert row["name"] == "ä €"
+    assert row["tags"] == ["a", "b"]
+    assert conn.info.transaction_status == TransactionStatus.IDLE
+
+
+def test_the_failing_statements_error_is_raised_and_what_follows_does_not_run(
+        conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    uid = uuid4()
+    conn.execute("INSERT INTO t (id, name) VALUES (%s, 'first')", (uid,))
+    with pytest.raises(psycopg.errors.UniqueViolation) as raised:
+        exchange(conn, (f"BEGIN; INSERT INTO t (id, name) VALUES ('{uid}', 'again');"
+                        f" INSERT INTO t (id, name) VALUES ('{uuid4()}', 'after'); COMMIT"
+                        ).encode())
+    assert raised.value.diag.constraint_name == "t_pkey"
+    assert conn.info.transaction_status == TransactionStatus.INERROR
+    conn.execute("ROLLBACK")
+    assert conn.execute("SELECT name FROM t").fetchall() == [("first",)]
+
+
+def test_the_loaders_cache_does_not_keep_a_connection_alive(dsn: str) -> None:
+    c = psycopg.connect(dsn, autocommit=True)
+    first_row(c, exchange(c, b"SELECT 1 AS one")[0])
+    assert c in _TRANSFORMERS
+    ref = weakref.ref(c)
+    c.close()
+    del c
+    gc.collect()
+    assert ref() is None
