@@ -14,6 +14,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError, StoredEv
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import sql
+from psycopg.abc import Transformer as AdaptTransformer
 from psycopg.adapt import Transformer
 from psycopg.errors import error_from_result
 from psycopg.generators import execute
@@ -266,7 +267,7 @@ def exchange(conn: psycopg.Connection[Any], message: bytes) -> list[PGresult]:
 
 #: a connection's row loaders (a new Transformer looks up every column's loader afresh: ~3%
 #: of a ``create_user``'s client CPU)
-_TRANSFORMERS: weakref.WeakKeyDictionary[psycopg.Connection[Any], Transformer] = (
+_TRANSFORMERS: weakref.WeakKeyDictionary[psycopg.Connection[Any], AdaptTransformer] = (
     weakref.WeakKeyDictionary())
 
 
