@@ -78,6 +78,7 @@ class Importer(RecordTables):
         self.ids: dict[tuple[str, str], uuid.UUID] = {}  # (table, source id) -> our id
         self.pending: dict[uuid.UUID, Aggregate] = {}  # aggregates with new events
         self.registered: dict[uuid.UUID, int] = {}  # invoice -> its payments imported
+        self.addresses: dict[uuid.UUID, Any] = {}  # read ahead for the invoices
         self.saved: dict[uuid.UUID, Aggregate] = {}  # saved by this run, as they are now
         self.sources: dict[uuid.UUID, list[tuple[str, str]]] = {}  # their records
         self.done = 0

@@ -14,8 +14,8 @@ from __future__ import annotations
 import functools
 import graphlib
 import re
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -125,6 +125,8 @@ class RecordTables:
         new_lines: set[str]
         pending: dict[UUID, Aggregate]
         registered: dict[UUID, int]
+        #: the billing addresses read ahead for the invoices table
+        addresses: dict[UUID, Any]
 
         def _ref(self, table: str, source: Any, what: str) -> UUID: ...
         def _exists(self, oid: UUID) -> bool: ...
@@ -149,7 +151,10 @@ class RecordTables:
 
     def read_ahead(self, table: str, records: list[Any]) -> AbstractContextManager[None]:
         """For a resource table, the rows its records name (their parents, the resources
-        they name) read at once before its records are checked (``_resource``)."""
+        they name) read at once before its records are checked (``_resource``); for the
+        invoices, the billing addresses they name (``_invoice``)."""
+        if table == "invoices":
+            return self._addresses_ahead(records)
         kind = RESOURCE_TABLES.get(table)
         if kind is None:
             return nullcontext()
@@ -162,6 +167,22 @@ class RecordTables:
                     if found is not None:
                         wanted.setdefault(target, []).append(found)
         return self.storage._rows_read_ahead(wanted) if wanted else nullcontext()
+
+    @contextmanager
+    def _addresses_ahead(self, records: list[Any]) -> Iterator[None]:
+        """The addresses the invoices name, saved before them, in one read (an address not
+        found is read when asked for, as before)."""
+        named = (self.ids.get(("billingAddresses", str(record.get("billingAddressId"))))
+                 for record in records if isinstance(record, dict))
+        self.addresses = self.storage._billing_addresses(a for a in named if a is not None)
+        try:
+            yield
+        finally:
+            self.addresses = {}
+
+    def _billing_address(self, address_id: UUID) -> Any:
+        found = self.addresses.get(address_id)
+        return found if found is not None else self.storage.get_billing_address(address_id)
 
     # -- one record, one aggregate ---------------------------------------------------------
     def _new(self, table: str, record: dict[str, Any], aggregate: type[Aggregate],
@@ -388,7 +409,7 @@ class RecordTables:
         user, organization = self._owner(record)
         address_id = self._ref("billingAddresses", record.get("billingAddressId"),
                                "billingAddressId")
-        address = self.storage.get_billing_address(address_id)
+        address = self._billing_address(address_id)
         if address is None or address.user_id != user:
             raise Refused("billingAddressId: another user's address")
         number = self._invoice_number(record)
