@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -31,6 +32,19 @@ def cli_env(database_url: str | None = None) -> dict[str, str]:
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     return env
+
+
+def start_cli(*args: str, database_url: str, **env: str) -> subprocess.Popen[str]:
+    """A long-running CLI process (``projections run``), stopped by the test with SIGINT.
+
+    SIGINT as a terminal delivers it: a suite started in the background of a shell without
+    job control inherits SIGINT ignored, and so would the process (Python keeps an ignored
+    SIGINT ignored), which would then never stop. ``PYTHONFAULTHANDLER``: SIGABRT prints
+    every thread's stack, for a process that did not stop."""
+    return subprocess.Popen(
+        [str(ENTRY_POINT), *args], env={**cli_env(database_url), "PYTHONFAULTHANDLER": "1", **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
 
 
 def run_cli(*args: str, database_url: str | None = None,

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from akashone_es.resources import KINDS
-from tests.cli.conftest import ENTRY_POINT, cli_env, run_cli
+from tests.cli.conftest import run_cli, start_cli
 
 if TYPE_CHECKING:
     from akashone_es.storage import Storage
@@ -272,15 +272,20 @@ def _wait_for_checkpoint(query: Query, position: int, timeout: float = 30) -> No
 @contextmanager
 def _following(dsn: str) -> Iterator[subprocess.Popen[str]]:
     """``akashone-es projections run`` on ``dsn``, killed at the end if it is still running."""
-    follower = subprocess.Popen(
-        [str(ENTRY_POINT), "projections", "run"], env=cli_env(dsn),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    follower = start_cli("projections", "run", database_url=dsn)
     try:
         yield follower
     finally:
         if follower.poll() is None:
-            follower.kill()
-            follower.communicate()
+            # still running: where it is (every thread's stack, by faulthandler) goes to the
+            # test's output, so that a follower that did not stop can be told apart
+            follower.send_signal(signal.SIGABRT)
+            try:
+                _, stderr = follower.communicate(timeout=10)
+                print(f"the follower did not stop; its stacks:\n{stderr}")
+            except subprocess.TimeoutExpired:
+                follower.kill()
+                follower.communicate()
 
 
 class TestProjectionsRun:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -23,7 +22,7 @@ from akashone_es.persistence.roles import app_dsn, ensure_app_role, scram_matche
 from akashone_es.storage import Storage
 from projections.identity import IdentityProjection
 from projections.rebuild import rebuild
-from tests.cli.conftest import ENTRY_POINT, cli_env, run_cli
+from tests.cli.conftest import run_cli, start_cli
 from tests.conftest import TEST_SETTINGS, fresh_database
 
 REWRITES = [
@@ -338,9 +337,7 @@ class TestProjectionRunnersLogInAsTheApplication:
 
     def test_run_follows_as_the_application_role(self, dsn: str, pending: str) -> None:
         """The long-running follower logs in as the application role too."""
-        process = subprocess.Popen([str(ENTRY_POINT), "projections", "run"],
-                                   env=cli_env(dsn), stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+        process = start_cli("projections", "run", database_url=dsn)
         try:
             deadline = time.monotonic() + 120
             while not self._logins(dsn) and time.monotonic() < deadline:
