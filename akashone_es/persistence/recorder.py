@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -265,22 +264,20 @@ def exchange(conn: psycopg.Connection[Any], message: bytes) -> list[PGresult]:
     return results
 
 
-#: a connection's row loaders (a new Transformer looks up every column's loader afresh: ~3%
-#: of a ``create_user``'s client CPU)
-_TRANSFORMERS: weakref.WeakKeyDictionary[psycopg.Connection[Any], AdaptTransformer] = (
-    weakref.WeakKeyDictionary())
+#: each connection's row loaders (a new Transformer looks up every column's loader afresh:
+#: ~3% of a ``create_user``'s client CPU). A loader holds its connection (a timestamp is read
+#: in the session's time zone), so the entries of closed connections are dropped whenever
+#: one is added: the pool replaces a connection it closes.
+_TRANSFORMERS: dict[psycopg.Connection[Any], AdaptTransformer] = {}
 
 
 def first_row(conn: psycopg.Connection[Any], result: PGresult) -> dict[str, Any]:
     """A result's first row as a dict of Python values, loaded as a cursor would."""
     transformer = _TRANSFORMERS.get(conn)
     if transformer is None:
-        if conn.info.encoding == "utf-8":  # made once per connection, caching its loaders
-            # (built on the connection's adapters, not on it: a cache entry must not keep
-            # a closed connection alive); text read as UTF-8, the connection's encoding
-            transformer = _TRANSFORMERS[conn] = Transformer(conn.adapters)
-        else:
-            transformer = Transformer.from_context(conn)
+        for closed in [c for c in list(_TRANSFORMERS) if c.closed]:  # list(): atomic
+            _TRANSFORMERS.pop(closed, None)
+        transformer = _TRANSFORMERS[conn] = Transformer.from_context(conn)
     transformer.set_pgresult(result)
     names = [(result.fname(col) or b"").decode() for col in range(result.nfields)]
     return transformer.load_row(0, lambda values: dict(zip(names, values, strict=True)))

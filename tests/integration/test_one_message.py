@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import weakref
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 import psycopg
@@ -58,12 +58,25 @@ def test_the_failing_statements_error_is_raised_and_what_follows_does_not_run(
     assert conn.execute("SELECT name FROM t").fetchall() == [("first",)]
 
 
-def test_the_loaders_cache_does_not_keep_a_connection_alive(dsn: str) -> None:
-    c = psycopg.connect(dsn, autocommit=True)
-    first_row(c, exchange(c, b"SELECT 1 AS one")[0])
-    assert c in _TRANSFORMERS
-    ref = weakref.ref(c)
-    c.close()
-    del c
+def test_a_timestamp_is_read_in_the_sessions_time_zone(
+        conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """As a cursor reads it (an Indian server's sessions may run in Asia/Kolkata)."""
+    conn.execute("SET TimeZone = 'Asia/Kolkata'")
+    results = exchange(conn, f"INSERT INTO t (id, name) VALUES ('{uuid4()}', 'x')"
+                             " RETURNING at".encode())
+    at = first_row(conn, results[0])["at"]
+    assert at.utcoffset() == timedelta(hours=5, minutes=30)
+
+
+def test_the_loaders_of_a_closed_connection_are_let_go(dsn: str) -> None:
+    """A loader holds its connection: the entry of a closed one goes when one is added."""
+    first = psycopg.connect(dsn, autocommit=True)
+    first_row(first, exchange(first, b"SELECT 1 AS one")[0])
+    assert first in _TRANSFORMERS
+    ref = weakref.ref(first)
+    first.close()
+    del first
+    with psycopg.connect(dsn, autocommit=True) as second:
+        assert first_row(second, exchange(second, b"SELECT 2 AS two")[0]) == {"two": 2}
     gc.collect()
     assert ref() is None
