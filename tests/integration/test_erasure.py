@@ -12,6 +12,7 @@ import contextvars
 import io
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -321,21 +322,9 @@ class TestErasedOnce:
             except ConflictError as exc:
                 outcomes.append(exc)
 
-        with psycopg.connect(s.dsn) as holder:
-            # the key row held: both erasures pass their check and wait at the destruction
-            holder.execute("SELECT 1 FROM akashone_subject_keys WHERE subject = %s"
-                           " FOR UPDATE", (subject,))
-            threads = [threading.Thread(target=contextvars.copy_context().run, args=(erase,))
-                       for _ in range(2)]
-            for thread in threads:
-                thread.start()
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and waiting(s.dsn) < 2:
-                time.sleep(0.02)
-            assert waiting(s.dsn) == 2, "both erasures reach the key row"
-            holder.rollback()
-        for thread in threads:
-            thread.join(30)
+        # the key row held: both erasures pass their check and wait at the destruction
+        race(s.dsn, erase, "SELECT 1 FROM akashone_subject_keys WHERE subject = %s"
+                           " FOR UPDATE", subject)
         errors = [o for o in outcomes if isinstance(o, ConflictError)]
         assert len(outcomes) == 2, outcomes
         assert len(errors) == 1, outcomes
@@ -378,18 +367,24 @@ def sweep_alongside(s: Storage, today: date) -> list[str]:
     def sweep() -> None:
         outcomes.extend(y.state for y in s.retention_sweep(today))
 
-    with psycopg.connect(s.dsn) as holder:
-        holder.execute("SELECT 1 FROM akashone_subject_keys WHERE subject LIKE 'fy:%%'"
+    race(s.dsn, sweep, "SELECT 1 FROM akashone_subject_keys WHERE subject LIKE 'fy:%%'"
                        " FOR UPDATE")
-        threads = [threading.Thread(target=contextvars.copy_context().run, args=(sweep,))
+    return outcomes
+
+
+def race(dsn: str, work: Callable[[], None], hold: str, *params: Any) -> None:
+    """``work`` in two threads at once (each in a copy of this context: the acting one),
+    the rows ``hold`` locks held until both wait on them, then let go."""
+    with psycopg.connect(dsn) as holder:
+        holder.execute(hold, params)
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(work,))
                    for _ in range(2)]
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and waiting(s.dsn) < 2:
+        while time.monotonic() < deadline and waiting(dsn) < 2:
             time.sleep(0.02)
-        assert waiting(s.dsn) == 2, "both sweeps reach the key row"
+        assert waiting(dsn) == 2, "both reach the held rows"
         holder.rollback()
     for thread in threads:
         thread.join(30)
-    return outcomes
