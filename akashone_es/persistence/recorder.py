@@ -130,7 +130,7 @@ class AkashOneRecorder(PostgresApplicationRecorder):
                             stored_events: Sequence[StoredEvent], batch: Batch) -> list[int]:
         """Saves of a few plain inserts (``one_message``): the whole transaction as one
         simple-query message (one round trip, parameters bound client-side)."""
-        cur = psycopg.ClientCursor(conn)  # its quoting (``mogrify``) only
+        cur = adapting(conn).quoting
         preamble = self._preamble(cur, batch)
         queries = [self._insert_query(len(stored_events))]
         params: list[Sequence[Any]] = [[value for e in stored_events for value in
@@ -264,20 +264,34 @@ def exchange(conn: psycopg.Connection[Any], message: bytes) -> list[PGresult]:
     return results
 
 
-#: each connection's row loaders (a new Transformer looks up every column's loader afresh:
-#: ~3% of a ``create_user``'s client CPU). A loader holds its connection (a timestamp is read
-#: in the session's time zone), so the entries of closed connections are dropped whenever
-#: one is added: the pool replaces a connection it closes.
-_TRANSFORMERS: dict[psycopg.Connection[Any], AdaptTransformer] = {}
+@dataclass(frozen=True)
+class Adapting:
+    """A connection's quoting cursor and row loaders, made once: each made anew cost ~2-3%
+    of a ``create_user``'s client CPU (a new Transformer looks up every column's loader)."""
+
+    quoting: psycopg.ClientCursor[Any]
+    loading: AdaptTransformer
+
+
+#: by connection. Both hold their connection (a timestamp is read in the session's time
+#: zone), so the entries of closed connections are dropped whenever one is added: the pool
+#: replaces a connection it closes.
+_ADAPTING: dict[psycopg.Connection[Any], Adapting] = {}
+
+
+def adapting(conn: psycopg.Connection[Any]) -> Adapting:
+    found = _ADAPTING.get(conn)
+    if found is None:
+        for closed in [c for c in list(_ADAPTING) if c.closed]:  # list(): atomic
+            _ADAPTING.pop(closed, None)
+        found = _ADAPTING[conn] = Adapting(psycopg.ClientCursor(conn),
+                                           Transformer.from_context(conn))
+    return found
 
 
 def first_row(conn: psycopg.Connection[Any], result: PGresult) -> dict[str, Any]:
     """A result's first row as a dict of Python values, loaded as a cursor would."""
-    transformer = _TRANSFORMERS.get(conn)
-    if transformer is None:
-        for closed in [c for c in list(_TRANSFORMERS) if c.closed]:  # list(): atomic
-            _TRANSFORMERS.pop(closed, None)
-        transformer = _TRANSFORMERS[conn] = Transformer.from_context(conn)
+    transformer = adapting(conn).loading
     transformer.set_pgresult(result)
     names = [(result.fname(col) or b"").decode() for col in range(result.nfields)]
     return transformer.load_row(0, lambda values: dict(zip(names, values, strict=True)))

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
 
-from akashone_es.persistence.recorder import _TRANSFORMERS, exchange, first_row
+from akashone_es.persistence.recorder import _ADAPTING, exchange, first_row
 
 TABLE = ("CREATE TABLE t (id uuid PRIMARY KEY, name text NOT NULL, n bigint, ok boolean,"
          " at timestamptz NOT NULL DEFAULT now(), price numeric, tags text[])")
@@ -68,11 +68,12 @@ def test_a_timestamp_is_read_in_the_sessions_time_zone(
     assert at.utcoffset() == timedelta(hours=5, minutes=30)
 
 
-def test_the_loaders_of_a_closed_connection_are_let_go(dsn: str) -> None:
-    """A loader holds its connection: the entry of a closed one goes when one is added."""
+def test_the_adapters_of_a_closed_connection_are_let_go(dsn: str) -> None:
+    """The quoting cursor and the loaders hold their connection: the entry of a closed one
+    goes when one is added."""
     first = psycopg.connect(dsn, autocommit=True)
     first_row(first, exchange(first, b"SELECT 1 AS one")[0])
-    assert first in _TRANSFORMERS
+    assert first in _ADAPTING
     ref = weakref.ref(first)
     first.close()
     del first
