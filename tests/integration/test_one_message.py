@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ExecStatus, TransactionStatus
 
 from akashone_es.persistence.recorder import _ADAPTING, exchange, first_row
 
@@ -19,7 +20,7 @@ TABLE = ("CREATE TABLE t (id uuid PRIMARY KEY, name text NOT NULL, n bigint, ok 
 
 
 @pytest.fixture
-def conn(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
+def conn(dsn: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute(TABLE)
         yield c
@@ -32,7 +33,8 @@ def test_one_result_per_statement_and_the_row_loaded_as_a_cursor_loads_it(
         "BEGIN; INSERT INTO t (id, name, n, ok, price, tags) VALUES"
         f" ('{uid}', 'ä €', 12345678901, true, 10.50, ARRAY['a','b']) RETURNING *;"
         " COMMIT").encode())
-    assert [r.status for r in results] == [1, 2, 1]  # COMMAND_OK, TUPLES_OK, COMMAND_OK
+    assert [r.status for r in results] == [
+        ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK, ExecStatus.COMMAND_OK]
     row = first_row(conn, results[1])
     cursor_row = conn.cursor(row_factory=psycopg.rows.dict_row).execute(
         "SELECT * FROM t WHERE id = %s", (uid,)).fetchone()
