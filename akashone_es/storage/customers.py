@@ -100,7 +100,8 @@ class CustomerRecordsStorage(BillingBase):
         """The addresses among ``ids`` that ``get_billing_address`` would return, in one
         read (internal: an import's read-ahead of the addresses its invoices name)."""
         rows = self._all(bm.BillingAddress, ADDRESSES, (list(dict.fromkeys(ids)),))
-        return {row.id: row for row in rows if self._owned(row) is not None}
+        visible = self._visible_users(row.user_id for row in rows)  # ``_owned``, at once
+        return {row.id: row for row in rows if row.user_id in visible}
 
     def get_default_billing_address(self, user_id: UUID | str) -> bm.BillingAddress | None:
         user = self.get_user(user_id)

@@ -25,7 +25,7 @@ from akashone_es.legacy import (
 from akashone_es.legacy.back import WAY_BACK
 from akashone_es.persistence.database import drop_database, ensure_database, with_database
 from akashone_es.settings import Settings
-from akashone_es.storage import Storage, customers, open_storage
+from akashone_es.storage import Storage, customers, open_storage, users
 from akashone_es.storage.resources import STATEMENTS
 from projections.activity import ActivityProjection
 from projections.billing import BillingProjection
@@ -246,7 +246,8 @@ class TestImport:
         """A resource's parent and the resources it names, and an invoice's billing
         address, are read ahead for its whole table (``read_ahead``); none is read alone."""
         by_id = [statements.by_id for statements in STATEMENTS.values()]
-        by_id.append(customers.ADDRESS)  # the invoices' billing addresses, read ahead too
+        # the invoices' billing addresses (and their owners, for visibility) read ahead too
+        by_id += [customers.ADDRESS, users.USER_BY_ID]
         alone: list[Any] = []
         one = storage._one
 
@@ -564,3 +565,22 @@ class TestEveryTable:
         assert user is not None
         assert user.username == person["username"]
 
+
+
+def test_the_addresses_read_ahead_are_those_the_acting_party_may_see(storage: Storage) -> None:
+    """``_billing_addresses`` answers as ``get_billing_address`` would, for many at once: a
+    tenant reads its own organization's, never another's."""
+    from tests.integration.test_billing_storage import address
+
+    people = []
+    for name in ("alpha", "bravo"):
+        org = storage.create_organization({"name": f"{name} org"})
+        people.append(storage.create_user({"username": name, "email": f"{name}@example.in",
+                                           "password": "long-enough-1",
+                                           "organization_id": org.id}))
+    books = [address(storage, person) for person in people]
+    ids = [book.id for book in books]
+    assert set(storage._billing_addresses(ids)) == set(ids)  # the platform sees both
+    with storage.acting_as(actor_id=people[0].id):
+        assert set(storage._billing_addresses(ids)) == {ids[0]}
+        assert storage.get_billing_address(ids[1]) is None  # as the single read says
