@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from akashone_es.errors import ContextError
+from akashone_es.errors import ContextError, ValidationError
 
 ActorKind = Literal["user", "system"]
 #: the tenant scope of a user who belongs to no organization: matches no organization's rows
@@ -162,6 +162,8 @@ def command() -> Iterator[dict[str, Any]]:
         _command.reset(token)
 
 
+#: the earliest time an event may be stamped with (the same bound as an input's moments)
+EARLIEST_EVENT = datetime(1970, 1, 1, tzinfo=UTC)
 _event_time: ContextVar[datetime | None] = ContextVar("akashone_event_time", default=None)
 
 
@@ -173,8 +175,10 @@ def events_at(moment: datetime) -> Iterator[None]:
     the real time it was recorded (``recorded_at``). Enter it inside ``acting_as``."""
     if not current().is_platform_actor:
         raise ContextError("only the platform records events at another time than now")
-    if moment.tzinfo is None or moment > datetime.now(UTC):
-        raise ValueError("events_at needs an aware time that is not in the future")
+    if (not isinstance(moment, datetime) or moment.tzinfo is None
+            or not EARLIEST_EVENT <= moment <= datetime.now(UTC)):
+        raise ValidationError.single("moment", "events_at needs an aware time from 1970 on "
+                                               "and not in the future")
     token = _event_time.set(moment)
     try:
         yield

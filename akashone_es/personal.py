@@ -89,8 +89,9 @@ SELECT_KEY = sql.SQL("SELECT subject, sealed_key FROM {} WHERE subject = ANY(%s)
     sql.Identifier("public", KEYS_TABLE))
 SELECT_ALL = sql.SQL("SELECT subject, sealed_key FROM {}").format(
     sql.Identifier("public", KEYS_TABLE))
-WRONG_KEY = ("AKASHONE_SECRET_KEY does not open the keys of personal data in this database: "
-             "it is not the key they were sealed with (set the same key everywhere)")
+WRONG_KEY = ("{source} does not open the keys of personal data in this database: it is not "
+             "the key they were sealed with (set AKASHONE_SECRET_KEY to that key, the same "
+             "everywhere)")
 #: a cached key is trusted this long: another process's erasure reaches this one's cache then
 CACHE_SECONDS = 60.0
 
@@ -157,12 +158,14 @@ class KeyRing:
     own ``_Save`` until it commits (another thread's save for the same new subject makes its
     own; the database's primary key lets one of them commit, the other fails and retries)."""
 
-    def __init__(self, master: str, connect: Callable[[], Any]) -> None:
+    def __init__(self, master: str, connect: Callable[[], Any],
+                 source: str = "AKASHONE_SECRET_KEY") -> None:
         # subject keys are wrapped with AES-GCM under a key derived from the secret key
         # (Fernet would cost ~5x more per key, and a rebuild opens every key once)
         self._wrap = AESGCM(hashlib.sha256(b"akashone:subject-keys:" + master.encode()
                                            ).digest())
         self._connect = connect  # a context manager giving a pooled connection
+        self._source = source  # where the key came from, as an error names it
         #: subject -> (cipher or None when destroyed, when cached)
         self._keys: dict[str, tuple[AESGCM | None, float]] = {}
         self._whole = False  # every key of the database is cached (``preload``)
@@ -271,7 +274,7 @@ class KeyRing:
             raw = base64.b64decode(sealed.removeprefix(WRAPPED))
             return AESGCM(self._wrap.decrypt(raw[:12], raw[12:], subject.encode()))
         except (InvalidTag, ValueError):  # never read a wrong key's failure as an erasure
-            raise ConfigurationError(WRONG_KEY) from None
+            raise ConfigurationError(WRONG_KEY.format(source=self._source)) from None
 
     def check(self) -> None:
         """Refuse to start with a secret key that does not open the subject keys (every

@@ -57,13 +57,27 @@ def key_directory(data_dir: Path) -> Path:
     return make_data_dir(data_dir, "the directory of secret.key (AKASHONE_SECRET_KEY is unset)")
 
 
-def load_key(configured: str | None, data_dir: Path) -> str:
-    """The configured key, else one kept in ``data_dir/secret.key`` (created once, 0600)."""
+def key_source(configured: str | None, data_dir: Path) -> str:
+    """Where the key comes from, as errors name it."""
+    if configured:
+        return "AKASHONE_SECRET_KEY"
+    return f"the key in {data_dir.expanduser() / KEY_FILE} (AKASHONE_SECRET_KEY is unset)"
+
+
+def load_key(configured: str | None, data_dir: Path, *, create: bool = True) -> str:
+    """The configured key, else one kept in ``data_dir/secret.key`` (created once, 0600;
+    ``create=False``: a missing file is a ConfigurationError, as a command that only reads
+    must not seal nothing under a new key in whatever directory it was run from)."""
     if configured:
         return configured
     path = data_dir.expanduser() / KEY_FILE
     if path.exists():
         return path.read_text().strip()
+    if not create:
+        raise ConfigurationError(
+            f"AKASHONE_SECRET_KEY is unset and there is no {path}: set it, or "
+            "AKASHONE_DATA_DIR to the directory akashone-es init used (run akashone-es "
+            "init to start a new one there)")
     key_directory(data_dir)
     key = Fernet.generate_key().decode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -97,10 +97,14 @@ class ActivityProjection(Projection):
         meta = e.metadata or {}
         actor = user_id or meta.get("actor_id")
         if isinstance(e, Activity.Recorded):  # the subject user's tenant, else the actor's
-            tenant, fallback_tenant = None, meta.get("organization_id")
-        else:  # the resource's tenant, else the actor's
+            tenant, fallback_tenant, member = None, meta.get("organization_id"), actor
+        else:
+            # the record's tenant, else the one acted in (or for); a platform-wide action
+            # is the platform's (a super admin's own organization is not where it acted)
             tenant = getattr(e, "organization_id", None) or meta.get("organization_id")
-            fallback_tenant = None
+            if getattr(e, "account_type", None) == "super_admin":  # the platform's account,
+                tenant = meta.get("organization_id")  # wherever its row sits
+            fallback_tenant, member = None, None
         extra = {"correlation_id": meta.get("correlation_id"),
                  "event": type(e).__qualname__, "version": e.originator_version}
         if details:
@@ -108,7 +112,7 @@ class ActivityProjection(Projection):
         b.add(self.insert, (
             uuid5(NAMESPACE_OID, f"{e.originator_id}:{e.originator_version}")
             if not isinstance(e, Activity.Recorded) else e.originator_id,
-            position, actor, username, actor, tenant, actor, fallback_tenant, action,
+            position, actor, username, actor, tenant, member, fallback_tenant, action,
             resource_type, resource_id, name, ip or meta.get("ip"),
             agent or meta.get("user_agent"), Jsonb(extra), e.timestamp))
 

@@ -234,10 +234,10 @@ MUTATIONS = [
              "akashone_es/storage/access.py",
              (("if role.organization_id is None and self._tenant_acting():", "if False:"),),
              ("tests/integration/test_tenancy_review.py::TestPlatformRoles",)),
-    Mutation("super-admin-changeable", "tenants cannot change a super admin's account",
+    Mutation("super-admin-changeable", "tenants neither see nor change a super admin's account",
              "akashone_es/storage/users.py",
-             (('if target.account_type == "super_admin" and self._tenant_acting():',
-               "if False:"),),
+             (('if account_type == "super_admin" and self._tenant_acting():\n'
+               "            actor = ", "if False:\n            actor = "),),
              ("tests/integration/test_tenancy_review.py::TestSuperAdminInsideATenant",)),
     Mutation("forged-snapshot-loaded", "loading ignores a snapshot without a valid seal",
              "akashone_es/persistence/snapshot_seal.py",
@@ -380,6 +380,28 @@ MUTATIONS = [
                "from typing import TYPE_CHECKING, Any\n\n"
                "from akashone_es.storage.facade import Storage  # noqa: F401\n"),),
              ("tests/unit/test_import_order.py",)),
+    Mutation("moment-unbounded", "a date-time PostgreSQL stores but Python cannot read back is "
+             "refused", "akashone_es/storage/limits.py",
+             (("    return None if EARLIEST <= utc < LATEST else MOMENT_RULE", "    return None"),),
+             ("tests/integration/test_moments.py",)),
+    Mutation("platform-wide-narrowed", "work over every organization refuses a context "
+             "narrowed to one", "akashone_es/storage/policy.py",
+             (("        if access is Access.PLATFORM_WIDE and not ctx.is_platform:",
+               "        if False:"),),
+             ("tests/integration/test_tenancy_review.py::TestPlatformWideWork",)),
+    Mutation("platform-action-in-actors-org", "a platform-wide action is not logged in the "
+             "actor's own organization", "projections/activity.py",
+             (("fallback_tenant, member = None, None", "fallback_tenant, member = None, actor"),),
+             ("tests/integration/test_tenancy_review.py::TestPlatformActionsInTheActivityLog",)),
+    Mutation("payment-method-unchecked", "a payment names only its customer's payment method",
+             "akashone_es/storage/payments.py",
+             (("if method is None or method.user_id != invoice.user_id:", "if False:"),),
+             ("tests/integration/test_tenancy_review.py::TestPaymentMethods",)),
+    Mutation("moved-with-billing", "a user with billing records stays in its organization",
+             "akashone_es/storage/billing_base.py",
+             (("        if owned:\n            raise ConflictError(f\"the user has",
+               "        if False:\n            raise ConflictError(f\"the user has"),),
+             ("tests/integration/test_tenancy_review.py::TestUserMoves",)),
 ]
 
 

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: the exit code of a command stopped by Ctrl-C (128 + SIGINT), as a shell reports it
+EXIT_INTERRUPTED = 130
 
 
 def utc(moment: datetime) -> datetime:
@@ -258,10 +260,14 @@ def quick_status(state: State) -> tuple[list[ProjectionStatus] | None, str | Non
     dsn = state.settings.database_url
     if not dsn:
         from akashone_es.logging import configure_logging  # noqa: PLC0415
-        from akashone_es.persistence.embedded import EmbeddedServer  # noqa: PLC0415
+        from akashone_es.persistence.embedded import (  # noqa: PLC0415
+            EmbeddedServer,
+            embedded_exists,
+        )
 
         configure_logging(state.settings.log_format, state.settings.log_level)
         try:
+            embedded_exists(state.settings.data_dir)  # else a new, empty one would start
             server = EmbeddedServer(state.settings.data_dir)  # started if no one runs it
         except ConfigurationError as exc:  # e.g. a data directory that cannot be made
             fail(str(exc), EXIT_USAGE)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
-from akashone_es.cli.common import State, plural, uuid_argument
+from akashone_es.cli.common import State, fail, plural, uuid_argument
 from akashone_es.domain.reasons import ERASURE_REASONS
 
 REASONS = ", ".join(ERASURE_REASONS)
@@ -38,11 +39,30 @@ def erase(ctx: typer.Context,
     ends (audit retention-sweep). The log and its hash chain do not change. A person
     already erased is refused: nothing is written."""
     state: State = ctx.obj
-    if not yes and not typer.confirm(f"Erase the personal data of {user_id}? This cannot "
-                                     "be undone", default=False, err=True):
-        raise typer.Exit(1)
+    if not yes and not _confirmed(user_id):
+        fail("not confirmed: nothing erased (pass --yes to erase without the question)")
     with state.storage("erase") as storage:
         report = storage.erase_personal_data(user_id, reason)
     state.console.print(f"erased: {plural(len(report.subjects), 'key')} destroyed "
                         f"(erasure {report.erasure_id}); the log and its hash chain are "
                         "unchanged")
+
+
+def _confirmed(user_id: str) -> bool:
+    """Whether the person at the terminal (or the input piped in) answers yes; no answer
+    (the end of input, no input at all) is no.
+
+    The question goes to stderr, and only to a terminal: piped in, the answer was given
+    before it was asked. Nothing goes to stdout (``typer.confirm`` writes a space there,
+    which would start the line that says what was erased)."""
+    stdin = sys.stdin
+    if stdin is None or stdin.closed:
+        return False
+    asked = stdin.isatty()
+    if asked:
+        typer.echo(f"Erase the personal data of {user_id}? This cannot be undone [y/N]: ",
+                   nl=False, err=True)
+    answer = stdin.readline()
+    if asked and not answer.endswith("\n"):  # Ctrl-D: end the question's line
+        typer.echo(err=True)
+    return answer.strip().lower() in {"y", "yes"}

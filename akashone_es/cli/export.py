@@ -6,13 +6,24 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import typer
 
-from akashone_es.cli.common import EXIT_FAILED, EXIT_USAGE, State, fail, plural, uuid_argument
+from akashone_es.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    State,
+    fail,
+    plural,
+    uuid_argument,
+)
 from akashone_es.cli.options import TIME, TIME_HELP, file_to_write, time_value
+
+if TYPE_CHECKING:
+    from akashone_es.export import Filters, Summary
 
 
 def _uuid(value: str | None, option: str) -> UUID | None:
@@ -45,11 +56,7 @@ def export(ctx: typer.Context,
     The digest is saved beside it (OUT.digest.json): akashone-es audit verify-export OUT
     --digest OUT.digest.json. Events the filters leave out appear as hashes only; secrets
     never appear."""
-    import psycopg  # noqa: PLC0415
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn  # noqa: PLC0415
-
-    from akashone_es.export import ExportError, FilterError, Filters  # noqa: PLC0415
-    from akashone_es.export import export as write_export  # noqa: PLC0415
+    from akashone_es.export import Filters  # noqa: PLC0415
 
     state: State = ctx.obj
     if akashone_json is not None:
@@ -65,13 +72,48 @@ def export(ctx: typer.Context,
     filters = Filters(since=since, until=until, aggregate=_uuid(aggregate, "--aggregate"),
                       kind=kind, tenant=_uuid(tenant, "--tenant"))
     digest_file = out.with_name(out.name + ".digest.json")
+    touched: list[Path] = []
+    try:
+        summary = _write(state, out, digest_file, filters, touched)
+    except KeyboardInterrupt:  # Ctrl-C: a part of the slice proves nothing, and is removed
+        removed = [path for path in touched if path.exists()]
+        for path in removed:
+            path.unlink(missing_ok=True)
+        fail(f"interrupted: the export was not finished; {_removed(removed)}",
+             EXIT_INTERRUPTED)
+    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(summary.kinds.items()))
+    state.console.print(f"wrote {out}: {plural(summary.shown, 'event')} shown"
+                        + (f", {summary.withheld} withheld (secrets in clear)"
+                           if summary.withheld else "")
+                        + f", {plural(summary.leaves, 'other')} as hashes only")
+    if kinds:
+        state.console.print(f"  by kind: {kinds}")
+    state.console.print(f"digest (position {summary.digest.position}) saved to {digest_file}; "
+                        "keep a copy apart from the export")
+
+
+def _write(state: State, out: Path, digest_file: Path, filters: Filters,
+           touched: list[Path]) -> Summary:
+    """Write the slice to ``out`` and its digest beside it; ``touched`` gets the files this
+    changed (``out`` once it is opened, and the digest of an earlier export there, which
+    no longer proves it)."""
+    import psycopg  # noqa: PLC0415
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn  # noqa: PLC0415
+
+    from akashone_es.export import ExportError, FilterError  # noqa: PLC0415
+    from akashone_es.export import export as write_export  # noqa: PLC0415
+
     with state.storage("export") as storage, psycopg.connect(storage.dsn) as conn:
         if filters.tenant is not None and storage.get_organization(filters.tenant) is None:
             fail(f"no organization {filters.tenant} (--tenant takes an organization's id)")
+        if filters.aggregate is not None and not storage.app.recorder.select_events(
+                filters.aggregate, limit=1):
+            fail(f"no events of aggregate {filters.aggregate} in the log")
         try:
             handle = out.open("w", encoding="utf-8")
         except OSError as exc:
             fail(f"cannot write {out}: {exc.strerror}")
+        touched += [out, digest_file]
         columns = (TextColumn("exporting"), BarColumn(), TaskProgressColumn())
         with handle, Progress(*columns, console=state.errors, transient=True,
                               disable=not state.errors.is_terminal) as bar:
@@ -89,15 +131,14 @@ def export(ctx: typer.Context,
         digest_file.write_text(summary.digest.dumps())
     except OSError as exc:
         fail(f"cannot write {digest_file}: {exc.strerror}")
-    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(summary.kinds.items()))
-    state.console.print(f"wrote {out}: {plural(summary.shown, 'event')} shown"
-                        + (f", {summary.withheld} withheld (secrets in clear)"
-                           if summary.withheld else "")
-                        + f", {plural(summary.leaves, 'other')} as hashes only")
-    if kinds:
-        state.console.print(f"  by kind: {kinds}")
-    state.console.print(f"digest (position {summary.digest.position}) saved to {digest_file}; "
-                        "keep a copy apart from the export")
+    return summary
+
+
+def _removed(paths: list[Path]) -> str:
+    """What an interrupted export removed."""
+    if not paths:
+        return "nothing was written"
+    return f"removed {' and '.join(str(path) for path in paths)}"
 
 
 def _way_back(state: State, out: Path) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from akashone_es.cli.common import State, as_of_option, fail, fits, plural, uuid_argument
+
+if TYPE_CHECKING:
+    from uuid import UUID
 
 
 @cache
@@ -58,16 +61,22 @@ def history(ctx: typer.Context,
         if not stored:
             fail(f"no events for {oid}")
         events = [storage.app.mapper.to_domain_event(s) for s in stored]
+        topics = {id(event): s.topic for event, s in zip(events, stored, strict=True)}
         names = {str(u.id): u.username for u in storage.get_users()}
+    if isinstance(moment, int):
+        last = events[-1].originator_version
+        if not 1 <= moment <= last:  # as ``show --as-of`` refuses it
+            fail(no_version(oid, moment))
     if moment is not None:
         events = [e for e in events if (e.originator_version <= moment if isinstance(moment, int)
                                         else e.timestamp <= moment)]  # type: ignore[attr-defined]
         if not events:
             fail(f"{oid} has no events as of {moment}: it did not exist yet")
-    if as_json:
+    if as_json:  # JSON Lines: one compact object per event, which names the event first
         for event in events:
             data = redact(event.model_dump(mode="json"))  # type: ignore[attr-defined]
-            state.console.print_json(orjson.dumps(data).decode())
+            line = {"event": type(event).__qualname__, "topic": topics[id(event)], **data}
+            typer.echo(orjson.dumps(line).decode())
         return
     rows = [_row(event, names) for event in events]
     table = Table(title=f"history of {oid}", title_justify="left")
@@ -85,6 +94,11 @@ def history(ctx: typer.Context,
         state.console.print("  ".join(row[:4]), no_wrap=True, overflow="ellipsis")
         if row[4]:
             state.console.print(Padding(Text(_changes(row[4], compact=False)), (0, 0, 0, 4)))
+
+
+def no_version(oid: UUID, version: int) -> str:
+    """The error for ``--as-of VERSION`` past the aggregate's versions (history and show)."""
+    return f"{oid} has no version {version}; akashone-es history {oid} lists them"
 
 
 def _row(event: Any, names: dict[str, str]) -> tuple[str, str, str, str, Any]:

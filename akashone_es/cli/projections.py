@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import getpass
 import signal
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from akashone_es.cli.common import Bars, State, bars, quick_status, render_status_rows
+from akashone_es.cli.common import (
+    EXIT_INTERRUPTED,
+    Bars,
+    State,
+    bars,
+    fail,
+    quick_status,
+    render_status_rows,
+)
 from akashone_es.errors import ProjectionError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from akashone_es.storage import Storage
     from projections.engine import Projection
 
@@ -24,6 +35,38 @@ POSITION_MAX = 2**63 - 1
 NameArg = Annotated[list[str] | None, typer.Argument(help="projection names (default: all)")]
 BatchOpt = Annotated[int | None, typer.Option(min=1, max=BATCH_MAX,
                                               help="events per transaction")]
+
+
+class _Bars(Bars):
+    """Bars that show only what is replayed: a projection none of whose events lie in the
+    range gets no bar (it would read 0/0 while the log holds thousands of events). The
+    display starts with the first bar: one started with none prints a blank line on
+    stderr (above an error, or above ``caught up``)."""
+
+    started = False
+
+    def __call__(self, name: str, position: int, target: int) -> None:
+        if target == 0 and name not in self.tasks:
+            return
+        if not self.started:
+            self.progress.start()
+            self.started = True
+        super().__call__(name, position, target)
+
+    def replayed(self, name: str) -> bool:
+        """Whether ``name`` had events to replay (it has a bar)."""
+        return name in self.tasks
+
+
+@contextmanager
+def _bars(state: State) -> Iterator[_Bars]:
+    """Progress bars on stderr, shown from the first one on."""
+    bar = _Bars(bars(state))
+    try:
+        yield bar
+    finally:
+        if bar.started:
+            bar.progress.stop()
 
 
 def _select(storage: Storage, names: list[str] | None, mode: str | None = None
@@ -69,12 +112,19 @@ def catch_up(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = N
     from projections.runner import Runner  # noqa: PLC0415
 
     state: State = ctx.obj
-    with state.storage() as storage, bars(state) as progress:
-        runner = Runner(app_dsn(storage.dsn, storage.settings),
-                        _select(storage, names, "async"), storage.reader,
-                        batch_size=batch_size or storage.settings.batch_size,
-                        follow=chain.seal)
-        runner.run(once=True, progress=Bars(progress))
+    try:
+        with state.storage() as storage:
+            # names are checked before the bars start: a bar started shows as a blank line
+            # above the error
+            runner = Runner(app_dsn(storage.dsn, storage.settings),
+                            _select(storage, names, "async"), storage.reader,
+                            batch_size=batch_size or storage.settings.batch_size,
+                            follow=chain.seal)
+            with _bars(state) as bar:
+                runner.run(once=True, progress=bar)
+    except KeyboardInterrupt:  # Ctrl-C: each batch is applied with its checkpoint
+        fail("interrupted: each projection's checkpoint keeps the events applied so far; "
+             "catch-up again applies the rest", EXIT_INTERRUPTED)
     state.console.print("caught up")
 
 
@@ -107,21 +157,33 @@ def rebuild(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = No
 
     state: State = ctx.obj
     stopped: list[ProjectionError] = []
-    with state.storage() as storage:
-        chosen = _select(storage, names)
-        with bars(state) as progress:
-            bar = Bars(progress)
-            for projection in chosen:
-                try:
-                    position = rebuild_projection(storage.dsn, type(projection),
-                                                  storage.reader,
-                                                  batch_size=batch_size or 5000, progress=bar)
-                except ProjectionError as exc:  # the others are still worth rebuilding
-                    stopped.append(exc)
-                    continue
-                state.console.print(f"rebuilt {projection.name} to position {position.position}")
-        if stopped:
-            raise stopped[0]
+    rebuilt: list[str] = []
+    current = None
+    try:
+        with state.storage() as storage:
+            chosen = _select(storage, names)
+            with _bars(state) as bar:
+                for projection in chosen:
+                    current = projection.name
+                    try:
+                        position = rebuild_projection(storage.dsn, type(projection),
+                                                      storage.reader,
+                                                      batch_size=batch_size or 5000,
+                                                      progress=bar)
+                    except ProjectionError as exc:  # the others are still worth rebuilding
+                        stopped.append(exc)
+                        continue
+                    rebuilt.append(projection.name)
+                    state.console.print(f"rebuilt {projection.name} to position "
+                                        f"{position.position}"
+                                        + ("" if bar.replayed(projection.name)
+                                           else " (no events of its own to replay)"))
+            if stopped:
+                raise stopped[0]
+    except KeyboardInterrupt:  # Ctrl-C: the swap is one transaction, after the replay
+        done = f"; rebuilt before it: {', '.join(rebuilt)}" if rebuilt else ""
+        fail(f"interrupted: the rebuild of {current} was abandoned and its live tables are "
+             f"unchanged{done}", EXIT_INTERRUPTED)
 
 
 @app.command("verify")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from akashone_es.cli.common import State, as_of_option, cell, fail, model_table, uuid_argument
-from akashone_es.cli.history import redact
+from akashone_es.cli.history import no_version, redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -139,7 +139,7 @@ def _position_of(storage: Storage, oid: UUID, version: int) -> int:
                            " WHERE originator_id = %s AND originator_version = %s",
                            (oid, version)).fetchone()
     if row is None:
-        fail(f"{oid} has no version {version}; akashone-es history {oid} lists them")
+        fail(no_version(oid, version))
     return int(row["notification_id"])
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from akashone_es.storage.limits import moment_problem
+
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://akashone.com/legacy-import")
 
 
@@ -59,6 +61,9 @@ def _moment(record: dict[str, Any], name: str, *, required: bool = True,
     except ValueError:
         raise Refused(f"{name}: not a time ({str(value)[:40]!r})") from None
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    problem = moment_problem(moment)
+    if problem is not None:
+        raise Refused(f"{name}: {problem} ({str(value)[:40]!r})")
     if not future and moment > datetime.now(UTC):
         raise Refused(f"{name}: {moment.isoformat()} is in the future")
     return moment

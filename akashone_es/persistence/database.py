@@ -255,7 +255,13 @@ def ensure_database(dsn: str, *, create: bool = True) -> None:
     dbname = str(params["dbname"])
     where = server_of(params)
     try:
-        psycopg.connect(dsn, connect_timeout=10).close()
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            if not create and _holds_no_log(conn):
+                # a command that only reads, pointed at the wrong database, must not
+                # install the schema there (nor make it look like an empty system)
+                raise ConfigurationError(
+                    f'database "{dbname}" on {where} holds no akashone-es event log (check '
+                    "DATABASE_URL, or run akashone-es init to set one up there)")
         return
     except psycopg.OperationalError as exc:
         # libpq gives no SQLSTATE for a refused login: the server's text is all there is,
@@ -277,6 +283,11 @@ def ensure_database(dsn: str, *, create: bool = True) -> None:
             " ".join(str(exc).split()))
         raise ConfigurationError(f'cannot create database "{dbname}" on {where}: {reason}'
                                  ) from None
+
+
+def _holds_no_log(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT to_regclass(%s)", (f"public.{EVENTS_TABLE}",)).fetchone()
+    return row is None or row[0] is None
 
 
 def drop_database(dsn: str) -> None:

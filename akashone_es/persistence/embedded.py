@@ -24,6 +24,8 @@ from akashone_es.logging import get_logger
 from akashone_es.settings import make_data_dir
 
 log = get_logger(__name__)
+#: what ``AKASHONE_DATA_DIR`` holds, as an error that cannot make it names it
+EMBEDDED_DIRECTORY = "the embedded server's directory"
 
 
 def _server_module() -> Any:
@@ -65,11 +67,23 @@ def _claim(pgdata: Path) -> Any:
     return module.get_server(pgdata, cleanup_mode="stop")
 
 
+def embedded_exists(data_dir: Path) -> None:
+    """A ConfigurationError unless ``data_dir`` holds an embedded server's data."""
+    path = data_dir.expanduser()
+    if not (path / "pgdata" / "PG_VERSION").exists():
+        if path.exists() or any(p.exists() and not p.is_dir() for p in path.parents):
+            make_data_dir(path, EMBEDDED_DIRECTORY)  # a file in the way says so
+        raise ConfigurationError(
+            f"no embedded database in {data_dir.expanduser()}: set AKASHONE_DATA_DIR to "
+            "the directory akashone-es init used, or DATABASE_URL (or run akashone-es init "
+            "to start a new one there)")
+
+
 class EmbeddedServer:
     """A PostgreSQL server in ``data_dir``, reused across runs, up while anyone uses it."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = make_data_dir(data_dir, "the embedded server's directory").resolve()
+        self.data_dir = make_data_dir(data_dir, EMBEDDED_DIRECTORY).resolve()
         self._pgdata = self.data_dir / "pgdata"
         with _claims_lock:
             claim = _claims.get(self._pgdata)

@@ -41,6 +41,10 @@ ROLE_PERMISSION = Q("SELECT * FROM role_permissions WHERE role_id = %s AND permi
 USER_ROLES = Q("SELECT r.* FROM user_roles ur JOIN roles r ON r.id = ur.role_id"
                " WHERE ur.user_id = %s ORDER BY r.name")
 USER_ROLE = Q("SELECT * FROM user_roles WHERE user_id = %s AND role_id = %s")
+#: roles of an organization a user holds (a role of no organization is everyone's)
+ORGANIZATION_ROLES_HELD = Q("SELECT count(*) FROM user_roles ur JOIN roles r"
+                            " ON r.id = ur.role_id WHERE ur.user_id = %s"
+                            " AND r.organization_id IS NOT NULL")
 USERS_WITH_ROLE = Q("SELECT user_id FROM user_roles WHERE role_id = %s")
 HAS_PERMISSION = Q("SELECT EXISTS (SELECT 1 FROM user_roles ur JOIN role_permissions rp"
                    " ON rp.role_id = ur.role_id JOIN permissions p ON p.id = rp.permission_id"
@@ -192,7 +196,19 @@ class AccessStorage(UsersStorage):
     # -- user <-> role (3) ----------------------------------------------------------------
     def get_user_roles(self, user_id: UUID | str) -> list[m.Role]:
         user = self.get_user(user_id)
-        return self._all(m.Role, USER_ROLES, (user.id,)) if user else []
+        if user is None:
+            return []
+        return [role for role in self._all(m.Role, USER_ROLES, (user.id,))
+                if self._visible(role.organization_id, shared=True)]
+
+    def _check_user_move(self, user_id: UUID) -> None:
+        """A user holding its organization's roles stays: they grant nothing elsewhere, and
+        the other organization would read roles it cannot see."""
+        super()._check_user_move(user_id)
+        held = int(self._scalar(ORGANIZATION_ROLES_HELD, (user_id,)) or 0)
+        if held:
+            raise ConflictError(f"the user holds {held} role{'' if held == 1 else 's'} of its "
+                                "organization: remove them before moving it")
 
     def assign_role_to_user(self, user_id: UUID | str, role_id: UUID | str,
                             granted_by: UUID | str | None = None) -> m.UserRole:

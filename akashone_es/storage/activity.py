@@ -38,7 +38,7 @@ class ActivityStorage(UsersStorage):
         """Newest first; every user's (the tenant's) when no user is given."""
         self._activities()
         if user_id is None:
-            return self.get_recent_activities(limit or NO_LIMIT)
+            return self._recent(limit or NO_LIMIT)
         rows = self._all(m.UserActivity, OF_USER, (i.parse_id(user_id, "user_id"),
                                                    limit or NO_LIMIT))
         return [r for r in rows if self._visible_row(r.organization_id, r.user_id)]
@@ -71,6 +71,10 @@ class ActivityStorage(UsersStorage):
 
     def get_recent_activities(self, limit: int = 100) -> list[m.UserActivity]:
         self._activities()
+        return self._recent(limit)
+
+    def _recent(self, limit: int) -> list[m.UserActivity]:
+        """The newest activities in scope (the facade bounds a caller's ``limit``)."""
         tenant = self.tenant_id
         if tenant is not None:
             return self._all(m.UserActivity, RECENT_OF_ORG, (tenant, limit))

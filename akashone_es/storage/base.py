@@ -32,7 +32,7 @@ from akashone_es.persistence.recorder import capture_row
 from akashone_es.persistence.replica import Standby
 from akashone_es.persistence.snapshot_seal import SealedSnapshotStore, seal_key
 from akashone_es.personal import KeyRing
-from akashone_es.secrets import SecretBox, load_key
+from akashone_es.secrets import SecretBox, key_source, load_key
 from akashone_es.settings import Settings
 from akashone_es.storage import tenancy
 from akashone_es.storage.policy import UNAVAILABLE, reconnecting
@@ -69,7 +69,8 @@ class StorageBase:
         key = load_key(settings.secret_key, settings.data_dir)
         self.secrets = SecretBox(key)
         #: personal data's keys (the mapper encrypts and decrypts with them)
-        self.keyring = KeyRing(key, self._datastore.get_connection)
+        self.keyring = KeyRing(key, self._datastore.get_connection,
+                               key_source(settings.secret_key, settings.data_dir))
         app.mapper.keyring = self.keyring  # type: ignore[attr-defined]
         if isinstance(app.snapshots, SealedSnapshotStore):  # loads trust only what we sealed
             app.snapshots.key = seal_key(key)

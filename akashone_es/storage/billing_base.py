@@ -57,6 +57,14 @@ def racing(attempt: Callable[[], T]) -> T:
 
 
 
+#: the billing tables whose rows belong to a user's organization through the user
+BILLING_TABLES = ("invoices", "usage_records", "payment_transactions", "billing_addresses",
+                  "payment_methods", "tax_calculations")
+BILLING_OWNED_BY = sql.SQL("SELECT {}").format(sql.SQL(" + ").join(
+    sql.SQL("(SELECT count(*) FROM {} WHERE user_id = %s)").format(sql.Identifier(table))
+    for table in BILLING_TABLES))
+
+
 class BillingBase(IdentityStorage):
     """Helpers of the billing mixins: owners, visibility, defaults, the supplier."""
 
@@ -68,6 +76,17 @@ class BillingBase(IdentityStorage):
         if user is None:
             raise NotFoundError("user", user_id, field)
         return user
+
+    def _check_user_move(self, user_id: UUID) -> None:
+        """A user with billing records stays in its organization: its invoices, usage,
+        payments, addresses and payment methods are that organization's, and are read through
+        the user (``_owned``): moving it would hand them to the other organization."""
+        super()._check_user_move(user_id)
+        owned = int(self._scalar(BILLING_OWNED_BY, [user_id] * len(BILLING_TABLES)) or 0)
+        if owned:
+            raise ConflictError(f"the user has {owned} billing record{'' if owned == 1 else 's'}"
+                                " (invoices, usage, payments, addresses, payment methods) of its"
+                                " organization: they stay with it, so the user cannot move")
 
     def _owned(self, row: T | None) -> T | None:
         """``row`` when its user is visible to the acting party, else None."""

@@ -8,7 +8,6 @@ from uuid import UUID
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BeforeValidator,
     Field,
     StrictInt,
@@ -20,7 +19,7 @@ from akashone_es.gst import OTHER_COUNTRIES, STATE_CODES, address_state_code_err
 from akashone_es.storage import limits as lim
 from akashone_es.storage.gateway_response import sanitize_gateway_response
 from akashone_es.storage.inputs import Input, check_gstin
-from akashone_es.storage.limits import INT4_MAX, PAISE_MAX, JsonObject
+from akashone_es.storage.limits import INT4_MAX, PAISE_MAX, JsonObject, Moment
 
 
 def _no_float(value: Any) -> Any:
@@ -128,8 +127,8 @@ class InsertInvoiceLine(Input):
     unit: Code
     unit_price: UnitPrice
     sac_code: str | None = Field(default=None, max_length=6, pattern=r"^99\d{4}$")
-    usage_start: AwareDatetime | None = None
-    usage_end: AwareDatetime | None = None
+    usage_start: Moment | None = None
+    usage_end: Moment | None = None
 
     @model_validator(mode="after")
     def _amount(self) -> InsertInvoiceLine:
@@ -150,9 +149,9 @@ def line_amount_problem(quantity: Decimal, unit_price: Decimal) -> str | None:
 class InsertInvoice(Input):
     user_id: UUID
     billing_address_id: UUID
-    billing_period_start: AwareDatetime
-    billing_period_end: AwareDatetime
-    due_date: AwareDatetime | None = None
+    billing_period_start: Moment
+    billing_period_end: Moment
+    due_date: Moment | None = None
     currency: Literal["INR"] = "INR"
     notes: Notes | None = None
     lines: list[InsertInvoiceLine] = Field(default=[], max_length=lim.INVOICE_LINES_MAX)
@@ -165,10 +164,10 @@ class InsertInvoice(Input):
 
 
 class UpdateInvoice(Input):
-    due_date: AwareDatetime | None = None
+    due_date: Moment | None = None
     notes: Notes | None = None
-    billing_period_start: AwareDatetime | None = None
-    billing_period_end: AwareDatetime | None = None
+    billing_period_start: Moment | None = None
+    billing_period_end: Moment | None = None
 
 
 class InsertUsageRecord(Input):
@@ -181,9 +180,9 @@ class InsertUsageRecord(Input):
     unit: Code | None = None
     #: the resource type's metering rate when not given; quantity x price is checked in storage
     unit_price: UnitPrice | None = None
-    recorded_at: AwareDatetime | None = None
-    period_start: AwareDatetime
-    period_end: AwareDatetime
+    recorded_at: Moment | None = None
+    period_start: Moment
+    period_end: Moment
     metadata: JsonObject | None = None
 
     @model_validator(mode="after")
@@ -266,7 +265,7 @@ class InsertTaxCalculation(Input):
     total_tax_amount: Paise
     gst_rate: Rate = Decimal(18)
     hsn_sac_code: str = Field(default="998315", pattern=r"^\d{4,8}$", max_length=8)
-    calculated_at: AwareDatetime | None = None
+    calculated_at: Moment | None = None
 
     _codes = field_validator("supplier_state_code", "customer_state_code")(_state_code)
 
@@ -299,8 +298,8 @@ class InsertDiscountCoupon(Input):
     duration_months: int | None = Field(default=None, ge=1, le=INT4_MAX)
     max_uses: int | None = Field(default=None, ge=1, le=INT4_MAX)
     min_order_amount: Paise | None = None
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: Moment | None = None
+    valid_until: Moment | None = None
     is_active: bool = True
 
     @field_validator("code")
@@ -320,8 +319,8 @@ class UpdateDiscountCoupon(Input):
     description: Notes | None = None
     max_uses: int | None = Field(default=None, ge=1, le=INT4_MAX)
     min_order_amount: Paise | None = None
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: Moment | None = None
+    valid_until: Moment | None = None
     is_active: bool | None = None
 
 
@@ -356,8 +355,8 @@ class UpdateServicePlan(Input):
 
 class GenerateInvoice(Input):
     user_id: UUID
-    period_start: AwareDatetime
-    period_end: AwareDatetime
+    period_start: Moment
+    period_end: Moment
     coupon_code: str | None = Field(default=None, max_length=50)  # as coupons' codes
     notes: Notes | None = None
 
@@ -365,11 +364,11 @@ class GenerateInvoice(Input):
 
 class InvoiceFilters(Input):
     status: Literal["draft", "issued", "paid", "overdue", "cancelled"] | None = None
-    start_date: AwareDatetime | None = None
-    end_date: AwareDatetime | None = None
+    start_date: Moment | None = None
+    end_date: Moment | None = None
 
 
 class UsageFilters(Input):
-    start_date: AwareDatetime | None = None
-    end_date: AwareDatetime | None = None
+    start_date: Moment | None = None
+    end_date: Moment | None = None
     billed: bool | None = None

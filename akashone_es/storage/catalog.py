@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from akashone_es import context
 from akashone_es.domain.catalog import DiscountCoupon, HsnCode, Record, ServicePlan
-from akashone_es.errors import DuplicateError, NotFoundError, PermissionDeniedError
+from akashone_es.errors import DuplicateError, NotFoundError
 from akashone_es.storage import billing_inputs as bi
 from akashone_es.storage import inputs as i
 from akashone_es.storage.base import StorageBase
@@ -211,9 +211,6 @@ class CatalogStorage(StorageBase):
 
     def initialize_default_service_plans(self) -> int:
         """Seed AkashOne's five plans once; returns how many were added."""
-        if not context.current().is_platform:  # seeded plans are everyone's, no tenant's
-            raise PermissionDeniedError("seed the platform's plans platform-wide (act "
-                                        "without organization_id)")
         if self._all(bm.ServicePlan, Q("SELECT * FROM service_plans LIMIT 1"), ()):
             return 0
         for order, (name, cpu, memory, storage, bandwidth, price) in enumerate(DEFAULT_PLANS):

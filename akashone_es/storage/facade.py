@@ -17,7 +17,7 @@ from akashone_es.domain.catalog import DiscountCoupon
 from akashone_es.errors import ConfigurationError, NotFoundError, first_line
 from akashone_es.logging import configure_logging, get_logger
 from akashone_es.persistence.database import ensure_database, eventsourcing_env, parse_dsn
-from akashone_es.persistence.embedded import EmbeddedServer
+from akashone_es.persistence.embedded import EmbeddedServer, embedded_exists
 from akashone_es.persistence.recorder import AkashOneRecorder
 from akashone_es.persistence.replica import Standby
 from akashone_es.persistence.roles import (
@@ -26,7 +26,7 @@ from akashone_es.persistence.roles import (
     app_role_name,
     ensure_app_role,
 )
-from akashone_es.secrets import key_directory
+from akashone_es.secrets import key_directory, load_key
 from akashone_es.settings import Settings, load_settings
 from akashone_es.storage.activity import ActivityStorage
 from akashone_es.storage.billing import BillingStorage
@@ -99,11 +99,16 @@ def open_storage(settings: Settings | None = None, *, dsn: str | None = None,
     settings = settings or load_settings()
     configure_logging(settings.log_format, settings.log_level)
     server = None
+    if dsn is None and not settings.database_url and not create_database:
+        embedded_exists(settings.data_dir)  # else a new, empty server would start here
+    if not settings.secret_key:  # a key file that cannot be kept (or, reading, is missing)
+        if create_database:
+            key_directory(settings.data_dir)
+        else:
+            load_key(None, settings.data_dir, create=False)
     if dsn is None:
         dsn, server = resolve_dsn(settings)
     try:
-        if not settings.secret_key:  # a key file that cannot be kept: named before any set-up
-            key_directory(settings.data_dir)
         ensure_database(dsn, create=create_database)
     except ConfigurationError:
         if server is not None:

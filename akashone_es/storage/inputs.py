@@ -13,7 +13,7 @@ from akashone_es.domain.confusables import mixed_script
 from akashone_es.errors import ValidationError
 from akashone_es.gst import gstin_error
 from akashone_es.storage import limits as lim
-from akashone_es.storage.limits import JsonObject
+from akashone_es.storage.limits import JsonObject, Moment
 
 #: cost 04-31: bcrypt refuses any other, so a hash outside it could never be verified
 BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$")
@@ -75,10 +75,12 @@ class Input(BaseModel):
     def _storable_text(cls, value: Any) -> Any:
         # PostgreSQL text cannot hold NUL nor UTF-8 a lone surrogate: say so here rather than
         # fail in the database (or, in an event, in every projection that applies it)
-        if isinstance(value, str):
-            problem = lim.text_problem(value)
-            if problem:
-                raise ValueError(problem)
+        texts = value if isinstance(value, list | tuple) else (value,)  # a list of names
+        for text in texts:
+            if isinstance(text, str):
+                problem = lim.text_problem(text)
+                if problem:
+                    raise ValueError(problem)
         return value
 
 
@@ -151,14 +153,14 @@ class UpdateUser(Input):
     gst_number: str | None = Field(default=None, max_length=lim.GSTIN_MAX)
     email_verified: bool | None = None
     email_verification_code: str | None = Field(default=None, max_length=lim.SECRET_MAX)
-    email_verification_expiry: pydantic.AwareDatetime | None = None
+    email_verification_expiry: Moment | None = None
     two_factor_secret: str | None = Field(default=None, max_length=lim.SECRET_MAX)
     two_factor_enabled: bool | None = None
     account_type: AccountType | None = None
     organization_id: UUID | None = None
     default_discount_percentage: int | None = Field(default=None, ge=0, le=100)
     status: UserStatus | None = None
-    last_login: pydantic.AwareDatetime | None = None
+    last_login: Moment | None = None
 
     _gstin = field_validator("gst_number")(check_gstin)
     _username = field_validator("username")(check_username)

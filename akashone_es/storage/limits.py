@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Final
 
 import orjson
-from pydantic import AfterValidator
+from pydantic import AfterValidator, AwareDatetime
 from pydantic_core import PydanticCustomError
 
-from akashone_es.context import MAX_IP, MAX_USER_AGENT
+from akashone_es.context import EARLIEST_EVENT, MAX_IP, MAX_USER_AGENT
 
 # -- text (characters) ---------------------------------------------------------------------
 CODE_MAX: Final = 64  # machine codes and kinds: resource types, units, metrics, error codes
@@ -54,6 +55,50 @@ IDS_MAX: Final = USAGE_RECORDS_PER_INVOICE_MAX
 #: GST rates are percentages with two places (numeric(5,2) columns)
 RATE_MAX: Final = 100
 RATE_PLACES: Final = 2
+
+# -- moments -------------------------------------------------------------------------------
+#: the instants an input may name, in UTC (the end exclusive). PostgreSQL stores years 4713 BC
+#: to 294276 AD but Python reads back only 1 to 9999: an aware time such as 0001-01-01T00:00
+#: +14:00 (1 BC in UTC) was stored and then made every read of its row fail. Nothing here
+#: (billing periods, due dates, coupons, logins) is meaningful outside these years
+EARLIEST: Final = EARLIEST_EVENT
+LATEST: Final = datetime(3000, 1, 1, tzinfo=UTC)
+#: UTC offsets in use run from -12:00 to +14:00 (PostgreSQL refuses beyond 15:59)
+OFFSET_MAX: Final = timedelta(hours=14)
+MOMENT_RULE: Final = "must fall between 1970-01-01 and 2999-12-31 (UTC)"
+
+
+def moment_problem(value: datetime) -> str | None:
+    """Why ``value`` cannot be an input's moment (None if it can)."""
+    offset = value.utcoffset()
+    if offset is None:
+        return "must be a date-time with a time zone"
+    if abs(offset) > OFFSET_MAX:
+        return "must have a UTC offset between -14:00 and +14:00"
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # before year 1 or after 9999 in UTC
+        return MOMENT_RULE
+    return None if EARLIEST <= utc < LATEST else MOMENT_RULE
+
+
+def day_problem(value: date) -> str | None:
+    """Why ``value`` cannot be an input's day (None if it can)."""
+    if isinstance(value, datetime):
+        return "must be a date (YYYY-MM-DD), not a date-time"
+    return None if EARLIEST.date() <= value < LATEST.date() else MOMENT_RULE
+
+
+def _moment(value: datetime) -> datetime:
+    problem = moment_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("moment", problem)
+    return value
+
+
+#: an aware date-time within ``EARLIEST``..``LATEST`` and ``OFFSET_MAX``: every input's
+Moment = Annotated[AwareDatetime, AfterValidator(_moment)]
+
 
 # -- free-form JSON (activity and usage metadata, gateway responses) -----------------------
 JSON_DEPTH_MAX: Final = 8  # nested objects and arrays

@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 
 from akashone_es.errors import PermissionDeniedError, ProjectionError, ValidationError
+from akashone_es.storage.limits import BIGINT_MAX, moment_problem
 from projections.engine import Projection
 from projections.log import LogReader, Row
 from projections.positions import START, Key, head
@@ -74,8 +75,11 @@ def moment_of(moment: Any) -> datetime | int:
     if isinstance(moment, datetime):
         if moment.tzinfo is None:
             raise ValidationError.single("moment", "a time must carry its time zone")
+        problem = moment_problem(moment)
+        if problem is not None:
+            raise ValidationError.single("moment", problem)
         return moment
-    if isinstance(moment, int) and not isinstance(moment, bool) and moment >= 0:
+    if isinstance(moment, int) and not isinstance(moment, bool) and 0 <= moment <= BIGINT_MAX:
         return moment
     raise ValidationError.single("moment", "must be a time with a time zone or a log "
                                            "position (an integer, 0 or more)")

@@ -78,6 +78,13 @@ class PaymentStorage(InvoiceStorage):
             # only the gateway's callback (the platform) says money moved or failed to
             raise PermissionDeniedError("a tenant starts payments as pending; their outcome "
                                         "is recorded by the platform")
+        if payment.payment_method_id is not None:
+            method = self.get_payment_method(payment.payment_method_id)
+            if method is None or method.user_id != invoice.user_id:
+                # another tenant's method reads as absent; a visible one of someone else is
+                # not the payer's to pay with
+                raise NotFoundError("payment method of the invoice's customer",
+                                    payment.payment_method_id, "payment_method_id")
         existing = self._payers_transaction(invoice.user_id, payment)
         if existing is not None:
             return existing

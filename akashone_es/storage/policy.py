@@ -4,7 +4,8 @@ Every public method is classified here; ``guard(Storage)`` refuses to build the 
 is not, so a method added later cannot slip past the access-matrix test. Each call then:
 
 - refuses to run without an acting context (``ContextError``), except session helpers;
-- refuses platform-only methods to a tenant context (``PermissionDeniedError``);
+- refuses platform-only methods to a tenant context, and platform-wide ones also to the
+  platform acting on one tenant's behalf (``PermissionDeniedError``);
 - checks primitive arguments (type, NUL characters, lone surrogates, size) and names the
   parameter in a ``ValidationError`` rather than letting the driver fail on them;
 - retries a read once after a dropped connection, then raises ``UnavailableError``;
@@ -21,6 +22,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -41,7 +43,7 @@ from akashone_es.errors import (
 from akashone_es.logging import get_logger
 from akashone_es.persistence import replica
 from akashone_es.resources import resource_methods
-from akashone_es.storage.limits import text_problem
+from akashone_es.storage.limits import IDS_MAX, day_problem, moment_problem, text_problem
 
 log = get_logger(__name__)
 Result = TypeVar("Result")
@@ -59,14 +61,20 @@ class Access(StrEnum):
     TENANT = "tenant"
     #: platform actors only (a super admin, or a system context); refused to tenants
     PLATFORM = "platform"
+    #: platform actors acting platform-wide: work over every tenant at once (metering, the
+    #: retention sweep) and writes of what every tenant shares (the catalogue, feature
+    #: flags, seeding); refused to tenants and to the platform acting on one tenant's
+    #: behalf, whose scope it would reach beyond
+    PLATFORM_WIDE = "platform-wide"
     #: the shared catalogue (permissions, HSN/SAC codes, plans, coupon codes): any context
-    #: may read what is published to it; writes are PLATFORM or TENANT methods
+    #: may read what is published to it; writes are PLATFORM_WIDE or TENANT methods
     CATALOGUE = "catalogue"
     #: no records: opening a context, closing the storage, looking up a projection
     SESSION = "session"
 
 
-T, P, C, S = Access.TENANT, Access.PLATFORM, Access.CATALOGUE, Access.SESSION
+T, P, W, C, S = (Access.TENANT, Access.PLATFORM, Access.PLATFORM_WIDE, Access.CATALOGUE,
+                 Access.SESSION)
 
 POLICY: dict[str, Access] = {
     # session
@@ -74,15 +82,15 @@ POLICY: dict[str, Access] = {
     # time travel: replays the log (as a rebuild does) for auditors; its reads are guarded
     "as_of": P,
     # erasure by key: the platform carries out a data principal's request, and the sweep
-    "erase_personal_data": P, "retention_sweep": P,
+    "erase_personal_data": P, "retention_sweep": W,
     # users and organizations
     "create_organization": P, "get_organization": T, "get_organizations": T,
     "create_user": T, "get_user": T, "get_user_by_email": T, "get_user_by_username": T,
     "get_users": T, "update_user": T, "verify_password": T, "has_super_admin": P,
     # permissions and roles
-    "create_permission": P, "get_permission": C, "get_permission_by_key": C,
-    "get_permissions": C, "initialize_default_permissions": P,
-    "initialize_default_roles": P, "create_role": T, "get_role": T, "get_roles": T,
+    "create_permission": W, "get_permission": C, "get_permission_by_key": C,
+    "get_permissions": C, "initialize_default_permissions": W,
+    "initialize_default_roles": W, "create_role": T, "get_role": T, "get_roles": T,
     "update_role": T, "delete_role": T, "assign_permission_to_role": T,
     "remove_permission_from_role": T, "get_role_permissions": T, "assign_role_to_user": T,
     "remove_role_from_user": T, "get_user_roles": T, "user_has_permission": T,
@@ -115,18 +123,18 @@ POLICY: dict[str, Access] = {
     "get_payment_transaction_by_gateway_id": T, "get_payment_transactions": T,
     "update_payment_transaction": P,
     # catalogue
-    "create_hsn_code": P, "get_hsn_code": C, "get_hsn_code_by_service_type": C,
-    "get_hsn_codes": C, "update_hsn_code": P, "delete_hsn_code": P,
-    "create_discount_coupon": P, "get_discount_coupon": P, "get_discount_coupons": P,
-    "get_discount_coupon_by_code": C, "validate_coupon": C, "update_discount_coupon": P,
-    "delete_discount_coupon": P, "increment_coupon_usage": P,
+    "create_hsn_code": W, "get_hsn_code": C, "get_hsn_code_by_service_type": C,
+    "get_hsn_codes": C, "update_hsn_code": W, "delete_hsn_code": W,
+    "create_discount_coupon": W, "get_discount_coupon": P, "get_discount_coupons": P,
+    "get_discount_coupon_by_code": C, "validate_coupon": C, "update_discount_coupon": W,
+    "delete_discount_coupon": W, "increment_coupon_usage": P,
     "create_service_plan": T, "get_service_plan": C, "get_service_plans": C,
     "update_service_plan": T, "delete_service_plan": T,
-    "initialize_default_service_plans": P,
+    "initialize_default_service_plans": W,
     # feature flags: global, read by anyone, set by the platform (AkashOne let anyone)
     "get_feature_flags": C, "get_feature_flag": C, "get_feature_flag_by_key": C,
-    "create_feature_flag": P, "update_feature_flag": P, "delete_feature_flag": P,
-    "initialize_default_feature_flags": P,
+    "create_feature_flag": W, "update_feature_flag": W, "delete_feature_flag": W,
+    "initialize_default_feature_flags": W,
 }
 #: cloud resources: every kind's methods, and their behaviour (attach, detach, restore, the
 #: lookups by name and address), are tenant-scoped as billing's are
@@ -135,7 +143,7 @@ POLICY.update(dict.fromkeys(("get_ssh_key_by_name", "get_reserved_ip_by_address"
                              "attach_volume", "detach_volume", "restore_vm_snapshot"), T))
 #: metering records the supplier's usage, as create_usage_record does; observations are the
 #: CloudStack sync's
-POLICY["meter"] = P
+POLICY["meter"] = W
 POLICY.update(dict.fromkeys(resource_methods("observe"), P))
 
 
@@ -160,9 +168,8 @@ def guard(cls: type) -> type:
 
 def _guarded(name: str, fn: Callable[..., Any], access: Access) -> Callable[..., Any]:
     signature = inspect.signature(fn)
-    checks = {p: _check_for(str(param.annotation))
-              for p, param in signature.parameters.items()
-              if _check_for(str(param.annotation)) is not None}
+    checks = {p: check for p, param in signature.parameters.items()
+              if (check := _check_for(str(param.annotation), p)) is not None}
     read = name.startswith(READ_PREFIXES)
     attempts = 2 if read else 1
     # positional arguments named without ``Signature.bind`` (a tenth of its cost) when they
@@ -175,6 +182,9 @@ def _guarded(name: str, fn: Callable[..., Any], access: Access) -> Callable[...,
         if access is Access.PLATFORM and not ctx.is_platform_actor:
             raise PermissionDeniedError(f"{name} is for the platform only (a super admin or "
                                         "a system context), not for a tenant")
+        if access is Access.PLATFORM_WIDE and not ctx.is_platform:
+            raise PermissionDeniedError(f"{name} works across every organization: the platform "
+                                        "runs it platform-wide (act without organization_id)")
         if not kwargs and required <= len(args) <= len(names):
             arguments: Iterable[tuple[str, Any]] = zip(names, args, strict=False)
         else:
@@ -226,8 +236,11 @@ def reconnecting(storage: Any, name: str, attempts: int, work: Callable[[], Resu
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _check_for(annotation: str) -> Callable[[str, Any], None] | None:
-    """The argument check for a parameter's annotation (``X | dict[str, Any]``: an input)."""
+def _check_for(annotation: str, parameter: str = "") -> Callable[[str, Any], None] | None:
+    """The argument check for a parameter's annotation (``X | dict[str, Any]``: an input),
+    or for its name where the name says more (a ``limit``)."""
+    if parameter in _NAMED_CHECKS:
+        return _NAMED_CHECKS[parameter]
     if annotation.endswith("| dict[str, Any]"):
         return _input_check
     return _TYPE_CHECKS.get(annotation)
@@ -291,6 +304,59 @@ def _input_check(field: str, value: Any) -> None:
         raise ValidationError.single(field, "must be an object of fields")
 
 
+def _filters_check(field: str, value: Any) -> None:
+    if value is not None and not isinstance(value, dict):
+        raise ValidationError.single(field, "must be an object of filters")
+
+
+def _moment_check(optional: bool) -> Callable[[str, Any], None]:
+    """A date-time argument: aware, in the range every input's moments keep to."""
+
+    def check(field: str, value: Any) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, datetime):
+            raise ValidationError.single(field, "must be a date-time with a time zone")
+        problem = moment_problem(value)
+        if problem is not None:
+            raise ValidationError.single(field, problem)
+
+    return check
+
+
+def _day_check(field: str, value: Any) -> None:
+    if value is None:
+        return
+    problem = day_problem(value) if isinstance(value, date) else "must be a date (YYYY-MM-DD)"
+    if problem is not None:
+        raise ValidationError.single(field, problem)
+
+
+def _collection_check(item: Callable[[str, Any], None], most: int
+                      ) -> Callable[[str, Any], None]:
+    """A list (or tuple, set) argument: at most ``most`` items, each checked by ``item``."""
+
+    def check(field: str, value: Any) -> None:
+        if not isinstance(value, list | tuple | set | frozenset):
+            raise ValidationError.single(field, "must be a list")
+        if len(value) > most:
+            raise ValidationError.single(field, f"at most {most} items")
+        for index, each in enumerate(value):
+            item(f"{field}.{index}", each)
+
+    return check
+
+
+def _limit_check(field: str, value: Any) -> None:
+    """How many rows a read returns: a count the database takes (None: its default)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError.single(field, "must be an integer")
+    if not 1 <= value <= LIMIT_MAX:
+        raise ValidationError.single(field, f"must be between 1 and {LIMIT_MAX}")
+
+
 _TYPE_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "str": _expect((str,), "must be a string", optional=False),
     "str | None": _expect((str,), "must be a string", optional=True),
@@ -300,4 +366,14 @@ _TYPE_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "UUID | str": _id_check(optional=False),
     "UUID | str | None": _id_check(optional=True),
     "dict[str, Any]": _input_check,
+    "dict[str, Any] | None": _filters_check,
+    "datetime": _moment_check(optional=False),
+    "datetime | None": _moment_check(optional=True),
+    "date | None": _day_check,
+    "Iterable[str]": _collection_check(_expect((str,), "must be a string", optional=False),
+                                       most=100),
+    "Sequence[UUID | str]": _collection_check(_id_check(optional=False), most=IDS_MAX),
 }
+#: the most rows one read may be asked for (``limit``)
+LIMIT_MAX = 10_000
+_NAMED_CHECKS: dict[str, Callable[[str, Any], None]] = {"limit": _limit_check}

@@ -25,7 +25,7 @@ def Q(text: str) -> sql.SQL:  # noqa: N802 - reads like a literal
 
 
 USER_BY_ID = Q("SELECT * FROM users WHERE id = %s")
-USERS_BY_ID = Q("SELECT id, organization_id FROM users WHERE id = ANY(%s)")
+USERS_BY_ID = Q("SELECT id, organization_id, account_type FROM users WHERE id = ANY(%s)")
 USER_BY_USERNAME = Q("SELECT * FROM users WHERE username_key = %s")
 USER_BY_EMAIL = Q("SELECT * FROM users WHERE email_key = %s")
 USERS_ALL = Q("SELECT * FROM users ORDER BY created_at, id")
@@ -102,10 +102,21 @@ class UsersStorage(StorageBase):
         return org
 
     # -- users (7) ------------------------------------------------------------------------
+    def _user_visible(self, organization_id: UUID | None, user_id: UUID,
+                      account_type: str) -> bool:
+        """Whether the acting party may see a user's row: in scope, or itself. A super admin
+        is the platform's account wherever its row sits: a tenant (even of the organization
+        it belongs to) never sees it, its secrets or its roles, nor checks its password."""
+        if account_type == "super_admin" and self._tenant_acting():
+            actor = context.current().actor_id
+            return actor is not None and str(actor) == str(user_id)
+        return self._visible_row(organization_id, user_id)
+
     def _reveal(self, user: m.User | None) -> m.User | None:
         """The user as the caller may see it: None across tenants, secrets decrypted."""
-        if user is None or not self._visible_row(user.organization_id, user.id):
-            return None  # another tenant's user; a user always sees itself
+        if user is None or not self._user_visible(user.organization_id, user.id,
+                                                  user.account_type):
+            return None  # another tenant's user, or the platform's; a user sees itself
         sealed = {f: self.secrets.open(getattr(user, f)) for f in SEALED_USER_FIELDS
                   if getattr(user, f) is not None}
         return user.model_copy(update=sealed) if sealed else user
@@ -114,15 +125,15 @@ class UsersStorage(StorageBase):
         """The user's row when the acting party may see it (internal: no argument checks, no
         decryption; the rows of other tables are owned through it)."""
         user = self._one(m.User, USER_BY_ID, (user_id,))
-        return user if user is not None and self._visible_row(user.organization_id,
-                                                                user.id) else None
+        return user if user is not None and self._user_visible(
+            user.organization_id, user.id, user.account_type) else None
 
     def _visible_users(self, user_ids: Iterable[UUID]) -> set[UUID]:
         """Which of ``user_ids`` the acting party may see: ``_visible_user`` for many, in
         one read (internal: an import's read-ahead)."""
         rows = self._rows(USERS_BY_ID, (list(dict.fromkeys(user_ids)),))
         return {row["id"] for row in rows
-                if self._visible_row(row["organization_id"], row["id"])}
+                if self._user_visible(row["organization_id"], row["id"], row["account_type"])}
 
     def get_users(self) -> list[m.User]:
         """All users; a tenant user sees only its organization's users."""
@@ -170,11 +181,8 @@ class UsersStorage(StorageBase):
         self._no_escalation(update.account_type)
         uid = i.parse_id(user_id, "user_id")
         target = self.get_user(uid)
-        if target is None:
+        if target is None:  # a super admin is the platform's: absent to tenants
             return None
-        if target.account_type == "super_admin" and self._tenant_acting():
-            # a super admin inside a tenant's organization is still the platform's account
-            raise PermissionDeniedError("only the platform changes a super admin's account")
         values = update.model_dump(mode="json", exclude_unset=True)
         if "organization_id" in values and self._tenant_acting():
             # a tenant moving a user (itself included) out of its organization, or to none,

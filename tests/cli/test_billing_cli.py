@@ -64,6 +64,7 @@ class TestInvoiceCommand:
 
     def test_unknown_invoice_exits_1_naming_it(self, dsn: str) -> None:
         """An unknown number is an error that names it."""
+        assert run(dsn, "init", supplier=None).returncode == 0
         result = run(dsn, "invoice", "INV/9999/000001", supplier=None)
         assert result.returncode == 1
         assert "no invoice INV/9999/000001" in result.stderr

@@ -187,6 +187,7 @@ class TestProjectionsCatchUp:
 
     def test_catch_up_of_unknown_projection_names_it(self, cli: Cli) -> None:
         """An unknown name is a usage error that names it and lists the known projections."""
+        assert cli("init").returncode == 0
         result = cli("projections", "catch-up", "nosuch")
         assert result.returncode == 2
         assert ("unknown projection(s): nosuch; known: billing, identity, resources,"

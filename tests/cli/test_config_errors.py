@@ -8,6 +8,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.cli.conftest import ENTRY_POINT, cli_env
@@ -116,8 +117,7 @@ class TestSettings:
     @pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
     def test_data_dir_the_system_refuses_is_one_line(self) -> None:
         """``AKASHONE_DATA_DIR=/proc/nope``: the system's reason, in its own plain words."""
-        line = error_line(run("projections", "status", AKASHONE_DATA_DIR="/proc/nope"),
-                          "AKASHONE_DATA_DIR")
+        line = error_line(run("init", AKASHONE_DATA_DIR="/proc/nope"), "AKASHONE_DATA_DIR")
         assert line.startswith("error: AKASHONE_DATA_DIR /proc/nope: cannot create the "
                                "embedded server's directory: ")
 
@@ -130,6 +130,56 @@ class TestSettings:
                               database_url=dsn, AKASHONE_SECRET_KEY=None),
                           "AKASHONE_DATA_DIR")
         assert "secret.key" in line
+
+
+class TestTheWrongPlace:
+    """A command that only reads, pointed at the wrong database or directory, changes
+    nothing there and says where it looked (found by trying it as a new user: ``projections
+    status`` installed the schema and a role into any database it was given, and run from
+    another directory started a new, empty embedded server and sealed with a new key)."""
+
+    def test_a_database_without_the_log_is_refused_and_left_as_it_was(self, dsn: str
+                                                                      ) -> None:
+        line = error_line(run("projections", "status", database_url=dsn), "DATABASE_URL")
+        assert "holds no akashone-es event log" in line
+        assert "akashone-es init" in line
+        with psycopg.connect(dsn) as conn:
+            tables = conn.execute("SELECT count(*) FROM information_schema.tables"
+                                  " WHERE table_schema = 'public'").fetchone()
+            roles = conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s",
+                                 (f"{conn.info.dbname}_app",)).fetchone()
+        assert (tables, roles) == ((0,), (0,))
+
+    def test_a_directory_without_an_embedded_database_is_refused_untouched(
+            self, tmp_path: Path) -> None:
+        place = tmp_path / "elsewhere"
+        place.mkdir()
+        line = error_line(run("projections", "status", AKASHONE_DATA_DIR=str(place)),
+                          "AKASHONE_DATA_DIR")
+        assert line.startswith(f"error: no embedded database in {place}: ")
+        assert list(place.iterdir()) == []  # no server started there, no key made
+
+    def test_no_key_is_made_by_a_command_that_reads(self, initialized: str,
+                                                    tmp_path: Path) -> None:
+        line = error_line(run("show", UNKNOWN_ID, database_url=initialized,
+                              AKASHONE_SECRET_KEY=None, AKASHONE_DATA_DIR=str(tmp_path)),
+                          "AKASHONE_SECRET_KEY")
+        assert str(tmp_path / "secret.key") in line
+        assert list(tmp_path.iterdir()) == []
+
+    def test_a_key_that_does_not_open_the_data_names_where_it_came_from(
+            self, initialized: str, tmp_path: Path) -> None:
+        from cryptography.fernet import Fernet
+
+        from tests.cli.test_erase_cli import a_person
+
+        user = a_person(initialized)
+        (tmp_path / "secret.key").write_text(Fernet.generate_key().decode() + "\n")
+        line = error_line(run("history", user, database_url=initialized,
+                              AKASHONE_SECRET_KEY=None, AKASHONE_DATA_DIR=str(tmp_path)),
+                          str(tmp_path / "secret.key"))
+        assert "does not open the keys of personal data" in line
+        assert "AKASHONE_SECRET_KEY is unset" in line
 
 
 class TestDatabaseUrl:

@@ -22,6 +22,7 @@ def test_import_twice_then_the_way_back(cli: Cli, tmp_path: Path) -> None:
     del data["invoices"]
     dump.write_text(json.dumps(data))
     report = tmp_path / "skipped.jsonl"
+    assert cli("init").returncode == 0
     first = cli("import", str(dump), "--report", str(report))
     assert first.returncode == 0, first.stderr
     assert table_row(first.stdout, "users") == ["users", "119", "0", "4"]
@@ -59,6 +60,7 @@ def test_invoices_without_a_supplier_gstin_import_nothing(cli: Cli, query: Query
                                                           tmp_path: Path) -> None:
     dump = tmp_path / "akashone.json"
     dump.write_text(json.dumps(sample_dump(20)))
+    assert cli("init").returncode == 0
     result = cli("import", str(dump))
     assert result.returncode == 2
     [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -97,6 +99,7 @@ def test_an_imported_invoice_shows_its_lines_without_an_invented_tax(
         return subprocess.run([str(ENTRY_POINT), *args], env=env, capture_output=True,
                               text=True, timeout=300, check=False)
 
+    assert run("init").returncode == 0
     assert run("import", str(dump)).returncode == 0
     [(number, lines)] = query(
         "SELECT i.invoice_number, count(l.id) FROM invoices i JOIN invoice_line_items l"

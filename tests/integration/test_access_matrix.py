@@ -479,13 +479,21 @@ def outcome_of(call: Callable[[], Any]) -> Any:
         return exc
 
 
-def reach(world: World, method: str, me: Side, other: Side, probe: Probe) -> None:
-    """Call ``probe`` acting as ``me``'s admin; nothing of ``other`` may be seen or changed."""
+def reach(world: World, method: str, me: Side, other: Side, probe: Probe, *,
+          on_behalf: bool = False) -> None:
+    """Call ``probe`` acting as ``me``'s admin (or as the platform on ``me``'s behalf);
+    nothing of ``other`` may be seen or changed."""
+    with world.storage.acting_as(system="matrix"):  # earlier calls' activity rows land now
+        world.storage.get_recent_activities(1)
     before, rows = world.position(), world.checksum(other)
-    with world.storage.acting_as(actor_id=me.admin.id):
+    acting = (world.storage.acting_as(actor_id=world.root, organization_id=me.org)
+              if on_behalf else world.storage.acting_as(actor_id=me.admin.id))
+    with acting:
         outcome = outcome_of(lambda: probe.call(world.storage, other, me))
-    assert not isinstance(outcome, ContextError), f"{method}: tenant refused: {outcome!r}"
-    if POLICY[method] is Access.PLATFORM:
+    assert not isinstance(outcome, ContextError), f"{method}: context refused: {outcome!r}"
+    refused_to = ((Access.PLATFORM_WIDE,) if on_behalf
+                  else (Access.PLATFORM, Access.PLATFORM_WIDE))
+    if POLICY[method] in refused_to:
         assert type(outcome) is PermissionDeniedError, f"{method} answered {outcome!r}"
         assert world.position() == before, f"{method} appended events"
         return
@@ -516,6 +524,19 @@ class TestTenants:
         for me in (world.a, world.b):
             for probe in RECIPES[method]:
                 reach(world, method, me, other_of(world, me), probe)
+
+
+class TestOnBehalf:
+    @pytest.mark.parametrize("method", GUARDED)
+    def test_platform_acting_for_a_tenant_cannot_reach_the_other(self, world: World,
+                                                                 method: str) -> None:
+        """The platform acting on A's behalf (a super admin with ``organization_id=A``) is
+        confined to A as A is: aimed at B's records, refused or nothing of B shows, no event
+        of B's aggregates, B's rows unchanged; work over every organization at once
+        (``PLATFORM_WIDE``: metering, the retention sweep) is refused, not run beyond A."""
+        for me in (world.a, world.b):
+            for probe in RECIPES[method]:
+                reach(world, method, me, other_of(world, me), probe, on_behalf=True)
 
 
 class TestPlatform:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import pytest
 
-from akashone_es import PermissionDeniedError, Storage, ValidationError
+from akashone_es import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    Storage,
+    ValidationError,
+)
 from tests.conftest import log_size
 from tests.integration.test_billing_storage import address, customer, line
 from tests.integration.test_tenancy_and_rules import make_user, tenant
@@ -14,19 +22,49 @@ class TestSuperAdminInsideATenant:
     def test_tenant_cannot_change_a_super_admin_of_its_organization(
             self, storage: Storage, dsn: str) -> None:
         """A super admin whose organization is A is still the platform's account: A's users
-        can neither reset its password or email nor demote it."""
+        can neither reset its password or email nor demote it (it reads as absent)."""
         a = tenant(storage, "acme")
         root = make_user(storage, "root", account_type="super_admin",
                          organization_id=a.org.id)
         before = log_size(dsn)
         with storage.acting_as(actor_id=a.user.id):
-            assert storage.get_user(root.id) is not None  # visible, but not theirs to change
             for change in ({"password": "attacker-pass-1"}, {"email": "evil@a.in"},
                            {"account_type": "customer"}):
-                with pytest.raises(PermissionDeniedError, match="super admin"):
-                    storage.update_user(root.id, change)
+                assert storage.update_user(root.id, change) is None
         assert before == log_size(dsn)
         assert storage.verify_password(root.id, "long-enough-1")
+
+    def test_tenant_never_sees_its_secrets_roles_or_password(
+            self, storage: Storage, dsn: str) -> None:
+        """Found in review: A's users read the super admin's decrypted password hash and TOTP
+        secret, checked guesses of its password, and took its roles away. Now it is absent
+        to them by every door; to the platform, and to itself, it is there."""
+        a = tenant(storage, "acme")
+        root = make_user(storage, "root", account_type="super_admin",
+                         organization_id=a.org.id)
+        storage.update_user(root.id, {"two_factor_secret": "JBSWY3DPEHPK3PXP"})
+        admin = storage.get_roles()[0]
+        storage.assign_role_to_user(root.id, admin.id)
+        before = log_size(dsn)
+        with storage.acting_as(actor_id=a.user.id):
+            assert storage.get_user(root.id) is None
+            assert storage.get_user_by_email(root.email) is None
+            assert storage.get_user_by_username(root.username) is None
+            assert root.id not in {u.id for u in storage.get_users()}
+            assert a.user.id in {u.id for u in storage.get_users()}
+            assert storage.verify_password(root.id, "long-enough-1") is False
+            assert storage.get_user_roles(root.id) == []
+            assert storage.user_has_permission(root.id, "vm.view") is False
+            with pytest.raises(NotFoundError):
+                storage.remove_role_from_user(root.id, admin.id)
+            with pytest.raises(NotFoundError):
+                storage.assign_role_to_user(root.id, admin.id)
+        assert before == log_size(dsn)
+        with storage.acting_as(actor_id=root.id):  # itself
+            seen = storage.get_user(root.id)
+            assert seen is not None
+            assert seen.two_factor_secret == "JBSWY3DPEHPK3PXP"
+        assert [admin.id] == [r.id for r in storage.get_user_roles(root.id)]
 
 
 class TestPlatformRoles:
@@ -156,15 +194,130 @@ class TestActivityNamesTheRealUser:
 
 
 class TestPlatformOnBehalf:
-    def test_platform_acting_for_a_tenant_keeps_catalogue_writes(self,
-                                                                 storage: Storage) -> None:
-        """A system context acting for B may still change the platform catalogue, but the
-        platform's plans are seeded platform-wide, never as B's."""
+    def test_platform_acting_for_a_tenant_writes_no_shared_catalogue(self,
+                                                                     storage: Storage) -> None:
+        """A context acting for B is confined to B: what every tenant shares (the HSN
+        catalogue, the platform's plans) is written platform-wide, never as B's (its
+        events would read as done on B's behalf)."""
         b = storage.create_organization({"name": "Bharat"})
+        gpu = {"service_type": "gpu", "hsn_code": "9983", "sac_code": "998315",
+               "description": "GPU"}
         with storage.acting_as(system="support", organization_id=b.id):
-            code = storage.create_hsn_code({"service_type": "gpu", "hsn_code": "9983",
-                                            "sac_code": "998315", "description": "GPU"})
-            assert code.service_type == "gpu"
-            with pytest.raises(PermissionDeniedError, match="platform-wide"):
-                storage.initialize_default_service_plans()
+            for write in (lambda: storage.create_hsn_code(gpu),
+                          storage.initialize_default_service_plans):
+                with pytest.raises(PermissionDeniedError, match="platform-wide"):
+                    write()
+        assert storage.create_hsn_code(gpu).service_type == "gpu"
         assert 5 == storage.initialize_default_service_plans()
+
+
+class TestPlatformActionsInTheActivityLog:
+    def test_a_super_admin_of_a_tenant_acting_platform_wide_is_not_logged_there(
+            self, storage: Storage) -> None:
+        """Found in review: a super admin whose row sits in A, acting platform-wide on B's
+        role, put the row in A's activity log (named by B's role), and not in B's. Now a
+        platform-wide action is the platform's; acting on B's behalf logs it in B's."""
+        a, b = tenant(storage, "acme"), tenant(storage, "bharat")
+        root = make_user(storage, "root", account_type="super_admin",
+                         organization_id=a.org.id)
+        with storage.acting_as(actor_id=root.id):
+            storage.update_role(b.role.id, {"name": "bharat-secret-project"})
+        with storage.acting_as(actor_id=root.id, organization_id=b.org.id):
+            storage.update_role(b.role.id, {"name": "bharat-renamed-for-them"})
+        with storage.acting_as(actor_id=a.user.id):
+            shown = " ".join(f"{r.action} {r.resource_id} {r.resource_name}"
+                             for r in storage.get_recent_activities(1000))
+            assert str(b.role.id) not in shown
+            assert "bharat" not in shown
+            assert str(root.id) not in shown  # its registration is the platform's too
+        with storage.acting_as(actor_id=b.user.id):
+            updates = [r for r in storage.get_recent_activities(1000)
+                       if r.resource_id == str(b.role.id) and r.action == "role.updated"]
+            assert [r.user_id for r in updates] == [root.id]  # the one made for them
+        platform = [r for r in storage.get_recent_activities(1000)
+                    if r.resource_id == str(b.role.id) and r.action == "role.updated"]
+        assert sorted(str(r.organization_id) for r in platform) == sorted(["None",
+                                                                          str(b.org.id)])
+
+
+class TestPaymentMethods:
+    def test_a_payment_names_only_a_method_of_the_invoices_customer(
+            self, issuer: Storage, dsn: str) -> None:
+        """Found in review: a pending payment stored any payment method id, another
+        tenant's or a made-up one. Now such an id reads as not found; nothing is written."""
+        org_a = issuer.create_organization({"name": "Acme"})
+        org_b = issuer.create_organization({"name": "Bharat"})
+        alice = customer(issuer, "alice", organization_id=org_a.id)
+        bob = customer(issuer, "bob", organization_id=org_b.id)
+        card = {"gateway": "razorpay", "type": "card", "card_last4": "4242"}
+        alices = issuer.create_payment_method({"user_id": alice.id, **card})
+        bobs = issuer.create_payment_method({"user_id": bob.id, **card})
+        where = address(issuer, alice, state_code="27")
+        invoice = issuer.issue_invoice(issuer.create_invoice({
+            "user_id": alice.id, "billing_address_id": where.id,
+            "billing_period_start": "2026-10-01T00:00:00Z",
+            "billing_period_end": "2026-11-01T00:00:00Z", "lines": [line(10_000)]}).id)
+        payment = {"invoice_id": invoice.id, "gateway": "razorpay", "amount": 100}
+        before = log_size(dsn)
+        with issuer.acting_as(actor_id=alice.id):
+            for method in (bobs.id, "6f1c2d3e-0000-4000-8000-000000000001"):
+                with pytest.raises(NotFoundError) as info:
+                    issuer.create_payment_transaction({**payment, "payment_method_id": method})
+                assert info.value.field == "payment_method_id"
+        with pytest.raises(NotFoundError):  # the platform too: Bob's card is not Alice's
+            issuer.create_payment_transaction({**payment, "payment_method_id": bobs.id})
+        assert before == log_size(dsn)
+        with issuer.acting_as(actor_id=alice.id):
+            paid = issuer.create_payment_transaction({**payment,
+                                                      "payment_method_id": alices.id})
+        assert paid.payment_method_id == alices.id
+
+
+class TestUserMoves:
+    def test_a_user_with_billing_records_or_roles_stays(self, issuer: Storage,
+                                                         dsn: str) -> None:
+        """Found in review: moving a user from A to B handed B the user's A-era invoice
+        (and A lost it), and B read A's custom role among the user's roles. A user with
+        billing records, or holding its organization's roles, is not moved; one with
+        neither is."""
+        issuer.initialize_default_roles()
+        a, b = tenant(issuer, "acme"), tenant(issuer, "bharat")
+        billed = customer(issuer, "billed", organization_id=a.org.id)
+        where = address(issuer, billed, state_code="27")
+        issuer.create_invoice({"user_id": billed.id, "billing_address_id": where.id,
+                               "billing_period_start": "2026-10-01T00:00:00Z",
+                               "billing_period_end": "2026-11-01T00:00:00Z",
+                               "lines": [line(10_000)]})
+        before = log_size(dsn)
+        with pytest.raises(ConflictError, match="billing record"):
+            issuer.update_user(billed.id, {"organization_id": b.org.id})
+        with pytest.raises(ConflictError, match="role of its organization"):
+            issuer.update_user(a.user.id, {"organization_id": b.org.id})  # holds acme-role
+        assert before == log_size(dsn)
+        assert issuer.get_user(a.user.id).organization_id == a.org.id  # type: ignore[union-attr]
+        issuer.remove_role_from_user(a.user.id, a.role.id)
+        moved = issuer.update_user(a.user.id, {"organization_id": b.org.id})
+        assert moved is not None
+        assert moved.organization_id == b.org.id
+
+
+class TestPlatformWideWork:
+    def test_metering_and_the_sweep_refuse_a_context_narrowed_to_one_tenant(
+            self, storage: Storage, dsn: str) -> None:
+        """Found in review: acting for A (``organization_id=A``), ``meter`` recorded B's
+        VM hours and ``retention_sweep`` destroyed the key of B's invoices' buyer details.
+        Work over every organization is run platform-wide; narrowed, it is refused."""
+        a = tenant(storage, "acme")
+        root = make_user(storage, "root", account_type="super_admin")
+        before = log_size(dsn)
+        for acting in (storage.acting_as(actor_id=root.id, organization_id=a.org.id),
+                       storage.acting_as(system="ops", organization_id=a.org.id)):
+            with acting:
+                for work in (lambda: storage.meter(datetime(2026, 1, 1, tzinfo=UTC)),
+                             lambda: storage.retention_sweep(date(2040, 1, 1)),
+                             storage.initialize_default_service_plans):
+                    with pytest.raises(PermissionDeniedError, match="platform-wide"):
+                        work()
+        assert before == log_size(dsn)
+        with storage.acting_as(actor_id=root.id):
+            assert storage.meter(datetime(2026, 1, 1, tzinfo=UTC)).windows == 0

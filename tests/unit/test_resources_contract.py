@@ -72,8 +72,9 @@ def test_all_107_methods_exist_and_are_classified() -> None:
 
 
 def test_flag_writes_are_the_platforms_and_resources_the_tenants() -> None:
+    """Flags are everyone's: read in any context, written platform-wide only."""
     for name in CONTRACT["feature flags"]:
-        expected = Access.CATALOGUE if name.startswith("get_") else Access.PLATFORM
+        expected = Access.CATALOGUE if name.startswith("get_") else Access.PLATFORM_WIDE
         assert POLICY[name] is expected, name
     for group, names in CONTRACT.items():
         if group != "feature flags":
