@@ -50,6 +50,39 @@ def uuid_argument(value: str, hint: str = "AGGREGATE_ID") -> UUID:
         raise typer.BadParameter("must be a UUID", param_hint=hint) from None
 
 
+def aggregate_reference(value: str, hint: str = "AGGREGATE_ID") -> UUID | str:
+    """An aggregate named on the command line: its id, or an invoice's or a credit/debit
+    note's number (``INV/2627/000001``), resolved by ``resolve_reference``."""
+    try:
+        return UUID(value)
+    except ValueError:
+        pass
+    if "/" in value and len(value) <= DOCUMENT_NUMBER_MAX and value.isprintable():
+        return value
+    raise typer.BadParameter("must be a UUID, or an invoice or note number such as "
+                             "INV/2627/000001", param_hint=hint)
+
+
+def resolve_reference(storage: Storage, reference: UUID | str) -> UUID:
+    """The id ``reference`` names: itself, or the invoice's or note's with that number."""
+    if isinstance(reference, UUID):
+        return reference
+    invoice = storage.get_invoice_by_number(reference)
+    if invoice is not None:
+        return invoice.id
+    notes = storage.get_adjustment_notes_by_number(reference)
+    if len(notes) > 1:
+        fail(f"{len(notes)} notes are numbered {reference} (one per supplier GSTIN): name "
+             f"one by its id (akashone-es invoice {reference} shows them)")
+    if not notes:
+        fail(f"no invoice {reference} (nor a credit or debit note with that number)")
+    return notes[0].id
+
+
+#: the longest document number taken on the command line (GST allows 16 characters)
+DOCUMENT_NUMBER_MAX = 64
+
+
 def as_of_option(text: str | None) -> datetime | int | None:
     """``--as-of``: an aggregate's version (a whole number) or a time (ISO 8601, UTC unless
     it has an offset); a bad value is a usage error naming the option."""

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from akashone_es.cli.common import State, as_of_option, fail, fits, plural, uuid_argument
+from akashone_es.cli.common import (
+    State,
+    aggregate_reference,
+    as_of_option,
+    fail,
+    fits,
+    plural,
+    resolve_reference,
+)
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -39,7 +47,8 @@ def _redact(data: Any, secret: frozenset[str]) -> Any:
 
 
 def history(ctx: typer.Context,
-            aggregate_id: Annotated[str, typer.Argument(help="id of a user, role, ...")],
+            aggregate_id: Annotated[str, typer.Argument(
+                help="id of a user, role, ..., or an invoice or note number")],
             as_json: Annotated[bool, typer.Option("--json", help="one JSON line per event")]
             = False,
             as_of: Annotated[str | None, typer.Option(
@@ -54,9 +63,10 @@ def history(ctx: typer.Context,
     from rich.text import Text  # noqa: PLC0415
 
     state: State = ctx.obj
-    oid = uuid_argument(aggregate_id)
+    reference = aggregate_reference(aggregate_id)
     moment = as_of_option(as_of)
     with state.storage("history") as storage:
+        oid = resolve_reference(storage, reference)
         stored = storage.app.recorder.select_events(oid)
         if not stored:
             fail(f"no events for {oid}")

@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from akashone_es.cli.common import State, as_of_option, cell, fail, model_table, uuid_argument
+from akashone_es.cli.common import (
+    State,
+    aggregate_reference,
+    as_of_option,
+    cell,
+    fail,
+    model_table,
+    resolve_reference,
+)
 from akashone_es.cli.history import no_version, redact
 
 if TYPE_CHECKING:
@@ -63,7 +71,8 @@ LIST_COLUMNS = ("name", "key", "description", "quantity", "unit_price", "total_a
 
 
 def show(ctx: typer.Context,
-         aggregate_id: Annotated[str, typer.Argument(help="id of a user, invoice, VM, ...")],
+         aggregate_id: Annotated[str, typer.Argument(
+             help="id of a user, invoice, VM, ..., or an invoice or note number")],
          as_of: Annotated[str | None, typer.Option(
              "--as-of", help="a time (ISO 8601, UTC unless it has an offset) or a version "
                              "of the aggregate")] = None,
@@ -75,9 +84,10 @@ def show(ctx: typer.Context,
     from rich.text import Text  # noqa: PLC0415
 
     state: State = ctx.obj
-    oid = uuid_argument(aggregate_id)
+    reference = aggregate_reference(aggregate_id)
     moment = as_of_option(as_of)
     with state.storage("show") as storage:
+        oid = resolve_reference(storage, reference)
         kind, read, related = _reader(storage, oid)
         at = _position_of(storage, oid, moment) if isinstance(moment, int) else moment
         if at is None:

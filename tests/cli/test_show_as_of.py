@@ -70,3 +70,50 @@ def test_wrong_moments_are_one_line(cli: Cli, dsn: str) -> None:
     unknown = cli("show", "00000000-0000-0000-0000-000000000001")
     assert (unknown.returncode, unknown.stderr.strip()) == (
         1, "error: no events for 00000000-0000-0000-0000-000000000001")
+
+
+def an_invoice_with_a_note(dsn: str) -> tuple[str, str, str]:
+    """An issued invoice and a credit note against it: (invoice id, its number, the note's)."""
+    settings = Settings(**{**TEST_SETTINGS, "supplier_gstin": "27AAPFU0939F1ZV"})  # type: ignore[arg-type]
+    storage = open_storage(settings, dsn=dsn)
+    try:
+        with storage.acting_as(system="tests"):
+            user = storage.create_user({"username": "meera", "email": "meera@example.com",
+                                        "password": "long-enough-1"})
+            address = storage.create_billing_address({
+                "user_id": user.id, "address_line1": "12 MG Road", "city": "Pune",
+                "postal_code": "411001", "state_code": "27"})
+            invoice = storage.issue_invoice(storage.create_invoice({
+                "user_id": user.id, "billing_address_id": address.id,
+                "billing_period_start": "2026-10-01T00:00:00Z",
+                "billing_period_end": "2026-11-01T00:00:00Z",
+                "lines": [{"resource_type": "compute", "resource_name": "vm-1",
+                           "description": "hours", "quantity": 1, "unit": "hours",
+                           "unit_price": 10_000}]}).id)
+            note = storage.issue_credit_note(invoice.id, 500, "goodwill")
+    finally:
+        storage.close()
+    return str(invoice.id), str(invoice.invoice_number), str(note.note_number)
+
+
+def test_an_invoice_or_note_is_named_by_its_number(cli: Cli, dsn: str) -> None:
+    """Found by a new user: ``invoice INV/...`` never prints the id, and show and history
+    took only ids. Both take an invoice's or a note's number too."""
+    invoice_id, number, note_number = an_invoice_with_a_note(dsn)
+    shown = cli("show", number)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"invoice {invoice_id}")
+    history = cli("history", number.lower())  # GST numbers are case-insensitive
+    assert history.returncode == 0, history.stderr
+    assert "Invoice.Issued" in history.stdout
+    note = cli("history", note_number)
+    assert note.returncode == 0, note.stderr
+    title = note.stdout.splitlines()[0]
+    assert title.startswith("history of ")  # the note's own, not its invoice's
+    assert invoice_id not in title
+    unknown = cli("show", "INV/9999/999999")
+    assert (unknown.returncode, unknown.stderr.strip()) == (
+        1, "error: no invoice INV/9999/999999 (nor a credit or debit note with that number)")
+    bad = cli("history", "nope")
+    assert bad.returncode == 2
+    assert "must be a UUID, or an invoice or note number" in bad.stderr
