@@ -209,9 +209,12 @@ def _chooser(conn: psycopg.Connection[Any], filters: Filters
     if filters.kind is not None:
         resources = {row[0] for row in conn.execute(KIND_IDS, (RESOURCE_CREATED,
                                                                filters.kind))}
-        if not resources and filters.kind not in _aggregate_kinds(conn):
+        logged = _aggregate_kinds(conn)
+        if not resources and filters.kind not in logged:
+            from akashone_es.resources import KINDS  # noqa: PLC0415
+
             raise FilterError(f"--kind: no aggregate or resource kind {filters.kind!r} in "
-                              "the log")
+                              f"the log (kinds: {', '.join(sorted(logged | set(KINDS)))})")
     since, until = filters.since, filters.until
 
     def chosen(oid: UUID, topic: str, data: dict[str, Any]) -> bool:

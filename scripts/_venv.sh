@@ -15,7 +15,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.akashone-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  # the build's own notices (setuptools' editable-install warnings) are shown only when
+  # the install fails, with everything else it printed
+  echo "installing akashone-es and its dependencies into .venv (once)..." >&2
+  log="$(mktemp)"
+  if ! { .venv/bin/python -m pip install --quiet --upgrade pip \
+         && .venv/bin/python -m pip install --quiet -e '.[dev]'; } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "error: installing into .venv failed (the output above says why)" >&2
+    exit 1
+  fi
+  rm -f "$log"
   touch "$stamp"
 fi

@@ -101,7 +101,11 @@ def main() -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare command: its help, as a hint
             typer.echo(exc.format_message(), err=True)
         else:
-            typer.echo(f"error: {one_line(exc.format_message())}", err=True)
+            message = one_line(exc.format_message())
+            ctx = getattr(exc, "ctx", None)
+            if message.startswith("No such command") and ctx is not None:
+                message += f" (the commands: {ctx.command_path} --help)"
+            typer.echo(f"error: {message}", err=True)
         sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
     except typer.Abort:
         sys.exit(1)

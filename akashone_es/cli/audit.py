@@ -83,7 +83,9 @@ def verify(ctx: typer.Context,
     if not verdict.ok:
         fail(f"position {verdict.position}: {verdict.problem}", EXIT_FAILED)
     rate = verdict.events / elapsed if elapsed else 0
-    against = f", and it reaches the digest at {expected.position}" if expected else ""
+    # positions skip the numbers of rolled-back writes: a count is not a position
+    against = (f", and the chain at position {expected.position} equals the digest's"
+               if expected else "")
     state.console.print(f"OK: {plural(verdict.events, 'event')} match their seals{against}"
                         f" ({rate:,.0f} events/s)")
     if newly:
@@ -115,7 +117,7 @@ def verify_export(ctx: typer.Context,
     except UnicodeDecodeError:
         fail(f"{export_file} is not UTF-8 text: not an export")
     if not verdict.ok:
-        fail(str(verdict.problem))
+        fail(f"{export_file}: {verdict.problem}")
     state.console.print(f"OK: {plural(verdict.lines - 1, 'line')} ({verdict.shown} events "
                         f"shown) reach the digest at position {expected.position}")
 

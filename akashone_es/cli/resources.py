@@ -33,13 +33,15 @@ def _user(storage: Storage, who: str) -> Any:
 
 
 def _columns(kind: Any) -> list[str]:
-    """What a listing shows of a kind, most telling first."""
+    """What a listing shows of a kind, most telling first: the id before the rest, as
+    ``show`` and ``history`` take it (at 80 columns the last ones are left out)."""
     columns = [c for c in ("name", "ip_address", "domain") if c in kind.columns()][:1]
     if kind.lifecycle:
         columns.append(kind.lifecycle.field)
+    columns.append("id")
     if kind.cloudstack != "none":
         columns.append(kind.cloudstack_column)
-    return [*columns, kind.created_column, "id"]
+    return [*columns, kind.created_column]
 
 
 def resources(ctx: typer.Context,

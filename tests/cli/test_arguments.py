@@ -72,9 +72,18 @@ class TestUsageErrors:
         """An unknown ``--kind`` is a bad argument, and no export file is left behind."""
         out = tmp_path / "x.jsonl"
         result = run_cli("export", "--out", str(out), "--kind", "nosuch", database_url=ready)
-        assert (result.returncode, the_error(result)) == (
-            2, "error: --kind: no aggregate or resource kind 'nosuch' in the log")
+        assert result.returncode == 2
+        assert the_error(result).startswith(
+            "error: --kind: no aggregate or resource kind 'nosuch' in the log (kinds: ")
         assert not out.exists()
+
+    @pytest.mark.parametrize(("args", "path"), [(["nosuch"], "akashone-es"),
+                                                (["projections", "nosuch"],
+                                                 "akashone-es projections")])
+    def test_an_unknown_command_points_to_the_list(self, args: list[str], path: str) -> None:
+        result = run_cli(*args)
+        assert (result.returncode, result.stderr.strip()) == (
+            2, f"error: No such command 'nosuch'. (the commands: {path} --help)")
 
     @pytest.mark.parametrize("command", [["export"], ["audit", "digest"]])
     def test_an_output_file_in_no_directory_is_refused_before_the_work(

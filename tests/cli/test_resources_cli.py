@@ -25,6 +25,13 @@ def test_resources_lists_the_demo_customers_vm_and_volume(dsn: str, cli: Cli,
     assert vm in result.stdout
     assert volume in result.stdout
     assert "Stopped" in result.stdout
+    [vm_id] = query("SELECT id::text FROM virtual_machines")
+    narrow = subprocess.run([str(ENTRY_POINT), "resources", username],
+                            env=cli_env(dsn) | {"COLUMNS": "80"}, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert narrow.returncode == 0, narrow.stderr
+    assert vm_id[0] in narrow.stdout  # at 80 columns the id stays: show and history take it
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
 
 
 def test_resources_of_an_unknown_user_is_one_line(cli: Cli) -> None:
