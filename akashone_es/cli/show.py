@@ -83,6 +83,8 @@ def show(ctx: typer.Context,
     from rich.table import Table  # noqa: PLC0415
     from rich.text import Text  # noqa: PLC0415
 
+    from akashone_es.money import format_inr  # noqa: PLC0415
+
     state: State = ctx.obj
     reference = aggregate_reference(aggregate_id)
     moment = as_of_option(as_of)
@@ -109,8 +111,13 @@ def show(ctx: typer.Context,
     table.add_column("field", no_wrap=True, style="bold")
     table.add_column("value", overflow="fold")
     for name, value in data.items():
-        table.add_row(Text(name), cell(value) if not isinstance(value, dict | list) else
-                      Text(orjson.dumps(value).decode()))
+        if isinstance(value, dict | list):
+            shown = Text(orjson.dumps(value).decode())
+        elif _paise(name, value):  # an amount reads in rupees, with the paise it stores
+            shown = Text(f"{format_inr(value)} ({value} paise)")
+        else:
+            shown = cell(value)
+        table.add_row(Text(name), shown)
     state.console.print(table)
     for title, rows in lists:
         if rows:
@@ -119,6 +126,12 @@ def show(ctx: typer.Context,
                                             columns))
         else:
             state.console.print(f"{title}: none")
+
+
+def _paise(name: str, value: object) -> bool:
+    """Whether a field is an amount of paise (the read tables keep money as whole paise)."""
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and (name == "amount" or name.endswith("_amount")))
 
 
 def _reader(storage: Storage, oid: UUID) -> tuple[str, Read, tuple[tuple[str, Related], ...]]:

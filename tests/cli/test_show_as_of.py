@@ -103,6 +103,8 @@ def test_an_invoice_or_note_is_named_by_its_number(cli: Cli, dsn: str) -> None:
     shown = cli("show", number)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith(f"invoice {invoice_id}")
+    # amounts read in rupees beside the paise kept (10,000 paise of taxable value)
+    assert "₹100.00 (10000 paise)" in shown.stdout
     history = cli("history", number.lower())  # GST numbers are case-insensitive
     assert history.returncode == 0, history.stderr
     assert "Invoice.Issued" in history.stdout
