@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -162,8 +162,10 @@ def command() -> Iterator[dict[str, Any]]:
         _command.reset(token)
 
 
-#: the earliest time an event may be stamped with (the same bound as an input's moments)
+#: the earliest time an event may be stamped with, and the UTC offsets in use (-12:00 to
+#: +14:00; PostgreSQL refuses beyond 15:59): the bounds of an input's moments too
 EARLIEST_EVENT = datetime(1970, 1, 1, tzinfo=UTC)
+OFFSET_MAX = timedelta(hours=14)
 _event_time: ContextVar[datetime | None] = ContextVar("akashone_event_time", default=None)
 
 
@@ -175,10 +177,12 @@ def events_at(moment: datetime) -> Iterator[None]:
     the real time it was recorded (``recorded_at``). Enter it inside ``acting_as``."""
     if not current().is_platform_actor:
         raise ContextError("only the platform records events at another time than now")
-    if (not isinstance(moment, datetime) or moment.tzinfo is None
+    offset = moment.utcoffset() if isinstance(moment, datetime) else None
+    if (offset is None or abs(offset) > OFFSET_MAX
             or not EARLIEST_EVENT <= moment <= datetime.now(UTC)):
-        raise ValidationError.single("moment", "events_at needs an aware time from 1970 on "
-                                               "and not in the future")
+        raise ValidationError.single("moment", "events_at needs an aware time (UTC offset "
+                                               "within +-14:00) from 1970 on and not in the "
+                                               "future")
     token = _event_time.set(moment)
     try:
         yield

@@ -214,7 +214,7 @@ def _chooser(conn: psycopg.Connection[Any], filters: Filters
             from akashone_es.resources import KINDS  # noqa: PLC0415
 
             raise FilterError(f"--kind: no aggregate or resource kind {filters.kind!r} in "
-                              f"the log (kinds: {', '.join(sorted(logged | set(KINDS)))})")
+                              f"the log (known kinds: {', '.join(sorted(logged | set(KINDS)))})")
     since, until = filters.since, filters.until
 
     def chosen(oid: UUID, topic: str, data: dict[str, Any]) -> bool:

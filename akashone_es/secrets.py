@@ -75,9 +75,9 @@ def load_key(configured: str | None, data_dir: Path, *, create: bool = True) -> 
         return path.read_text().strip()
     if not create:
         raise ConfigurationError(
-            f"AKASHONE_SECRET_KEY is unset and there is no {path}: set it, or "
-            "AKASHONE_DATA_DIR to the directory akashone-es init used (run akashone-es "
-            "init to start a new one there)")
+            f"AKASHONE_SECRET_KEY is unset and there is no {path}: set it to the key this "
+            "data was sealed with, or AKASHONE_DATA_DIR to the directory that holds its "
+            "secret.key")
     key_directory(data_dir)
     key = Fernet.generate_key().decode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

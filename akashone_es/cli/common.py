@@ -8,6 +8,7 @@ stderr, never a traceback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -57,8 +58,11 @@ def aggregate_reference(value: str, hint: str = "AGGREGATE_ID") -> UUID | str:
         return UUID(value)
     except ValueError:
         pass
-    if "/" in value and len(value) <= DOCUMENT_NUMBER_MAX and value.isprintable():
-        return value
+    if HEXISH.fullmatch(value):  # a UUID mistyped, not a number
+        raise typer.BadParameter("must be a UUID", param_hint=hint)
+    if (len(value) <= DOCUMENT_NUMBER_MAX and value.isprintable()
+            and any(c.isdigit() for c in value)):  # a document number counts documents
+        return value  # AkashOne's own numbers (INV-2025-0001) come with an import
     raise typer.BadParameter("must be a UUID, or an invoice or note number such as "
                              "INV/2627/000001", param_hint=hint)
 
@@ -72,8 +76,8 @@ def resolve_reference(storage: Storage, reference: UUID | str) -> UUID:
         return invoice.id
     notes = storage.get_adjustment_notes_by_number(reference)
     if len(notes) > 1:
-        fail(f"{len(notes)} notes are numbered {reference} (one per supplier GSTIN): name "
-             f"one by its id (akashone-es invoice {reference} shows them)")
+        fail(f"{len(notes)} notes are numbered {reference} (one per supplier GSTIN): name one "
+             f"by its id: {', '.join(f'{n.id} ({n.supplier_gstin})' for n in notes)}")
     if not notes:
         fail(f"no invoice {reference} (nor a credit or debit note with that number)")
     return notes[0].id
@@ -81,6 +85,8 @@ def resolve_reference(storage: Storage, reference: UUID | str) -> UUID:
 
 #: the longest document number taken on the command line (GST allows 16 characters)
 DOCUMENT_NUMBER_MAX = 64
+#: what a mistyped UUID looks like (hex digits and dashes only, no document number)
+HEXISH = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F-]*")
 
 
 def as_of_option(text: str | None) -> datetime | int | None:

@@ -181,6 +181,9 @@ def rebuild(ctx: typer.Context, names: NameArg = None, batch_size: BatchOpt = No
             if stopped:
                 raise stopped[0]
     except KeyboardInterrupt:  # Ctrl-C: the swap is one transaction, after the replay
+        if current is None:  # while the storage opened: nothing was replayed yet
+            fail("interrupted before any rebuild began: every live table is unchanged",
+                 EXIT_INTERRUPTED)
         done = f"; rebuilt before it: {', '.join(rebuilt)}" if rebuilt else ""
         fail(f"interrupted: the rebuild of {current} was abandoned and its live tables are "
              f"unchanged{done}", EXIT_INTERRUPTED)

@@ -306,6 +306,9 @@ class Importer(RecordTables):
                 raise Refused(f"{name}: {value!r} is taken by users record {taken} (names are "
                               "compared case-folded, look-alikes folded)")
         org = record.get("organizationId")
+        if org and user.account_type == "super_admin":
+            raise Refused("organizationId: a super admin belongs to no organization (it is the "
+                          "platform's account)")
         organization = self._organization(str(org), people) if org else None
         extra = self._user_extra(record)
         self.orgs[uid] = organization

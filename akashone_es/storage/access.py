@@ -182,8 +182,10 @@ class AccessStorage(UsersStorage):
     def _check_writable(self, role: m.Role) -> m.Role:
         """``role`` if the acting party may change it: a role shared by every tenant (no
         organization) is the platform's, however visible it is to tenants."""
-        if role.organization_id is None and self._tenant_acting():
-            raise PermissionDeniedError("a platform role is changed by the platform only")
+        if role.organization_id is None and not context.current().is_platform:
+            # a platform context acting for one tenant would change every tenant's holders
+            raise PermissionDeniedError("a platform role is changed by the platform only, "
+                                        "acting platform-wide")
         return role
 
     def _require_permission(self, permission_id: UUID | str) -> m.Permission:

@@ -19,7 +19,7 @@ from akashone_es.gst import OTHER_COUNTRIES, STATE_CODES, address_state_code_err
 from akashone_es.storage import limits as lim
 from akashone_es.storage.gateway_response import sanitize_gateway_response
 from akashone_es.storage.inputs import Input, check_gstin
-from akashone_es.storage.limits import INT4_MAX, PAISE_MAX, JsonObject, Moment
+from akashone_es.storage.limits import INT4_MAX, PAISE_MAX, Bound, JsonObject, Moment
 
 
 def _no_float(value: Any) -> Any:
@@ -361,14 +361,13 @@ class GenerateInvoice(Input):
     notes: Notes | None = None
 
 
-
 class InvoiceFilters(Input):
     status: Literal["draft", "issued", "paid", "overdue", "cancelled"] | None = None
-    start_date: Moment | None = None
-    end_date: Moment | None = None
+    start_date: Bound | None = None
+    end_date: Bound | None = None
 
 
 class UsageFilters(Input):
-    start_date: Moment | None = None
-    end_date: Moment | None = None
+    start_date: Bound | None = None
+    end_date: Bound | None = None
     billed: bool | None = None

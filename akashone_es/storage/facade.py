@@ -101,15 +101,14 @@ def open_storage(settings: Settings | None = None, *, dsn: str | None = None,
     server = None
     if dsn is None and not settings.database_url and not create_database:
         embedded_exists(settings.data_dir)  # else a new, empty server would start here
-    if not settings.secret_key:  # a key file that cannot be kept (or, reading, is missing)
-        if create_database:
-            key_directory(settings.data_dir)
-        else:
-            load_key(None, settings.data_dir, create=False)
+    if not settings.secret_key and create_database:  # a key file that cannot be kept
+        key_directory(settings.data_dir)
     if dsn is None:
         dsn, server = resolve_dsn(settings)
     try:
         ensure_database(dsn, create=create_database)
+        if not settings.secret_key and not create_database:  # reading: a key to read with
+            load_key(None, settings.data_dir, create=False)
     except ConfigurationError:
         if server is not None:
             server.stop()

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Final
 
 import orjson
 from pydantic import AfterValidator, AwareDatetime
 from pydantic_core import PydanticCustomError
 
-from akashone_es.context import EARLIEST_EVENT, MAX_IP, MAX_USER_AGENT
+from akashone_es.context import EARLIEST_EVENT, MAX_IP, MAX_USER_AGENT, OFFSET_MAX
 
 # -- text (characters) ---------------------------------------------------------------------
 CODE_MAX: Final = 64  # machine codes and kinds: resource types, units, metrics, error codes
@@ -63,8 +63,6 @@ RATE_PLACES: Final = 2
 #: (billing periods, due dates, coupons, logins) is meaningful outside these years
 EARLIEST: Final = EARLIEST_EVENT
 LATEST: Final = datetime(3000, 1, 1, tzinfo=UTC)
-#: UTC offsets in use run from -12:00 to +14:00 (PostgreSQL refuses beyond 15:59)
-OFFSET_MAX: Final = timedelta(hours=14)
 MOMENT_RULE: Final = "must fall between 1970-01-01 and 2999-12-31 (UTC)"
 
 
@@ -80,6 +78,19 @@ def moment_problem(value: datetime) -> str | None:
     except OverflowError:  # before year 1 or after 9999 in UTC
         return MOMENT_RULE
     return None if EARLIEST <= utc < LATEST else MOMENT_RULE
+
+
+def bound_problem(value: datetime) -> str | None:
+    """Why ``value`` cannot bound a read (None if it can): a read stores nothing, so any
+    year PostgreSQL and Python both hold will do (an open bound such as 9999-12-31)."""
+    problem = moment_problem(value)
+    if problem != MOMENT_RULE:
+        return problem
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return "must fall between the years 1 and 9999 in UTC"
+    return None
 
 
 def day_problem(value: date) -> str | None:
@@ -98,6 +109,17 @@ def _moment(value: datetime) -> datetime:
 
 #: an aware date-time within ``EARLIEST``..``LATEST`` and ``OFFSET_MAX``: every input's
 Moment = Annotated[AwareDatetime, AfterValidator(_moment)]
+
+
+def _bound(value: datetime) -> datetime:
+    problem = bound_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("moment", problem)
+    return value
+
+
+#: a date-time bounding a read (filters): aware, any year both PostgreSQL and Python hold
+Bound = Annotated[AwareDatetime, AfterValidator(_bound)]
 
 
 # -- free-form JSON (activity and usage metadata, gateway responses) -----------------------

@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from akashone_es.errors import PermissionDeniedError, ProjectionError, ValidationError
-from akashone_es.storage.limits import BIGINT_MAX, moment_problem
+from akashone_es.storage.limits import BIGINT_MAX, bound_problem
 from projections.engine import Projection
 from projections.log import LogReader, Row
 from projections.positions import START, Key, head
@@ -75,7 +75,7 @@ def moment_of(moment: Any) -> datetime | int:
     if isinstance(moment, datetime):
         if moment.tzinfo is None:
             raise ValidationError.single("moment", "a time must carry its time zone")
-        problem = moment_problem(moment)
+        problem = bound_problem(moment)  # a read: any year both sides hold
         if problem is not None:
             raise ValidationError.single("moment", problem)
         return moment

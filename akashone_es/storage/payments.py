@@ -80,7 +80,8 @@ class PaymentStorage(InvoiceStorage):
                                         "is recorded by the platform")
         if payment.payment_method_id is not None:
             method = self.get_payment_method(payment.payment_method_id)
-            if method is None or method.user_id != invoice.user_id:
+            if method is None or method.user_id != invoice.user_id or (
+                    method.status == "removed"):
                 # another tenant's method reads as absent; a visible one of someone else is
                 # not the payer's to pay with
                 raise NotFoundError("payment method of the invoice's customer",

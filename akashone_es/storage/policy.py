@@ -73,6 +73,8 @@ class Access(StrEnum):
     SESSION = "session"
 
 
+#: refused to tenants (PLATFORM_WIDE, also to the platform acting for one tenant)
+PLATFORM_ONLY = (Access.PLATFORM, Access.PLATFORM_WIDE)
 T, P, W, C, S = (Access.TENANT, Access.PLATFORM, Access.PLATFORM_WIDE, Access.CATALOGUE,
                  Access.SESSION)
 
@@ -179,7 +181,7 @@ def _guarded(name: str, fn: Callable[..., Any], access: Access) -> Callable[...,
     @functools.wraps(fn)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         ctx = context.current()
-        if access is Access.PLATFORM and not ctx.is_platform_actor:
+        if access in PLATFORM_ONLY and not ctx.is_platform_actor:
             raise PermissionDeniedError(f"{name} is for the platform only (a super admin or "
                                         "a system context), not for a tenant")
         if access is Access.PLATFORM_WIDE and not ctx.is_platform:

@@ -12,7 +12,7 @@ from psycopg import sql
 from akashone_es import context
 from akashone_es.domain import identity as domain
 from akashone_es.domain.confusables import identity_key
-from akashone_es.errors import NotFoundError, PermissionDeniedError
+from akashone_es.errors import NotFoundError, PermissionDeniedError, ValidationError
 from akashone_es.storage import inputs as i
 from akashone_es.storage.base import StorageBase
 from projections import models as m
@@ -161,7 +161,9 @@ class UsersStorage(StorageBase):
         self._no_escalation(user.account_type)
         if user.account_type not in TENANT_ACCOUNT_TYPES and self._tenant_acting():
             raise PermissionDeniedError(f"only the platform opens {user.account_type} accounts")
-        organization_id = user.organization_id or self._own_organization()
+        organization_id = user.organization_id or (
+            None if user.account_type == "super_admin" else self._own_organization())
+        self._super_admin_unattached(user.account_type, organization_id)
         if organization_id is not None:
             self._require_organization(organization_id, "organization_id")
         with context.command():
@@ -184,6 +186,10 @@ class UsersStorage(StorageBase):
         if target is None:  # a super admin is the platform's: absent to tenants
             return None
         values = update.model_dump(mode="json", exclude_unset=True)
+        if values.keys() & {"account_type", "organization_id"}:  # older data may hold one
+            self._super_admin_unattached(
+                values.get("account_type", target.account_type),
+                values.get("organization_id", target.organization_id))
         if "organization_id" in values and self._tenant_acting():
             # a tenant moving a user (itself included) out of its organization, or to none,
             # would widen what that user sees: only the platform moves users
@@ -216,9 +222,19 @@ class UsersStorage(StorageBase):
         the old one (the cloud resources say so: ``ResourceStorage``)."""
 
     def _no_escalation(self, account_type: str | None) -> None:
-        """A tenant user cannot make anyone (itself included) a platform super admin."""
-        if account_type == "super_admin" and self._tenant_acting():
-            raise PermissionDeniedError("only the platform can create or promote a super admin")
+        """Only the platform, acting platform-wide, makes anyone a super admin: not a tenant
+        (itself included), nor the platform acting for one tenant."""
+        if account_type == "super_admin" and not context.current().is_platform:
+            raise PermissionDeniedError("only the platform, acting platform-wide, can create "
+                                        "or promote a super admin")
+
+    @staticmethod
+    def _super_admin_unattached(account_type: str | None, organization_id: Any) -> None:
+        """A super admin is the platform's account: it belongs to no organization (in one,
+        that organization's tenants would read its resources and activity as their own)."""
+        if account_type == "super_admin" and organization_id is not None:
+            raise ValidationError.single("organization_id", "a super admin belongs to no "
+                                         "organization (it is the platform's account)")
 
     def has_super_admin(self) -> bool:
         return bool(self._scalar(HAS_SUPER_ADMIN, ()))

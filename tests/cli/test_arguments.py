@@ -74,7 +74,7 @@ class TestUsageErrors:
         result = run_cli("export", "--out", str(out), "--kind", "nosuch", database_url=ready)
         assert result.returncode == 2
         assert the_error(result).startswith(
-            "error: --kind: no aggregate or resource kind 'nosuch' in the log (kinds: ")
+            "error: --kind: no aggregate or resource kind 'nosuch' in the log (known kinds: ")
         assert not out.exists()
 
     @pytest.mark.parametrize(("args", "path"), [(["nosuch"], "akashone-es"),

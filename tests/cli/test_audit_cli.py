@@ -88,7 +88,7 @@ def test_export_usage_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:
     unknown = cli("export", "--out", str(tmp_path / "x.jsonl"), "--kind", "spaceship")
     assert unknown.returncode == 2
     assert unknown.stderr.startswith(
-        "error: --kind: no aggregate or resource kind 'spaceship' in the log (kinds: ")
+        "error: --kind: no aggregate or resource kind 'spaceship' in the log (known kinds: ")
     assert "role" in unknown.stderr
     assert "virtual_machine" in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1

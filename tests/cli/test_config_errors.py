@@ -122,12 +122,12 @@ class TestSettings:
                                "embedded server's directory: ")
 
     def test_data_dir_for_the_secret_key_is_checked_with_a_database_url(
-            self, dsn: str, tmp_path: Path) -> None:
+            self, initialized: str, tmp_path: Path) -> None:
         """Without AKASHONE_SECRET_KEY the key lives in the data directory: a file there is
         named before the command opens the database."""
         (tmp_path / "a-file").write_text("not a directory\n")
         line = error_line(run("--data-dir", str(tmp_path / "a-file"), "show", UNKNOWN_ID,
-                              database_url=dsn, AKASHONE_SECRET_KEY=None),
+                              database_url=initialized, AKASHONE_SECRET_KEY=None),
                           "AKASHONE_DATA_DIR")
         assert "secret.key" in line
 
@@ -154,8 +154,8 @@ class TestTheWrongPlace:
             self, tmp_path: Path) -> None:
         place = tmp_path / "elsewhere"
         place.mkdir()
-        line = error_line(run("projections", "status", AKASHONE_DATA_DIR=str(place)),
-                          "AKASHONE_DATA_DIR")
+        line = error_line(run("projections", "status", AKASHONE_DATA_DIR=str(place),
+                              AKASHONE_SECRET_KEY=None), "AKASHONE_DATA_DIR")
         assert line.startswith(f"error: no embedded database in {place}: ")
         assert list(place.iterdir()) == []  # no server started there, no key made
 

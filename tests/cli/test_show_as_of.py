@@ -119,3 +119,23 @@ def test_an_invoice_or_note_is_named_by_its_number(cli: Cli, dsn: str) -> None:
     bad = cli("history", "nope")
     assert bad.returncode == 2
     assert "must be a UUID, or an invoice or note number" in bad.stderr
+
+
+def test_a_reference_is_an_id_or_any_document_number() -> None:
+    """AkashOne's own numbers (INV-2025-0001) come with an import; a mistyped UUID is said
+    to be one."""
+    from uuid import UUID
+
+    import pytest
+    import typer
+
+    from akashone_es.cli.common import aggregate_reference
+
+    assert aggregate_reference("INV-2025-0001") == "INV-2025-0001"
+    assert aggregate_reference("CN/2627/000002") == "CN/2627/000002"
+    some = "3f2b8c1e-1111-4aaa-8bbb-000000000001"
+    assert aggregate_reference(some) == UUID(some)
+    for bad, why in (("3f2b8c1e-1111-4aaa", "must be a UUID"), ("", "or an invoice"),
+                     ("not-a-uuid", "or an invoice"), ("1" * 65, "or an invoice")):
+        with pytest.raises(typer.BadParameter, match=why):
+            aggregate_reference(bad)

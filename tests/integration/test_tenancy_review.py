@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
+import psycopg
 import pytest
 
 from akashone_es import (
@@ -13,9 +15,46 @@ from akashone_es import (
     Storage,
     ValidationError,
 )
+from projections import models as m
 from tests.conftest import log_size
 from tests.integration.test_billing_storage import address, customer, line
 from tests.integration.test_tenancy_and_rules import make_user, tenant
+
+
+def super_admin_of_older_data(storage: Storage, dsn: str, organization: Any) -> m.User:
+    """A super admin whose row sits in ``organization``: refused since 2026-12-07, but an
+    older database may hold one (its row changed here as such data has it)."""
+    root = make_user(storage, "root", account_type="super_admin")
+    storage.get_recent_activities(1)  # the activity log knows root now
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for table, key in (("users", "id"), ("activity_actors", "user_id")):
+            conn.execute(f"UPDATE {table} SET organization_id = %s WHERE {key} = %s",
+                         (organization, root.id))
+    return root
+
+
+class TestSuperAdminsBelongToNoOrganization:
+    def test_a_super_admin_is_made_platform_wide_and_in_no_organization(
+            self, storage: Storage, dsn: str) -> None:
+        """Found in review: a super admin in A's organization had its cloud resources and
+        activity read by A's users as A's. Now it belongs to no organization, and only the
+        platform acting platform-wide makes one (not a context acting for A)."""
+        a = tenant(storage, "acme")
+        before = log_size(dsn)
+        with pytest.raises(ValidationError) as caught:
+            make_user(storage, "root", account_type="super_admin", organization_id=a.org.id)
+        assert caught.value.fields == ["organization_id"]
+        with storage.acting_as(system="support", organization_id=a.org.id), \
+                pytest.raises(PermissionDeniedError, match="platform-wide"):
+            make_user(storage, "root", account_type="super_admin")
+        with pytest.raises(ValidationError) as caught:  # promoted, it leaves its organization
+            storage.update_user(a.user.id, {"account_type": "super_admin"})
+        assert caught.value.fields == ["organization_id"]
+        root = make_user(storage, "root", account_type="super_admin")
+        with pytest.raises(ValidationError):
+            storage.update_user(root.id, {"organization_id": a.org.id})
+        assert before + 1 == log_size(dsn)  # root's registration alone
+        assert storage.get_user(root.id).organization_id is None  # type: ignore[union-attr]
 
 
 class TestSuperAdminInsideATenant:
@@ -24,8 +63,7 @@ class TestSuperAdminInsideATenant:
         """A super admin whose organization is A is still the platform's account: A's users
         can neither reset its password or email nor demote it (it reads as absent)."""
         a = tenant(storage, "acme")
-        root = make_user(storage, "root", account_type="super_admin",
-                         organization_id=a.org.id)
+        root = super_admin_of_older_data(storage, dsn, a.org.id)
         before = log_size(dsn)
         with storage.acting_as(actor_id=a.user.id):
             for change in ({"password": "attacker-pass-1"}, {"email": "evil@a.in"},
@@ -40,8 +78,7 @@ class TestSuperAdminInsideATenant:
         secret, checked guesses of its password, and took its roles away. Now it is absent
         to them by every door; to the platform, and to itself, it is there."""
         a = tenant(storage, "acme")
-        root = make_user(storage, "root", account_type="super_admin",
-                         organization_id=a.org.id)
+        root = super_admin_of_older_data(storage, dsn, a.org.id)
         storage.update_user(root.id, {"two_factor_secret": "JBSWY3DPEHPK3PXP"})
         admin = storage.get_roles()[0]
         storage.assign_role_to_user(root.id, admin.id)
@@ -210,16 +247,34 @@ class TestPlatformOnBehalf:
         assert storage.create_hsn_code(gpu).service_type == "gpu"
         assert 5 == storage.initialize_default_service_plans()
 
+    def test_platform_acting_for_a_tenant_changes_no_shared_role(self, storage: Storage,
+                                                                 dsn: str) -> None:
+        """Found in review: a role of no organization is every tenant's; acting for B, the
+        platform renamed, re-permissioned and deleted it (revoking it from A's users)."""
+        a, b = tenant(storage, "acme"), tenant(storage, "bharat")
+        shared = storage.create_role({"name": "Support"})
+        storage.assign_role_to_user(a.user.id, shared.id)
+        view = storage.get_permission_by_key("vm.view")
+        assert view is not None
+        before = log_size(dsn)
+        with storage.acting_as(system="support", organization_id=b.org.id):
+            for write in (lambda: storage.update_role(shared.id, {"name": "pwned"}),
+                          lambda: storage.assign_permission_to_role(shared.id, view.id),
+                          lambda: storage.delete_role(shared.id)):
+                with pytest.raises(PermissionDeniedError, match="platform-wide"):
+                    write()
+        assert before == log_size(dsn)
+        assert shared.id in {r.id for r in storage.get_user_roles(a.user.id)}
+
 
 class TestPlatformActionsInTheActivityLog:
     def test_a_super_admin_of_a_tenant_acting_platform_wide_is_not_logged_there(
-            self, storage: Storage) -> None:
+            self, storage: Storage, dsn: str) -> None:
         """Found in review: a super admin whose row sits in A, acting platform-wide on B's
         role, put the row in A's activity log (named by B's role), and not in B's. Now a
         platform-wide action is the platform's; acting on B's behalf logs it in B's."""
         a, b = tenant(storage, "acme"), tenant(storage, "bharat")
-        root = make_user(storage, "root", account_type="super_admin",
-                         organization_id=a.org.id)
+        root = super_admin_of_older_data(storage, dsn, a.org.id)
         with storage.acting_as(actor_id=root.id):
             storage.update_role(b.role.id, {"name": "bharat-secret-project"})
         with storage.acting_as(actor_id=root.id, organization_id=b.org.id):
@@ -271,6 +326,10 @@ class TestPaymentMethods:
             paid = issuer.create_payment_transaction({**payment,
                                                       "payment_method_id": alices.id})
         assert paid.payment_method_id == alices.id
+        issuer.delete_payment_method(alices.id)  # marked removed: it pays nothing more
+        with pytest.raises(NotFoundError):
+            issuer.create_payment_transaction({**payment, "gateway_transaction_id": "pay_2",
+                                               "payment_method_id": alices.id})
 
 
 class TestUserMoves:
