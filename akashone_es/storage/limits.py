@@ -100,26 +100,22 @@ def day_problem(value: date) -> str | None:
     return None if EARLIEST.date() <= value < LATEST.date() else MOMENT_RULE
 
 
-def _moment(value: datetime) -> datetime:
-    problem = moment_problem(value)
-    if problem is not None:
-        raise PydanticCustomError("moment", problem)
-    return value
+def _refusing(problem_of: Callable[[datetime], str | None]) -> Callable[[datetime], datetime]:
+    """A validator passing a date-time ``problem_of`` finds nothing wrong with."""
+
+    def validate(value: datetime) -> datetime:
+        problem = problem_of(value)
+        if problem is not None:
+            raise PydanticCustomError("moment", problem)
+        return value
+
+    return validate
 
 
 #: an aware date-time within ``EARLIEST``..``LATEST`` and ``OFFSET_MAX``: every input's
-Moment = Annotated[AwareDatetime, AfterValidator(_moment)]
-
-
-def _bound(value: datetime) -> datetime:
-    problem = bound_problem(value)
-    if problem is not None:
-        raise PydanticCustomError("moment", problem)
-    return value
-
-
+Moment = Annotated[AwareDatetime, AfterValidator(_refusing(moment_problem))]
 #: a date-time bounding a read (filters): aware, any year both PostgreSQL and Python hold
-Bound = Annotated[AwareDatetime, AfterValidator(_bound)]
+Bound = Annotated[AwareDatetime, AfterValidator(_refusing(bound_problem))]
 
 
 # -- free-form JSON (activity and usage metadata, gateway responses) -----------------------
