@@ -61,7 +61,8 @@ def key_source(configured: str | None, data_dir: Path) -> str:
     """Where the key comes from, as errors name it."""
     if configured:
         return "AKASHONE_SECRET_KEY"
-    return f"the key in {data_dir.expanduser() / KEY_FILE} (AKASHONE_SECRET_KEY is unset)"
+    path = (data_dir.expanduser() / KEY_FILE).absolute()
+    return f"the key in {path} (AKASHONE_SECRET_KEY is unset)"
 
 
 def load_key(configured: str | None, data_dir: Path, *, create: bool = True) -> str:
@@ -74,6 +75,7 @@ def load_key(configured: str | None, data_dir: Path, *, create: bool = True) -> 
     if path.exists():
         return path.read_text().strip()
     if not create:
+        path = path.absolute()  # the message says where it looked
         raise ConfigurationError(
             f"AKASHONE_SECRET_KEY is unset and there is no {path}: set it to the key this "
             "data was sealed with, or AKASHONE_DATA_DIR to the directory that holds its "

@@ -74,7 +74,7 @@ def embedded_exists(data_dir: Path) -> None:
         if path.exists() or any(p.exists() and not p.is_dir() for p in path.parents):
             make_data_dir(path, EMBEDDED_DIRECTORY)  # a file in the way says so
         raise ConfigurationError(
-            f"no embedded database in {data_dir.expanduser()}: set AKASHONE_DATA_DIR to "
+            f"no embedded database in {path.absolute()}: set AKASHONE_DATA_DIR to "
             "the directory akashone-es init used, or DATABASE_URL (or run akashone-es init "
             "to start a new one there)")
 
