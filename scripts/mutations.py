@@ -373,7 +373,10 @@ MUTATIONS = [
               "tests/integration/test_identity_storage.py")),
     Mutation("cells-as-markup", "the CLI prints data as text, never as Rich markup",
              "akashone_es/cli/common.py",
-             (("    return Text(str(value))", "    return str(value)  # type: ignore"),),
+             # both defences: cells as Text, and the consoles' markup off
+             (("    return Text(str(value))", "    return str(value)  # type: ignore"),
+              ("        self.console = Console(markup=False)",
+               "        self.console = Console()")),
              ("tests/cli/test_markup_and_erase.py::TestShowPrintsDataLiterally",)),
     Mutation("storage-facade-eager", "a storage leaf module imports without the facade",
              "akashone_es/storage/__init__.py",
