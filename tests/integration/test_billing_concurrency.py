@@ -374,6 +374,26 @@ def run(storage, args):
         assert rows(dsn, "SELECT count(DISTINCT invoice_id), count(*) FILTER (WHERE billed)"
                          " FROM usage_records") == [(12, 36)]
 
+    def test_a_series_another_storage_numbered_is_read_again(self, billing: Storage,
+                                                            dsn: str) -> None:
+        """The race above, made deterministic: this storage keeps the series it saved last;
+        another storage numbers an invoice in between; this storage's next invoice follows
+        the log's head (its kept copy is stale), so the numbers run 1, 2, 3."""
+        users = [customer(billing, f"seq{n}") for n in range(3)]
+        for user_id in users:
+            meter(billing, user_id, "compute", "1.5", 1)
+        other = open_storage(Settings(**SETTINGS), dsn=dsn)  # type: ignore[arg-type]
+        try:
+            first = billing.generate_invoice(generate_args_model(users[0]))
+            with other.acting_as(system="tests"):
+                second = other.generate_invoice(generate_args_model(users[1]))
+            third = billing.generate_invoice(generate_args_model(users[2]))
+        finally:
+            other.close()
+        assert [first.invoice_number, second.invoice_number, third.invoice_number] == [
+            number(1), number(2), number(3)]
+        assert scalar(dsn, "SELECT last_sequence FROM document_series") == 3
+
     def test_a_generation_that_read_billed_usage_is_refused_by_the_database(
             self, billing: Storage, dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
         """The guard is the database's, not the racing number series': a writer that read
