@@ -176,9 +176,21 @@ class State:
         except AkashOneError as exc:
             fail(str(exc))
         except psycopg.Error as exc:  # the server went away mid-command
+            interrupt = _interrupt_behind(exc)
+            if interrupt is not None:  # the command's own Ctrl-C handling says what it left
+                raise interrupt from None
             fail(f"database: {exc}")
         finally:
             storage.close()
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C a database error was raised while handling, if any: psycopg leaving
+    pipeline mode mid-flight raises "cannot exit pipeline mode while busy" over it."""
+    cause = exc.__context__
+    while cause is not None and not isinstance(cause, KeyboardInterrupt):
+        cause = cause.__context__
+    return cause
 
 
 class Bars:

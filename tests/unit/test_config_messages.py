@@ -3,6 +3,7 @@ named, never a password, never a library's own text."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import psycopg
@@ -113,6 +114,27 @@ class TestMakeDataDir:
 
 
 class TestStorageErrors:
+    def test_a_ctrl_c_hidden_by_the_database_error_it_caused_stays_a_ctrl_c(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Ctrl-C while psycopg leaves pipeline mode: its "cannot exit pipeline mode while
+        busy" must not replace the interrupt that the command reports as such."""
+        class Opened:
+            def acting_as(self, **_: object) -> contextlib.AbstractContextManager[None]:
+                return contextlib.nullcontext()
+
+            def close(self) -> None:
+                pass
+
+        monkeypatch.setattr("akashone_es.storage.open_storage", lambda *_, **__: Opened())
+        def interrupted_while_leaving_a_pipeline() -> None:
+            try:
+                raise KeyboardInterrupt
+            finally:
+                raise psycopg.OperationalError("cannot exit pipeline mode while busy")
+
+        with pytest.raises(KeyboardInterrupt), State(Settings()).storage():
+            interrupted_while_leaving_a_pipeline()
+
     def test_error_hidden_by_the_cleanup_after_it_is_the_one_shown(
             self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
             ) -> None:
