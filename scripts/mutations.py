@@ -415,6 +415,10 @@ MUTATIONS = [
              (('if account_type == "super_admin" and organization_id is not None:',
                "if False:"),),
              ("tests/integration/test_tenancy_review.py::TestSuperAdminsBelongToNoOrganization",)),
+    Mutation("platform-suspension-lifted", "only the platform lifts a suspension it made",
+             "akashone_es/storage/users.py",
+             (("if aggregate.suspended_by_platform and self._tenant_acting():", "if False:"),),
+             ("tests/integration/test_tenancy_review.py::TestPlatformSuspensions",)),
 ]
 
 

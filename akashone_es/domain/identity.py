@@ -69,6 +69,8 @@ class User(Aggregate):
         #: True once look-alike names were refused (identity keys); absent, so False, on
         #: events recorded before, whose rows a rebuild must keep even if they share a key
         identity_unique: bool = False
+        #: the platform (not the user's tenant) registered it suspended: only it lifts that
+        by_platform: bool = False
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -78,6 +80,7 @@ class User(Aggregate):
     class Updated(Aggregate.Event):
         changes: dict[str, Any]
         identity_unique: bool = False  # as in Registered
+        by_platform: bool = False  # as in Registered (it matters when status changes)
 
     class RoleGranted(Aggregate.Event):
         role_id: str
@@ -106,19 +109,36 @@ class User(Aggregate):
     @event(Registered)
     def __init__(self, username: str, email: str, password_hash: str, gst_number: str | None,
                  account_type: str, organization_id: str | None, status: str,
-                 identity_unique: bool = True) -> None:
+                 identity_unique: bool = True, by_platform: bool = False) -> None:
         self.username = username
         self.email = email
         self.account_type = account_type
         self.organization_id = organization_id
         self.status = status
         self.role_ids: list[str] = []
+        self._hold(status, by_platform)
 
     @event(Updated)
-    def update(self, changes: dict[str, Any], identity_unique: bool = True) -> None:
+    def update(self, changes: dict[str, Any], identity_unique: bool = True,
+               by_platform: bool = False) -> None:
         for field in ("username", "email", "account_type", "organization_id", "status"):
             if field in changes:
                 setattr(self, field, changes[field])
+        if "status" in changes:
+            self._hold(changes["status"], by_platform)
+
+    def _hold(self, status: str, by_platform: bool) -> None:
+        # Kept only while it holds, so a user never suspended by the platform has the state
+        # (and snapshots) it had before suspensions were told apart.
+        if status == "suspended" and by_platform:
+            self.platform_hold = True
+        else:
+            self.__dict__.pop("platform_hold", None)
+
+    @property
+    def suspended_by_platform(self) -> bool:
+        """Suspended by the platform: its tenant may not change the user's status."""
+        return bool(self.__dict__.get("platform_hold"))
 
     def grant_role(self, role_id: UUID, granted_by: UUID | None) -> None:
         if str(role_id) in self.role_ids:

@@ -172,7 +172,7 @@ class UsersStorage(StorageBase):
                 password_hash=self._password_hash(user.password), gst_number=user.gst_number,
                 account_type=user.account_type,
                 organization_id=str(organization_id) if organization_id else None,
-                status=user.status)
+                status=user.status, by_platform=not self._tenant_acting())
             row = self._save_returning(m.User, ("users", aggregate.id), aggregate)
         return self._must(self._reveal(row) or self.get_user(aggregate.id))
 
@@ -213,9 +213,20 @@ class UsersStorage(StorageBase):
             return self.get_user(uid)
         with context.command():
             aggregate = self._load(domain.User, uid, "user")
-            aggregate.update(values)
+            self._change_user(aggregate, values)
             row = self._save_returning(m.User, ("users", uid), aggregate)
         return self._reveal(row) or self.get_user(uid)
+
+    def _change_user(self, aggregate: domain.User, values: dict[str, Any]) -> None:
+        """A suspension the platform made is the platform's to lift (or change): a tenant
+        that set it active again would undo it."""
+        if "status" not in values:
+            aggregate.update(values)
+            return
+        if aggregate.suspended_by_platform and self._tenant_acting():
+            raise PermissionDeniedError("status: the platform suspended this user; only "
+                                        "the platform lifts or changes that")
+        aggregate.update(values, by_platform=not self._tenant_acting())
 
     def _check_user_move(self, user_id: UUID) -> None:
         """Refuse moving a user between organizations while that would strand records of

@@ -360,6 +360,35 @@ class TestUserMoves:
         assert moved.organization_id == b.org.id
 
 
+class TestPlatformSuspensions:
+    def test_only_the_platform_lifts_a_suspension_it_made(self, storage: Storage,
+                                                           dsn: str) -> None:
+        """Found in review: the platform suspended one of A's users (say, for abuse) and
+        another of A's users set it active again. A suspension the platform made, on an
+        update or at registration, is the platform's to lift; A's own stay A's."""
+        a = tenant(storage, "acme")
+        flagged = make_user(storage, "flagged", organization_id=a.org.id)
+        storage.update_user(flagged.id, {"status": "suspended"})
+        held = make_user(storage, "held", organization_id=a.org.id, status="suspended")
+        before = log_size(dsn)
+        with storage.acting_as(actor_id=a.user.id):
+            for user in (flagged, held):
+                for status in ("active", "suspended"):  # a re-suspension would make it A's
+                    with pytest.raises(PermissionDeniedError, match="platform suspended"):
+                        storage.update_user(user.id, {"status": status})
+            assert storage.update_user(flagged.id, {"gst_number": "29AAGCG6253J1Z8"})
+            # a suspension A made, A lifts
+            own = make_user(storage, "own", organization_id=a.org.id, status="suspended")
+            assert storage.update_user(own.id, {"status": "active"}).status == "active"  # type: ignore[union-attr]
+        assert before + 3 == log_size(dsn)  # the GSTIN, own's registration and lifting
+        assert "suspended" == storage.get_user(flagged.id).status  # type: ignore[union-attr]
+        with storage.acting_as(system="support", organization_id=a.org.id):
+            assert storage.update_user(flagged.id, {"status": "active"}).status == "active"  # type: ignore[union-attr]
+        with storage.acting_as(actor_id=a.user.id):  # lifted, it is A's to manage again
+            storage.update_user(flagged.id, {"status": "suspended"})
+            storage.update_user(flagged.id, {"status": "active"})
+
+
 class TestPlatformWideWork:
     def test_metering_and_the_sweep_refuse_a_context_narrowed_to_one_tenant(
             self, storage: Storage, dsn: str) -> None:

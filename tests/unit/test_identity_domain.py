@@ -7,6 +7,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from akashone_es.domain.base import Snapshot
 from akashone_es.domain.identity import (
     Permission,
     Role,
@@ -115,6 +116,32 @@ class TestUserRoles:
         with pytest.raises(NotFoundError) as info:
             user.revoke_role(uuid4())
         assert "role_id" == info.value.field
+
+
+class TestPlatformHold:
+    def test_a_suspension_by_the_platform_holds_until_a_status_change_lifts_it(self) -> None:
+        """Only a status change moves the hold; a user never held has the state (and the
+        snapshot) it had before suspensions were told apart."""
+        user = make_user()
+        user.update({"status": "suspended"})  # its tenant's
+        assert not user.suspended_by_platform
+        assert "platform_hold" not in vars(user)
+        user.update({"status": "suspended"}, by_platform=True)
+        user.update({"username": "alice2"})
+        assert user.suspended_by_platform
+        restored = Snapshot.take(user).mutate(None)
+        assert restored.suspended_by_platform
+        user.update({"status": "active"}, by_platform=True)
+        assert not user.suspended_by_platform
+        assert "platform_hold" not in vars(user)
+
+    def test_registered_suspended_by_the_platform_is_held(self) -> None:
+        held = User(username="bob", email="bob@example.com", password_hash="$2b$04$hash",
+                    gst_number=None, account_type="customer", organization_id=None,
+                    status="suspended", by_platform=True)
+        assert held.suspended_by_platform
+        events = held.collect_events()
+        assert events[0].by_platform  # type: ignore[attr-defined]
 
 
 class TestTeamMember:
