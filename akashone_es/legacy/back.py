@@ -138,6 +138,12 @@ def _stamp(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _held(organization: str | None, user: str | None) -> str | None:
+    """A user's ``organizationId`` as AkashOne keeps it: none for an owner, whose
+    organization is named by its own id (the import made it a member)."""
+    return None if organization == user else organization
+
+
 def export_dump(storage: Any) -> dict[str, Any]:
     """Every table as AkashOne's store holds it: source ids kept, password hashes, TOTP
     secrets and resources' keys opened (AkashOne keeps them so). Platform only. A pending
@@ -175,7 +181,8 @@ def export_dump(storage: Any) -> dict[str, Any]:
         "emailVerificationExpiry": _stamp(u["email_verification_expiry"]),
         "twoFactorSecret": open_(u["two_factor_secret"]),
         "twoFactorEnabled": u["two_factor_enabled"], "accountType": u["account_type"],
-        "organizationId": sid("organizations", u["organization_id"]),
+        "organizationId": _held(sid("organizations", u["organization_id"]),
+                                sid("users", u["id"])),
         "defaultDiscountPercentage": u["default_discount_percentage"], "status": u["status"],
         "createdAt": _stamp(u["created_at"]), "lastLogin": _stamp(u["last_login"])}
         for u in storage._rows(sql.SQL("SELECT * FROM users ORDER BY created_at, id"), ())]

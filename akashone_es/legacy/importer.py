@@ -88,6 +88,10 @@ class Importer(RecordTables):
         self.lines: dict[str, list[Any]] = {}  # AkashOne's invoice line items by invoice
         self.new_lines: set[str] = set()  # line items imported by this run (our ids)
         self.orgs: dict[uuid.UUID, uuid.UUID | None] = {}  # our user -> its organization
+        self.super_admins: set[uuid.UUID] = set()
+        #: every organizationId of the dump; ids AkashOne minted, with their holders' times
+        self.named: set[str] = set()
+        self.held: dict[str, list[datetime]] = {}
         #: imported resources are metered from here (AkashOne billed what ran before)
         self.started = datetime.now(UTC)
 
@@ -111,6 +115,10 @@ class Importer(RecordTables):
         self.total = sum(len(tables.get(name, [])) for name in IMPORTED_TABLES)
         people = {str(r.get("id")): r for r in tables.get("users", []) if isinstance(r, dict)}
         self.people = people
+        self.named = {str(record["organizationId"]) for records in tables.values()
+                      for record in records
+                      if isinstance(record, dict) and record.get("organizationId")}
+        self._holders(people)
         for line in tables.get("invoiceLineItems", []):
             if isinstance(line, dict):
                 self.lines.setdefault(str(line.get("invoiceId")), []).append(line)
@@ -258,34 +266,71 @@ class Importer(RecordTables):
         return found
 
     # -- the tables ------------------------------------------------------------------------
-    def _organization(self, owner_source: str, people: dict[str, Any]) -> uuid.UUID:
-        """The organization an AkashOne ``organizationId`` (its owning user) stands for;
-        the owner must have been imported (owners are imported first)."""
-        # derived, not a source record: its id is derived even from a UUID (that is the
-        # owning user's)
-        oid = uuid.uuid5(NAMESPACE, f"organizations:{owner_source}")
-        if ("organizations", owner_source) in self.ids:
+    def _organization(self, named: str, people: dict[str, Any], *,
+                      joining: str | None = None) -> uuid.UUID:
+        """The organization an AkashOne ``organizationId`` stands for. AkashOne gives the
+        field two meanings: an id of its own, minted for a reseller and held by it and its
+        customers (``users``), or a user's id, the owner's (``roles``, ``teamMembers`` and
+        plans are keyed to users). A user's id stands for the organization that user is in,
+        or, when it is in none, the one it owns (and joins: ``joining`` names that owner
+        while it is imported). An owner must have been imported (owners go first)."""
+        key, owner = self._organization_key(named, people)
+        # derived, not a source record: its id is derived even from a UUID
+        oid = uuid.uuid5(NAMESPACE, f"organizations:{key}")
+        if ("organizations", key) in self.ids:
             return oid
-        owner = people.get(owner_source)
-        if owner is None:
-            raise Refused(f"organizationId: names no user ({owner_source[:60]})")
-        if ("users", owner_source) not in self.ids:
-            raise Refused(f"organizationId: its owning user {owner_source[:60]} was not "
-                          "imported")
-        created = _moment(owner, "createdAt")
-        kind = "reseller" if owner.get("accountType") == "reseller" else "customer"
-        self.ids[("organizations", owner_source)] = oid
+        if owner is None:  # named by its own id, held by users, owned by none
+            created = min(self.held[key])
+            kind, name, source = "reseller", f"AkashOne organization {key}", \
+                f"organizations:{key}"
+        else:
+            if key != joining and ("users", key) not in self.ids:
+                raise Refused(f"organizationId: its owning user {key[:60]} was not imported")
+            created = self._created(owner)
+            kind = "reseller" if owner.get("accountType") == "reseller" else "customer"
+            # named by its owner's id, not its username: a name is personal data
+            name, source = f"AkashOne organization of user {key}", f"users:{key}"
+        self.ids[("organizations", key)] = oid
         if oid in self.present:
             self.summary.count("organizations").already += 1
         elif oid not in self.pending:
-            # named by its owner's id, not its username: a name is personal data
             org = domain.Organization._create(
-                domain.Organization.Imported, id=oid,
-                name=f"AkashOne organization of user {owner_source}"[:200], kind=kind,
-                parent_id=None, source=f"users:{owner_source}", timestamp=created)
-            self._add(org, "organizations", owner_source)
+                domain.Organization.Imported, id=oid, name=name[:200], kind=kind,
+                parent_id=None, source=source, timestamp=created)
+            self._add(org, "organizations", key)
             self.summary.count("organizations").imported += 1
         return oid
+
+    def _organization_key(self, named: str, people: dict[str, Any]
+                          ) -> tuple[str, dict[str, Any] | None]:
+        """The id that keys the organization ``named`` stands for, and its owning user's
+        record (None for an id AkashOne minted, which no user owns)."""
+        seen: set[str] = set()
+        while named not in seen:
+            seen.add(named)
+            person = people.get(named)
+            if person is None:
+                if named in self.held:
+                    return named, None
+                raise Refused(f"organizationId: names no user ({named[:60]}), and no user is "
+                              "in an organization of that id")
+            parent = person.get("organizationId")
+            if not parent:
+                return named, person
+            named = str(parent)
+        raise Refused("organizationId: users name each other as their organization (a cycle)")
+
+    def _holders(self, people: dict[str, Any]) -> None:
+        """The ids AkashOne minted for organizations (held by users, naming no user), with
+        the times of their holders (the organization is as old as the first)."""
+        for person in people.values():
+            org = person.get("organizationId")
+            if org and str(org) not in people:
+                try:
+                    created = self._created(person)
+                except Refused:
+                    continue  # that user is skipped for it; the others still date it
+                self.held.setdefault(str(org), []).append(created)
 
     def _user(self, record: dict[str, Any], people: dict[str, Any]) -> bool:
         source = str(record["id"])
@@ -309,9 +354,17 @@ class Importer(RecordTables):
         if org and user.account_type == "super_admin":
             raise Refused("organizationId: a super admin belongs to no organization (it is the "
                           "platform's account)")
-        organization = self._organization(str(org), people) if org else None
         extra = self._user_extra(record)
+        if org:
+            organization: uuid.UUID | None = self._organization(str(org), people)
+        elif source in self.named and user.account_type != "super_admin":
+            # an owner: in AkashOne its organization is its own id; here it is a member
+            organization = self._organization(source, people, joining=source)
+        else:
+            organization = None
         self.orgs[uid] = organization
+        if user.account_type == "super_admin":
+            self.super_admins.add(uid)
         if self._exists(uid):
             self.ids.update(dict.fromkeys([("users", source), *keys], uid))
             return False

@@ -120,6 +120,7 @@ class RecordTables:
         ids: dict[tuple[str, str], UUID]
         people: dict[str, Any]
         orgs: dict[UUID, UUID | None]
+        super_admins: set[UUID]
         started: datetime
         lines: dict[str, list[Any]]
         new_lines: set[str]
@@ -131,7 +132,8 @@ class RecordTables:
         def _ref(self, table: str, source: Any, what: str) -> UUID: ...
         def _exists(self, oid: UUID) -> bool: ...
         def _add(self, aggregate: Aggregate, table: str, source: str) -> None: ...
-        def _organization(self, owner_source: str, people: dict[str, Any]) -> UUID: ...
+        def _organization(self, named: str, people: dict[str, Any], *,
+                          joining: str | None = None) -> UUID: ...
         def _load(self, oid: UUID) -> Any: ...
 
     def handlers(self) -> dict[str, Callable[[dict[str, Any]], bool]]:
@@ -235,6 +237,9 @@ class RecordTables:
             raise Refused("invitationToken: at least 16 characters")
         if user_id is not None and self.orgs.get(user_id) != organization:
             raise Refused("userId: the user is not of this organization")
+        if self.orgs.get(invited_by) != organization and invited_by not in self.super_admins:
+            raise Refused("invitedBy: the inviter is not of this organization (nor a super "
+                          "admin)")
         joined = _moment(record, "joinedAt", required=False)
         return self._new("teamMembers", record, identity_domain.TeamMember,
                          self._created(record, "invitedAt"), email=str(member.email),

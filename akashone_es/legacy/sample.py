@@ -137,6 +137,11 @@ class _Rest:
                             "invitedBy": owner["id"], "invitationToken": self.rid(),
                             "invitedAt": self.when(), "joinedAt": None})
         members.append({**members[-1], "id": self.rid(), "status": "active"})  # no user
+        stranger = next(p for p in self.owners  # a user of another organization invites
+                        if p["organizationId"] != members[-1]["organizationId"])
+        members.append({**members[-1], "id": self.rid(), "email": "stranger@example.in",
+                        "status": "invited", "invitedBy": stranger["id"],
+                        "invitationToken": self.rid()})
         return members
 
     def activities(self) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from psycopg import sql
 from akashone_es import context
 from akashone_es.domain import identity as domain
 from akashone_es.domain.confusables import identity_key
-from akashone_es.errors import NotFoundError
+from akashone_es.errors import NotFoundError, ValidationError
 from akashone_es.storage import inputs as i
 from akashone_es.storage.users import UsersStorage
 from projections import models as m
@@ -65,7 +65,12 @@ class TeamStorage(UsersStorage):
         """
         invite = i.parse(i.InsertTeamMember, data)
         self._require_organization(invite.organization_id, "organization_id")
-        self._require_user(invite.invited_by, "invited_by")
+        inviter = self._require_user(invite.invited_by, "invited_by")
+        if inviter.organization_id != invite.organization_id and \
+                inviter.account_type != "super_admin":
+            # the platform naming another tenant's user would show that user's id there
+            raise ValidationError.single("invited_by", "must be a user of the invitation's "
+                                         "organization (or a super admin)")
         token = secrets.token_urlsafe(24)
         with context.command():
             aggregate = domain.TeamMember(

@@ -138,9 +138,14 @@ RECIPES: dict[str, tuple[Probe, ...]] = {
     "create_team_member": (
         P(lambda s, o, me: s.create_team_member({"email": f"{fresh('x')}@intruder.example",
                                                  "organization_id": o.org,
-                                                 "invited_by": me.admin.id})),
+                                                 "invited_by": me.admin.id}),
+          platform_rule="must be a user of the invitation's organization"),
         P(lambda s, o, me: s.create_team_member({"email": f"{fresh('x')}@intruder.example",
                                                  "organization_id": me.org,
+                                                 "invited_by": o.admin.id}),
+          platform_rule="must be a user of the invitation's organization"),
+        P(lambda s, o, me: s.create_team_member({"email": f"{fresh('x')}@intruder.example",
+                                                 "organization_id": o.org,
                                                  "invited_by": o.admin.id}))),
     "get_team_member": (P(lambda s, o, me: s.get_team_member(o.member)),),
     "get_team_member_by_email": (

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import bcrypt
 import psycopg
@@ -23,6 +23,7 @@ from akashone_es.legacy import (
     sample_dump,
 )
 from akashone_es.legacy.back import WAY_BACK
+from akashone_es.legacy.sample import SAMPLE_HASH
 from akashone_es.persistence.database import drop_database, ensure_database, with_database
 from akashone_es.settings import Settings
 from akashone_es.storage import Storage, customers, open_storage, users
@@ -302,6 +303,76 @@ class TestTheWayBack:
             created - timedelta(minutes=3))
 
 
+def person(name: str, organization: str | None, kind: str = "customer") -> dict[str, Any]:
+    return {"id": str(uuid4()), "username": name, "email": f"{name}@example.in",
+            "password": SAMPLE_HASH, "gstNumber": None, "accountType": kind,
+            "organizationId": organization, "status": "active",
+            "createdAt": "2025-04-01T10:00:00.000Z"}
+
+
+def member_of(organization: str, inviter: str, email: str) -> dict[str, Any]:
+    return {"id": str(uuid4()), "email": email, "userId": None, "organizationId": organization,
+            "status": "invited", "invitedBy": inviter, "invitationToken": uuid4().hex,
+            "invitedAt": "2025-05-01T10:00:00.000Z", "joinedAt": None}
+
+
+class TestOrganizations:
+    """AkashOne's ``organizationId`` means an owning user's id (roles, team members, plans)
+    or an id it minted for a reseller and its customers (users): both come in as one
+    organization, and an owner is a member of the organization it owns."""
+
+    def test_an_owner_is_a_member_of_its_organization(self, storage: Storage) -> None:
+        owner = person("owner", None)
+        staff = person("staff", owner["id"])
+        role = {"id": str(uuid4()), "name": "Ops", "description": None, "isSystem": False,
+                "organizationId": owner["id"], "createdAt": "2025-04-02T10:00:00.000Z",
+                "updatedAt": "2025-04-02T10:00:00.000Z"}
+        invited = member_of(owner["id"], owner["id"], "new@example.in")
+        summary = run(storage, {"users": [staff, owner], "roles": [role],
+                                "teamMembers": [invited]})
+        assert summary.skipped == []
+        organization = storage.get_user(staff["id"]).organization_id  # type: ignore[union-attr]
+        assert organization is not None
+        assert storage.get_user(owner["id"]).organization_id == organization  # type: ignore[union-attr]
+        with storage.acting_as(actor_id=owner["id"]):  # it manages its organization
+            assert storage.get_user(staff["id"]) is not None
+            assert [r.name for r in storage.get_roles(organization) if not r.is_system] == ["Ops"]
+            assert [m.email for m in storage.get_team_members(organization)] == [
+                "new@example.in"]
+        with storage.acting_as(system="way back"):
+            back = {u["id"]: u["organizationId"] for u in export_dump(storage)["users"]}
+        assert back == {owner["id"]: None, staff["id"]: owner["id"]}  # as AkashOne kept them
+
+    def test_a_resellers_minted_organization_holds_it_and_its_customers(
+            self, storage: Storage) -> None:
+        """POST /api/resellers gave the reseller a random organizationId, which names no
+        user (and AkashOne stored the reseller as a customer); its customers hold the same
+        id, and its roles and invitations name the reseller's user id."""
+        minted = str(uuid4())
+        reseller, first, other = (person(n, minted) for n in ("reseller", "first", "other"))
+        role = {"id": str(uuid4()), "name": "Support", "description": None,
+                "isSystem": False, "organizationId": reseller["id"],
+                "createdAt": "2025-04-02T10:00:00.000Z", "updatedAt": "2025-04-02T10:00:00.000Z"}
+        invited = member_of(reseller["id"], reseller["id"], "helper@example.in")
+        stray = {**role, "id": str(uuid4()), "organizationId": "org-nobody-is-in"}
+        summary = run(storage, {"users": [reseller, first, other], "roles": [role, stray],
+                                "teamMembers": [invited]})
+        [skipped] = summary.skipped
+        assert (skipped.source_id, skipped.reason) == (
+            stray["id"], "organizationId: names no user (org-nobody-is-in), and no user is in "
+                         "an organization of that id")
+        organization = storage.get_user(reseller["id"]).organization_id  # type: ignore[union-attr]
+        assert {storage.get_user(u["id"]).organization_id  # type: ignore[union-attr]
+                for u in (first, other)} == {organization}
+        with storage.acting_as(actor_id=reseller["id"]):
+            assert {u.username for u in storage.get_users()} == {"reseller", "first", "other"}
+            assert storage.get_team_members(organization)[0].email == "helper@example.in"
+            assert storage.get_role(legacy_id("roles", role["id"])) is not None
+        with storage.acting_as(system="way back"):
+            back = export_dump(storage)
+        assert {u["organizationId"] for u in back["users"]} == {minted}
+
+
 class TestHostileDumps:
     def test_a_field_of_the_wrong_type_is_skipped_not_raised(self, storage: Storage) -> None:
         dump = sample_dump(20)
@@ -388,6 +459,7 @@ class TestEveryTable:
 
     @pytest.mark.parametrize(("table", "reason"), [
         ("teamMembers", "active without a userId"),
+        ("teamMembers", "invitedBy: the inviter is not of this organization"),
         ("userActivities", "userId: names no imported users record"),
         ("discountCoupons", "timesUsed: 12 is above maxUses 10"),
         ("billingAddresses", "isDefault: the user already has a default"),

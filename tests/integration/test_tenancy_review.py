@@ -389,6 +389,26 @@ class TestPlatformSuspensions:
             storage.update_user(flagged.id, {"status": "active"})
 
 
+class TestInvitations:
+    def test_the_inviter_is_of_the_invitations_organization(self, storage: Storage,
+                                                             dsn: str) -> None:
+        """Found in review: the platform could record B's user as the inviter of an
+        invitation into A, whose users then read that user's id. The inviter is a user of
+        the organization, or a super admin (the platform's own)."""
+        a, b = tenant(storage, "acme"), tenant(storage, "bharat")
+        root = make_user(storage, "root", account_type="super_admin")
+        before = log_size(dsn)
+        with pytest.raises(ValidationError) as caught:
+            storage.create_team_member({"email": "new@acme.example", "organization_id": a.org.id,
+                                        "invited_by": b.user.id})
+        assert caught.value.fields == ["invited_by"]
+        assert before == log_size(dsn)
+        for inviter in (a.user, root):
+            storage.create_team_member({"email": f"by-{inviter.username}@acme.example",
+                                        "organization_id": a.org.id, "invited_by": inviter.id})
+        assert before + 2 == log_size(dsn)
+
+
 class TestPlatformWideWork:
     def test_metering_and_the_sweep_refuse_a_context_narrowed_to_one_tenant(
             self, storage: Storage, dsn: str) -> None:
