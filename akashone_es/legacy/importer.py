@@ -315,7 +315,7 @@ class Importer(RecordTables):
                 raise Refused(f"organizationId: names no user ({named[:60]}), and no user is "
                               "in an organization of that id")
             parent = person.get("organizationId")
-            if not parent:
+            if not parent or str(parent) == named:  # in none, or in its own: it owns one
                 return named, person
             named = str(parent)
         raise Refused("organizationId: users name each other as their organization (a cycle)")
@@ -356,7 +356,8 @@ class Importer(RecordTables):
                           "platform's account)")
         extra = self._user_extra(record)
         if org:
-            organization: uuid.UUID | None = self._organization(str(org), people)
+            organization: uuid.UUID | None = self._organization(str(org), people,
+                                                                 joining=source)
         elif source in self.named and user.account_type != "super_admin":
             # an owner: in AkashOne its organization is its own id; here it is a member
             organization = self._organization(source, people, joining=source)

@@ -138,7 +138,7 @@ class _Rest:
                             "invitedAt": self.when(), "joinedAt": None})
         members.append({**members[-1], "id": self.rid(), "status": "active"})  # no user
         stranger = next(p for p in self.owners  # a user of another organization invites
-                        if p["organizationId"] != members[-1]["organizationId"])
+                        if p["id"] != members[-1]["organizationId"])
         members.append({**members[-1], "id": self.rid(), "email": "stranger@example.in",
                         "status": "invited", "invitedBy": stranger["id"],
                         "invitationToken": self.rid()})

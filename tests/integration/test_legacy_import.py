@@ -324,13 +324,18 @@ class TestOrganizations:
     def test_an_owner_is_a_member_of_its_organization(self, storage: Storage) -> None:
         owner = person("owner", None)
         staff = person("staff", owner["id"])
+        itself = person("itself", None)  # an owner that names its own id
+        itself["organizationId"] = itself["id"]
+        its_staff = person("its-staff", itself["id"])
         role = {"id": str(uuid4()), "name": "Ops", "description": None, "isSystem": False,
                 "organizationId": owner["id"], "createdAt": "2025-04-02T10:00:00.000Z",
                 "updatedAt": "2025-04-02T10:00:00.000Z"}
         invited = member_of(owner["id"], owner["id"], "new@example.in")
-        summary = run(storage, {"users": [staff, owner], "roles": [role],
+        summary = run(storage, {"users": [staff, owner, its_staff, itself], "roles": [role],
                                 "teamMembers": [invited]})
         assert summary.skipped == []
+        assert storage.get_user(itself["id"]).organization_id == storage.get_user(  # type: ignore[union-attr]
+            its_staff["id"]).organization_id is not None  # type: ignore[union-attr]
         organization = storage.get_user(staff["id"]).organization_id  # type: ignore[union-attr]
         assert organization is not None
         assert storage.get_user(owner["id"]).organization_id == organization  # type: ignore[union-attr]
@@ -341,7 +346,8 @@ class TestOrganizations:
                 "new@example.in"]
         with storage.acting_as(system="way back"):
             back = {u["id"]: u["organizationId"] for u in export_dump(storage)["users"]}
-        assert back == {owner["id"]: None, staff["id"]: owner["id"]}  # as AkashOne kept them
+        assert back == {owner["id"]: None, staff["id"]: owner["id"],  # as AkashOne kept them
+                        itself["id"]: None, its_staff["id"]: itself["id"]}
 
     def test_a_resellers_minted_organization_holds_it_and_its_customers(
             self, storage: Storage) -> None:
