@@ -177,6 +177,8 @@ VOLUME = Kind(
 
 # -- managed services ---------------------------------------------------------------------
 #: one status vocabulary for the managed services (metering bills "running")
+#: a managed service is billed while it runs, being updated included (it still runs then)
+SERVICE_RUNS = "status IN ('running', 'updating')"
 SERVICE_STATES = moves(creating="running error", running="updating stopped error",
                        updating="running error", stopped="running error",
                        error="running stopped")
@@ -219,8 +221,7 @@ KUBERNETES_CLUSTER = Kind(
     on_create=_new_cluster, derive=_cluster_totals,
     lifecycle=Lifecycle("creating", SERVICE_STATES, field="status", by_update=True),
     meters=(Meter("kubernetes",
-                  "CASE WHEN status = 'running' THEN master_nodes + worker_nodes END",
-                  "nodes"),))
+                  f"CASE WHEN {SERVICE_RUNS} THEN master_nodes + worker_nodes END", "nodes"),))
 
 #: per engine: port and connection limit (AkashOne's table; other engines are refused)
 ENGINES = {"mysql": (3306, 200), "postgresql": (5432, 500), "mongodb": (27017, 100),
@@ -258,9 +259,8 @@ DATABASE = Kind(
               "connections_max": "bigint NOT NULL", "connections_current": "bigint NOT NULL"},
     on_create=lambda fields: {**fields, "connections_current": 0}, derive=_endpoint,
     lifecycle=Lifecycle("creating", SERVICE_STATES, field="status", by_update=True),
-    meters=(Meter("database", "CASE WHEN status = 'running' THEN 1 END", "hours"),
-            Meter("database_storage", "CASE WHEN status = 'running' THEN storage END",
-                  "storage")))
+    meters=(Meter("database", f"CASE WHEN {SERVICE_RUNS} THEN 1 END", "hours"),
+            Meter("database_storage", f"CASE WHEN {SERVICE_RUNS} THEN storage END", "storage")))
 
 KINDS = (VIRTUAL_MACHINE, VM_SNAPSHOT, VOLUME, SSH_KEY, ISO_IMAGE, KUBERNETES_CLUSTER,
          DATABASE)

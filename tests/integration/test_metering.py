@@ -143,6 +143,30 @@ class TestOtherKinds:
             "database_storage": Decimal(150),  # 100 GB x 1.5 hours
         }
 
+    def test_a_service_being_updated_is_still_billed(self, storage: Storage,
+                                                     owner: Any) -> None:
+        """Found in review: a cluster or database in ``updating`` (it still runs while it
+        is resized or upgraded) billed nothing, so those hours were lost."""
+        with time_machine.travel(at(10), tick=False):
+            cluster = make(storage, KINDS["kubernetes_cluster"], "k", owner.id)
+            db = make(storage, KINDS["database"], "d", owner.id)
+            storage.update_kubernetes_cluster(cluster.id, {"status": "running"})
+            storage.update_database(db.id, {"status": "running"})
+        with time_machine.travel(at(10.5), tick=False):
+            storage.update_kubernetes_cluster(cluster.id, {"status": "updating"})
+            storage.update_database(db.id, {"status": "updating"})
+        with time_machine.travel(at(11.5), tick=False):
+            storage.update_kubernetes_cluster(cluster.id, {"status": "running"})
+            storage.update_database(db.id, {"status": "running"})
+        with time_machine.travel(at(13), tick=False):
+            storage.meter(at(12))
+        by_type: dict[str, Decimal] = {}
+        for record in usage_of(storage, owner.id):
+            by_type[record.resource_type] = by_type.get(record.resource_type, 0) + \
+                record.quantity
+        assert by_type == {"kubernetes": Decimal(12), "database": Decimal(2),
+                           "database_storage": Decimal(200)}  # two hours, none lost
+
     def test_a_deleted_resource_stops_billing(self, storage: Storage, owner: Any) -> None:
         with time_machine.travel(at(10), tick=False):
             disk = make(storage, KINDS["volume"], "v", owner.id)
