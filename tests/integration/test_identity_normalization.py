@@ -66,6 +66,12 @@ def alice(storage: Storage) -> m.User:
     return make_user(storage, "alice", "alice@a.in")
 
 
+def kumar_traders(storage: Storage) -> tuple[m.Organization, m.User]:
+    """An organization and its user who invites (an inviter is of the organization)."""
+    org = storage.create_organization({"name": "Kumar Traders"})
+    return org, make_user(storage, "kumar", "kumar@x.in", organization_id=org.id)
+
+
 class TestConfusableRegistration:
     @pytest.mark.parametrize("email", [FULLWIDTH_ALICE + "@a.in", "ALICE@A.IN",
                                        "alice@\uff41.in"])
@@ -193,8 +199,8 @@ class TestTeamMemberEmails:
     def test_invitation_in_other_case_or_width_is_a_duplicate(self, storage: Storage,
                                                               alice: m.User) -> None:
         """One organization cannot invite ravi@x.in twice under case or width variants."""
-        org = storage.create_organization({"name": "Kumar Traders"})
-        invite = {"organization_id": org.id, "invited_by": alice.id}
+        org, kumar = kumar_traders(storage)
+        invite = {"organization_id": org.id, "invited_by": kumar.id}
         member = storage.create_team_member({"email": "Ravi@X.in", **invite})
         for email in ("RAVI@x.in", "\uff52\uff41\uff56\uff49@x.in"):
             with pytest.raises(DuplicateError) as info:
@@ -206,9 +212,9 @@ class TestTeamMemberEmails:
 
     def test_member_email_update_moves_its_key(self, storage: Storage, alice: m.User) -> None:
         """After an email change the member is found by the new address, not the old."""
-        org = storage.create_organization({"name": "Kumar Traders"})
+        org, kumar = kumar_traders(storage)
         member = storage.create_team_member({"email": "ravi@x.in", "organization_id": org.id,
-                                             "invited_by": alice.id})
+                                             "invited_by": kumar.id})
         storage.update_team_member(member.id, {"email": "Meera@x.in"})
         assert storage.get_team_member_by_email("ravi@x.in", org.id) is None
         assert member.id == storage.get_team_member_by_email(  # type: ignore[union-attr]
@@ -241,9 +247,9 @@ class TestPasswordLength:
     def test_over_long_password_on_update_and_invitation_is_refused(
             self, storage: Storage, alice: m.User) -> None:
         """update_user and accept_invitation apply the same 72-byte rule."""
-        org = storage.create_organization({"name": "Kumar Traders"})
+        org, kumar = kumar_traders(storage)
         member = storage.create_team_member({"email": "ravi@x.in", "organization_id": org.id,
-                                             "invited_by": alice.id})
+                                             "invited_by": kumar.id})
         calls = [lambda: storage.update_user(alice.id, {"password": "z" * 73}),
                  lambda: storage.accept_invitation({"token": member.invitation_token,
                                                     "username": "ravi",
@@ -288,9 +294,9 @@ class TestRebuildAndUpgrade:
     def test_tables_without_key_columns_are_rebuilt_when_storage_opens(
             self, storage: Storage, dsn: str, settings: Settings, alice: m.User) -> None:
         """A database from before the keys gets them filled from the log on open."""
-        org = storage.create_organization({"name": "Kumar Traders"})
+        org, kumar = kumar_traders(storage)
         storage.create_team_member({"email": "Ravi@x.in", "organization_id": org.id,
-                                    "invited_by": alice.id})
+                                    "invited_by": kumar.id})
         with psycopg.connect(dsn) as conn:  # the old shape: keys absent, old unique indexes
             conn.execute("ALTER TABLE users DROP COLUMN username_key, DROP COLUMN email_key")
             conn.execute("ALTER TABLE team_members DROP COLUMN email_key")
