@@ -169,6 +169,10 @@ class Kind:
     #: fields that repeat an attribute of a referenced resource (field -> (reference
     #: field, attribute)): taken from it when absent, refused when they differ
     ref_copies: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    #: what a referenced resource must be besides the owner's (reference field -> a check
+    #: of its row against this record's fields, returning the problem or None)
+    ref_rules: Mapping[str, Callable[[Any, dict[str, Any]], str | None]] = field(
+        default_factory=dict)
     #: what CloudStack (or the service behind the kind) reports: ``observe_<name>`` takes
     #: these fields (the state among them), by CloudStack id
     observed: tuple[str, ...] = ()
@@ -190,6 +194,9 @@ class Kind:
         unknown = [f for f in self.refs if f not in self.fields.model_fields]
         if unknown:
             raise TypeError(f"{self.name}: references {unknown} are not fields")
+        unknown = [f for f in self.ref_rules if f not in self.refs]
+        if unknown:
+            raise TypeError(f"{self.name}: rules for {unknown}, which are not references")
         if self.secrets and self.updatable:  # an update re-validates the sealed values
             raise TypeError(f"{self.name}: a kind with secret fields has no update")
         if self.lifecycle and self.lifecycle.field in self.fields.model_fields:

@@ -15,6 +15,7 @@ from akashone_es.resources.rules import (
     Code,
     DomainName,
     ExternalId,
+    IdText,
     IpAddress,
     Name,
     Port,
@@ -23,6 +24,7 @@ from akashone_es.resources.rules import (
     domain_name,
     port_range,
 )
+from akashone_es.resources.services import certificate_covers
 from akashone_es.storage import limits as lim
 
 #: a rule or service that is switched on and off
@@ -37,7 +39,7 @@ class VpcFields(Tagged):
     vpc_offering_name: Name | None = None
     zone_id: ExternalId
     zone_name: Name | None = None
-    network_domain: Name | None = None
+    network_domain: DomainName | None = None
     redundant_router: bool = False
     region: Name | None = None
 
@@ -62,6 +64,9 @@ class FirewallRuleFields(Tagged):
     def _ports(self) -> FirewallRuleFields:
         if self.protocol not in ("tcp", "udp") and (self.start_port or self.end_port):
             raise ValueError("start_port: ports apply to tcp and udp only")
+        if self.ip_address is not None and self.ip_address_id is None:
+            # the address is the reserved IP's: named alone, it could be anyone's
+            raise ValueError("ip_address: given with its reserved IP (ip_address_id) only")
         port_range(self)
         return self
 
@@ -82,7 +87,7 @@ class ReservedIpFields(Tagged):
     is_static_nat: bool = False
     vpc_id: UUID | None = None
     network_id: ExternalId | None = None
-    associated_vm_id: ExternalId | None = None
+    associated_vm_id: IdText | None = None
     associated_vm_name: Name | None = None
     zone_id: ExternalId
     zone_name: Name | None = None
@@ -91,7 +96,8 @@ class ReservedIpFields(Tagged):
 
 RESERVED_IP = Kind(
     name="reserved_ip", plural="reserved_ips", label="reserved IP", fields=ReservedIpFields,
-    flag="elastic_ip", created_column="allocated_at", refs={"vpc_id": "vpc"},
+    flag="elastic_ip", created_column="allocated_at",
+    refs={"vpc_id": "vpc", "associated_vm_id": "virtual_machine"},
     updatable=("is_source_nat", "is_static_nat", "vpc_id", "network_id", "associated_vm_id",
                "associated_vm_name", "purpose", "tags"),
     unique=(Unique(("ip_address",), "ip_address"),),
@@ -216,6 +222,7 @@ CDN_DISTRIBUTION = Kind(
     name="cdn_distribution", plural="cdn_distributions", label="CDN distribution",
     fields=CdnDistributionFields, flag="cdn_service",
     refs={"ssl_certificate_id": "ssl_certificate"},
+    ref_rules={"ssl_certificate_id": certificate_covers},
     methods=frozenset(("list", "get", "create", "delete")),
     lifecycle=Lifecycle("Enabled", moves(Enabled="Disabled", Disabled="Enabled Deploying",
                                          Deploying="Enabled Disabled"), field="status"))

@@ -10,8 +10,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Annotated, Any
+from uuid import UUID
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from akashone_es.storage import limits as lim
 
@@ -43,17 +44,38 @@ def domain_name(value: str) -> str:
     return name
 
 
+#: the private ranges a VPC may use: RFC 1918's three and IPv6's unique local addresses
+#: (``is_private`` also takes loopback, link-local, documentation and reserved ranges)
+PRIVATE_RANGES = tuple(ipaddress.ip_network(r) for r in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
+
+
 def _private_cidr(value: str) -> str:
     network = ipaddress.ip_network(_cidr(value))
-    if not network.is_private:
-        raise ValueError("a VPC's CIDR must be a private range (RFC 1918 or IPv6 ULA)")
+    if not any(network.version == r.version and network.subnet_of(r)  # type: ignore[arg-type]
+               for r in PRIVATE_RANGES):
+        raise ValueError("a VPC's CIDR must be within a private range (RFC 1918: 10.0.0.0/8, "
+                         "172.16.0.0/12, 192.168.0.0/16; or IPv6 ULA fc00::/7)")
     return str(network)
+
+
+def _id_text(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            return str(UUID(value))
+        except ValueError:
+            raise ValueError("must be a UUID (the id of the resource it names)") from None
+    return value
 
 
 Name = Annotated[str, Field(min_length=1, max_length=lim.NAME_MAX)]
 Text = Annotated[str, Field(max_length=lim.DESCRIPTION_MAX)]
 Code = Annotated[str, Field(min_length=1, max_length=lim.CODE_MAX)]
 ExternalId = Annotated[str, Field(min_length=1, max_length=lim.ID_MAX)]
+#: a resource's id in a text column (made when the field took any id): a UUID, as text
+IdText = Annotated[str, Field(max_length=lim.ID_MAX), BeforeValidator(_id_text)]
 Cidr = Annotated[str, Field(max_length=lim.IP_ADDRESS_MAX + 4), AfterValidator(_cidr)]
 PrivateCidr = Annotated[str, Field(max_length=lim.IP_ADDRESS_MAX + 4),
                         AfterValidator(_private_cidr)]

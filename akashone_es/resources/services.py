@@ -133,6 +133,15 @@ def covers(pattern: str, domain: str) -> bool:
     return pattern == domain
 
 
+def certificate_covers(certificate: Any, fields: dict[str, Any]) -> str | None:
+    """A CDN's rule for the certificate it names: it covers the CDN's domain."""
+    names = _names(_certificate(certificate.certificate))
+    domain = fields.get("domain")
+    if domain is None or any(covers(name, domain) for name in names):
+        return None
+    return f"the certificate covers {', '.join(names) or 'no domain name'}, not {domain}"
+
+
 class SslCertificateFields(Tagged):
     name: Name
     #: optional: the certificate's first name when absent; when given, it must cover it

@@ -43,6 +43,10 @@ Q = sql.SQL
 VOLUMES_OF_VM = Q("SELECT id FROM volumes WHERE attached_vm_id = %s ORDER BY id")
 DEVICES_OF_VM = Q("SELECT coalesce(max(device_id), 0) FROM volumes WHERE attached_vm_id = %s")
 NATS_OF_VM = Q("SELECT id FROM nat_gateways WHERE vm_id = %s ORDER BY id")
+#: a reserved IP names its VM by id in a text column
+IPS_OF_VM = Q("SELECT id FROM reserved_ips WHERE associated_vm_id = %s::text ORDER BY id")
+#: what a reserved IP says of the VM it was associated with, cleared when that VM goes
+UNASSOCIATED = {"associated_vm_id": None, "associated_vm_name": None, "is_static_nat": False}
 SSH_KEY_BY_NAME = Q("SELECT * FROM ssh_keys WHERE user_id = %s AND name = %s")
 RESERVED_IP_BY_ADDRESS = Q("SELECT * FROM reserved_ips WHERE ip_address = %s")
 RECORDS_AT_NAME = Q("SELECT id, type FROM dns_records WHERE domain_id = %s AND name = %s")
@@ -152,8 +156,9 @@ class CloudStorage(ResourceStorage):
 
     def _destroy(self, id: UUID | str) -> bool:
         """Destroy a VM: its data disks are detached, its ROOT volume deleted, its static
-        NAT released and its snapshots removed, each by its own event, in one transaction
-        with the VM's own deletion. False when absent."""
+        NAT released, the reserved IPs associated with it freed of it and its snapshots
+        removed, each by its own event, in one transaction with the VM's own deletion.
+        False when absent."""
         vm = self._resource(VM, id)
         if vm is None:
             return False
@@ -175,6 +180,10 @@ class CloudStorage(ResourceStorage):
                 nat = self._load_resource(NAT, nat_id)
                 nat.delete()
                 affected.append(nat)
+            for ip_id in self._column(IPS_OF_VM, (vm.id,)):
+                address = self._load_resource(RESERVED_IP, ip_id)
+                address.update(UNASSOCIATED)
+                affected.append(address)
             aggregate.delete()
             self._save(*affected, *self._cascade(VM, vm), aggregate)
         return True

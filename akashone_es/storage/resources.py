@@ -83,8 +83,9 @@ class _Statements:
             sql.Identifier(child.table), sql.Identifier(child.parent.field)))
             for child in KINDS.values() if child.parent and child.parent.kind == kind.name]
         #: the kinds that name this one, and the query finding one that does
-        self.named_by = [(other, field, sql.SQL("SELECT id FROM {} WHERE {} = %s LIMIT 1").format(
-            sql.Identifier(other.table), sql.Identifier(field)))
+        self.named_by = [(other, field, sql.SQL("SELECT id FROM {} WHERE {} = %s{} LIMIT 1").format(
+            sql.Identifier(other.table), sql.Identifier(field),
+            sql.SQL("::text" if other.columns()[field].startswith("text") else "")))
             for other in KINDS.values() for field, target in other.refs.items()
             if target == kind.name]
         if kind.parent is not None:
@@ -295,11 +296,16 @@ class ResourceStorage(FlagStorage, BillingBase):
         with context.command():
             aggregate = self._load_resource(kind, row.id)
             changes = self._changes(kind, aggregate, values) if values else {}
+            named = {f for f in changes if f in kind.refs}
+            if named:  # what CloudStack reports names the owner's resources, as a write does
+                changes.update(self._resolve_refs(kind, {**aggregate.fields, **changes},
+                                                  UUID(aggregate.user_id), named))
             changes.update(counted)
             if life is not None and state is not None:
                 changes[life.field] = state
             if aggregate.observe(changes):
-                self._save(aggregate)
+                self._save(*self._link_refs(kind, aggregate.fields, row.id, "observed", named),
+                           aggregate)
         with self._cursor() as cur:
             cur.execute(STAMP_OBSERVED, (row.id,))
         return self._hide(kind, self._resource(kind, row.id))
@@ -317,6 +323,10 @@ class ResourceStorage(FlagStorage, BillingBase):
             row = self._resource(target, value)
             if row is None or row.user_id != owner:
                 raise NotFoundError(target.name, value, field)
+            rule = kind.ref_rules.get(field)
+            problem = rule(row, fields) if rule is not None else None
+            if problem is not None:
+                raise ValidationError.single(field, problem)
             found[field] = row
         copies: dict[str, Any] = {}
         for copy, (field, attribute) in kind.ref_copies.items():

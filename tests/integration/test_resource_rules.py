@@ -357,6 +357,75 @@ class TestNatGateways:
         assert call(storage, KINDS["reserved_ip"], "delete", made.ip_address_id) is True
 
 
+class TestReservedIps:
+    def test_the_associated_vm_is_the_owners_and_freed_when_it_goes(
+            self, storage: Storage, world: dict[str, Any]) -> None:
+        """Found in a spec review: a reserved IP named any VM (another tenant's, or text that
+        is no id), and kept naming a destroyed one. It names the owner's VM, checked on a
+        write and on an observation, and the VM's destruction frees it."""
+        alpha, bravo = world["alpha"], world["bravo"]
+        vm_kind = KINDS["virtual_machine"]
+        theirs = make(storage, "virtual_machine", fresh_input(storage, vm_kind, "b", bravo.id))
+        mine = make(storage, "virtual_machine", fresh_input(storage, vm_kind, "a", alpha.id))
+        with storage.acting_as(actor_id=alpha.id):
+            before = log_size(storage.dsn)
+            with pytest.raises(NotFoundError) as raised:
+                make(storage, "reserved_ip",
+                     sample("reserved_ip", "x", alpha, associated_vm_id=theirs.id))
+            assert raised.value.field == "associated_vm_id"
+            refused(storage, "reserved_ip",
+                    sample("reserved_ip", "y", alpha, associated_vm_id="vm-garbage"),
+                    "associated_vm_id")
+            address = make(storage, "reserved_ip", sample("reserved_ip", "z", alpha))
+            with pytest.raises(NotFoundError):
+                call(storage, KINDS["reserved_ip"], "update", address.id,
+                     {"associated_vm_id": str(theirs.id)})
+            assert log_size(storage.dsn) == before + 1
+            call(storage, KINDS["reserved_ip"], "update", address.id,
+                 {"associated_vm_id": mine.id, "associated_vm_name": "web", "is_static_nat": True})
+        with pytest.raises(NotFoundError):  # the sync too names only the owner's VMs
+            storage.observe_reserved_ip(address.cloudstack_id, {"associated_vm_id": theirs.id})
+        assert call(storage, KINDS["virtual_machine"], "delete", mine.id) is True
+        freed = call(storage, KINDS["reserved_ip"], "get", address.id)
+        assert (freed.associated_vm_id, freed.associated_vm_name, freed.is_static_nat) == (
+            None, None, False)
+
+
+class TestFirewallRules:
+    def test_an_address_comes_only_with_its_reserved_ip(
+            self, storage: Storage, world: dict[str, Any]) -> None:
+        """Found in a spec review: a rule could name another tenant's address with no
+        reserved IP of its own (and outlive that address's release)."""
+        alpha, bravo = world["alpha"], world["bravo"]
+        theirs = make(storage, "reserved_ip", sample("reserved_ip", "b", bravo))
+        with storage.acting_as(actor_id=alpha.id):
+            data = sample("firewall_rule", "f", alpha, ip_address=theirs.ip_address)
+            data.pop("ip_address_id", None)
+            refused(storage, "firewall_rule", data, "ip_address")
+
+
+class TestVpcs:
+    @pytest.mark.parametrize("cidr", ["127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8",
+                                      "240.0.0.0/4", "192.0.2.0/24", "100.64.0.0/10",
+                                      "fe80::/64", "2001:db8::/32", "10.0.0.0/7"])
+    def test_the_cidr_is_within_a_private_range(self, storage: Storage,
+                                                world: dict[str, Any], cidr: str) -> None:
+        """RFC 1918 or IPv6 ULA, as the spec says (``is_private`` took loopback, link-local,
+        documentation and reserved ranges too)."""
+        refused(storage, "vpc", sample("vpc", "v", world["alpha"], cidr=cidr), "cidr")
+
+    @pytest.mark.parametrize("cidr", ["10.1.0.0/16", "172.31.0.0/16", "192.168.10.0/24",
+                                      "fd12:3456::/48"])
+    def test_private_ranges_are_taken(self, storage: Storage, world: dict[str, Any],
+                                      cidr: str) -> None:
+        assert make(storage, "vpc", sample("vpc", cidr, world["alpha"], cidr=cidr)).cidr == cidr
+
+    def test_the_network_domain_is_a_domain_name(self, storage: Storage,
+                                                 world: dict[str, Any]) -> None:
+        refused(storage, "vpc", sample("vpc", "d", world["alpha"],
+                                       network_domain="not a domain!!"), "network_domain")
+
+
 class TestLoadBalancers:
     def test_defaults_and_port_bounds(self, storage: Storage, world: dict[str, Any]) -> None:
         made = make(storage, "load_balancer", sample("load_balancer", "d", world["alpha"],
@@ -424,6 +493,28 @@ class TestCdnDistributions:
                                         field: str, value: Any) -> None:
         refused(storage, "cdn_distribution",
                 sample("cdn_distribution", "x", world["alpha"], **{field: value}), field)
+
+
+    def test_the_certificate_named_covers_the_domain(self, storage: Storage,
+                                                     world: dict[str, Any]) -> None:
+        """Found in a spec review: any certificate of the owner was taken, whatever domain
+        it is for. It must cover the CDN's domain (a wildcard covers one label)."""
+        alpha = world["alpha"]
+        certificate = make(storage, "ssl_certificate",
+                           cert_input(alpha, "c", *issue(("www.example.com", "*.cdn.example.in"))))
+        data = sample("cdn_distribution", "n", alpha, domain="cdn.other.org",
+                      ssl_certificate_id=certificate.id)
+        before = log_size(storage.dsn)
+        with pytest.raises(ValidationError) as raised:
+            make(storage, "cdn_distribution", data)
+        assert raised.value.fields == ["ssl_certificate_id"]
+        assert "covers www.example.com, *.cdn.example.in, not cdn.other.org" in str(raised.value)
+        assert log_size(storage.dsn) == before
+        for n, domain in enumerate(("www.example.com", "edge.cdn.example.in")):
+            made = make(storage, "cdn_distribution",
+                        sample("cdn_distribution", f"ok{n}", alpha, domain=domain,
+                               ssl_certificate_id=certificate.id))
+            assert made.domain == domain
 
 
 class TestIpsecTunnels:
