@@ -435,6 +435,17 @@ MUTATIONS = [
              "akashone_es/legacy/importer.py",
              (("                if named in self.held:\n", "                if False:\n"),),
              ("tests/integration/test_legacy_import.py::TestOrganizations",)),
+    Mutation("import-unstorable-text", "a record no column could keep is set aside first",
+             "akashone_es/legacy/importer.py",
+             (("        if problem is not None:\n            return Unstorable(",
+               "        if False:\n            return Unstorable("),),
+             ("tests/integration/test_import_fuzz.py::TestFieldsThatEscape",
+              "tests/integration/test_import_fuzz.py::TestIds")),
+    Mutation("import-id-replaces", "a record never replaces another this run made",
+             "akashone_es/legacy/importer.py",
+             (("        if created and aggregate.id in self.made and",
+               "        if False and aggregate.id in self.made and"),),
+             ("tests/integration/test_import_fuzz.py::TestIds",)),
 ]
 
 

@@ -99,6 +99,9 @@ def _read_dump(dump_file: Path) -> dict[str, list[Any]]:
         fail(f"cannot read {dump_file}: {exc.strerror}", EXIT_USAGE)
     except ValueError as exc:  # not JSON, or not UTF-8
         fail(f"{dump_file} is not JSON: {exc}", EXIT_USAGE)
+    except RecursionError:  # nested deeper than the parser goes (about a thousand levels)
+        fail(f"{dump_file} is nested too deeply to read (no record of AkashOne's nests more "
+             "than a few levels)", EXIT_USAGE)
     problem = dump_problem(data)
     if problem is not None:
         fail(f"{dump_file} is not a dump: {problem}", EXIT_USAGE)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,9 +34,12 @@ from akashone_es.legacy.base import (
     _not_before,
     _text,
     legacy_id,
+    record_problem,
+    shown_id,
 )
-from akashone_es.legacy.records import TABLES, RecordTables, _reason
+from akashone_es.legacy.records import TABLES, RecordTables, _free_text, _reason
 from akashone_es.storage import inputs as i
+from akashone_es.storage import limits as lim
 
 #: AkashOne's tables this version imports, in dependency order
 IMPORTED_TABLES = TABLES
@@ -68,6 +72,22 @@ def dump_problem(dump: Any) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Unstorable:
+    """A record set aside before the import reads it (``record_problem``)."""
+
+    reason: str
+    source: str
+
+
+def _screened(record: Any) -> Any:
+    if isinstance(record, dict):
+        problem = record_problem(record)
+        if problem is not None:
+            return Unstorable(problem, shown_id(record))
+    return record
+
+
 class Importer(RecordTables):
     """One run of an import into ``storage`` (acting as a platform context)."""
 
@@ -89,6 +109,7 @@ class Importer(RecordTables):
         self.new_lines: set[str] = set()  # line items imported by this run (our ids)
         self.orgs: dict[uuid.UUID, uuid.UUID | None] = {}  # our user -> its organization
         self.super_admins: set[uuid.UUID] = set()
+        self.made: set[uuid.UUID] = set()  # aggregates this run created
         #: every organizationId of the dump; ids AkashOne minted, with their holders' times
         self.named: set[str] = set()
         self.held: dict[str, list[datetime]] = {}
@@ -103,7 +124,9 @@ class Importer(RecordTables):
         problem = dump_problem(dump)
         if problem is not None:
             raise ValidationError.single("dump", problem)
-        tables: dict[str, list[Any]] = dump
+        # a record no column could keep is set aside before anything reads it
+        tables: dict[str, list[Any]] = {name: [_screened(r) for r in records]
+                                         for name, records in dump.items()}
         if tables.get("invoices"):  # they are imported as from our supplier GSTIN
             try:
                 self.storage._supplier()
@@ -167,8 +190,11 @@ class Importer(RecordTables):
         count = self.summary.count(table)
         seen: set[str] = set()
         for record in records:
-            source = str(record.get("id")) if isinstance(record, dict) else "?"
+            source = shown_id(record) if isinstance(record, dict) else (
+                record.source if isinstance(record, Unstorable) else "?")
             try:
+                if isinstance(record, Unstorable):
+                    raise Refused(record.reason)
                 if not isinstance(record, dict):
                     raise Refused("not a JSON object")
                 _text(record, "id")
@@ -235,6 +261,16 @@ class Importer(RecordTables):
                 self.ids.pop((table, source), None)
 
     def _add(self, aggregate: Aggregate, table: str, source: str) -> None:
+        created = aggregate.pending_events and \
+            aggregate.pending_events[0].originator_version == 1
+        if created and aggregate.id in self.made and self.pending.get(aggregate.id) \
+                is not aggregate:
+            # another record made one with this id in this run (a UUID spelled another
+            # way, another table's id): it would replace that one, unseen
+            raise Refused(f"id: another record of the dump has it ({aggregate.id}), in "
+                          "this table or another (a UUID may be spelled in several ways)")
+        if created:
+            self.made.add(aggregate.id)
         self.pending[aggregate.id] = aggregate
         self.sources.setdefault(aggregate.id, []).append((table, source))
 
@@ -363,21 +399,21 @@ class Importer(RecordTables):
             organization = self._organization(source, people, joining=source)
         else:
             organization = None
+        new = not self._exists(uid)
+        if new:
+            self._add(domain.User._create(
+                domain.User.Imported, id=uid, timestamp=created, username=user.username,
+                email=str(user.email), password_hash=self.storage._password_hash(user.password),
+                gst_number=user.gst_number, account_type=user.account_type,
+                organization_id=str(organization) if organization else None,
+                status=user.status, identity_unique=True, source=f"users:{source}",
+                extra=extra), "users", source)
+        # once it is whole
+        self.ids.update(dict.fromkeys([("users", source), *keys], uid))
         self.orgs[uid] = organization
         if user.account_type == "super_admin":
             self.super_admins.add(uid)
-        if self._exists(uid):
-            self.ids.update(dict.fromkeys([("users", source), *keys], uid))
-            return False
-        aggregate = domain.User._create(
-            domain.User.Imported, id=uid, timestamp=created, username=user.username,
-            email=str(user.email), password_hash=self.storage._password_hash(user.password),
-            gst_number=user.gst_number, account_type=user.account_type,
-            organization_id=str(organization) if organization else None, status=user.status,
-            identity_unique=True, source=f"users:{source}", extra=extra)
-        self.ids.update(dict.fromkeys([("users", source), *keys], uid))  # once it is whole
-        self._add(aggregate, "users", source)
-        return True
+        return new
 
     def _user_extra(self, record: dict[str, Any]) -> dict[str, Any]:
         extra: dict[str, Any] = {}
@@ -429,6 +465,7 @@ class Importer(RecordTables):
             raise Refused("name: at most 100 characters")
         is_system = record.get("isSystem") is True
         rid = domain.system_role_id_for(name) if is_system else legacy_id("roles", source)
+        description = _free_text(record, "description", lim.DESCRIPTION_MAX)
         org = record.get("organizationId")
         organization = self._organization(str(org), people) if org else None
         created = _moment(record, "createdAt")
@@ -437,11 +474,11 @@ class Importer(RecordTables):
             return False
         aggregate = domain.Role._create(
             domain.Role.Imported, id=rid, timestamp=created, name=name,
-            description=record.get("description"), is_system=is_system,
+            description=description, is_system=is_system,
             organization_id=str(organization) if organization else None,
             source=f"roles:{source}")
-        self.ids[("roles", source)] = rid
         self._add(aggregate, "roles", source)
+        self.ids[("roles", source)] = rid  # once it is whole
         return True
 
     def _role_permission(self, record: dict[str, Any]) -> bool:

@@ -193,11 +193,12 @@ class RecordTables:
         source = str(record["id"])
         oid = legacy_id(table, source)
         when = created or self._created(record)
-        self.ids[(table, source)] = oid
         if self._exists(oid):
+            self.ids[(table, source)] = oid
             return False
         self._add(aggregate._create(aggregate.Imported, id=oid, timestamp=when,  # type: ignore[attr-defined]
                                     source=f"{table}:{source}", **event), table, source)
+        self.ids[(table, source)] = oid  # once it is whole
         return True
 
     def _created(self, record: dict[str, Any], name: str = "createdAt") -> datetime:
@@ -359,7 +360,7 @@ class RecordTables:
         if kind.lifecycle is not None:
             state = values.get(kind.lifecycle.field) or kind.lifecycle.initial
             states = kind.lifecycle.states()
-            if state not in states:
+            if not isinstance(state, str) or state not in states:
                 raise Refused(f"{camel(kind.lifecycle.field)}: {str(state)[:40]!r} is not a "
                               f"state of a {kind.title} ({', '.join(sorted(states))})")
             fields[kind.lifecycle.field] = state
@@ -566,16 +567,19 @@ class RecordTables:
         initiated = _moment(record, "initiatedAt", required=False)
         if initiated and initiated != created:  # the event's time is the record's creation
             extra["initiated_at"] = initiated.isoformat()
+        invoice = self._load(invoice_id) if data.status == "success" else None
+        registered = self.registered.get(invoice_id, 0) + data.amount
+        if invoice is not None and max(invoice.amount_paid, registered) > lim.PAISE_MAX:
+            raise Refused(f"amount: the invoice's payments would come to more than "
+                          f"{lim.PAISE_MAX} paise")
         new = self._new("paymentTransactions", record, payments_domain.PaymentTransaction,
                         created, invoice_id=str(invoice_id), user_id=str(user),
                         fields=fields, extra=extra)
-        if new and data.status == "success":  # the invoice knows it, to refund it
-            invoice = self._load(invoice_id)
+        if new and invoice is not None:  # the invoice knows it, to refund it
             # AkashOne kept no amount paid: an invoice it marked paid comes in at its total,
             # any other at 0. Each payment it lists is registered once, and the amount paid
             # never falls below the sum registered, so refunding all of them ends at 0 (a
             # paid invoice charged twice, an AkashOne defect, is paid twice its total)
-            registered = self.registered.get(invoice.id, 0) + data.amount
             self.registered[invoice.id] = registered
             paid = max(invoice.amount_paid, registered)
             invoice.trigger_event(

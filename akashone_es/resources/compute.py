@@ -8,6 +8,7 @@ import hashlib
 from typing import Any, Literal
 from uuid import UUID
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from pydantic import Field, field_validator
 
@@ -34,7 +35,7 @@ def ssh_fingerprint(public_key: str) -> str:
 def _public_key(value: str) -> str:
     try:
         serialization.load_ssh_public_key(value.encode())
-    except (ValueError, IndexError, TypeError) as exc:
+    except (ValueError, IndexError, TypeError, UnsupportedAlgorithm) as exc:
         raise ValueError(f"not an OpenSSH public key ({exc})") from None
     return value
 

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, TypeVar
+import types
+import typing
+from decimal import Decimal
+from typing import Annotated, Any, Literal, TypeVar, Union
 from uuid import UUID
 
 import pydantic
-from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from akashone_es.domain.confusables import mixed_script
 from akashone_es.errors import ValidationError
@@ -67,8 +78,34 @@ class _EmailStr(EmailStr):
 Email = Annotated[_EmailStr, BeforeValidator(_email_length)]
 
 
+def _numbers(annotation: Any) -> bool:
+    """Whether a field of ``annotation`` takes a number but not true or false."""
+    found: set[Any] = set()
+    todo = [annotation]
+    while todo:
+        item = todo.pop()
+        args = typing.get_args(item)
+        if typing.get_origin(item) is Annotated:
+            todo.append(args[0])
+        elif args and typing.get_origin(item) in (Union, types.UnionType):
+            todo.extend(args)
+        else:
+            found.add(item)
+    return bool(found & {int, float, Decimal}) and bool not in found
+
+
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_flag_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads true as 1: a JSON true where a count or an amount belongs
+        # is a mistake, not a one
+        if isinstance(value, bool) and info.field_name is not None and _numbers(
+                cls.model_fields[info.field_name].annotation):
+            raise ValueError("must be a number, not true or false")
+        return value
 
     @field_validator("*")
     @classmethod

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Final
 
 import orjson
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 from pydantic_core import PydanticCustomError
 
 from akashone_es.context import EARLIEST_EVENT, MAX_IP, MAX_USER_AGENT, OFFSET_MAX
@@ -112,8 +112,18 @@ def _refusing(problem_of: Callable[[datetime], str | None]) -> Callable[[datetim
     return validate
 
 
+def _not_a_number(value: Any) -> Any:
+    """A date-time is given as one (or ISO 8601 text): a number would be read as a Unix time,
+    seconds or milliseconds as its size suggests, which a dump's 42 is not."""
+    if isinstance(value, int | float):
+        raise PydanticCustomError("moment", "must be an ISO 8601 date-time (with its UTC "
+                                  "offset), not a number")
+    return value
+
+
 #: an aware date-time within ``EARLIEST``..``LATEST`` and ``OFFSET_MAX``: every input's
-Moment = Annotated[AwareDatetime, AfterValidator(_refusing(moment_problem))]
+Moment = Annotated[AwareDatetime, BeforeValidator(_not_a_number),
+                   AfterValidator(_refusing(moment_problem))]
 #: a date-time bounding a read (filters): aware, any year both PostgreSQL and Python hold
 Bound = Annotated[AwareDatetime, AfterValidator(_refusing(bound_problem))]
 
