@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from eventsourcing.domain import event
 
 from akashone_es.domain.base import Aggregate, EditableRecord, legacy_event
+from akashone_es.domain.identity import _NS
 from akashone_es.errors import ValidationError
 from akashone_es.money import apply_bp
 
@@ -89,6 +90,11 @@ class DiscountCoupon(Record):
 
 class FeatureFlag(Record):
     """A feature switch, global (not a tenant's): set by the platform only."""
+
+
+def feature_flag_id_for(key: str) -> UUID:
+    """A seeded flag's id, derived from its key (as a permission's): the same everywhere."""
+    return uuid5(_NS, f"feature_flag:{key}")
 
 
 for _record in (HsnCode, ServicePlan, DiscountCoupon, FeatureFlag):

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from psycopg import sql
 from pydantic import BaseModel, Field
 
 from akashone_es import context
-from akashone_es.domain.catalog import FeatureFlag
+from akashone_es.domain.catalog import FeatureFlag, feature_flag_id_for
 from akashone_es.errors import DuplicateError, FeatureDisabledError, ValidationError
 from akashone_es.resources.kind import ROW_CONFIG
 from akashone_es.storage import inputs as i
@@ -26,6 +26,9 @@ Q = sql.SQL
 FLAGS = Q("SELECT * FROM feature_flags ORDER BY sort_order, key")
 FLAG = Q("SELECT * FROM feature_flags WHERE id = %s")
 FLAG_BY_KEY = Q("SELECT * FROM feature_flags WHERE key = %s")
+#: which of some ids an aggregate of the log has (a seeded flag deleted keeps its id)
+IDS_IN_LOG = Q("SELECT DISTINCT originator_id FROM akashone_events"
+               " WHERE originator_id = ANY(%s::uuid[])")
 
 #: AkashOne's 30 flags (storage.ts l.868): sort order, key, name, category, enabled, icon
 DEFAULT_FLAGS = (
@@ -141,13 +144,17 @@ class FlagStorage(CatalogStorage):
         two processes seed at once); returns how many were added."""
         for _ in range(5):
             present = {flag.key for flag in self.get_feature_flags()}
-            missing = [FeatureFlag(fields={
+            wanted = [flag for flag in DEFAULT_FLAGS if flag[1] not in present]
+            if not wanted:
+                return 0
+            # ids derived from the keys; a key whose flag was deleted gets a new one
+            ids = {key: feature_flag_id_for(key) for _, key, *_ in wanted}
+            used = set(self._column(IDS_IN_LOG, (list(ids.values()),)))
+            missing = [FeatureFlag._create(FeatureFlag.Created, id=(
+                ids[key] if ids[key] not in used else uuid4()), fields={
                 "key": key, "name": name, "description": None, "category": category,
                 "enabled": enabled, "icon": icon, "sort_order": sort})
-                for sort, key, name, category, enabled, icon in DEFAULT_FLAGS
-                if key not in present]
-            if not missing:
-                return 0
+                for sort, key, name, category, enabled, icon in wanted]
             try:
                 with context.command():
                     self._save(*missing)

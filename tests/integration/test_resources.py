@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from akashone_es.domain.catalog import feature_flag_id_for
 from akashone_es.errors import (
     DuplicateError,
     FeatureDisabledError,
@@ -206,6 +207,19 @@ class TestFeatureFlags:
         on = {f.key for f in flags if f.enabled}
         assert on == {"virtual_machines", "kubernetes", "database", "dns", "object_storage",
                       "billing"}
+
+    def test_seeded_flags_have_ids_derived_from_their_keys(self, storage: Storage) -> None:
+        """As permissions: the same flag has the same id in every database (found in a spec
+        review: they were random). A flag deleted and seeded again takes a new id."""
+        storage.initialize_default_feature_flags()
+        flags = storage.get_feature_flags()
+        assert all(f.id == feature_flag_id_for(f.key) for f in flags)
+        vpc = storage.get_feature_flag_by_key("vpc")
+        assert storage.delete_feature_flag(vpc.id)
+        assert storage.initialize_default_feature_flags() == 1
+        again = storage.get_feature_flag_by_key("vpc")
+        assert again is not None
+        assert again.id != vpc.id
 
     def test_a_tenant_reads_flags_but_cannot_toggle_them(self, storage: Storage,
                                                          world: dict[str, Any]) -> None:
