@@ -47,7 +47,8 @@ class VpcFields(Tagged):
 VPC = Kind(
     name="vpc", plural="vpcs", label="VPC", fields=VpcFields, flag="vpc", stamp="last_synced",
     updatable=("name", "display_name", "network_domain", "redundant_router", "tags"),
-    lifecycle=Lifecycle("Enabled", moves(Enabled="Disabled", Disabled="Enabled")))
+    lifecycle=Lifecycle("Enabled", moves(Enabled="Disabled", Disabled="Enabled")),
+    observed=("state",))
 
 
 class FirewallRuleFields(Tagged):
@@ -78,7 +79,7 @@ FIREWALL_RULE = Kind(
     name="firewall_rule", plural="firewall_rules", fields=FirewallRuleFields, flag="firewall",
     refs=ON_RESERVED_IP, ref_copies=COPIES_ADDRESS,
     updatable=("protocol", "start_port", "end_port", "cidr_list", "purpose", "tags"),
-    lifecycle=ACTIVE)
+    lifecycle=ACTIVE, observed=("state",))
 
 
 class ReservedIpFields(Tagged):
@@ -159,7 +160,8 @@ IPSEC_TUNNEL = Kind(
                "force_encap", "passive"),
     lifecycle=Lifecycle("Disconnected", moves(Disconnected="Pending Connected",
                                               Pending="Connected Disconnected",
-                                              Connected="Disconnected")))
+                                              Connected="Disconnected")),
+    observed=("state",))
 
 
 class LoadBalancerFields(Tagged):
@@ -183,7 +185,7 @@ LOAD_BALANCER = Kind(
     flag="load_balancer", refs={"public_ip_id": "reserved_ip", "vpc_id": "vpc"},
     ref_copies={"public_ip": ("public_ip_id", "ip_address")},
     methods=frozenset(("list", "get", "create", "delete")),
-    lifecycle=ACTIVE)
+    lifecycle=ACTIVE, observed=("state",))
 
 
 class DdosProtectionRuleFields(Tagged):
@@ -225,7 +227,8 @@ CDN_DISTRIBUTION = Kind(
     ref_rules={"ssl_certificate_id": certificate_covers},
     methods=frozenset(("list", "get", "create", "delete")),
     lifecycle=Lifecycle("Enabled", moves(Enabled="Disabled", Disabled="Enabled Deploying",
-                                         Deploying="Enabled Disabled"), field="status"))
+                                         Deploying="Enabled Disabled"), field="status"),
+    observed=("status",))
 
 KINDS = (VPC, RESERVED_IP, FIREWALL_RULE, NAT_GATEWAY, IPSEC_TUNNEL, LOAD_BALANCER,
          DDOS_PROTECTION_RULE, CDN_DISTRIBUTION)

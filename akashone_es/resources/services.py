@@ -209,7 +209,8 @@ SSL_CERTIFICATE = Kind(
     computed={"issuer": "text NOT NULL", "expires_at": "timestamptz NOT NULL"},
     on_create=_certificate_facts, on_read=_expired,
     lifecycle=Lifecycle("Active", moves(Active="Expired Revoked", Expired="Active"),
-                        field="status"))
+                        field="status"),
+    observed=("status",))
 
 
 

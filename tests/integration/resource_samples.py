@@ -38,6 +38,12 @@ OBSERVATIONS: dict[str, dict[str, Any]] = {
     "volume": {"size": 60},
     "object_storage_bucket": {"size": 5 * 1024**3, "object_count": 12},
     "reserved_ip": {"state": "Reserved"},
+    "vpc": {"state": "Disabled"},
+    "firewall_rule": {"state": "Inactive"},
+    "ipsec_tunnel": {"state": "Connected"},
+    "load_balancer": {"state": "Inactive"},
+    "ssl_certificate": {"status": "Revoked"},
+    "cdn_distribution": {"status": "Deploying"},
 }
 
 
