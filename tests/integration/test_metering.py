@@ -167,6 +167,19 @@ class TestOtherKinds:
         assert by_type == {"kubernetes": Decimal(12), "database": Decimal(2),
                            "database_storage": Decimal(200)}  # two hours, none lost
 
+    def test_a_bucket_is_billed_for_the_size_observed(self, storage: Storage,
+                                                       owner: Any) -> None:
+        """Its GB (size in bytes / 1024^3) for each hour, from when the sync reports it."""
+        with time_machine.travel(at(10), tick=False):
+            bucket = make(storage, KINDS["object_storage_bucket"], "b", owner.id)
+        with time_machine.travel(at(10.5), tick=False):
+            storage.observe_object_storage_bucket(bucket.cloudstack_id,
+                                                  {"size": 10 * 1024**3, "object_count": 3})
+        with time_machine.travel(at(13), tick=False):
+            storage.meter(at(12))
+        assert sorted((r.resource_type, r.quantity) for r in usage_of(storage, owner.id)) == [
+            ("object_storage", Decimal(5)), ("object_storage", Decimal(10))]
+
     def test_a_deleted_resource_stops_billing(self, storage: Storage, owner: Any) -> None:
         with time_machine.travel(at(10), tick=False):
             disk = make(storage, KINDS["volume"], "v", owner.id)
