@@ -117,6 +117,15 @@ class TestVirtualMachines:
             storage.meter(datetime(2026, 1, 1))
 
 
+def billed_by_type(storage: Storage, user_id: Any) -> dict[str, Decimal]:
+    """The quantities metered for a user, summed by resource type."""
+    found: dict[str, Decimal] = {}
+    for record in usage_of(storage, user_id):
+        found[record.resource_type] = found.get(record.resource_type, Decimal(0)) + \
+            record.quantity
+    return found
+
+
 class TestOtherKinds:
     def test_volumes_buckets_clusters_and_databases(self, storage: Storage,
                                                     owner: Any) -> None:
@@ -132,10 +141,7 @@ class TestOtherKinds:
             storage.update_kubernetes_cluster(cluster.id, {"worker_nodes": 1})
         with time_machine.travel(at(13), tick=False):
             storage.meter(at(12))
-        by_type: dict[str, Decimal] = {}
-        for record in usage_of(storage, owner.id):
-            by_type[record.resource_type] = by_type.get(record.resource_type, 0) + \
-                record.quantity
+        by_type = billed_by_type(storage, owner.id)
         assert by_type == {
             "block_storage": Decimal(100),  # 50 GB x 2 hours
             "kubernetes": Decimal(8),  # 6 nodes x 1 hour, then 4 nodes x 0.5 hours
@@ -160,10 +166,7 @@ class TestOtherKinds:
             storage.update_database(db.id, {"status": "running"})
         with time_machine.travel(at(13), tick=False):
             storage.meter(at(12))
-        by_type: dict[str, Decimal] = {}
-        for record in usage_of(storage, owner.id):
-            by_type[record.resource_type] = by_type.get(record.resource_type, 0) + \
-                record.quantity
+        by_type = billed_by_type(storage, owner.id)
         assert by_type == {"kubernetes": Decimal(12), "database": Decimal(2),
                            "database_storage": Decimal(200)}  # two hours, none lost
 
