@@ -177,9 +177,9 @@ VOLUME = Kind(
 
 
 # -- managed services ---------------------------------------------------------------------
-#: one status vocabulary for the managed services (metering bills "running")
 #: a managed service is billed while it runs, being updated included (it still runs then)
 SERVICE_RUNS = "status IN ('running', 'updating')"
+#: one status vocabulary for the managed services
 SERVICE_STATES = moves(creating="running error", running="updating stopped error",
                        updating="running error", stopped="running error",
                        error="running stopped")

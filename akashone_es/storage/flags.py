@@ -16,7 +16,12 @@ from pydantic import BaseModel, Field
 
 from akashone_es import context
 from akashone_es.domain.catalog import FeatureFlag, feature_flag_id_for
-from akashone_es.errors import DuplicateError, FeatureDisabledError, ValidationError
+from akashone_es.errors import (
+    ConcurrentWriteError,
+    DuplicateError,
+    FeatureDisabledError,
+    ValidationError,
+)
 from akashone_es.resources.kind import ROW_CONFIG
 from akashone_es.storage import inputs as i
 from akashone_es.storage import limits as lim
@@ -158,8 +163,8 @@ class FlagStorage(CatalogStorage):
             try:
                 with context.command():
                     self._save(*missing)
-            except DuplicateError:
-                continue  # another process seeded some first: look again
+            except (DuplicateError, ConcurrentWriteError):
+                continue  # another process seeded some first (same ids): look again
             return len(missing)
         return 0
 

@@ -7,6 +7,7 @@ Kind-specific rules have their own tests below the suite.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
@@ -23,7 +24,8 @@ from akashone_es.errors import (
 )
 from akashone_es.resources import KINDS
 from akashone_es.resources.kind import Kind
-from akashone_es.storage import Storage
+from akashone_es.settings import Settings
+from akashone_es.storage import Storage, open_storage
 from projections.rebuild import verify
 from projections.resources import ResourcesProjection
 from tests.conftest import log_size
@@ -220,6 +222,31 @@ class TestFeatureFlags:
         again = storage.get_feature_flag_by_key("vpc")
         assert again is not None
         assert again.id != vpc.id
+
+    def test_two_processes_seeding_at_once_seed_each_flag_once(
+            self, storage: Storage, settings: Settings) -> None:
+        """Both derive the same ids: the one that commits second finds them taken (or the
+        keys), looks again and adds nothing."""
+        others = [open_storage(settings, dsn=storage.dsn) for _ in range(2)]
+        start = threading.Barrier(2)
+        added: list[int] = []
+
+        def seed(store: Storage) -> None:
+            with store.acting_as(system="seed"):
+                start.wait()
+                added.append(store.initialize_default_feature_flags())
+
+        try:
+            threads = [threading.Thread(target=seed, args=(s,)) for s in others]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+        finally:
+            for other in others:
+                other.close()
+        assert sorted(added) == [0, 30]
+        assert len(storage.get_feature_flags()) == 30
 
     def test_a_tenant_reads_flags_but_cannot_toggle_them(self, storage: Storage,
                                                          world: dict[str, Any]) -> None:
