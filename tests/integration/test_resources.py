@@ -78,6 +78,8 @@ class TestEveryKind:
             updated = call(storage, kind, "update", made.id, changes)
             for name, value in changes.items():
                 assert getattr(updated, name) == value
+            if kind.stamp:  # AkashOne's last_synced / last_modified move with every change
+                assert getattr(updated, kind.stamp) > getattr(made, kind.stamp)
             assert call(storage, kind, "get", made.id) == updated
             before = log_size(storage.dsn)
             assert call(storage, kind, "update", made.id, changes) == updated
@@ -256,6 +258,14 @@ class TestFeatureFlags:
             with pytest.raises(PermissionDeniedError):
                 storage.update_feature_flag(flag.id, {"enabled": False})
         assert storage.get_feature_flag(flag.id) == flag
+
+    def test_a_change_moves_updated_at(self, storage: Storage) -> None:
+        flag = storage.create_feature_flag({"key": "beta_thing", "name": "Beta", "category": "X"})
+        changed = storage.update_feature_flag(flag.id, {"enabled": True})
+        assert changed is not None
+        assert changed.enabled
+        assert changed.updated_at > flag.updated_at
+        assert changed.created_at == flag.created_at
 
     def test_keys_are_unique(self, storage: Storage) -> None:
         storage.create_feature_flag({"key": "beta_thing", "name": "Beta", "category": "X"})
