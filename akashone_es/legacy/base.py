@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from akashone_es.storage.limits import JSON_DEPTH_MAX, moment_problem
+from akashone_es.storage.limits import JSON_DEPTH_MAX, moment_problem, text_problem
 
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://akashone.com/legacy-import")
 
@@ -98,35 +98,25 @@ def _json_kind(value: Any) -> str:
 RECORD_DEPTH_MAX = JSON_DEPTH_MAX + 2
 
 
-def _text_problem(text: str) -> str | None:
-    if "\x00" in text:
-        return "holds a NUL character, which no text column can keep"
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return "holds a lone surrogate (half of a UTF-16 pair), which is not text"
-    return None
-
-
 def record_problem(record: dict[str, Any]) -> str | None:
     """Why a record cannot be stored, whatever its table and fields mean: text that no
     column holds (a NUL, a lone surrogate) anywhere in a value or a nested key, or nesting
     deeper than any field takes. Named by the record's field it is in. Checked before
     anything else reads the record (an id is hashed, a reason quotes a value)."""
     for name, value in record.items():
-        field = name if isinstance(name, str) and _text_problem(name) is None else "a field"
+        field = name if isinstance(name, str) and text_problem(name) is None else "a field"
         stack: list[tuple[Any, int]] = [(value, 1)]
         while stack:
             item, depth = stack.pop()
             if depth > RECORD_DEPTH_MAX:
                 return f"{field}: nested deeper than {RECORD_DEPTH_MAX} levels"
             if isinstance(item, str):
-                problem = _text_problem(item)
+                problem = text_problem(item)
                 if problem is not None:
                     return f"{field}: {problem}"
             elif isinstance(item, dict):
                 for key, inner in item.items():
-                    problem = _text_problem(key) if isinstance(key, str) else None
+                    problem = text_problem(key) if isinstance(key, str) else None
                     if problem is not None:
                         return f"{field}: a key {problem}"
                     stack.append((inner, depth + 1))
@@ -139,7 +129,7 @@ def shown_id(record: dict[str, Any]) -> str:
     """A record's id as a report may show it: escaped when it is not plain text."""
     value = record.get("id")
     if isinstance(value, str):
-        return value if _text_problem(value) is None else ascii(value)[1:-1][:80]
+        return value if text_problem(value) is None else ascii(value)[1:-1][:80]
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return "?"
