@@ -12,7 +12,6 @@ from typing import Any
 
 import pydantic
 from eventsourcing.application import AggregateNotFoundError
-from psycopg import sql
 
 from akashone_es import context
 from akashone_es.domain import identity as domain
@@ -56,10 +55,6 @@ USER_EXTRA = {"emailVerified": "email_verified",
               "lastLogin": "last_login"}
 SEALED_EXTRA = ("email_verification_code", "two_factor_secret")
 Progress = Callable[[int, int], None]
-EXISTING = sql.SQL("SELECT DISTINCT originator_id FROM public.akashone_events"
-                   " WHERE originator_id = ANY(%s::uuid[])")
-
-
 def dump_problem(dump: Any) -> str | None:
     """Why ``dump`` is not a dump of AkashOne's store (one JSON object of tables, each a
     list of records); None when it is one. A table of another shape would import nothing,
@@ -281,8 +276,7 @@ class Importer(RecordTables):
         """Which of ``ids`` the log already holds (one query for a whole table)."""
         wanted = [oid for oid in ids if oid not in self.present]
         if wanted:
-            rows = self.storage._rows(EXISTING, (wanted,))
-            self.present.update(row["originator_id"] for row in rows)
+            self.present.update(self.storage._ids_in_log(wanted))
 
     def _load(self, oid: uuid.UUID) -> Any:
         """An aggregate with events pending in this run, saved by it, or from the log."""

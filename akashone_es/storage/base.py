@@ -11,6 +11,7 @@ from uuid import UUID
 import psycopg
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import DataError, IntegrityError
+from psycopg import sql
 from psycopg.rows import tuple_row
 from pydantic import BaseModel
 
@@ -28,6 +29,7 @@ from akashone_es.errors import (
 )
 from akashone_es.logging import get_logger
 from akashone_es.persistence import replica
+from akashone_es.persistence.names import EVENTS_TABLE
 from akashone_es.persistence.recorder import capture_row
 from akashone_es.persistence.replica import Standby
 from akashone_es.persistence.snapshot_seal import SealedSnapshotStore, seal_key
@@ -41,6 +43,10 @@ from projections.failures import read_failures, writes_refused
 from projections.log import LogReader
 from projections.positions import head
 from projections.runner import catch_up
+
+#: which of some aggregate ids the log holds
+IDS_IN_LOG = sql.SQL(f"SELECT DISTINCT originator_id FROM {EVENTS_TABLE}"
+                      " WHERE originator_id = ANY(%s::uuid[])")
 
 A = TypeVar("A", bound=Aggregate)
 log = get_logger(__name__)
@@ -296,6 +302,10 @@ class StorageBase:
         with self._cursor() as cur:
             cur.execute(query, params, prepare=True)
             return [next(iter(row.values())) for row in cur.fetchall()]
+
+    def _ids_in_log(self, ids: Sequence[UUID]) -> set[UUID]:
+        """Which of ``ids`` name an aggregate the log holds (deleted or not)."""
+        return set(self._column(IDS_IN_LOG, (list(ids),)))
 
     def _scalar(self, query: Query, params: Sequence[Any]) -> Any:
         with self._cursor() as cur:

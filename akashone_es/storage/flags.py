@@ -32,9 +32,6 @@ FLAGS = Q("SELECT * FROM feature_flags ORDER BY sort_order, key")
 FLAG = Q("SELECT * FROM feature_flags WHERE id = %s")
 FLAG_BY_KEY = Q("SELECT * FROM feature_flags WHERE key = %s")
 #: which of some ids an aggregate of the log has (a seeded flag deleted keeps its id)
-IDS_IN_LOG = Q("SELECT DISTINCT originator_id FROM akashone_events"
-               " WHERE originator_id = ANY(%s::uuid[])")
-
 #: AkashOne's 30 flags (storage.ts l.868): sort order, key, name, category, enabled, icon
 DEFAULT_FLAGS = (
     (1, "virtual_machines", "Virtual Machines", "Compute", True, "Server"),
@@ -154,7 +151,7 @@ class FlagStorage(CatalogStorage):
                 return 0
             # ids derived from the keys; a key whose flag was deleted gets a new one
             ids = {key: feature_flag_id_for(key) for _, key, *_ in wanted}
-            used = set(self._column(IDS_IN_LOG, (list(ids.values()),)))
+            used = self._ids_in_log(list(ids.values()))
             missing = [FeatureFlag._create(FeatureFlag.Created, id=(
                 ids[key] if ids[key] not in used else uuid4()), fields={
                 "key": key, "name": name, "description": None, "category": category,
