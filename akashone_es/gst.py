@@ -126,15 +126,16 @@ def address_pos_code(*, country: str, state_code: str | None) -> str:
 
 def place_of_supply(*, customer_gstin: str | None, address_state_code: str | None,
                     country: str = "IN") -> str:
-    """POS state code: the GSTIN's state for a registered customer, else the address's state
+    """POS state code: the GSTIN's state for a registered customer, wherever its address
+    (R4: a registered customer is an Indian one, never an export); else the address's state
     (a domestic B2C invoice must have one, Circular 242/36/2024); '96' outside India."""
-    if not is_india(country):
-        return OTHER_COUNTRIES
     if customer_gstin:
         problem = gstin_error(customer_gstin)
         if problem:
             raise ValidationError.single("gst_number", f"not a valid GSTIN: {problem}")
         return customer_gstin[:2]
+    if not is_india(country):
+        return OTHER_COUNTRIES
     if not address_state_code:
         raise ValidationError.single(
             "state_code", "an unregistered customer in India needs the state of the address "
@@ -200,9 +201,21 @@ def financial_year(on: date | datetime) -> str:
     """The Indian financial year (1 April - 31 March) of a date, or of a moment taken in IST
     (00:30 IST on 1 April is 19:00 UTC on 31 March, and already the new year): '2026-27'."""
     if isinstance(on, datetime):
-        on = (on if on.tzinfo else on.replace(tzinfo=UTC)).astimezone(IST).date()
+        on = ist_date(on)
     start = on.year if on.month >= 4 else on.year - 1
     return f"{start}-{(start + 1) % 100:02d}"
+
+
+def credit_note_deadline(fy: str) -> date:
+    """The last day a credit note may be issued for a supply of financial year ``fy``
+    ('2024-25'): 30 November after the year ends (CGST s. 34(2) as amended in 2022; R10).
+    The annual return's date, when it is filed earlier, is not known here."""
+    return date(int(fy[:4]) + 1, 11, 30)
+
+
+def ist_date(at: datetime) -> date:
+    """The date in India of a moment (documents are dated in IST)."""
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(IST).date()
 
 
 def document_number_error(number: str) -> str | None:

@@ -140,7 +140,8 @@ class BillingProjection(Projection):
             # a v1 Issued event has no buyer GSTIN: the draft's stays
             + ", ".join("buyer_gstin = COALESCE(%s, buyer_gstin)" if c == "buyer_gstin"
                         else f"{c} = %s" for c in ISSUED_COLUMNS)
-            + " WHERE id = %s RETURNING *", t="invoices")
+            # a v1 or v2 Issued event has no due date: the draft's stays
+            + ", due_date = COALESCE(%s, due_date) WHERE id = %s RETURNING *", t="invoices")
         # an invoice drafted and issued in one save: its row as the two would leave it
         drafted = ("id", "user_id", "organization_id", "billing_address_id",
                    "billing_period_start", "billing_period_end", "due_date", "currency",
@@ -279,7 +280,7 @@ class BillingProjection(Projection):
         b.add(self.insert_issued_invoice, (
             draft.originator_id, draft.user_id, draft.organization_id,
             draft.billing_address_id, draft.billing_period_start, draft.billing_period_end,
-            draft.due_date, draft.currency, draft.notes, draft.timestamp,
+            e.due_date or draft.due_date, draft.currency, draft.notes, draft.timestamp,
             *self._issued_values(e, buyer_gstin=draft.buyer.get("gst_number")
                                  if e.buyer_gstin is None else e.buyer_gstin)),
             returns=("invoices", e.originator_id))
@@ -321,7 +322,8 @@ class BillingProjection(Projection):
         for number, line in enumerate(e.lines, start=1):
             self._line(e.originator_id, number, line, e.timestamp, b)
         b.add(self.issue_invoice, (*self._issued_values(e, buyer_gstin=e.buyer_gstin),
-                                   e.originator_id), returns=("invoices", e.originator_id))
+                                   e.due_date, e.originator_id),
+              returns=("invoices", e.originator_id))
 
     @staticmethod
     def _issued_values(e: Invoice.Issued, *, buyer_gstin: str | None) -> tuple[Any, ...]:
@@ -353,9 +355,18 @@ class BillingProjection(Projection):
     def _payment_reversed(self, e: Invoice.PaymentReversed, _: int, b: Batch) -> None:
         b.add(self.set_paid, (e.amount_paid, e.timestamp, e.originator_id),
               returns=("invoices", e.originator_id))
-        b.add(self.q("UPDATE {t} SET status = 'issued', paid_at = NULL WHERE id = %s"
-                     " AND status = 'paid' AND amount_paid < total_amount", t="invoices"),
-              (e.originator_id,))
+        if e.reopen is None:  # a v1 event: reopened when less than the total was paid
+            b.add(self.q("UPDATE {t} SET status = 'issued', paid_at = NULL WHERE id = %s"
+                         " AND status = 'paid' AND amount_paid < total_amount", t="invoices"),
+                  (e.originator_id,))
+        elif e.reopen:
+            self._invoice_reopened(e, _, b)
+
+    @handles(Invoice.Reopened)
+    def _invoice_reopened(self, e: Any, _: int, b: Batch) -> None:
+        b.add(self.q("UPDATE {t} SET status = 'issued', paid_at = NULL, updated_at = %s"
+                     " WHERE id = %s", t="invoices"), (e.timestamp, e.originator_id),
+              returns=("invoices", e.originator_id))
 
     @handles(Invoice.Paid)
     def _invoice_paid(self, e: Invoice.Paid, _: int, b: Batch) -> None:

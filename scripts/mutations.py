@@ -203,8 +203,8 @@ MUTATIONS = [
               "test_a_series_another_storage_numbered_is_read_again")),
     Mutation("issued-at-once-row-differs", "an invoice drafted and issued in one save has the"
              " rows a replay writes", "projections/billing.py",
-             (("            draft.due_date, draft.currency, draft.notes, draft.timestamp,",
-               "            draft.due_date, draft.currency, draft.notes, e.timestamp,"),),
+             (("draft.due_date, draft.currency, draft.notes, draft.timestamp,",
+               "draft.due_date, draft.currency, draft.notes, e.timestamp,"),),
              ("tests/integration/test_billing_storage.py::TestGenerateInvoice::"
               "test_lines_of_a_draft_issued_in_one_save_are_the_issued_ones_as_a_replay_has_"
               "them",)),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import event
 
@@ -15,7 +15,7 @@ from akashone_es.errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from akashone_es.money import allocate
+from akashone_es.money import allocate, apply_bp
 
 _NS = uuid5(NAMESPACE_URL, "https://akashone.com/akashone-es/billing")
 
@@ -133,9 +133,11 @@ class Invoice(Aggregate):
         """Everything a tax auditor needs, computed once and never recomputed.
 
         v2 added ``buyer_gstin`` (the address's GSTIN, else the customer's: the one the place
-        of supply was decided on); v1 invoices keep the GSTIN of their draft."""
+        of supply was decided on); v1 invoices keep the GSTIN of their draft. v3 added
+        ``due_date``: the draft's term (its due date less its creation) counted from the
+        issue; v1 and v2 invoices keep their draft's due date."""
 
-        class_version: ClassVar[int] = 2
+        class_version: ClassVar[int] = 3
         invoice_number: str
         fy: str
         issued_at: datetime
@@ -152,10 +154,15 @@ class Invoice(Aggregate):
         coupon_code: str | None
         discount_percentage: int
         buyer_gstin: str | None = None
+        due_date: datetime | None = None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["buyer_gstin"] = None
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["due_date"] = None
 
     class PaymentApplied(Aggregate.Event):
         transaction_id: str
@@ -163,9 +170,21 @@ class Invoice(Aggregate):
         amount_paid: int  # the invoice's total paid after this payment (idempotent replays)
 
     class PaymentReversed(Aggregate.Event):
+        """v2 added ``reopen``: whether the invoice, paid, owes again (what it owes counts
+        its notes); a v1 event reopened it when less than its total was paid."""
+
+        class_version: ClassVar[int] = 2
         transaction_id: str
         amount: int
         amount_paid: int
+        reopen: bool | None = None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["reopen"] = None
+
+    class Reopened(Aggregate.Event):
+        """A paid invoice owes again: a debit note raised what it owes."""
 
     class Paid(Aggregate.Event):
         paid_at: datetime
@@ -183,11 +202,21 @@ class Invoice(Aggregate):
         reason: str | None
 
     class Adjusted(Aggregate.Event):
-        """A credit or debit note was issued against this invoice (it stays unchanged)."""
+        """A credit or debit note was issued against this invoice (it stays unchanged).
 
+        v2 added ``total_amount``, the note's total with its tax, by which it lowers (credit)
+        or raises (debit) what the invoice owes; a v1 note's is its taxable value taxed at
+        the invoice's rates."""
+
+        class_version: ClassVar[int] = 2
         note_id: str
         kind: str
         taxable_amount: int
+        total_amount: int | None = None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["total_amount"] = None
 
     class Imported(Drafted):
         """An AkashOne invoice (``legacy``), as AkashOne numbered, taxed and settled it:
@@ -251,7 +280,9 @@ class Invoice(Aggregate):
         self.deleted = False
         self.taxable = 0
         self.credited = 0
+        self.debited = 0
         self.notes = 0
+        self.adjusted = 0  # the notes' totals: debits add, credits take away
 
     # -- drafts -------------------------------------------------------------------------
     def check_draft(self, action: str) -> None:
@@ -302,21 +333,39 @@ class Invoice(Aggregate):
         self.check_draft("issue it")
         if not self.lines:
             raise ValidationError.single("lines", "an invoice needs at least one line")
-        self._issue(**issued)
+        # the draft's term runs from the issue (a draft made 40 days ago is not overdue when
+        # issued today), to the second
+        term = timedelta(seconds=round((self.due_date - self.created_on).total_seconds()))
+        self._issue(**issued, due_date=issued["issued_at"] + term)
+        if self.owed <= 0:  # wholly discounted: nothing to pay
+            self._paid(issued["issued_at"])
 
     @event(Issued)
     def _issue(self, invoice_number: str, fy: str, issued_at: datetime, supplier_gstin: str,
                supplier_state_code: str, place_of_supply: str, tax_type: str,
                zero_rated: bool, rate_bp: int, heads_bp: dict[str, int], sac_code: str,
                lines: list[dict[str, Any]], totals: dict[str, int], coupon_code: str | None,
-               discount_percentage: int, buyer_gstin: str | None = None) -> None:
+               discount_percentage: int, buyer_gstin: str | None = None,
+               due_date: datetime | None = None) -> None:
         self.status = "issued"
+        if due_date is not None:
+            self.due_date = due_date
         self.invoice_number = invoice_number
         self.lines = lines
-        self.total = totals["total_amount"]
+        self.total = int(totals.get("total_amount", 0))
         self.taxable = totals["taxable_amount"]
         self.tax_type = tax_type
         self.heads_bp = dict(heads_bp)
+
+    @property
+    def owed(self) -> int:
+        """What the customer owes in all: the total, less its credit notes, plus its debit
+        notes (with their tax)."""
+        return self.total + self.adjusted
+
+    @property
+    def balance_due(self) -> int:
+        return max(0, self.owed - self.amount_paid)
 
     def bill_usage(self, record_ids: list[str]) -> None:
         """Name the usage records this issued invoice bills."""
@@ -339,7 +388,7 @@ class Invoice(Aggregate):
         if amount <= 0:
             raise ValidationError.single("amount", "must be positive")
         self._apply_payment(str(transaction_id), amount, self.amount_paid + amount)
-        if self.amount_paid >= self.total:
+        if self.amount_paid >= self.owed:
             self._paid(paid_at)
 
     @event(PaymentApplied)
@@ -356,17 +405,22 @@ class Invoice(Aggregate):
             raise NotFoundError("payment_transaction", str(transaction_id), "transaction_id")
         # never below 0: an imported invoice's amount paid is what AkashOne's status implied,
         # which may be less than the payments it listed (a second run of an import, say)
-        self._reverse_payment(str(transaction_id), amount, max(0, self.amount_paid - amount))
+        paid = max(0, self.amount_paid - amount)
+        self._reverse_payment(str(transaction_id), amount, paid,
+                              self.status == "paid" and paid < self.owed)
 
     @event(PaymentReversed)
-    def _reverse_payment(self, transaction_id: str, amount: int, amount_paid: int) -> None:
+    def _reverse_payment(self, transaction_id: str, amount: int, amount_paid: int,
+                         reopen: bool | None = None) -> None:
         self.payments.remove(transaction_id)
         self.amount_paid = amount_paid
-        if self.status == "paid" and self.amount_paid < self.total:
+        if reopen is None:  # a v1 event: as it was decided then
+            reopen = self.status == "paid" and self.amount_paid < self.total
+        if reopen:
             self.status = "issued"
 
     def mark_overdue(self, today: datetime) -> bool:
-        if self.status != "issued" or self.due_date >= today:
+        if self.status != "issued" or self.due_date >= today or not self.balance_due:
             return False
         self._mark_overdue()
         return True
@@ -375,24 +429,45 @@ class Invoice(Aggregate):
     def _mark_overdue(self) -> None:
         self.status = "overdue"
 
-    def adjust(self, note_id: UUID, kind: str, taxable_amount: int) -> None:
+    def adjust(self, note_id: UUID, kind: str, taxable_amount: int, total_amount: int,
+               at: datetime) -> None:
         """Record a credit/debit note in this invoice's history, inside the note's own
-        transaction: racing notes conflict here, so credits never exceed the taxable value."""
+        transaction: racing notes conflict here, so credits never exceed the taxable value.
+        A credit that leaves nothing owed settles the invoice (paid); a debit on a paid
+        invoice opens it again."""
         if self.deleted or self.status not in ("issued", "paid", "overdue"):
             raise ValidationError.single("invoice_id", f"invoice is {self.status}; only an "
                                                        "issued, paid or overdue invoice takes "
                                                        "credit or debit notes")
-        if kind == "credit_note" and self.credited + taxable_amount > self.taxable:
+        charged = self.taxable + self.debited
+        if kind == "credit_note" and self.credited + taxable_amount > charged:
             raise ValidationError.single(
-                "amount", f"credit notes would exceed the invoice's taxable value "
-                          f"({self.credited} of {self.taxable} paise already credited)")
-        self._adjust(str(note_id), kind, taxable_amount)
+                "amount", f"credit notes would exceed what the invoice and its debit notes "
+                          f"charged ({self.credited} of {charged} paise of taxable value "
+                          f"already credited)")
+        self._adjust(str(note_id), kind, taxable_amount, total_amount)
+        if self.status in ("issued", "overdue") and not self.balance_due:
+            self._paid(at)
+        elif self.status == "paid" and self.balance_due:
+            self._reopen()
 
     @event(Adjusted)
-    def _adjust(self, note_id: str, kind: str, taxable_amount: int) -> None:
+    def _adjust(self, note_id: str, kind: str, taxable_amount: int,
+                total_amount: int | None = None) -> None:
         self.notes += 1
+        if total_amount is None:  # a v1 event: its value taxed at the invoice's rates
+            total_amount = taxable_amount + sum(apply_bp(taxable_amount, bp)
+                                                for bp in self.heads_bp.values())
         if kind == "credit_note":
             self.credited += taxable_amount
+            self.adjusted -= total_amount
+        else:
+            self.debited += taxable_amount
+            self.adjusted += total_amount
+
+    @event(Reopened)
+    def _reopen(self) -> None:
+        self.status = "issued"
 
     def cancel(self, reason: str | None) -> None:
         if self.status in ("paid", "cancelled") or self.deleted:
@@ -446,6 +521,7 @@ class AdjustmentNote(Aggregate):
                  totals: dict[str, int], supplier_gstin: str | None = None) -> None:
         self.kind = kind
         self.invoice_id = invoice_id
+        self.total = int(totals.get("total_amount", 0))
 
 
 class PaymentMethod(OwnedRecord):
@@ -473,6 +549,96 @@ def price_lines(lines: list[dict[str, Any]], discount: int,
                                                      "sgst_amount", "utgst_amount",
                                                      "igst_amount"))
     return priced, totals
+
+
+HEADS = ("cgst", "sgst", "utgst", "igst")
+
+
+def note_lines(kind: str, amount: int, lines: list[dict[str, Any]],
+               notes: list[tuple[str, list[dict[str, Any]]]],
+               tax: Any) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """A credit or debit note's lines for ``amount`` paise of taxable value against an
+    issued invoice's ``lines``, given the notes already issued against it (``(kind,
+    lines)``), and its totals.
+
+    A debit note spreads its amount over the lines' taxable values (their pre-discount
+    amounts when the discount took them all to 0) and taxes each share half-up (R8). A
+    credit note spreads its amount over what each line can still be credited (its taxable
+    value plus its debits, less its credits: no line is credited beyond what was charged on
+    it) and credits each head's tax progressively: on a line, the tax credited so far is the
+    tax of the value credited so far, never more than the tax charged on it, and the note
+    that credits a line in full reverses exactly the tax left on it. So many small credit
+    notes never reverse more tax than the invoice (and its debit notes) charged (R8, R10)."""
+    charged, credited = _note_ledger(lines, notes, tax)
+    shares = _note_shares(kind, amount, lines, charged, credited)
+    priced = []
+    for line, share, was, done in zip(lines, shares, charged, credited, strict=True):
+        if not share:
+            continue
+        if kind == "debit_note":
+            heads = tax.tax(share)
+        else:
+            so_far = done["taxable"] + share
+            full = so_far == was["taxable"]
+            owed = tax.tax(so_far)
+            heads = {h: (was[h] - done[h]) if full else
+                     max(0, min(owed[h] - done[h], was[h] - done[h])) for h in HEADS}
+        priced.append({"id": str(uuid4()), "invoice_line_id": str(line["id"]),
+                       "description": line["description"], "amount": share,
+                       "discount_amount": 0, "taxable_amount": share,
+                       **{f"{h}_amount": heads[h] for h in HEADS}})
+    totals = {"discount_amount": 0, "round_off_amount": 0}
+    for key in ("taxable_amount", *(f"{h}_amount" for h in HEADS)):
+        totals[key] = sum(int(line[key]) for line in priced)
+    totals["total_amount"] = totals["taxable_amount"] + sum(
+        totals[f"{h}_amount"] for h in HEADS)
+    return priced, totals
+
+
+def _note_ledger(lines: list[dict[str, Any]], notes: list[tuple[str, list[dict[str, Any]]]],
+                 tax: Any) -> tuple[list[dict[str, int]], list[dict[str, int]]]:
+    """Per invoice line: the taxable value and tax charged (the line's own and its debit
+    notes'), and those credited so far."""
+    charged: list[dict[str, int]] = []
+    credited: list[dict[str, int]] = []
+    index = {str(line["id"]): k for k, line in enumerate(lines)}
+    for line in lines:
+        taxable = int(line.get("taxable_amount", line["amount"]))
+        # an imported AkashOne line has only its amount: its heads are the rates' on it
+        heads = ({h: int(line[f"{h}_amount"]) for h in HEADS}
+                 if "cgst_amount" in line else tax.tax(taxable))
+        charged.append({"taxable": taxable, **heads})
+        credited.append(dict.fromkeys(("taxable", *HEADS), 0))
+    for note_kind, note in notes:
+        for line in note:
+            k = index.get(str(line.get("invoice_line_id")))
+            if k is None:
+                continue
+            into = charged[k] if note_kind == "debit_note" else credited[k]
+            into["taxable"] += int(line["taxable_amount"])
+            for h in HEADS:
+                into[h] += int(line[f"{h}_amount"])
+    return charged, credited
+
+
+def _note_shares(kind: str, amount: int, lines: list[dict[str, Any]],
+                 charged: list[dict[str, int]], credited: list[dict[str, int]]) -> list[int]:
+    """The note's taxable value on each line (see ``note_lines``)."""
+    if kind == "debit_note":
+        weights = [c["taxable"] for c in charged]
+        if not any(weights):  # a fully discounted invoice: by what the lines cost
+            weights = [int(line["amount"]) for line in lines]
+        if not any(weights):
+            weights = [1] + [0] * (len(lines) - 1)
+        return allocate(amount, weights)
+    room = [c["taxable"] - d["taxable"] for c, d in zip(charged, credited, strict=True)]
+    if amount > sum(room):
+        raise ValidationError.single(
+            "amount", f"credit notes would exceed what the invoice and its debit notes "
+                      f"charged ({sum(d['taxable'] for d in credited)} of "
+                      f"{sum(c['taxable'] for c in charged)} paise of taxable value "
+                      f"already credited)")
+    return allocate(amount, room)
 
 
 for _record in (BillingAddress, PaymentMethod):

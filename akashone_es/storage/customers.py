@@ -117,6 +117,7 @@ class CustomerRecordsStorage(BillingBase):
                                                 state_code=address.state_code)
         fields["state"] = address_state_name(fields["state"], fields["state_code"],
                                              address.country)
+        sez_check(address.is_sez, address.gst_number, user)
         return self._create_owned(domain.BillingAddress, bm.BillingAddress, "billing_addresses",
                                   user.id, fields, address.is_default,
                                   self.get_default_billing_address)
@@ -129,6 +130,9 @@ class CustomerRecordsStorage(BillingBase):
         if current is None:
             return None
         values = address_changes(current, update.model_dump(mode="json", exclude_unset=True))
+        if values.get("is_sez", current.is_sez):
+            sez_check(True, values.get("gst_number", current.gst_number),
+                      self.get_user(current.user_id))
         return self._update_owned(domain.BillingAddress, bm.BillingAddress,
                                   "billing_addresses", current, values)
 
@@ -190,6 +194,15 @@ class CustomerRecordsStorage(BillingBase):
             raise NotFoundError("payment_method", method_id, "method_id")
         self._set_default(domain.PaymentMethod, target.id,
                           self.get_default_payment_method(user.id), "payment_method")
+
+
+def sez_check(is_sez: bool | None, gstin: str | None, user: Any) -> None:
+    """An SEZ unit or developer is a registered person: an address flagged SEZ needs a
+    GSTIN, its own or its customer's (without one, its supply is taxed as any other)."""
+    if is_sez and not (gstin or getattr(user, "gst_number", None)):
+        raise ValidationError.single("is_sez", "an SEZ unit or developer is registered for "
+                                               "GST: give the address's GSTIN (or the "
+                                               "customer's) first")
 
 
 def address_state_name(state: str | None, state_code: str, country: str) -> str:

@@ -28,8 +28,10 @@ from akashone_es.gst import (
     DEFAULT_RATES,
     DEFAULT_SAC,
     STATE_CODES,
+    credit_note_deadline,
     document_number,
     financial_year,
+    ist_date,
     place_of_supply,
     tax_treatment,
 )
@@ -142,6 +144,7 @@ class InvoiceStorage(CustomerRecordsStorage):
     def create_invoice(self, data: bi.InsertInvoice | dict[str, Any]) -> bm.Invoice:
         """A draft (no number yet: numbers are assigned at issue, so drafts leave no gaps)."""
         draft = i.parse(bi.InsertInvoice, data)
+        due_check(draft.due_date, False)
         user = self._user_of(draft.user_id)
         address = self.get_billing_address(draft.billing_address_id)
         if address is None or address.user_id != user.id:
@@ -185,6 +188,7 @@ class InvoiceStorage(CustomerRecordsStorage):
         if current is None:
             return None
         values = update.model_dump(mode="json", exclude_unset=True)
+        due_check(update.due_date, "due_date" in values)
         with context.command():
             aggregate = self._load(domain.Invoice, current.id, "invoice")
             aggregate.update_draft(values)
@@ -285,9 +289,11 @@ class InvoiceStorage(CustomerRecordsStorage):
         buyer = buyer_gstin(address, user)
         pos = place_of_supply(customer_gstin=buyer, address_state_code=address.state_code,
                               country=address.country)
-        rate_bp = DEFAULT_RATES.rate_bp(DEFAULT_SAC, at.date())
+        rate_bp = DEFAULT_RATES.rate_bp(DEFAULT_SAC, ist_date(at))
         treatment = tax_treatment(supplier_state=supplier_state, place_of_supply_code=pos,
-                                  rate_bp=rate_bp, sez=address.is_sez,
+                                  # an SEZ unit or developer is registered: no GSTIN,
+                                  # no SEZ supply
+                                  rate_bp=rate_bp, sez=address.is_sez and buyer is not None,
                                   lut=fy in self.settings.lut_financial_years)
         subtotal = sum(int(line["amount"]) for line in invoice.lines)
         saved: list[Aggregate] = []
@@ -389,7 +395,8 @@ class InvoiceStorage(CustomerRecordsStorage):
             with context.command():
                 aggregate = self._load(domain.Invoice, invoice.id, "invoice")
                 series, note = self._note(invoice, aggregate, amount, reason, kind)
-                aggregate.adjust(note.id, kind, amount)  # checked again on every retry
+                # checked again on every retry
+                aggregate.adjust(note.id, kind, amount, note.total, now())
                 row = self._save_returning(bm.AdjustmentNote, ("adjustment_notes", note.id),
                                            series, note, aggregate)
             return self._must(row)
@@ -403,22 +410,22 @@ class InvoiceStorage(CustomerRecordsStorage):
         if issued.status == "draft":
             raise ValidationError.single("invoice_id", "invoice is draft; only an issued, paid "
                                                        "or overdue invoice takes notes")
+        at = now()
+        if kind == "credit_note" and invoice.fy:
+            last = credit_note_deadline(invoice.fy)
+            if ist_date(at) > last:
+                raise ValidationError.single(
+                    "invoice_id", f"a credit note for a supply of FY {invoice.fy} could be "
+                                  f"issued until {last.isoformat()} (CGST s. 34(2)); settle "
+                                  f"with the customer without GST instead")
         # the note comes from the GSTIN that issued the invoice, in that GSTIN's series
         gstin = invoice.supplier_gstin or self._supplier()[0]
-        fy = financial_year(now())
-        # (a line imported from AkashOne has only its amount: AkashOne discounted and taxed
-        # the invoice as a whole)
-        event_lines: list[dict[str, Any]] = [
-            {"id": str(uuid.uuid4()), "invoice_line_id": line["id"],
-             "description": line["description"],
-             "amount": line.get("taxable_amount", line["amount"])}
-            for line in issued.lines]
+        fy = financial_year(at)
         heads = dict(issued.heads_bp)
         treatment = tax_treatment_from_heads(issued.tax_type, heads)
-        # the credited amount is spread over the invoice's lines, then taxed line by line
-        priced, totals = domain.price_lines(event_lines, sum(
-            int(line["amount"]) for line in event_lines) - amount, treatment)
-        priced = [line for line in priced if line["taxable_amount"]]
+        earlier = [(row.kind, row.lines) for row in
+                   self._all(bm.AdjustmentNote, NOTES_OF, (invoice.id,))]
+        priced, totals = domain.note_lines(kind, amount, issued.lines, earlier, treatment)
         series = self._series(gstin, fy, kind)
         number = document_number(kind, fy, series.last + 1)
         series.allocate(domain.note_id_for(str(invoice.id), number))
@@ -427,8 +434,7 @@ class InvoiceStorage(CustomerRecordsStorage):
             invoice_number=str(invoice.invoice_number), user_id=str(invoice.user_id),
             organization_id=str(invoice.organization_id) if invoice.organization_id else None,
             reason=reason, tax_type=issued.tax_type, heads_bp=heads, lines=priced,
-            totals={k: v for k, v in totals.items() if k != "subtotal_amount"},
-            supplier_gstin=gstin)
+            totals=totals, supplier_gstin=gstin)
         return [series, note]
 
     def get_adjustment_notes(self, invoice_id: UUID | str) -> list[bm.AdjustmentNote]:
@@ -506,6 +512,16 @@ class InvoiceStorage(CustomerRecordsStorage):
         return self._must(row)
 
 
+
+
+def due_check(due: datetime | None, given: bool) -> None:
+    """A due date given for a draft is a moment to come (a draft given none is due
+    ``invoice_due_days`` after it is issued)."""
+    if given and due is None:
+        raise ValidationError.single("due_date", "a draft always has a due date: give one, "
+                                                 "or leave it out for the default")
+    if due is not None and due <= now():
+        raise ValidationError.single("due_date", "must be later than now")
 
 
 def tax_treatment_from_heads(kind: str, heads: dict[str, int]) -> Any:

@@ -89,6 +89,12 @@ class PaymentStorage(InvoiceStorage):
         existing = self._payers_transaction(invoice.user_id, payment)
         if existing is not None:
             return existing
+        if payment.status in ("pending", "processing", "success"):
+            balance = self._load(domain.Invoice, invoice.id, "invoice").balance_due
+            if payment.amount > balance and invoice.status in ("issued", "overdue"):
+                raise ValidationError.single(
+                    "amount", f"more than the invoice's balance due ({balance} paise: its "
+                              f"total, less credit notes and payments, plus debit notes)")
         fields = payment.model_dump(mode="json", exclude={"invoice_id", "user_id",
                                                           "gateway_response"})
         success = fields["status"] == "success"

@@ -272,7 +272,7 @@ def billing_data_set(s: Storage, *, settled_payments: bool = True) -> None:
     usage(s, ravi, "bandwidth", Decimal("1.5"))
     generated = s.generate_invoice({"user_id": ravi.id, "period_start": START,
                                     "period_end": END, "coupon_code": "WELCOME10"})
-    s.issue_credit_note(invoice.id, 2500, "outage")
+    credit = s.issue_credit_note(invoice.id, 2500, "outage")
     s.create_tax_calculation({"invoice_id": generated.id, "user_id": ravi.id,
                               "supplier_state": "Maharashtra", "supplier_state_code": "27",
                               "customer_state": "Maharashtra", "customer_state_code": "27",
@@ -284,7 +284,9 @@ def billing_data_set(s: Storage, *, settled_payments: bool = True) -> None:
     if settled_payments:
         part = pay(s, invoice, 5000, gateway_transaction_id="pay_1", status="success")
         pay(s, invoice, 5000, gateway_transaction_id="pay_1", status="success")
-        rest = pay(s, invoice, invoice.total_amount - 5000, gateway_transaction_id="pay_2")
+        # the balance: the total less the credit note and the first payment
+        rest = pay(s, invoice, invoice.total_amount - credit.total_amount - 5000,
+                   gateway_transaction_id="pay_2")
         s.update_payment_transaction(rest.id, {"status": "success"})
         s.update_payment_transaction(part.id, {"status": "refunded"})
         pay(s, generated, generated.total_amount, status="success")

@@ -23,15 +23,16 @@ def draft(s: Storage, name: str, due: datetime | None = None) -> object:
 class TestOverdue:
     def test_only_issued_invoices_past_due_become_overdue(self, issuer: Storage) -> None:
         """mark_overdue_invoices marks issued invoices past their due date, nothing else."""
-        past = datetime.now(UTC) - timedelta(days=1)
-        late = issuer.issue_invoice(draft(issuer, "late", past).id)  # type: ignore[attr-defined]
+        soon = datetime.now(UTC) + timedelta(hours=1)
+        late = issuer.issue_invoice(draft(issuer, "late", soon).id)  # type: ignore[attr-defined]
         on_time = issuer.issue_invoice(draft(issuer, "ontime").id)  # type: ignore[attr-defined]
-        still_draft = draft(issuer, "drafty", past)
-        assert 1 == issuer.mark_overdue_invoices()
+        still_draft = draft(issuer, "drafty", soon)
+        tomorrow = datetime.now(UTC) + timedelta(days=1)
+        assert 1 == issuer.mark_overdue_invoices(tomorrow)
         statuses = [issuer.get_invoice(i.id).status  # type: ignore[union-attr,attr-defined]
                     for i in (late, on_time, still_draft)]
         assert ["overdue", "issued", "draft"] == statuses
-        assert 0 == issuer.mark_overdue_invoices()
+        assert 0 == issuer.mark_overdue_invoices(tomorrow)
 
 
 class TestCancel:

@@ -12,8 +12,10 @@ from uuid import UUID, uuid4
 import bcrypt
 import psycopg
 import pytest
+import time_machine
 
 from akashone_es.errors import PermissionDeniedError
+from akashone_es.gst import credit_note_deadline
 from akashone_es.legacy import (
     IMPORTED_TABLES,
     Importer,
@@ -569,7 +571,13 @@ class TestEveryTable:
                                                      dump: dict[str, Any]) -> None:
         """Imported invoices are ordinary afterwards: an issued one is credited."""
         record = next(r for r in dump["invoices"] if r["status"] == "issued")
-        note = storage.issue_credit_note(legacy_id("invoices", record["id"]), 100, "goodwill")
+        invoice = storage.get_invoice(legacy_id("invoices", record["id"]))
+        assert invoice is not None
+        assert invoice.fy is not None
+        # within the time a credit note for the invoice's year may be issued (CGST s. 34(2))
+        last = credit_note_deadline(invoice.fy)
+        with time_machine.travel(datetime(last.year, last.month, last.day, 6, tzinfo=UTC)):
+            note = storage.issue_credit_note(invoice.id, 100, "goodwill")
         assert note.invoice_number == record["invoiceNumber"]
 
 

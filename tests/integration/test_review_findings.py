@@ -43,8 +43,9 @@ class TestNotesAndCancellation:
 class TestDueDates:
     def test_a_changed_due_date_still_drives_overdue_marking(self, issuer: Storage) -> None:
         """A due date set on the draft is a real date: the invoice is marked overdue."""
-        invoice = issued(issuer, due=datetime.now(UTC) - timedelta(days=2))
-        assert 1 == issuer.mark_overdue_invoices()
+        invoice = issued(issuer, due=datetime.now(UTC) + timedelta(hours=2))
+        assert 0 == issuer.mark_overdue_invoices()
+        assert 1 == issuer.mark_overdue_invoices(datetime.now(UTC) + timedelta(hours=3))
         assert "overdue" == issuer.get_invoice(invoice.id).status  # type: ignore[union-attr]
 
 

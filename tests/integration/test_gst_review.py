@@ -1,0 +1,308 @@
+"""What a rule-by-rule review of billing against the GST rules found (each test fails on the
+code before its fix): notes that reversed more tax than was charged, a cap that forgot debit
+notes, a debit note refused on a discounted invoice, the 30 November limit on credit notes,
+a registered customer taxed as an export, SEZ without a GSTIN, the rate's date in UTC, what
+an invoice owes after its notes, and a due date counted from the draft."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from akashone_es import Storage, ValidationError
+from akashone_es.domain.billing import HEADS, note_lines
+from akashone_es.gst import RateTable, TaxTreatment, credit_note_deadline, ist_date
+from akashone_es.storage import invoices
+from projections import billing_models as bm
+from projections import models as m
+from projections.billing import BillingProjection
+from projections.rebuild import verify
+from tests.conftest import log_size
+from tests.integration.test_billing_rules import END, START, address, customer, line, pay
+
+MUMBAI_BUYER = "27AAACR5055K1Z7"  # registered in Maharashtra, the supplier's state
+
+
+def issue(s: Storage, user: m.User, addr: bm.BillingAddress, *prices: int) -> bm.Invoice:
+    draft = s.create_invoice({"user_id": user.id, "billing_address_id": addr.id,
+                              "billing_period_start": START, "billing_period_end": END,
+                              "lines": [line(p, f"vm-{k}") for k, p in enumerate(prices)]})
+    return s.issue_invoice(draft.id)
+
+
+def heads(x: Any) -> tuple[int, int, int, int]:
+    return x.cgst_amount, x.sgst_amount, x.utgst_amount, x.igst_amount
+
+
+def status(s: Storage, invoice: bm.Invoice) -> str:
+    row = s.get_invoice(invoice.id)
+    assert row is not None
+    return row.status
+
+
+class TestCreditNotesReverseNoMoreTaxThanCharged:
+    def test_two_halves_reverse_the_tax_exactly(self, issuer: Storage) -> None:
+        """100 paise at 9% + 9% is 9 + 9; two notes of 50 each rounded on their own would
+        reverse 5 + 5 twice (20 paise of tax against 18)."""
+        user = customer(issuer, "asha")
+        invoice = issue(issuer, user, address(issuer, user, "27"), 100)
+        assert (9, 9, 0, 0) == heads(invoice)
+        first = issuer.issue_credit_note(invoice.id, 50, "half")
+        second = issuer.issue_credit_note(invoice.id, 50, "the other half")
+        assert (5, 5, 0, 0) == heads(first)
+        assert (4, 4, 0, 0) == heads(second)
+        assert invoice.total_amount == first.total_amount + second.total_amount
+
+    def test_many_small_notes_reverse_the_igst_charged_and_no_more(self, issuer: Storage
+                                                                   ) -> None:
+        user = customer(issuer, "ravi")
+        invoice = issue(issuer, user, address(issuer, user, "29"), 100)  # IGST 18
+        notes = [issuer.issue_credit_note(invoice.id, 10, f"part {k}") for k in range(10)]
+        reversed_ = [note.igst_amount for note in notes]
+        assert min(reversed_) >= 0
+        assert invoice.igst_amount == sum(reversed_) == 18
+        with pytest.raises(ValidationError) as caught:
+            issuer.issue_credit_note(invoice.id, 1, "one paisa more")
+        assert ["amount"] == caught.value.fields
+
+    def test_a_debit_note_raises_what_may_be_credited(self, issuer: Storage) -> None:
+        """After a debit note, the invoice and its debit may be credited together."""
+        user = customer(issuer, "meera")
+        invoice = issue(issuer, user, address(issuer, user, "27"), 10_000)
+        debit = issuer.issue_credit_note(invoice.id, 5_000, "under-billed", kind="debit_note")
+        before = log_size(issuer.dsn)
+        with pytest.raises(ValidationError) as caught:
+            issuer.issue_credit_note(invoice.id, 15_001, "too much")
+        assert ["amount"] == caught.value.fields
+        assert before == log_size(issuer.dsn)
+        credit = issuer.issue_credit_note(invoice.id, 15_000, "all of it")
+        assert credit.total_amount == invoice.total_amount + debit.total_amount
+        assert heads(credit) == tuple(a + b for a, b in zip(heads(invoice), heads(debit),
+                                                            strict=True))
+
+    def test_a_debit_note_on_a_wholly_discounted_invoice(self, issuer: Storage) -> None:
+        """A 100% discount leaves every line's taxable value at 0; a debit note ("shall" be
+        issued when too little was charged) is spread by what the lines cost."""
+        user = customer(issuer, "free")
+        issuer.update_user(user.id, {"default_discount_percentage": 100})
+        invoice = issue(issuer, user, address(issuer, user, "27"), 3_000, 1_000)
+        assert (0, 0) == (invoice.taxable_amount, invoice.total_amount)
+        assert "paid" == invoice.status  # nothing to pay
+        debit = issuer.issue_credit_note(invoice.id, 400, "discount given in error",
+                                         kind="debit_note")
+        assert [300, 100] == [line["taxable_amount"] for line in debit.lines]
+        assert (36, 36, 0, 0) == heads(debit)  # 27 + 9 a head
+        assert "issued" == status(issuer, invoice)  # it owes the debit now
+
+
+HEAD_BP = {"cgst": 900, "sgst": 900, "utgst": 0, "igst": 0}
+
+
+@settings(max_examples=200, deadline=None)
+@given(prices=st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=5),
+       cuts=st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=12),
+       debit=st.integers(min_value=0, max_value=10**5))
+def test_credit_notes_never_reverse_more_tax_than_charged(prices: list[int], cuts: list[int],
+                                                          debit: int) -> None:
+    """Any sequence of credit notes (after an optional debit note), each line and head: the
+    tax credited never passes the tax charged, and crediting all of it reverses exactly it."""
+    tax = TaxTreatment("intra_state", cgst_bp=900, sgst_bp=900)
+    lines = [{"id": f"l{k}", "description": "d", "amount": p, "taxable_amount": p,
+              **{f"{h}_amount": v for h, v in tax.tax(p).items()}}
+             for k, p in enumerate(prices)]
+    notes: list[tuple[str, list[dict[str, Any]]]] = []
+    if debit:
+        notes.append(("debit_note", note_lines("debit_note", debit, lines, notes, tax)[0]))
+    room = sum(prices) + debit
+    for cut in cuts:
+        amount = min(room, max(1, room * cut // 100))
+        if not room:
+            break
+        notes.append(("credit_note", note_lines("credit_note", amount, lines, notes, tax)[0]))
+        room -= amount
+    if room:
+        notes.append(("credit_note", note_lines("credit_note", room, lines, notes, tax)[0]))
+    for row in lines:
+        for h in HEADS:
+            key = f"{h}_amount"
+            on_row = [(kind, n[key]) for kind, ns in notes for n in ns
+                      if n["invoice_line_id"] == row["id"]]
+            charged = row[key] + sum(v for kind, v in on_row if kind == "debit_note")
+            credited = [v for kind, v in on_row if kind == "credit_note"]
+            assert min(credited, default=0) >= 0
+            assert sum(credited) == charged  # credited in full: exactly what was charged
+
+
+class TestCreditNoteDeadline:
+    def test_a_credit_note_after_30_november_of_the_next_year_is_refused(
+            self, issuer: Storage) -> None:
+        """R10: a credit note for a supply of FY 2024-25 is issued by 30 November 2025 (IST);
+        a debit note has no limit."""
+        user = customer(issuer, "late")
+        where = address(issuer, user, "27")
+        with time_machine.travel(datetime(2024, 6, 15, 6, tzinfo=UTC), tick=False):
+            invoice = issue(issuer, user, where, 100_000)
+        assert "2024-25" == invoice.fy
+        assert date(2025, 11, 30) == credit_note_deadline("2024-25")
+        # 23:59 IST on 30 November: still in time
+        with time_machine.travel(datetime(2025, 11, 30, 18, 29, tzinfo=UTC), tick=False):
+            issuer.issue_credit_note(invoice.id, 1_000, "in time")
+        before = log_size(issuer.dsn)
+        # 00:01 IST on 1 December (still 30 November in UTC): too late
+        with time_machine.travel(datetime(2025, 11, 30, 18, 31, tzinfo=UTC), tick=False), \
+                pytest.raises(ValidationError) as caught:
+            issuer.issue_credit_note(invoice.id, 1_000, "too late")
+        assert ["invoice_id"] == caught.value.fields
+        assert "2025-11-30" in str(caught.value)
+        assert before == log_size(issuer.dsn)
+        issuer.issue_credit_note(invoice.id, 1_000, "under-billed", kind="debit_note")
+
+
+class TestPlaceOfSupply:
+    def test_a_registered_customer_with_an_address_abroad_is_not_an_export(
+            self, issuer: Storage) -> None:
+        """R4: a registered customer's place of supply is its GSTIN's state; a foreign
+        address does not make its supply a zero-rated export."""
+        user = customer(issuer, "abroad", gst_number=MUMBAI_BUYER)
+        where = issuer.create_billing_address({
+            "user_id": user.id, "address_line1": "1 Raffles Place", "city": "Singapore",
+            "postal_code": "048616", "country": "Singapore"})
+        invoice = issue(issuer, user, where, 100_000)
+        assert ("27", "intra_state", False) == (invoice.place_of_supply_code,
+                                                invoice.tax_type, invoice.zero_rated)
+        assert (9_000, 9_000, 0, 0) == heads(invoice)
+
+    def test_sez_needs_a_gstin(self, issuer: Storage) -> None:
+        """An SEZ unit is registered: an address flagged SEZ with no GSTIN (its own or its
+        customer's) is refused, created or changed, and nothing is written."""
+        user = customer(issuer, "sez")
+        before = log_size(issuer.dsn)
+        with pytest.raises(ValidationError) as caught:
+            address(issuer, user, "27", is_sez=True)
+        assert ["is_sez"] == caught.value.fields
+        assert before == log_size(issuer.dsn)
+        plain = address(issuer, user, "27")
+        with pytest.raises(ValidationError) as caught:
+            issuer.update_billing_address(plain.id, {"is_sez": True})
+        assert ["is_sez"] == caught.value.fields
+        sez = issuer.update_billing_address(plain.id, {"is_sez": True,
+                                                       "gst_number": MUMBAI_BUYER})
+        assert sez is not None
+        invoice = issue(issuer, user, sez, 100_000)
+        assert ("sez", (0, 0, 0, 18_000)) == (invoice.tax_type, heads(invoice))
+
+
+class TestRateDate:
+    def test_the_rate_is_the_one_in_force_on_the_indian_date(
+            self, issuer: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Documents are dated in IST: 00:30 IST on the day a rate changes takes the new
+        rate, though it is still the day before in UTC."""
+        table = RateTable([("998315", date(2017, 7, 1), 1800),
+                           ("998315", date(2025, 9, 22), 500)])
+        monkeypatch.setattr(invoices, "DEFAULT_RATES", table)
+        user = customer(issuer, "rate")
+        where = address(issuer, user, "29")
+        moments = (datetime(2025, 9, 21, 18, 0, tzinfo=UTC),  # 23:30 IST on the 21st
+                   datetime(2025, 9, 21, 19, 0, tzinfo=UTC))  # 00:30 IST on the 22nd
+        rates = []
+        for at in moments:
+            with time_machine.travel(at, tick=False):
+                rates.append(issue(issuer, user, where, 10_000).igst_amount)
+        assert [date(2025, 9, 21), date(2025, 9, 22)] == [ist_date(at) for at in moments]
+        assert [1_800, 500] == rates
+
+
+class TestWhatAnInvoiceOwes:
+    def test_a_wholly_credited_invoice_is_settled_and_never_overdue(self, issuer: Storage
+                                                                    ) -> None:
+        user = customer(issuer, "credited")
+        invoice = issue(issuer, user, address(issuer, user, "27"), 10_000)
+        issuer.issue_credit_note(invoice.id, 10_000, "service never delivered")
+        assert "paid" == status(issuer, invoice)
+        assert 0 == issuer.mark_overdue_invoices(datetime.now(UTC) + timedelta(days=60))
+        assert "paid" == status(issuer, invoice)
+
+    def test_paying_the_balance_after_a_credit_settles_it(self, issuer: Storage) -> None:
+        user = customer(issuer, "balance")
+        invoice = issue(issuer, user, address(issuer, user, "27"), 10_000)
+        credit = issuer.issue_credit_note(invoice.id, 5_000, "half the month down")
+        balance = invoice.total_amount - credit.total_amount
+        before = log_size(issuer.dsn)
+        with pytest.raises(ValidationError) as caught:
+            pay(issuer, invoice, balance + 1, status="success")
+        assert ["amount"] == caught.value.fields
+        assert before == log_size(issuer.dsn)
+        pay(issuer, invoice, balance, status="success")
+        assert "paid" == status(issuer, invoice)
+        assert 0 == issuer.mark_overdue_invoices(datetime.now(UTC) + timedelta(days=60))
+
+    def test_a_debit_note_reopens_a_paid_invoice_until_it_is_paid(self, issuer: Storage
+                                                                  ) -> None:
+        user = customer(issuer, "debited")
+        invoice = issue(issuer, user, address(issuer, user, "27"), 10_000)
+        pay(issuer, invoice, invoice.total_amount, status="success")
+        debit = issuer.issue_credit_note(invoice.id, 1_000, "under-billed", kind="debit_note")
+        assert "issued" == status(issuer, invoice)
+        assert 1 == issuer.mark_overdue_invoices(datetime.now(UTC) + timedelta(days=60))
+        pay(issuer, invoice, debit.total_amount, status="success")
+        assert "paid" == status(issuer, invoice)
+
+    def test_a_refund_reopens_what_the_notes_left_owing(self, issuer: Storage) -> None:
+        """Paid in full, then credited in part (the excess is the customer's): a refund of
+        less than the excess leaves it paid, one of more reopens it."""
+        user = customer(issuer, "refund")
+        invoice = issue(issuer, user, address(issuer, user, "27"), 10_000)
+        small = pay(issuer, invoice, 1_000, status="success", gateway_transaction_id="p1")
+        pay(issuer, invoice, invoice.total_amount - 1_000, status="success",
+            gateway_transaction_id="p2")
+        issuer.issue_credit_note(invoice.id, 5_000, "credited after payment")
+        issuer.update_payment_transaction(small.id, {"status": "refunded"})
+        assert "paid" == status(issuer, invoice)  # 1,000 refunded of a 5,900 excess
+
+    def test_the_tables_rebuild_to_the_same(self, issuer: Storage, dsn: str) -> None:
+        """Settling by a note and reopening by a debit are events a replay applies."""
+        self.test_a_wholly_credited_invoice_is_settled_and_never_overdue(issuer)
+        self.test_a_debit_note_reopens_a_paid_invoice_until_it_is_paid(issuer)
+        self.test_a_refund_reopens_what_the_notes_left_owing(issuer)
+        assert verify(dsn, BillingProjection, issuer.reader).ok
+
+
+class TestDueDateFromIssue:
+    def test_the_term_runs_from_the_issue(self, issuer: Storage) -> None:
+        """A draft made 40 days ago and issued today is due 30 days from today, not 10 days
+        ago (the default term is ``invoice_due_days`` from the issue)."""
+        user = customer(issuer, "slow")
+        where = address(issuer, user, "27")
+        with time_machine.travel(datetime.now(UTC) - timedelta(days=40)):
+            draft = issuer.create_invoice({
+                "user_id": user.id, "billing_address_id": where.id,
+                "billing_period_start": START, "billing_period_end": END,
+                "lines": [line(10_000)]})
+        invoice = issuer.issue_invoice(draft.id)
+        assert invoice.issued_at is not None
+        assert invoice.due_date == invoice.issued_at + timedelta(days=30)
+        assert 0 == issuer.mark_overdue_invoices()
+
+    def test_a_due_date_in_the_past_or_none_is_refused(self, issuer: Storage) -> None:
+        user = customer(issuer, "past")
+        where = address(issuer, user, "27")
+        before = log_size(issuer.dsn)
+        with pytest.raises(ValidationError) as caught:
+            issuer.create_invoice({"user_id": user.id, "billing_address_id": where.id,
+                                   "billing_period_start": START, "billing_period_end": END,
+                                   "due_date": datetime(2020, 1, 1, tzinfo=UTC),
+                                   "lines": [line(10_000)]})
+        assert ["due_date"] == caught.value.fields
+        draft = issuer.create_invoice({"user_id": user.id, "billing_address_id": where.id,
+                                       "billing_period_start": START,
+                                       "billing_period_end": END, "lines": [line(10_000)]})
+        for due in (None, datetime.now(UTC) - timedelta(minutes=1)):
+            with pytest.raises(ValidationError) as caught:
+                issuer.update_invoice(draft.id, {"due_date": due})
+            assert ["due_date"] == caught.value.fields
+        assert before + 1 == log_size(issuer.dsn)
