@@ -45,7 +45,7 @@ class ActivityStorage(UsersStorage):
 
     def get_user_activity(self, activity_id: UUID | str) -> m.UserActivity | None:
         self._activities()
-        row = self._one(m.UserActivity, BY_ID, (i.parse_id(activity_id, "id"),))
+        row = self._one(m.UserActivity, BY_ID, (i.parse_id(activity_id, "activity_id"),))
         return row if row and self._visible_row(row.organization_id, row.user_id) else None
 
     def create_user_activity(self, data: i.InsertUserActivity | dict[str, Any]

@@ -360,6 +360,12 @@ class GenerateInvoice(Input):
     coupon_code: str | None = Field(default=None, max_length=50)  # as coupons' codes
     notes: Notes | None = None
 
+    @model_validator(mode="after")
+    def _period(self) -> GenerateInvoice:
+        if self.period_end < self.period_start:
+            raise ValueError("period_end: must not be before period_start")
+        return self
+
 
 class InvoiceFilters(Input):
     status: Literal["draft", "issued", "paid", "overdue", "cancelled"] | None = None

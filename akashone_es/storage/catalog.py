@@ -70,7 +70,7 @@ class CatalogStorage(StorageBase):
         return self._all(bm.HsnCode, HSN_ACTIVE, ())
 
     def get_hsn_code(self, code_id: UUID | str) -> bm.HsnCode | None:
-        return self._one(bm.HsnCode, HSN, (i.parse_id(code_id, "id"),))
+        return self._one(bm.HsnCode, HSN, (i.parse_id(code_id, "code_id"),))
 
     def get_hsn_code_by_service_type(self, service_type: str) -> bm.HsnCode | None:
         return self._one(bm.HsnCode, HSN_BY_TYPE, (service_type,))
@@ -99,7 +99,7 @@ class CatalogStorage(StorageBase):
         return self._all(bm.DiscountCoupon, COUPONS, ())
 
     def get_discount_coupon(self, coupon_id: UUID | str) -> bm.DiscountCoupon | None:
-        return self._one(bm.DiscountCoupon, COUPON, (i.parse_id(coupon_id, "id"),))
+        return self._one(bm.DiscountCoupon, COUPON, (i.parse_id(coupon_id, "coupon_id"),))
 
     def get_discount_coupon_by_code(self, code: str) -> bm.DiscountCoupon | None:
         """Case-insensitive: codes are stored upper case."""
@@ -170,7 +170,7 @@ class CatalogStorage(StorageBase):
         return self._all(bm.ServicePlan, PLANS_FOR_ORG, (org,))
 
     def get_service_plan(self, plan_id: UUID | str) -> bm.ServicePlan | None:
-        plan = self._one(bm.ServicePlan, PLAN, (i.parse_id(plan_id, "id"),))
+        plan = self._one(bm.ServicePlan, PLAN, (i.parse_id(plan_id, "plan_id"),))
         if plan is None:
             return None
         published = plan.is_public and plan.organization_id is None
@@ -189,7 +189,7 @@ class CatalogStorage(StorageBase):
 
     def _writable_plan(self, plan_id: UUID | str) -> bm.ServicePlan | None:
         """A plan the acting party may change: a tenant only its own organization's."""
-        plan = self._one(bm.ServicePlan, PLAN, (i.parse_id(plan_id, "id"),))
+        plan = self._one(bm.ServicePlan, PLAN, (i.parse_id(plan_id, "plan_id"),))
         return plan if plan and self._visible(plan.organization_id) else None
 
     def update_service_plan(self, plan_id: UUID | str,

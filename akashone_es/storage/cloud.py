@@ -96,10 +96,10 @@ class CloudStorage(ResourceStorage):
         cannot take one device id: a unique index refuses the second.)"""
         if vm_name is not None and not 0 < len(vm_name) <= lim.NAME_MAX:
             raise ValidationError.single("vm_name", f"1 to {lim.NAME_MAX} characters")
-        volume = self._resource(VOLUME, volume_id)
+        volume = self._resource(VOLUME, volume_id, "volume_id")
         if volume is None:
             return None
-        vm = self._resource(VM, vm_id)
+        vm = self._resource(VM, vm_id, "vm_id")
         if vm is None:
             raise NotFoundError(VM.name, vm_id, "vm_id")
         if vm.user_id != volume.user_id:
@@ -122,7 +122,7 @@ class CloudStorage(ResourceStorage):
         return racing(lambda: self._detach(volume_id))
 
     def _detach(self, volume_id: UUID | str) -> Any:
-        volume = self._resource(VOLUME, volume_id)
+        volume = self._resource(VOLUME, volume_id, "volume_id")
         if volume is None:
             return None
         if volume.type == "ROOT":
@@ -191,7 +191,7 @@ class CloudStorage(ResourceStorage):
     def restore_vm_snapshot(self, snapshot_id: UUID | str) -> Any:
         """Revert a VM to a snapshot (after CloudStack's revert job): the VM is Running if
         the snapshot kept its memory, else Stopped. Returns the VM; None when absent."""
-        snapshot = self._resource(SNAPSHOT, snapshot_id)
+        snapshot = self._resource(SNAPSHOT, snapshot_id, "snapshot_id")
         if snapshot is None:
             return None
         vm = self._resource(VM, snapshot.vm_id)

@@ -94,7 +94,8 @@ class CustomerRecordsStorage(BillingBase):
         return self._all(bm.BillingAddress, ADDRESSES_OF, (user.id,)) if user else []
 
     def get_billing_address(self, address_id: UUID | str) -> bm.BillingAddress | None:
-        return self._owned(self._one(bm.BillingAddress, ADDRESS, (i.parse_id(address_id, "id"),)))
+        return self._owned(self._one(bm.BillingAddress, ADDRESS,
+                                     (i.parse_id(address_id, "address_id"),)))
 
     def _billing_addresses(self, ids: Iterable[UUID]) -> dict[UUID, bm.BillingAddress]:
         """The addresses among ``ids`` that ``get_billing_address`` would return, in one
@@ -156,7 +157,8 @@ class CustomerRecordsStorage(BillingBase):
         return self._all(bm.PaymentMethod, METHODS_OF, (user.id,)) if user else []
 
     def get_payment_method(self, method_id: UUID | str) -> bm.PaymentMethod | None:
-        return self._owned(self._one(bm.PaymentMethod, METHOD, (i.parse_id(method_id, "id"),)))
+        return self._owned(self._one(bm.PaymentMethod, METHOD,
+                                     (i.parse_id(method_id, "method_id"),)))
 
     def get_default_payment_method(self, user_id: UUID | str) -> bm.PaymentMethod | None:
         user = self.get_user(user_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from typing import Literal
 from uuid import UUID
 
@@ -21,7 +21,7 @@ from akashone_es.errors import (
     NotFoundError,
     ValidationError,
 )
-from akashone_es.gst import financial_year
+from akashone_es.gst import financial_year, ist_date
 from akashone_es.storage import inputs as i
 from akashone_es.storage.users import UsersStorage
 from projections.engine import Query
@@ -31,7 +31,11 @@ OWNED_SUBJECTS: Query = sql.SQL(
     "SELECT DISTINCT originator_id FROM public.akashone_events WHERE topic = ANY(%s)"
     " AND convert_from(state, 'UTF8')::jsonb ->> 'user_id' = %s")
 OWNED_TOPICS = ["akashone_es.domain.identity:TeamMember.Accepted",
-                "akashone_es.domain.billing:BillingAddress.Created"]
+                "akashone_es.domain.billing:BillingAddress.Created",
+                # the same records brought in from AkashOne (an imported member names its
+                # user when it had accepted)
+                "akashone_es.domain.identity:TeamMember.Imported",
+                "akashone_es.domain.billing:BillingAddress.Imported"]
 #: which of the subjects have their keys destroyed already, and when
 DESTROYED: Query = sql.SQL(
     "SELECT subject, destroyed_at FROM public.akashone_subject_keys"
@@ -40,7 +44,13 @@ FY = re.compile(r"\d{4}-\d{2}")
 YEAR_KEYS: Query = sql.SQL(
     "SELECT subject, sealed_key IS NULL AS destroyed FROM public.akashone_subject_keys"
     " WHERE subject LIKE 'fy:%%' ORDER BY subject")
-ISSUED: Query = sql.SQL("SELECT fy, created_at FROM invoices WHERE fy IS NOT NULL")
+#: the documents that carry buyer details sealed under the key of the year their invoice
+#: was drafted in: the invoices, and the credit and debit notes issued against them (a note
+#: names its invoice's buyer), with the financial year each is dated in
+ISSUED: Query = sql.SQL(
+    "SELECT fy, created_at FROM invoices WHERE fy IS NOT NULL"
+    " UNION ALL SELECT n.fy, i.created_at FROM adjustment_notes n"
+    " JOIN invoices i ON i.id = n.invoice_id")
 
 
 class ErasureReport(BaseModel):
@@ -103,11 +113,17 @@ class ErasureStorage(UsersStorage):
                         holds: Iterable[str] = ()) -> list[RetentionYear]:
         """Destroy each financial year's buyer-details key once the year's GST retention
         ended (72 months after its annual return is due; a document drafted in one year and
-        issued in a later one keeps the key until the later year's end). Years in ``holds``
-        (a legal hold: an appeal, an investigation) are kept."""
-        today = today or date.today()
-        if not isinstance(today, date):
+        issued in a later one, or credited or debited by a note of a later one, keeps the key
+        until the later year's end). Years in ``holds`` (a legal hold: an appeal, an
+        investigation) are kept. ``today``: the date in India (the default), or an earlier
+        one; never a later one."""
+        now = ist_date(datetime.now(UTC))
+        today = now if today is None else today
+        if not isinstance(today, date) or isinstance(today, datetime):
             raise ValidationError.single("today", "must be a date")
+        if today > now:  # keys destroyed are gone for good: never ahead of the calendar
+            raise ValidationError.single("today", f"must not be later than today in India "
+                                                  f"({now.isoformat()})")
         held = set(holds)
         for year in held:
             if not isinstance(year, str) or not FY.fullmatch(year):

@@ -109,7 +109,7 @@ class FlagStorage(CatalogStorage):
         return self._all(FeatureFlagRow, FLAGS, ())
 
     def get_feature_flag(self, flag_id: UUID | str) -> FeatureFlagRow | None:
-        return self._one(FeatureFlagRow, FLAG, (i.parse_id(flag_id, "id"),))
+        return self._one(FeatureFlagRow, FLAG, (i.parse_id(flag_id, "flag_id"),))
 
     def get_feature_flag_by_key(self, key: str) -> FeatureFlagRow | None:
         return self._one(FeatureFlagRow, FLAG_BY_KEY, (key,))

@@ -309,10 +309,16 @@ def parse_id(value: Any, field: str) -> UUID:
     """A UUID from a UUID or string; a bad one is a ValidationError naming ``field``."""
     if isinstance(value, UUID):
         return value
+    if not isinstance(value, str) or len(value) > ID_TEXT_MAX:  # (never str() of anything)
+        raise ValidationError.single(field, "must be a UUID")
     try:
-        return UUID(str(value))
+        return UUID(value)
     except ValueError:
         raise ValidationError.single(field, "must be a UUID") from None
+
+
+#: a UUID's text with room for braces, a urn: prefix and spaces
+ID_TEXT_MAX = 64
 
 
 def is_bcrypt_hash(value: str) -> bool:

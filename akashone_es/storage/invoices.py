@@ -120,7 +120,7 @@ class InvoiceStorage(CustomerRecordsStorage):
                                                    end))
 
     def get_invoice(self, invoice_id: UUID | str) -> bm.Invoice | None:
-        return self._owned(self._one(bm.Invoice, INVOICE, (i.parse_id(invoice_id, "id"),)))
+        return self._owned(self._one(bm.Invoice, INVOICE, (i.parse_id(invoice_id, "invoice_id"),)))
 
     def get_invoice_by_number(self, invoice_number: str, supplier_gstin: str | None = None
                               ) -> bm.Invoice | None:
@@ -455,7 +455,7 @@ class InvoiceStorage(CustomerRecordsStorage):
         return self._all(bm.InvoiceLineItem, LINES_OF, (invoice.id,)) if invoice else []
 
     def get_invoice_line_item(self, line_id: UUID | str) -> bm.InvoiceLineItem | None:
-        line = self._one(bm.InvoiceLineItem, LINE, (i.parse_id(line_id, "id"),))
+        line = self._one(bm.InvoiceLineItem, LINE, (i.parse_id(line_id, "line_id"),))
         return line if line and self.get_invoice(line.invoice_id) else None
 
     def create_invoice_line_item(self, data: dict[str, Any]) -> bm.InvoiceLineItem:
@@ -492,7 +492,7 @@ class InvoiceStorage(CustomerRecordsStorage):
 
     def get_tax_calculation(self, calculation_id: UUID | str) -> bm.TaxCalculation | None:
         return self._owned(self._one(bm.TaxCalculation, TAX,
-                                     (i.parse_id(calculation_id, "id"),)))
+                                     (i.parse_id(calculation_id, "calculation_id"),)))
 
     def create_tax_calculation(self, data: bi.InsertTaxCalculation | dict[str, Any]
                                ) -> bm.TaxCalculation:

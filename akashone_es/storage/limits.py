@@ -7,6 +7,7 @@ database would accept (or overflow on) almost anything; these limits are what th
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Final
@@ -115,17 +116,23 @@ def _refusing(problem_of: Callable[[datetime], str | None]) -> Callable[[datetim
 def _not_a_number(value: Any) -> Any:
     """A date-time is given as one (or ISO 8601 text): a number would be read as a Unix time,
     seconds or milliseconds as its size suggests, which a dump's 42 is not."""
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) or (isinstance(value, str)
+                                          and NUMERIC_TEXT.fullmatch(value) is not None):
         raise PydanticCustomError("moment", "must be an ISO 8601 date-time (with its UTC "
                                   "offset), not a number")
     return value
+
+
+#: text pydantic would read as a Unix time ('1700000000', ' -12.5 ')
+NUMERIC_TEXT = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 
 
 #: an aware date-time within ``EARLIEST``..``LATEST`` and ``OFFSET_MAX``: every input's
 Moment = Annotated[AwareDatetime, BeforeValidator(_not_a_number),
                    AfterValidator(_refusing(moment_problem))]
 #: a date-time bounding a read (filters): aware, any year both PostgreSQL and Python hold
-Bound = Annotated[AwareDatetime, AfterValidator(_refusing(bound_problem))]
+Bound = Annotated[AwareDatetime, BeforeValidator(_not_a_number),
+                  AfterValidator(_refusing(bound_problem))]
 
 
 # -- free-form JSON (activity and usage metadata, gateway responses) -----------------------

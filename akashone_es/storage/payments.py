@@ -47,7 +47,7 @@ class PaymentStorage(InvoiceStorage):
     def get_payment_transaction(self, transaction_id: UUID | str
                                 ) -> bm.PaymentTransaction | None:
         return self._owned(self._one(bm.PaymentTransaction, TRANSACTION,
-                                     (i.parse_id(transaction_id, "id"),)))
+                                     (i.parse_id(transaction_id, "transaction_id"),)))
 
     def get_payment_transaction_by_gateway_id(self, gateway_transaction_id: str,
                                               gateway: str | None = None

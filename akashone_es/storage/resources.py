@@ -115,9 +115,9 @@ class ResourceStorage(FlagStorage, BillingBase):
         rows = self._all(s.model, s.of_user, (i.parse_id(user_id, "user_id"),))
         return [row for row in rows if self._seen(row) is not None]
 
-    def _resource(self, kind: Kind, resource_id: UUID | str) -> Any:
+    def _resource(self, kind: Kind, resource_id: UUID | str, field: str = "id") -> Any:
         s = STATEMENTS[kind.name]
-        rid = i.parse_id(resource_id, "id")
+        rid = i.parse_id(resource_id, field)
         known = _known_rows.get()
         if known is not None and (kind.name, rid) in known:
             return self._seen(known[(kind.name, rid)])
@@ -214,7 +214,7 @@ class ResourceStorage(FlagStorage, BillingBase):
         state = values.pop(life.field, None) if life and life.by_update else None
         if state is not None and not isinstance(state, str):
             raise ValidationError.single(life.field if life else "state", "must be a string")
-        refused = [{"field": name, "rule": f"cannot be changed by update_{kind.name}"}
+        refused = [{"field": key_name(name), "rule": f"cannot be changed by update_{kind.name}"}
                    for name in values if name not in kind.updatable]
         if refused:
             raise ValidationError(refused)
@@ -279,7 +279,7 @@ class ResourceStorage(FlagStorage, BillingBase):
         fields are checked as an update's are. None when no resource has that id."""
         values = observed.model_dump(exclude_unset=True) if isinstance(
             observed, BaseModel) else dict(observed)
-        refused = [{"field": name, "rule": f"is not observed for a {kind.title}"}
+        refused = [{"field": key_name(name), "rule": f"is not observed for a {kind.title}"}
                    for name in values if name not in kind.observed]
         if refused:
             raise ValidationError(refused)
@@ -320,7 +320,7 @@ class ResourceStorage(FlagStorage, BillingBase):
             if value is None:
                 continue
             target = KINDS[kind.refs[field]]
-            row = self._resource(target, value)
+            row = self._resource(target, value, field)
             if row is None or row.user_id != owner:
                 raise NotFoundError(target.name, value, field)
             rule = kind.ref_rules.get(field)
@@ -516,3 +516,13 @@ def install(cls: type, kinds: dict[str, Kind]) -> dict[str, str]:
 
 
 RESOURCE_METHODS = install(ResourceStorage, KINDS)
+
+
+def key_name(key: Any) -> str:
+    """A key refused in a change, as the field an error names: text, and short."""
+    text = key if isinstance(key, str) else repr(key)
+    return text if len(text) <= KEY_SHOWN else text[:KEY_SHOWN] + "..."
+
+
+#: how much of a refused key an error shows
+KEY_SHOWN = 64

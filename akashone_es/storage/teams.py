@@ -47,7 +47,7 @@ class TeamStorage(UsersStorage):
         return self._all(m.TeamMember, MEMBERS_OF_ORG, (org,))
 
     def get_team_member(self, member_id: UUID | str) -> m.TeamMember | None:
-        member = self._one(m.TeamMember, MEMBER_BY_ID, (i.parse_id(member_id, "id"),))
+        member = self._one(m.TeamMember, MEMBER_BY_ID, (i.parse_id(member_id, "member_id"),))
         return member if member and self._visible(member.organization_id) else None
 
     def get_team_member_by_email(self, email: str,

@@ -103,7 +103,7 @@ class UsageStorage(InvoiceStorage):
                                                     billed))
 
     def get_usage_record(self, record_id: UUID | str) -> bm.UsageRecord | None:
-        return self._owned(self._one(bm.UsageRecord, USAGE, (i.parse_id(record_id, "id"),)))
+        return self._owned(self._one(bm.UsageRecord, USAGE, (i.parse_id(record_id, "record_id"),)))
 
     def get_unbilled_usage_records(self, user_id: UUID | str) -> list[bm.UsageRecord]:
         return self.get_usage_records(user_id, {"billed": False})

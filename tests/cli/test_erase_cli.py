@@ -53,7 +53,7 @@ def test_erase_asks_first_and_refuses_bad_input(cli: Cli, dsn: str) -> None:
 
 def test_retention_sweep(cli: Cli, dsn: str) -> None:
     a_person(dsn)
-    swept = cli("audit", "retention-sweep", "--today", "2030-01-01")
+    swept = cli("audit", "retention-sweep", "--today", "2026-01-01")
     assert swept.returncode == 0, swept.stderr
     assert swept.stdout.strip() == "no financial year holds buyer details yet"
     bad = cli("audit", "retention-sweep", "--hold", "FY27")

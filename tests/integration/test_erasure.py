@@ -14,12 +14,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
 import psycopg
 import pytest
+import time_machine
 
 from akashone_es import audit
 from akashone_es.errors import (
@@ -30,6 +31,7 @@ from akashone_es.errors import (
     ValidationError,
 )
 from akashone_es.export import Filters, export, verify_export
+from akashone_es.gst import financial_year
 from akashone_es.personal import MARKER, retention_end
 from akashone_es.settings import Settings
 from akashone_es.storage import Storage, open_storage
@@ -223,20 +225,48 @@ class TestRetention:
         s.erase_personal_data(world.priya)
         drafted = events_of(s, world.invoice)[0]
         assert drafted.buyer["address_line1"] == "12 MG Road"  # kept by law
-        [year] = s.retention_sweep(date(2030, 1, 1))
+        with time_machine.travel(datetime(2030, 1, 1, 6, tzinfo=UTC)):
+            [year] = s.retention_sweep()
         assert year.state == "kept"
-        assert [y.state for y in s.retention_sweep(date(2040, 1, 1), holds=[year.fy])] == [
-            "held"]
-        [swept] = s.retention_sweep(date(2040, 1, 1))
-        assert swept.state == "destroyed now"
-        assert events_of(s, world.invoice)[0].buyer["address_line1"] == MARKER
-        assert [y.state for y in s.retention_sweep(date(2040, 1, 2))] == ["destroyed earlier"]
+        with time_machine.travel(datetime(2040, 1, 2, 6, tzinfo=UTC)):
+            assert [y.state for y in s.retention_sweep(date(2040, 1, 1),
+                                                       holds=[year.fy])] == ["held"]
+            [swept] = s.retention_sweep(date(2040, 1, 1))
+            assert swept.state == "destroyed now"
+            assert events_of(s, world.invoice)[0].buyer["address_line1"] == MARKER
+            assert [y.state for y in s.retention_sweep()] == ["destroyed earlier"]
         with psycopg.connect(s.dsn) as conn:
             assert audit.verify(conn).ok
 
     def test_a_bad_hold_names_the_field(self, world: World) -> None:
         with pytest.raises(ValidationError, match="holds"):
-            world.storage.retention_sweep(date(2030, 1, 1), holds=["FY27"])
+            world.storage.retention_sweep(date(2026, 1, 1), holds=["FY27"])
+
+    def test_a_sweep_is_never_ahead_of_the_calendar(self, world: World) -> None:
+        """A key destroyed is gone for good: a sweep as of a date after today (in India) is
+        refused, and nothing is destroyed."""
+        s = world.storage
+        before = rows(s.dsn, "SELECT count(*) FROM akashone_events")
+        with pytest.raises(ValidationError) as caught:
+            s.retention_sweep(date(2099, 1, 1))
+        assert ["today"] == caught.value.fields
+        assert before == rows(s.dsn, "SELECT count(*) FROM akashone_events")
+        assert [y.state for y in s.retention_sweep()] == ["kept"]
+
+    def test_a_later_note_keeps_its_invoices_year(self, world: World) -> None:
+        """A credit note names its invoice's buyer (under the key of the year the invoice
+        was drafted in): the key stays until the note's own year's retention ends."""
+        s = world.storage
+        drafted_in = financial_year(datetime.now(UTC))
+        next_year = f"{int(drafted_in[:4]) + 1}-{(int(drafted_in[:4]) + 2) % 100:02d}"
+        with time_machine.travel(datetime(int(drafted_in[:4]) + 1, 6, 1, 6, tzinfo=UTC)):
+            note = s.issue_credit_note(world.invoice, 1_000, "credited next year")
+        assert next_year == note.fy
+        end = retention_end(next_year)
+        with time_machine.travel(datetime(end.year, end.month, end.day, 6, tzinfo=UTC)):
+            assert [y.state for y in s.retention_sweep()] == ["kept"]
+        with time_machine.travel(datetime(end.year + 1, 1, 1, 6, tzinfo=UTC)):
+            assert [y.state for y in s.retention_sweep()] == ["destroyed now"]
 
 
 class TestKeys:
@@ -346,8 +376,9 @@ class TestErasedOnce:
     def test_racing_sweeps_destroy_a_year_once(self, world: World) -> None:
         """A sweep that finds the year destroyed by another one says so."""
         s = world.storage
-        [year] = [y.fy for y in s.retention_sweep(date(2030, 1, 1))]
-        outcomes = sweep_alongside(s, date(2099, 1, 1))
+        [year] = [y.fy for y in s.retention_sweep()]
+        with time_machine.travel(datetime(2099, 1, 1, 6, tzinfo=UTC)):
+            outcomes = sweep_alongside(s, date(2099, 1, 1))
         assert sorted(outcomes) == ["destroyed earlier", "destroyed now"], outcomes
         assert rows(s.dsn, "SELECT count(*) FROM akashone_events WHERE topic LIKE"
                            " '%%:Erasure.Recorded' AND convert_from(state, 'UTF8')"

@@ -27,6 +27,7 @@ from akashone_es.legacy import (
 from akashone_es.legacy.back import WAY_BACK
 from akashone_es.legacy.sample import SAMPLE_HASH
 from akashone_es.persistence.database import drop_database, ensure_database, with_database
+from akashone_es.personal import MARKER
 from akashone_es.settings import Settings
 from akashone_es.storage import Storage, customers, open_storage, users
 from akashone_es.storage.resources import STATEMENTS
@@ -553,6 +554,27 @@ class TestEveryTable:
         [payment] = [p for p in storage.get_payment_transactions(record["userId"])
                      if p.invoice_id == invoice.id]
         assert (payment.status, payment.amount) == ("success", record["totalAmount"])
+
+    def test_an_imported_persons_address_book_and_membership_are_erased_with_them(
+            self, storage: Storage, imported: ImportSummary) -> None:
+        """Erasure finds the records a person owns among those imported too: the address
+        book's lines and the team membership's email read as the marker."""
+        with psycopg.connect(storage.dsn) as conn:
+            owner, where = conn.execute(
+                "SELECT user_id, id FROM billing_addresses ORDER BY id LIMIT 1").fetchone()
+            joined, member = conn.execute(
+                "SELECT user_id, id FROM team_members WHERE user_id IS NOT NULL"
+                " ORDER BY id LIMIT 1").fetchone()
+        storage.erase_personal_data(owner)
+        storage.erase_personal_data(joined)
+        with psycopg.connect(storage.dsn) as conn:
+            assert conn.execute("SELECT address_line1, postal_code FROM billing_addresses"
+                                " WHERE id = %s", (where,)).fetchone() == (MARKER, MARKER)
+            assert conn.execute("SELECT email FROM team_members WHERE id = %s",
+                                (member,)).fetchone() == (MARKER,)
+            assert conn.execute("SELECT count(*) FROM akashone_subject_keys WHERE subject"
+                                " = ANY(%s) AND sealed_key IS NULL",
+                                ([f"person:{where}", f"person:{member}"],)).fetchone() == (2,)
 
     def test_usage_akashone_billed_is_never_billed_again(self, storage: Storage,
                                                          imported: ImportSummary,

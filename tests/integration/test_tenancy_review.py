@@ -422,7 +422,7 @@ class TestPlatformWideWork:
                        storage.acting_as(system="ops", organization_id=a.org.id)):
             with acting:
                 for work in (lambda: storage.meter(datetime(2026, 1, 1, tzinfo=UTC)),
-                             lambda: storage.retention_sweep(date(2040, 1, 1)),
+                             lambda: storage.retention_sweep(date(2026, 1, 1)),
                              storage.initialize_default_service_plans):
                     with pytest.raises(PermissionDeniedError, match="platform-wide"):
                         work()
