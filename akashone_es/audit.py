@@ -32,6 +32,7 @@ from psycopg import sql
 
 from akashone_es.persistence.database import CHAIN_TABLE
 from akashone_es.persistence.names import EVENTS_TABLE
+from akashone_es.personal import ERASURE_TOPIC, KEYS_TABLE
 from projections.positions import START, Key, head
 
 GENESIS = bytes(32)
@@ -196,7 +197,36 @@ def verify(conn: psycopg.Connection[Any], expected: Digest | None = None  # noqa
             return Verdict(False, count, expected.position,
                            "the chain at the digest's position differs from the digest "
                            "(the log was rewritten)")
+    lost = unrecorded_erasures(conn)
+    if lost:
+        return Verdict(False, count, None, f"{len(lost)} key{'s were' if len(lost) > 1 else ' was'}"
+                                           f" destroyed with no erasure in the log naming "
+                                           f"{'them' if len(lost) > 1 else 'it'} (the first: "
+                                           f"{lost[0]}): data was made unreadable behind the "
+                                           f"log's back")
     return Verdict(True, count)
+
+
+#: destroyed subject keys that no erasure event names (a key is destroyed only by storing an
+#: erasure, in the same transaction: any other way is tampering)
+UNRECORDED_ERASURES = sql.SQL(
+    "WITH named AS (SELECT jsonb_array_elements_text(convert_from(state, 'UTF8')::jsonb"
+    " -> 'subjects') AS subject FROM {events} WHERE topic = {topic})"
+    " SELECT k.subject FROM {keys} k WHERE k.sealed_key IS NULL"
+    " AND k.subject NOT IN (SELECT subject FROM named WHERE subject IS NOT NULL)"
+    " ORDER BY k.subject LIMIT 100")
+
+
+def unrecorded_erasures(conn: psycopg.Connection[Any]) -> list[str]:
+    """Subjects whose keys were destroyed with no erasure naming them (at most 100)."""
+    found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"public.{KEYS_TABLE}",)
+                         ).fetchone()
+    if not (found and found[0]):
+        return []
+    query = UNRECORDED_ERASURES.format(
+        keys=sql.Identifier("public", KEYS_TABLE), events=sql.Identifier(EVENTS_TABLE),
+        topic=sql.Literal(ERASURE_TOPIC))
+    return [row[0] for row in conn.execute(query).fetchall()]
 
 
 def _rows(conn: psycopg.Connection[Any]) -> Iterator[tuple[Any, ...]]:

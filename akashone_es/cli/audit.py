@@ -81,7 +81,8 @@ def verify(ctx: typer.Context,
         if verdict.ok:  # what was written since is sealed for the next verify
             newly = chain.seal_tail(conn)
     if not verdict.ok:
-        fail(f"position {verdict.position}: {verdict.problem}", EXIT_FAILED)
+        where = "" if verdict.position is None else f"position {verdict.position}: "
+        fail(f"{where}{verdict.problem}", EXIT_FAILED)
     rate = verdict.events / elapsed if elapsed else 0
     # positions skip the numbers of rolled-back writes: a count is not a position
     against = (f", and the chain at position {expected.position} equals the digest's"

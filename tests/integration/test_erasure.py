@@ -373,6 +373,23 @@ class TestErasedOnce:
             conn.execute("UPDATE akashone_subject_keys SET sealed_key = 'k1:AAAA'"
                          " WHERE subject = %s", (f"person:{world.priya}",))
 
+    def test_a_key_destroyed_behind_the_logs_back_fails_verify(self, world: World) -> None:
+        """A key is destroyed only by storing an erasure (in its transaction): a key made
+        unreadable any other way (its row set to NULL by whoever may write the table) makes
+        the data unreadable with no record of why, and ``audit verify`` says so."""
+        s = world.storage
+        s.erase_personal_data(world.ravi)  # an erasure the log records: fine
+        with psycopg.connect(s.dsn) as conn:
+            assert audit.verify(conn).ok
+            conn.execute("UPDATE akashone_subject_keys SET sealed_key = NULL"
+                         " WHERE subject LIKE 'fy:%%'")
+            conn.commit()
+            verdict = audit.verify(conn)
+        assert not verdict.ok
+        assert verdict.problem is not None
+        assert "1 key was destroyed with no erasure in the log" in verdict.problem
+        assert "fy:" in verdict.problem
+
     def test_racing_sweeps_destroy_a_year_once(self, world: World) -> None:
         """A sweep that finds the year destroyed by another one says so."""
         s = world.storage
