@@ -345,11 +345,26 @@ def seal_state(keyring: KeyRing, topic: str, originator_id: Any, version: int,
             for path in fields:
                 _seal_path(keyring, subject, state, path, create=create, fresh=fresh)
     meta = state.get("metadata")
-    if isinstance(meta, dict) and meta.get("actor_id"):
+    whom = metadata_person(topic, originator_id, state.get)
+    if isinstance(meta, dict) and whom is not None:
         for name in METADATA_FIELDS:
             value = meta.get(name)
             if isinstance(value, str):
-                meta[name] = keyring.encrypt(person(meta["actor_id"]), value, create=create)
+                meta[name] = keyring.encrypt(person(whom), value, create=create)
+
+
+def metadata_person(topic: str, originator_id: Any, field: Callable[[str], Any]) -> Any:
+    """Whose IP address and user agent an event's metadata holds, or None: the acting
+    user's; in a system context (a sign-up, a login before there is an actor), the person
+    the event is about (its own aggregate, or the user it names); no one's for an event
+    about no person. ``field``: reads a field of the event's state."""
+    meta = field("metadata")
+    if isinstance(meta, dict) and meta.get("actor_id"):
+        return meta["actor_id"]
+    spec = PERSONAL.get(topic)
+    if spec is None or spec[0] == "fy":
+        return None
+    return originator_id if spec[0] == "self" else (field(spec[0]) or None)
 
 
 def _subject(whose: str, originator_id: Any, state: dict[str, Any]) -> str | None:
@@ -377,9 +392,9 @@ def seal_clear(keyring: KeyRing, topic: str, originator_id: Any, state: dict[str
     gets the marker. Returns (values encrypted, values erased)."""
     sealed = erased = 0
     spec = PERSONAL.get(topic)
-    for path in clear_fields(topic, state):
+    for path in clear_fields(topic, state, originator_id):
         if path.startswith("metadata."):
-            subject: str | None = person(state["metadata"]["actor_id"])
+            subject: str | None = person(metadata_person(topic, originator_id, state.get))
         else:
             subject = _subject(spec[0], originator_id, state) if spec else None
         if subject is None:
@@ -393,15 +408,14 @@ def seal_clear(keyring: KeyRing, topic: str, originator_id: Any, state: dict[str
     return sealed, erased
 
 
-def clear_fields(topic: str, state: dict[str, Any]) -> list[str]:
+def clear_fields(topic: str, state: dict[str, Any], originator_id: Any) -> list[str]:
     """The personal fields of a stored event's state that hold clear text (written before
     personal data was encrypted)."""
-    meta = state.get("metadata")
-    acted = isinstance(meta, dict) and bool(meta.get("actor_id"))
+    someone = metadata_person(topic, originator_id, state.get) is not None
     found = []
     for path in personal_paths(topic, state):
-        if path.startswith("metadata.") and not acted:
-            continue  # a system context is no person
+        if path.startswith("metadata.") and not someone:
+            continue  # a system context about no person
         holder, name = _at(state, path)
         value = holder.get(name) if holder is not None else None
         if isinstance(value, str) and not value.startswith(PREFIX) and value != MARKER:

@@ -6,19 +6,21 @@ import re
 from typing import Any
 from uuid import NAMESPACE_OID, uuid5
 
+from eventsourcing.utils import get_topic
 from psycopg.types.json import Jsonb
 
 from akashone_es.domain.identity import Activity, User
 from akashone_es.domain.operations import Erasure
 from akashone_es.domain.resources import Resource
-from akashone_es.personal import MARKER, erased_people
+from akashone_es.personal import MARKER, erased_people, metadata_person
 from projections.engine import Batch, Projection, Table, handles
 
 USER_ACTIVITIES = Table("user_activities", """
     id uuid PRIMARY KEY, position bigint NOT NULL CONSTRAINT user_activities_position_key UNIQUE,
     user_id uuid, username text NOT NULL, organization_id uuid, action text NOT NULL,
     resource_type text, resource_id varchar, resource_name text,
-    ip_address text, user_agent text, metadata jsonb, created_at timestamptz NOT NULL""",
+    ip_address text, user_agent text, metadata jsonb, created_at timestamptz NOT NULL,
+    ip_subject uuid""",
     ["CREATE INDEX IF NOT EXISTS user_activities_user_idx ON {table} (user_id, position DESC)",
      "CREATE INDEX IF NOT EXISTS user_activities_org_idx"
      " ON {table} (organization_id, position DESC)",
@@ -32,7 +34,8 @@ USER_ACTIVITIES = Table("user_activities", """
      " WHERE c.oid = '{table}'::regclass;"
      " IF to_regclass(format('%I.user_activities_action_idx', ns)) IS NOT NULL THEN"
      " EXECUTE format('DROP INDEX %I.user_activities_action_idx', ns); END IF; END $$"],
-    order_by="position")
+    # whose key seals the row's IP address and user agent (erasing that person blanks them)
+    order_by="position", added={"ip_subject": "uuid"})
 
 #: the projection's own memory of users (name, tenant), so a replay names actors and places
 #: rows in organizations as they were at the time
@@ -67,10 +70,10 @@ class ActivityProjection(Projection):
         self.insert = self.q(
             "INSERT INTO {t} (id, position, user_id, username, organization_id, action,"
             " resource_type, resource_id, resource_name, ip_address, user_agent, metadata,"
-            " created_at) VALUES (%s, %s, %s,"
+            " created_at, ip_subject) VALUES (%s, %s, %s,"
             " COALESCE(%s, (SELECT username FROM {u} WHERE user_id = %s), 'system'),"
             " COALESCE(%s::uuid, (SELECT organization_id FROM {u} WHERE user_id = %s), %s::uuid),"
-            " %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            " %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
             t="user_activities", u="activity_actors")
         self.remember = self.q(
             "INSERT INTO {u} (user_id, username, organization_id) VALUES (%s, %s, %s)"
@@ -81,8 +84,10 @@ class ActivityProjection(Projection):
                            u="activity_actors")
         self.erase_where = self.q(
             "UPDATE {t} SET ip_address = CASE WHEN ip_address IS NULL THEN NULL ELSE %s END,"
-            " user_agent = CASE WHEN user_agent IS NULL THEN NULL ELSE %s END, username = %s"
-            " WHERE user_id = ANY(%s::uuid[])", t="user_activities")
+            " user_agent = CASE WHEN user_agent IS NULL THEN NULL ELSE %s END"
+            " WHERE ip_subject = ANY(%s::uuid[])", t="user_activities")
+        self.erase_who = self.q("UPDATE {t} SET username = %s WHERE user_id = ANY(%s::uuid[])",
+                                t="user_activities")
         self.erase_named = self.q(
             "UPDATE {t} SET resource_name = %s WHERE resource_type IN ('user', 'team_member')"
             " AND resource_name IS NOT NULL AND resource_id = ANY(%s::text[])",
@@ -105,6 +110,12 @@ class ActivityProjection(Projection):
             if getattr(e, "account_type", None) == "super_admin":  # the platform's account,
                 tenant = meta.get("organization_id")  # wherever its row sits
             fallback_tenant, member = None, None
+        if ip is None and agent is None:  # the request's, sealed under its person's key
+            ip, agent = meta.get("ip"), meta.get("user_agent")
+            whose = metadata_person(get_topic(type(e)), e.originator_id,
+                                    lambda name: getattr(e, name, None))
+        else:  # the activity's own, sealed under its user's key
+            whose = getattr(e, "user_id", None)
         extra = {"correlation_id": meta.get("correlation_id"),
                  "event": type(e).__qualname__, "version": e.originator_version}
         if details:
@@ -113,8 +124,8 @@ class ActivityProjection(Projection):
             uuid5(NAMESPACE_OID, f"{e.originator_id}:{e.originator_version}")
             if not isinstance(e, Activity.Recorded) else e.originator_id,
             position, actor, username, actor, tenant, member, fallback_tenant, action,
-            resource_type, resource_id, name, ip or meta.get("ip"),
-            agent or meta.get("user_agent"), Jsonb(extra), e.timestamp))
+            resource_type, resource_id, name, ip, agent, Jsonb(extra), e.timestamp,
+            whose if ip is not None or agent is not None else None))
 
     @handles(User.Registered)
     def _registered(self, e: User.Registered, position: int, b: Batch) -> None:
@@ -135,7 +146,8 @@ class ActivityProjection(Projection):
         invitation email read as the marker (as their events now decrypt)."""
         people = erased_people(e.subjects)
         if people:
-            b.add(self.erase_where, (MARKER, MARKER, MARKER, people))
+            b.add(self.erase_where, (MARKER, MARKER, people))
+            b.add(self.erase_who, (MARKER, people))
             b.add(self.erase_named, (MARKER, people))
             b.add(self.erase_actor, (MARKER, people))
         self.fallback(e, position, b)

@@ -180,9 +180,10 @@ def personal_data(ctx: typer.Context) -> None:
     with state.storage("audit personal-data") as storage, \
             psycopg.connect(storage.dsn) as conn, conn.cursor(name="akashone_personal") as cur:
         cur.itersize = chain.BATCH
-        cur.execute("SELECT topic, state FROM public.akashone_events ORDER BY notification_id")
-        for topic, stored in cur:
-            found = clear_fields(topic, orjson.loads(bytes(stored)))
+        cur.execute("SELECT topic, state, originator_id FROM public.akashone_events"
+                    " ORDER BY notification_id")
+        for topic, stored, originator_id in cur:
+            found = clear_fields(topic, orjson.loads(bytes(stored)), originator_id)
             events += bool(found)
             for field in found:
                 name = f"{topic.partition(':')[2]} {field}"

@@ -153,6 +153,51 @@ class TestErasure:
             after = {p.name: checksums(conn, p) for p in s.projections}
         assert after == before
 
+    def test_an_actors_ip_on_anothers_activity_goes_with_the_actor(self, world: World
+                                                                      ) -> None:
+        """Ravi records an activity about Priya with no IP of its own: the row shows the
+        request's (Ravi's) IP, under Ravi's key. Erasing Ravi blanks it; erasing Priya
+        leaves it; either way the live table is what a rebuild writes."""
+        s = world.storage
+        other_ip, other_agent = "192.0.2.200", "AdminConsole/9"
+        with s.acting_as(actor_id=world.ravi, ip=other_ip, user_agent=other_agent):
+            noted = s.create_user_activity({"user_id": world.priya, "action": "note.added"})
+        assert (noted.ip_address, noted.user_agent) == (other_ip, other_agent)
+        s.erase_personal_data(world.priya)
+        row = s.get_user_activity(noted.id)
+        assert row is not None
+        assert (row.ip_address, row.user_agent) == (other_ip, other_agent)
+        s.erase_personal_data(world.ravi)
+        row = s.get_user_activity(noted.id)
+        assert row is not None
+        assert (row.ip_address, row.user_agent) == (MARKER, MARKER)
+        with psycopg.connect(s.dsn) as conn:
+            before = checksums(conn, ActivityProjection())
+        rebuild(s.dsn, ActivityProjection, s.reader)
+        with psycopg.connect(s.dsn) as conn:
+            assert checksums(conn, ActivityProjection()) == before
+
+    def test_a_system_contexts_ip_is_sealed_under_the_person_it_concerns(
+            self, world: World) -> None:
+        """A sign-up or a login has no actor yet: the request's IP and user agent are kept
+        under the key of the person the event is about, and go with them."""
+        s = world.storage
+        ip, agent = "198.51.100.88", "SignupBrowser/1"
+        with s.acting_as(system="portal signup", ip=ip, user_agent=agent):
+            kiran = s.create_user({"username": "kiran", "email": "kiran@example.in",
+                                   "password": "long-enough-1"})
+            s.create_user_activity({"user_id": kiran.id, "action": "auth.failed_login"})
+        assert ip not in log_text(s.dsn)
+        assert agent not in log_text(s.dsn)
+        s.erase_personal_data(kiran.id)
+        with psycopg.connect(s.dsn) as conn:
+            out = io.StringIO()
+            export(conn, out, Filters(aggregate=kiran.id))
+        assert ip not in out.getvalue()
+        rows_ = [r for r in s.get_user_activities(kiran.id) if r.ip_address is not None]
+        assert rows_
+        assert {(r.ip_address, r.user_agent) for r in rows_} == {(MARKER, MARKER)}
+
     def test_the_chain_still_verifies_and_exports_carry_no_trace(self, world: World) -> None:
         s = world.storage
         with psycopg.connect(s.dsn) as conn:

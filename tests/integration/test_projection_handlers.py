@@ -361,7 +361,7 @@ class TestActivityRows:
             "id": login.id, "position": 2, "user_id": user.id, "username": "asha",
             "organization_id": None, "action": "auth.login", "resource_type": "session",
             "resource_id": "sess-42", "resource_name": None, "ip_address": "198.51.100.4",
-            "user_agent": "Firefox/133",
+            "user_agent": "Firefox/133", "ip_subject": user.id,  # sealed under asha's key
             "metadata": {"correlation_id": None, "event": "Activity.Recorded", "version": 1,
                          "details": {"method": "password", "mfa": True}},
         }

@@ -110,8 +110,8 @@ class TestTheCopy:
         text = log_text(old.storage.dsn)
         for value in (PRIYA[1], PRIYA[3], RAVI, IP, AGENT):
             assert value in text
-        assert any(clear_fields(topic, orjson.loads(bytes(state)))
-                   for *_, topic, state in events(old.storage.dsn))
+        assert any(clear_fields(topic, orjson.loads(bytes(state)), oid)
+                   for _, oid, _, topic, state in events(old.storage.dsn))
 
     def test_no_personal_value_is_left_in_clear(self, old: Old, new: Storage) -> None:
         done = copy_encrypted(old.storage, new)
@@ -120,8 +120,8 @@ class TestTheCopy:
         assert done.changed > 0
         assert done.sealed > 0
         assert done.erased > 0
-        assert not [topic for *_, topic, state in copied
-                    if clear_fields(topic, orjson.loads(bytes(state)))]
+        assert not [topic for _, oid, _, topic, state in copied
+                    if clear_fields(topic, orjson.loads(bytes(state)), oid)]
         text = log_text(new.dsn)
         for value in (*PRIYA, RAVI, IP, AGENT):
             assert value not in text
