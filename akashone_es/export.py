@@ -267,15 +267,26 @@ class ExportVerdict:
     lines: int
     shown: int
     problem: str | None = None
+    #: the position the export starts after (0: the chain's start)
+    anchor: int = 0
+    #: events between the anchor and the digest carried as a leaf only (not shown)
+    hidden: int = 0
 
 
-def verify_export(lines: Iterable[str], expected: audit.Digest  # noqa: PLR0911, PLR0912
-                  ) -> ExportVerdict:
+def verify_export(lines: Iterable[str], expected: audit.Digest,  # noqa: PLR0911, PLR0912
+                  *, complete: bool = False) -> ExportVerdict:
     """Recompute an export's chain from its anchor and compare it with ``expected`` (a digest
-    the auditor kept, not the one written in the export)."""
+    the auditor kept, not the one written in the export).
+
+    What it proves: every event shown is the log's, unaltered, in its place, and the lines
+    run unbroken from the anchor to the digest. Not that the export's filters chose every
+    event they match: an event before the anchor, or carried as a leaf only, is not shown,
+    and the header's filters are the exporter's word. ``complete``: also require the export
+    to start at the chain's start and to hide nothing, which proves it holds the whole log
+    up to the digest (an export with no filters)."""
     previous, position, first = b"", 0, None
     reached: bytes | None = None
-    shown = number = 0
+    shown = number = hidden = anchor = 0
     for number, text in enumerate(lines, start=1):
         try:
             line = json.loads(text)
@@ -284,8 +295,14 @@ def verify_export(lines: Iterable[str], expected: audit.Digest  # noqa: PLR0911,
                     return ExportVerdict(False, 1, 0, f"line 1: not an export header "
                                                       f"({FORMAT})")
                 previous, first = bytes.fromhex(line["anchor"]), line["first"]
-                anchor = (int(line["anchor_position"]) if line["format"] == FORMAT
+                anchor = (line["anchor_position"] if line["format"] == FORMAT
                           else int(first) - 1)
+                if not isinstance(anchor, int) or isinstance(anchor, bool) or anchor < 0:
+                    raise TypeError(f"anchor_position {anchor!r} is not a log position")
+                if complete and (anchor != 0 or previous != audit.GENESIS):
+                    return ExportVerdict(False, 1, 0, f"not complete: the export starts "
+                                         f"after position {anchor}, not at the chain's start",
+                                         anchor)
                 reached = previous if anchor == expected.position else None
                 continue
             if reached is not None:
@@ -297,18 +314,26 @@ def verify_export(lines: Iterable[str], expected: audit.Digest  # noqa: PLR0911,
             if not isinstance(position, int) or isinstance(position, bool) or position < 1:
                 raise TypeError(f"position {position!r} is not a log position")
             if "state" in line:
-                leaf = audit.leaf(position, UUID(line["originator_id"]), int(line["version"]),
+                version = line["version"]
+                if not isinstance(version, int) or isinstance(version, bool):
+                    raise TypeError(f"version {version!r} is not a number")
+                leaf = audit.leaf(position, UUID(line["originator_id"]), version,
                                   line["topic"], line["state"].encode())
                 shown += 1
             else:
+                if complete:
+                    return ExportVerdict(False, number, shown, f"not complete: position "
+                                         f"{position} is hidden (a leaf only)", anchor, 1)
                 leaf = bytes.fromhex(line["leaf"])
+                hidden += 1
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             return ExportVerdict(False, number, shown, f"line {number}: malformed "
                                  f"({type(exc).__name__}: {exc})")
         previous = audit.chain(previous, leaf)
         if previous.hex() != line.get("hash"):
             return ExportVerdict(False, number, shown, f"position {position}: the line does "
-                                 "not match its hash (changed, removed, added or moved)")
+                                 "not match its hash (changed, removed, added or moved)",
+                                 anchor, hidden)
         if position == expected.position:
             reached = previous
     if number == 0:
@@ -320,4 +345,4 @@ def verify_export(lines: Iterable[str], expected: audit.Digest  # noqa: PLR0911,
     if reached.hex() != expected.hash:
         return ExportVerdict(False, number, shown, f"position {expected.position}: the chain "
                              "differs from the digest (the log or the export was rewritten)")
-    return ExportVerdict(True, number, shown)
+    return ExportVerdict(True, number, shown, None, anchor, hidden)

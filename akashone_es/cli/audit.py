@@ -101,26 +101,35 @@ def verify_export(ctx: typer.Context,
                       help="a file written by akashone-es export", metavar="FILE")],
                   digest_file: Annotated[Path, typer.Option(
                       "--digest", help="the digest you kept (not one sent with the export)")],
+                  complete: Annotated[bool, typer.Option(
+                      "--complete", help="also require the whole log up to the digest: "
+                      "from the chain's start, nothing hidden (an export with no filters)")
+                  ] = False,
                   ) -> None:
     """Check an export against a digest you kept, with no database.
 
     Every line's hash is recomputed from the one before, and the chain must reach the
-    digest's hash."""
+    digest's hash. This proves the events shown unaltered and in place; that a filtered
+    export left out no event its filters match is the exporter's word (--complete proves
+    an export of everything)."""
     from akashone_es import export as offline  # noqa: PLC0415
 
     state: State = ctx.obj
     expected = _digest(digest_file)
     try:
         with export_file.open(encoding="utf-8") as lines:
-            verdict = offline.verify_export(lines, expected)
+            verdict = offline.verify_export(lines, expected, complete=complete)
     except OSError as exc:
         fail(f"cannot read the export {export_file}: {exc.strerror}", EXIT_USAGE)
     except UnicodeDecodeError:
         fail(f"{export_file} is not UTF-8 text: not an export")
     if not verdict.ok:
         fail(f"{export_file}: {verdict.problem}")
-    state.console.print(f"OK: {plural(verdict.lines - 1, 'line')} ({verdict.shown} events "
-                        f"shown) reach the digest at position {expected.position}")
+    span = ("from the chain's start" if verdict.anchor == 0
+            else f"from after position {verdict.anchor}")
+    state.console.print(f"OK: {plural(verdict.lines - 1, 'line')} {span} reach the digest at "
+                        f"position {expected.position}: {verdict.shown} events shown, "
+                        f"{verdict.hidden} hidden (a leaf only)")
 
 
 def _digest(path: Path) -> Digest:

@@ -42,20 +42,22 @@ def take(world: World, filters: Filters | None = None) -> tuple[list[str], Summa
     return out.getvalue().splitlines(keepends=True), summary
 
 
-def standalone(tmp_path: Path, lines: list[str], digest: audit.Digest) -> tuple[int, str]:
+def standalone(tmp_path: Path, lines: list[str], digest: audit.Digest,
+               *options: str) -> tuple[int, str]:
     """The docs script's verdict, run with the standard library alone (-I -S)."""
     (tmp_path / "x.jsonl").write_text("".join(lines))
     (tmp_path / "d.json").write_text(digest.dumps())
     done = subprocess.run([sys.executable, "-I", "-S", str(SCRIPT), str(tmp_path / "x.jsonl"),
-                           str(tmp_path / "d.json")], capture_output=True, text=True,
+                           str(tmp_path / "d.json"), *options], capture_output=True, text=True,
                           check=False, timeout=60)
     return done.returncode, done.stdout + done.stderr
 
 
-def both(tmp_path: Path, lines: list[str], digest: audit.Digest) -> tuple[bool, bool]:
+def both(tmp_path: Path, lines: list[str], digest: audit.Digest, *,
+         complete: bool = False) -> tuple[bool, bool]:
     """(package verdict, stand-alone verdict): they must always agree."""
-    code, _ = standalone(tmp_path, lines, digest)
-    return verify_export(lines, digest).ok, code == 0
+    code, _ = standalone(tmp_path, lines, digest, *(["--complete"] if complete else []))
+    return verify_export(lines, digest, complete=complete).ok, code == 0
 
 
 def shown(lines: list[str]) -> list[dict[str, Any]]:
@@ -69,7 +71,11 @@ class TestWholeLog:
         assert summary.shown + summary.withheld == summary.digest.position == len(lines) - 1
         assert both(tmp_path, lines, summary.digest) == (True, True)
         code, said = standalone(tmp_path, lines, summary.digest)
-        assert (code, said.strip()) == (0, "OK: the export matches the digest")
+        assert (code, said.strip()) == (0, "OK: the export matches the digest (from after "
+                                           f"position 0: {summary.shown} events shown, "
+                                           f"{summary.withheld} hidden)")
+        assert both(tmp_path, lines, summary.digest, complete=not summary.withheld) == (
+            True, True)
 
     def test_every_line_has_its_position_and_hash(self, world: World) -> None:
         lines, summary = take(world)
@@ -134,6 +140,49 @@ class TestSlices:
         assert shown(later[0]) == []  # a header anchored at the digest: still verifiable
         assert both(tmp_path, later[0], later[1].digest) == (True, True)
         assert both(tmp_path, lines, summary.digest) == (True, True)
+
+
+class TestWhatAnExportProves:
+    """Both checkers prove the events shown unaltered and in place; that a filtered export
+    left nothing out is the exporter's word, which --complete refuses to take (found by the
+    audit review: front truncation and hidden events passed as OK)."""
+
+    def test_a_slice_cut_at_the_front_is_not_complete(self, world: World,
+                                                      tmp_path: Path) -> None:
+        lines, summary = take(world)
+        cut = 5  # drop the first events: anchor at the last dropped line's own hash
+        header = json.loads(lines[0])
+        header.update(anchor=json.loads(lines[cut])["hash"],
+                      anchor_position=json.loads(lines[cut])["position"])
+        front_cut = [json.dumps(header) + "\n", *lines[cut + 1:]]
+        assert both(tmp_path, front_cut, summary.digest) == (True, True)
+        verdict = verify_export(front_cut, summary.digest)
+        assert (verdict.anchor, verdict.shown) == (json.loads(lines[cut])["position"],
+                                                   summary.shown - cut)
+        assert both(tmp_path, front_cut, summary.digest, complete=True) == (False, False)
+        assert "not complete" in str(verify_export(front_cut, summary.digest,
+                                                   complete=True).problem)
+
+    def test_hidden_events_are_counted_and_fail_complete(self, world: World,
+                                                         tmp_path: Path) -> None:
+        lines, summary = take(world, Filters(tenant=world.a.org))
+        verdict = verify_export(lines, summary.digest)
+        assert verdict.ok
+        assert verdict.hidden == summary.leaves + summary.withheld > 0
+        assert both(tmp_path, lines, summary.digest, complete=True) == (False, False)
+
+    @pytest.mark.parametrize("mangle", [
+        lambda header, line: (header, {**line, "version": str(line["version"])}),
+        lambda header, line: ([header], line),
+        lambda header, line: ({**header, "anchor_position": "0"}, line),
+        lambda header, line: (header, {**line, "position": "not a position"}),
+    ], ids=["version-as-text", "header-not-an-object", "anchor-as-text", "position-as-text"])
+    def test_malformed_lines_are_refused_by_both(self, world: World, tmp_path: Path,
+                                                 mangle: Any) -> None:
+        lines, summary = take(world)
+        header, line = mangle(json.loads(lines[0]), json.loads(lines[1]))
+        mangled = [json.dumps(header) + "\n", json.dumps(line) + "\n", *lines[2:]]
+        assert both(tmp_path, mangled, summary.digest) == (False, False)
 
 
 class TestTamperedExports:
