@@ -97,13 +97,15 @@ CACHE_SECONDS = 60.0
 
 _IDENTITY = "akashone_es.domain.identity:"
 _BILLING = "akashone_es.domain.billing:"
-_ADDRESS = ("address_line1", "address_line2", "postal_code")
+#: a GSTIN names its holder's PAN: a proprietor's is personal data
+_ADDRESS = ("address_line1", "address_line2", "postal_code", "gst_number")
 #: event topic -> (whose data: the event's own aggregate, a field naming the user, or the
 #: financial year of the event; the fields, dotted one level into a dict)
 PERSONAL: dict[str, tuple[str, tuple[str, ...]]] = {
-    _IDENTITY + "User.Registered": ("self", ("username", "email")),
-    _IDENTITY + "User.Updated": ("self", ("changes.username", "changes.email")),
-    _IDENTITY + "User.Imported": ("self", ("username", "email")),
+    _IDENTITY + "User.Registered": ("self", ("username", "email", "gst_number")),
+    _IDENTITY + "User.Updated": ("self", ("changes.username", "changes.email",
+                                          "changes.gst_number")),
+    _IDENTITY + "User.Imported": ("self", ("username", "email", "gst_number")),
     _IDENTITY + "TeamMember.Invited": ("self", ("email",)),
     _IDENTITY + "TeamMember.Imported": ("self", ("email",)),
     _IDENTITY + "TeamMember.Updated": ("self", ("changes.email",)),
@@ -112,12 +114,15 @@ PERSONAL: dict[str, tuple[str, tuple[str, ...]]] = {
     _BILLING + "BillingAddress.Created": ("self", tuple(f"fields.{f}" for f in _ADDRESS)),
     _BILLING + "BillingAddress.Imported": ("self", tuple(f"fields.{f}" for f in _ADDRESS)),
     _BILLING + "BillingAddress.Updated": ("self", tuple(f"changes.{f}" for f in _ADDRESS)),
+    _BILLING + "PaymentMethod.Created": ("self", ("fields.upi_id",)),
+    _BILLING + "PaymentMethod.Imported": ("self", ("fields.upi_id",)),
+    _BILLING + "PaymentMethod.Updated": ("self", ("changes.upi_id",)),
     _BILLING + "Invoice.Drafted": ("fy", ("buyer.address_line1", "buyer.postal_code")),
     _BILLING + "Invoice.Imported": ("fy", ("buyer.address_line1", "buyer.postal_code")),
 }
 #: a snapshot's state holds the same data as the aggregate's events (by aggregate topic)
 SNAPSHOT_PERSONAL: dict[str, tuple[str, ...]] = {
-    _IDENTITY + "User": ("state.username", "state.email"),
+    _IDENTITY + "User": ("state.username", "state.email", "state.gst_number"),
     _IDENTITY + "TeamMember": ("state.email",),
 }
 SNAPSHOT_TOPIC = "akashone_es.domain.base:Snapshot"

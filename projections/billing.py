@@ -522,14 +522,18 @@ class BillingProjection(Projection):
 
     @handles(Erasure.Recorded)
     def _erased(self, e: Erasure.Recorded, _: int, b: Batch) -> None:
-        """Erased people's address books read as the marker (invoices keep their buyer's
-        address under the year's retention key, not the person's)."""
+        """Erased people's address books (lines, postal code, GSTIN) and UPI ids read as the
+        marker (invoices keep their buyer's address under the year's retention key, not the
+        person's)."""
         people = erased_people(e.subjects)
         if people:
             b.add(self.q("UPDATE {t} SET address_line1 = %s, postal_code = %s,"
                          " address_line2 = CASE WHEN address_line2 IS NULL THEN NULL"
+                         " ELSE %s END, gst_number = CASE WHEN gst_number IS NULL THEN NULL"
                          " ELSE %s END WHERE id = ANY(%s::uuid[])", t="billing_addresses"),
-                  (MARKER, MARKER, MARKER, people))
+                  (MARKER, MARKER, MARKER, MARKER, people))
+            b.add(self.q("UPDATE {t} SET upi_id = %s WHERE upi_id IS NOT NULL"
+                         " AND id = ANY(%s::uuid[])", t="payment_methods"), (MARKER, people))
 
 
 def _owner(event: Any) -> type:

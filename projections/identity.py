@@ -229,7 +229,9 @@ class IdentityProjection(Projection):
         self.delete_member = self.q("DELETE FROM {t} WHERE id = %s", t="team_members")
         self.erase_users = self.q(
             "UPDATE {t} SET username = %s, username_key = %s || ' ' || id::text, email = %s,"
-            " email_key = %s || ' ' || id::text WHERE id = ANY(%s::uuid[])", t="users")
+            " email_key = %s || ' ' || id::text,"
+            " gst_number = CASE WHEN gst_number IS NULL THEN NULL ELSE %s END"
+            " WHERE id = ANY(%s::uuid[])", t="users")
         self.erase_members = self.q(
             "UPDATE {t} SET email = %s, email_key = %s || ' ' || id::text"
             " WHERE id = ANY(%s::uuid[])", t="team_members")
@@ -397,5 +399,5 @@ class IdentityProjection(Projection):
         so a rebuild writes the same), each keyed uniquely to its row."""
         people = erased_people(e.subjects)
         if people:
-            b.add(self.erase_users, (MARKER, MARKER, MARKER, MARKER, people))
+            b.add(self.erase_users, (MARKER, MARKER, MARKER, MARKER, MARKER, people))
             b.add(self.erase_members, (MARKER, MARKER, people))

@@ -299,18 +299,19 @@ MUTATIONS = [
              ("tests/integration/test_time_travel.py::TestTheIssueExamples",)),
     Mutation("ip-in-clear", "the IP and user agent in a user's event metadata are encrypted",
              "akashone_es/personal.py",
-             (("    if isinstance(meta, dict) and meta.get(\"actor_id\"):\n        for name in "
+             (("    if isinstance(meta, dict) and whom is not None:\n        for name in "
                "METADATA_FIELDS:\n            value",
                "    if False:\n        for name in METADATA_FIELDS:\n            value"),),
              ("tests/integration/test_erasure.py::TestEncryptedInTheLog",)),
     Mutation("erasure-keeps-rows", "an erasure writes [erased] into the read tables",
              "projections/identity.py",
-             (("            b.add(self.erase_users, (MARKER, MARKER, MARKER, MARKER, people))\n",
-               ""),),
+             (("            b.add(self.erase_users, (MARKER, MARKER, MARKER, MARKER, MARKER,"
+               " people))\n", ""),),
              ("tests/integration/test_erasure.py::TestErasure",)),
     Mutation("snapshot-in-clear", "a user's snapshot carries its personal data encrypted",
              "akashone_es/personal.py",
-             (("    _IDENTITY + \"User\": (\"state.username\", \"state.email\"),\n", ""),),
+             (("    _IDENTITY + \"User\": (\"state.username\", \"state.email\", "
+               "\"state.gst_number\"),\n", ""),),
              ("tests/integration/test_erasure.py::TestErasure::test_snapshots_show_no_trace",)),
     Mutation("named-resource-deleted", "a resource other resources name is not deleted",
              "akashone_es/storage/resources.py",

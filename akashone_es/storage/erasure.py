@@ -35,7 +35,9 @@ OWNED_TOPICS = ["akashone_es.domain.identity:TeamMember.Accepted",
                 # the same records brought in from AkashOne (an imported member names its
                 # user when it had accepted)
                 "akashone_es.domain.identity:TeamMember.Imported",
-                "akashone_es.domain.billing:BillingAddress.Imported"]
+                "akashone_es.domain.billing:BillingAddress.Imported",
+                "akashone_es.domain.billing:PaymentMethod.Created",
+                "akashone_es.domain.billing:PaymentMethod.Imported"]
 #: which of the subjects have their keys destroyed already, and when
 DESTROYED: Query = sql.SQL(
     "SELECT subject, destroyed_at FROM public.akashone_subject_keys"

@@ -153,6 +153,34 @@ class TestErasure:
             after = {p.name: checksums(conn, p) for p in s.projections}
         assert after == before
 
+    def test_a_proprietors_gstin_and_upi_id_go_with_them(self, world: World) -> None:
+        """A GSTIN names its holder's PAN (a proprietor's is personal data), a UPI id its
+        holder: both are sealed under the person's (or the record's) key and erased with
+        them, on the user, the address and the payment method."""
+        s = world.storage
+        gstin, upi = "27AAPFU0939F1ZV", "priya.sharma99@okaxis"
+        s.update_user(world.priya, {"gst_number": gstin})
+        book = s.update_billing_address(world.address, {"gst_number": gstin})
+        method = s.create_payment_method({"user_id": world.priya, "gateway": "razorpay",
+                                          "type": "upi", "upi_id": upi})
+        assert book is not None
+        assert (book.gst_number, method.upi_id) == (gstin, upi)
+        assert upi not in log_text(s.dsn)
+        assert f'"gst_number": "{gstin}"' not in log_text(s.dsn).replace('":"', '": "')
+        s.erase_personal_data(world.priya)
+        user, book, method = (s.get_user(world.priya), s.get_billing_address(world.address),
+                              s.get_payment_method(method.id))
+        assert user is not None
+        assert book is not None
+        assert method is not None
+        assert (user.gst_number, book.gst_number, method.upi_id) == (MARKER, MARKER, MARKER)
+        with psycopg.connect(s.dsn) as conn:
+            before = {p.name: checksums(conn, p) for p in s.projections}
+        for cls in (IdentityProjection, BillingProjection):
+            rebuild(s.dsn, cls, s.reader)
+        with psycopg.connect(s.dsn) as conn:
+            assert {p.name: checksums(conn, p) for p in s.projections} == before
+
     def test_an_actors_ip_on_anothers_activity_goes_with_the_actor(self, world: World
                                                                       ) -> None:
         """Ravi records an activity about Priya with no IP of its own: the row shows the
