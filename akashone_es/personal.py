@@ -117,8 +117,10 @@ PERSONAL: dict[str, tuple[str, tuple[str, ...]]] = {
     _BILLING + "PaymentMethod.Created": ("self", ("fields.upi_id",)),
     _BILLING + "PaymentMethod.Imported": ("self", ("fields.upi_id",)),
     _BILLING + "PaymentMethod.Updated": ("self", ("changes.upi_id",)),
-    _BILLING + "Invoice.Drafted": ("fy", ("buyer.address_line1", "buyer.postal_code")),
-    _BILLING + "Invoice.Imported": ("fy", ("buyer.address_line1", "buyer.postal_code")),
+    _BILLING + "Invoice.Drafted": ("fy", ("buyer.name", "buyer.address_line1",
+                                          "buyer.postal_code")),
+    _BILLING + "Invoice.Imported": ("fy", ("buyer.name", "buyer.address_line1",
+                                           "buyer.postal_code")),
 }
 #: a snapshot's state holds the same data as the aggregate's events (by aggregate topic)
 SNAPSHOT_PERSONAL: dict[str, tuple[str, ...]] = {

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from akashone_es.cli.common import State, cell, fail, fits
+from akashone_es.cli.common import State, fail, fits
 from akashone_es.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -103,11 +103,21 @@ def render_invoice(console: Console, storage: Storage, invoice: Any) -> None:
 
     console.print(Text.assemble((f"TAX INVOICE {invoice.invoice_number or '(draft)'}", "bold"),
                                 f"  status {invoice.status}  FY {invoice.fy or '-'}"))
+    issued = (f"dated {ist_day(invoice.issued_at)} (IST)" if invoice.issued_at
+              else "not issued yet")
+    console.print(f"{issued}  due {ist_day(invoice.due_date)}")
     console.print(f"supplier GSTIN {invoice.supplier_gstin}  buyer GSTIN "
                   f"{invoice.buyer_gstin or 'unregistered'}")
+    buyer = storage.get_invoice_buyer(invoice.id) or {}
+    recipient = [buyer.get(k) for k in ("name", "address_line1", "city", "postal_code",
+                                        "state", "country")]
+    console.print(Text("recipient " + ", ".join(str(v) for v in recipient if v)))
     console.print(f"place of supply {invoice.place_of_supply} ({invoice.place_of_supply_code}),"
                   f" {(invoice.tax_type or '-').replace('_', '-')}, SAC {invoice.sac_code},"
                   " reverse charge: No")
+    endorsement = ENDORSEMENTS.get((invoice.tax_type, bool(invoice.zero_rated)))
+    if endorsement:  # Rule 46: an export's or an SEZ supply's, in its words
+        console.print(endorsement)
     lines = storage.get_invoice_line_items(invoice.id)
     heads = _heads(invoice, lines)
     taxed = _line_taxed(invoice, lines)
@@ -130,17 +140,39 @@ def render_invoice(console: Console, storage: Storage, invoice: Any) -> None:
                       f"{format_inr(note.total_amount)} ({note.reason})")
 
 
-def render_note(console: Console, note: Any) -> None:
-    """A credit or debit note: its number, the invoice it adjusts, the reason and its tax
-    (as plain text, never markup)."""
+#: the words Rule 46 has an export's or an SEZ supply's invoice carry (by tax type, and
+#: whether zero-rated under a Letter of Undertaking)
+ENDORSEMENTS = {
+    ("export", True): "SUPPLY MEANT FOR EXPORT UNDER LETTER OF UNDERTAKING WITHOUT PAYMENT"
+                      " OF INTEGRATED TAX",
+    ("export", False): "SUPPLY MEANT FOR EXPORT ON PAYMENT OF INTEGRATED TAX",
+    ("sez", True): "SUPPLY MEANT FOR SEZ UNIT OR SEZ DEVELOPER FOR AUTHORISED OPERATIONS"
+                   " UNDER LETTER OF UNDERTAKING WITHOUT PAYMENT OF INTEGRATED TAX",
+    ("sez", False): "SUPPLY MEANT FOR SEZ UNIT OR SEZ DEVELOPER FOR AUTHORISED OPERATIONS"
+                    " ON PAYMENT OF INTEGRATED TAX",
+}
+
+
+def ist_day(moment: datetime | None) -> str:
+    """A document's date: the day in India (documents are dated in IST)."""
+    from akashone_es.gst import ist_date  # noqa: PLC0415
+
+    return "-" if moment is None else ist_date(moment).isoformat()
+
+
+def render_note(console: Console, note: Any, invoice: Any = None) -> None:
+    """A credit or debit note: its number, the invoice it adjusts (and that invoice's date,
+    Rule 53(1A)), the reason and its tax (as plain text, never markup)."""
     from rich.text import Text  # noqa: PLC0415
 
     from akashone_es.money import format_inr  # noqa: PLC0415
 
+    of = (f" of {ist_day(invoice.issued_at)}" if invoice is not None
+          and invoice.issued_at else "")
     console.print(Text.assemble(
         (f"{note.kind.replace('_', ' ').upper()} {note.note_number}", "bold"),
-        f"  for invoice {note.invoice_number}  FY {note.fy}"))
-    console.print(f"issued {cell(note.issued_at).plain} UTC  reason: {note.reason}")
+        f"  for invoice {note.invoice_number}{of}  FY {note.fy}"))
+    console.print(Text(f"dated {ist_day(note.issued_at)} (IST)  reason: {note.reason}"))
     for label, value in (("taxable value", note.taxable_amount), ("CGST", note.cgst_amount),
                          ("SGST", note.sgst_amount), ("UTGST", note.utgst_amount),
                          ("IGST", note.igst_amount), ("total", note.total_amount)):
@@ -158,8 +190,8 @@ def invoice(ctx: typer.Context,
         if found is None:
             notes = storage.get_adjustment_notes_by_number(number)
             for note in notes:
-                render_note(state.console, note)
                 adjusted = storage.get_invoice(note.invoice_id)
+                render_note(state.console, note, adjusted)
                 if adjusted is not None:
                     state.console.print()
                     render_invoice(state.console, storage, adjusted)

@@ -271,6 +271,7 @@ class Invoice(Aggregate):
                  notes: str | None, lines: list[dict[str, Any]]) -> None:
         self.user_id = user_id
         self.organization_id = organization_id
+        self.buyer = dict(buyer)
         self.status = "draft"
         self.lines = list(lines)
         self.total = 0

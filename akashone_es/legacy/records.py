@@ -437,8 +437,9 @@ class RecordTables:
             raise Refused("billingPeriodEnd: before billingPeriodStart")
         paid_at = _moment(record, "paidAt", required=status == "paid")
         buyer = address.model_dump(mode="json", include=BUYER)
-        buyer["gst_number"] = address.gst_number or self.people.get(
-            str(record.get("userId")), {}).get("gstNumber")
+        person = self.people.get(str(record.get("userId")), {})
+        buyer["gst_number"] = address.gst_number or person.get("gstNumber")
+        buyer["name"] = person.get("username")
         notes = _free_text(record, "notes", lim.DESCRIPTION_MAX)
         self.ids[("invoice-number", number.upper())] = user
         updated = _moment(record, "updatedAt", required=False) or created

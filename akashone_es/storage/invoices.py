@@ -122,6 +122,16 @@ class InvoiceStorage(CustomerRecordsStorage):
     def get_invoice(self, invoice_id: UUID | str) -> bm.Invoice | None:
         return self._owned(self._one(bm.Invoice, INVOICE, (i.parse_id(invoice_id, "invoice_id"),)))
 
+    def get_invoice_buyer(self, invoice_id: UUID | str) -> dict[str, Any] | None:
+        """The recipient as the invoice names it (Rule 46): name, address, GSTIN, state and
+        country, as they were when it was drafted (the address book may have changed
+        since); its name and address read as the marker once its year's retention ended."""
+        invoice = self.get_invoice(invoice_id)
+        if invoice is None:
+            return None
+        aggregate = self._load(domain.Invoice, invoice.id, "invoice")
+        return dict(aggregate.buyer)
+
     def get_invoice_by_number(self, invoice_number: str, supplier_gstin: str | None = None
                               ) -> bm.Invoice | None:
         """Case-insensitive, as GST document numbers are. Numbers repeat across supplier
@@ -164,6 +174,7 @@ class InvoiceStorage(CustomerRecordsStorage):
             "gst_number", "state_code", "state", "country", "is_sez", "address_line1", "city",
             "postal_code"})
         buyer["gst_number"] = buyer_gstin(address, user)
+        buyer["name"] = user.username  # the recipient a tax invoice names (Rule 46)
         return domain.Invoice(
             user_id=str(user.id),
             organization_id=str(user.organization_id) if user.organization_id else None,

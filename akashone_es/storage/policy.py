@@ -111,6 +111,7 @@ POLICY: dict[str, Access] = {
     "delete_payment_method": T, "set_default_payment_method": T,
     # invoices: the platform is the supplier; a customer tenant reads its own documents
     "create_invoice": P, "get_invoice": T, "get_invoice_by_number": T, "get_invoices": T,
+    "get_invoice_buyer": T,
     "update_invoice": P, "delete_invoice": P, "issue_invoice": P, "cancel_invoice": P,
     "mark_overdue_invoices": P, "generate_invoice": P, "get_next_invoice_number": P,
     "create_invoice_line_item": P, "get_invoice_line_item": T, "get_invoice_line_items": T,

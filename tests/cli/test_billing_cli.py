@@ -62,6 +62,26 @@ class TestInvoiceCommand:
         assert f"TAX INVOICE {number}" in result.stdout
         assert rupees.rsplit(",", maxsplit=1)[-1] in result.stdout
 
+    def test_a_tax_invoice_and_its_note_carry_rule_46s_particulars(self, dsn: str,
+                                                                    query: Query) -> None:
+        """Date of issue and due date (in India), the recipient's name and address as the
+        invoice was drafted; a note names its date and its invoice's (Rule 53(1A))."""
+        assert run(dsn, "demo").returncode == 0
+        [(number, issued, due)] = query(
+            "SELECT invoice_number, (issued_at AT TIME ZONE 'Asia/Kolkata')::date::text,"
+            " (due_date AT TIME ZONE 'Asia/Kolkata')::date::text FROM invoices"
+            " WHERE invoice_number LIKE 'INV/%%000001'")
+        shown = run(dsn, "invoice", str(number), supplier=None)
+        assert shown.returncode == 0, shown.stderr
+        assert f"dated {issued} (IST)  due {due}" in shown.stdout
+        assert "recipient meera" in shown.stdout
+        assert "Bengaluru, 560025, Karnataka, India" in shown.stdout
+        [(note,)] = query("SELECT note_number FROM adjustment_notes")
+        noted = run(dsn, "invoice", str(note), supplier=None)
+        assert noted.returncode == 0, noted.stderr
+        assert f"for invoice {number} of {issued}" in noted.stdout
+        assert "(IST)  reason: SLA credit" in noted.stdout
+
     def test_unknown_invoice_exits_1_naming_it(self, dsn: str) -> None:
         """An unknown number is an error that names it."""
         assert run(dsn, "init", supplier=None).returncode == 0

@@ -202,6 +202,7 @@ RECIPES: dict[str, tuple[Probe, ...]] = {
             "billing_period_start": START, "billing_period_end": END, "lines": [line(100)]}),
           platform_rule="billing_address not found")),
     "get_invoice": (P(lambda s, o, me: s.get_invoice(o.invoice)),),
+    "get_invoice_buyer": (P(lambda s, o, me: s.get_invoice_buyer(o.invoice)),),
     "get_invoice_by_number": (
         P(lambda s, o, me: s.get_invoice_by_number(o.invoice_number.lower())),),
     "get_invoices": (P(lambda s, o, me: s.get_invoices(o.admin.id)),),

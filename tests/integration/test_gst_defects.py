@@ -3,6 +3,7 @@ a registered customer whose address carries no GSTIN."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from datetime import UTC, datetime
@@ -10,8 +11,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from rich.console import Console
 
 from akashone_es import Storage, ValidationError
+from akashone_es.cli.billing import render_invoice
 from akashone_es.gst import financial_year
 from akashone_es.settings import Settings
 from akashone_es.storage import open_storage
@@ -153,6 +156,12 @@ class TestExportInvoice:
         assert (heads(inv), inv.taxable_amount, inv.total_amount) == ((0, 0, 0, 0), 10000,
                                                                       10000)
         assert [heads(li) for li in s.get_invoice_line_items(inv.id)] == [(0, 0, 0, 0)]
+        printed = io.StringIO()
+        render_invoice(Console(file=printed, width=80), s, inv)
+        text = " ".join(printed.getvalue().split())
+        assert ("SUPPLY MEANT FOR EXPORT UNDER LETTER OF UNDERTAKING WITHOUT PAYMENT OF "
+                "INTEGRATED TAX") in text  # Rule 46's endorsement
+        assert "California, United States" in text  # and the country of destination
 
 
 class TestSecondSupplierGstin:

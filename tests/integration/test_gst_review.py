@@ -306,3 +306,17 @@ class TestDueDateFromIssue:
                 issuer.update_invoice(draft.id, {"due_date": due})
             assert ["due_date"] == caught.value.fields
         assert before + 1 == log_size(issuer.dsn)
+
+
+class TestRecipient:
+    def test_the_invoice_names_its_recipient_as_drafted(self, issuer: Storage) -> None:
+        """Rule 46: the recipient's name and address are the invoice's, not the address
+        book's later changes."""
+        user = customer(issuer, "moved")
+        where = address(issuer, user, "27")
+        invoice = issue(issuer, user, where, 10_000)
+        issuer.update_billing_address(where.id, {"address_line1": "99 New Street"})
+        buyer = issuer.get_invoice_buyer(invoice.id)
+        assert buyer is not None
+        assert (buyer["name"], buyer["address_line1"], buyer["state_code"]) == (
+            "moved", "12 MG Road", "27")
