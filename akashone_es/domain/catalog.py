@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import event
@@ -46,11 +47,24 @@ class DiscountCoupon(Record):
     """A coupon: validated in AkashOne's order of checks; redemptions never exceed max_uses."""
 
     class Redeemed(Aggregate.Event):
+        """v2 added ``customer``: whose invoice it discounted (None: a use counted outside
+        an invoice, or a v1 event), so a coupon's duration is kept per customer."""
+
+        class_version: ClassVar[int] = 2
         invoice_id: str
         times_used: int
+        customer: str | None = None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["customer"] = None
 
         def apply(self, aggregate: Any) -> None:
             aggregate.fields["times_used"] = self.times_used
+            if self.customer is not None:  # the first time each customer used it
+                first = dict(getattr(aggregate, "first_used", {}))  # (an older snapshot)
+                first.setdefault(self.customer, self.timestamp.isoformat())
+                aggregate.first_used = first
 
     def validation_error(self, order_amount: int | None,  # noqa: PLR0911 - one return per check
                          now: datetime) -> str | None:
@@ -72,13 +86,31 @@ class DiscountCoupon(Record):
             return f"Minimum order amount is ₹{minimum / 100:.2f}"
         return None
 
-    def redeem(self, invoice_id: UUID, order_amount: int, now: datetime) -> None:
-        """Use the coupon once; concurrent redemptions conflict on this aggregate's version."""
-        problem = self.validation_error(order_amount, now)
+    def redeem(self, invoice_id: UUID, order_amount: int, now: datetime,
+               customer: str | None = None) -> None:
+        """Use the coupon once; concurrent redemptions conflict on this aggregate's version.
+        For a ``customer``'s invoice, its duration holds too: a ``once`` coupon discounts one
+        invoice of each customer, a ``repeating`` one those within ``duration_months`` of
+        the customer's first, a ``forever`` one every invoice."""
+        problem = self.validation_error(order_amount, now) or (
+            self.duration_error(customer, now) if customer is not None else None)
         if problem:
             raise ValidationError.single("coupon_code", problem)
         self.trigger_event(self.Redeemed, invoice_id=str(invoice_id),
-                           times_used=self.fields.get("times_used", 0) + 1)
+                           times_used=self.fields.get("times_used", 0) + 1, customer=customer)
+
+    def duration_error(self, customer: str, now: datetime) -> str | None:
+        first = getattr(self, "first_used", {}).get(customer)
+        if first is None:
+            return None
+        kind, months = self.fields.get("duration_type", "once"), self.fields.get(
+            "duration_months")
+        if kind == "once":
+            return "Coupon applies to one invoice per customer and was used already"
+        if kind == "repeating" and months and now >= add_months(
+                datetime.fromisoformat(first), int(months)):
+            return f"Coupon applied for {months} months from its first use; they have ended"
+        return None
 
     def discount_for(self, amount: int) -> int:
         """Paise off ``amount``: a percentage (1-100), or a fixed amount in paise (capped)."""
@@ -99,3 +131,11 @@ def feature_flag_id_for(key: str) -> UUID:
 
 for _record in (HsnCode, ServicePlan, DiscountCoupon, FeatureFlag):
     legacy_event(_record, _record.Created)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same day ``months`` later (the month's last day when it is shorter)."""
+    month = moment.month - 1 + months
+    year, month = moment.year + month // 12, month % 12 + 1
+    return moment.replace(year=year, month=month,
+                          day=min(moment.day, calendar.monthrange(year, month)[1]))

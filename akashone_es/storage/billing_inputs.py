@@ -311,6 +311,8 @@ class InsertDiscountCoupon(Input):
     def _percentage(self) -> InsertDiscountCoupon:
         if self.discount_type == "percentage" and self.discount_value > 100:
             raise ValueError("discount_value: a percentage is at most 100")
+        if self.duration_type == "repeating" and self.duration_months is None:
+            raise ValueError("duration_months: a repeating coupon says for how many months")
         return self
 
 

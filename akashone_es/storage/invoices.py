@@ -311,7 +311,7 @@ class InvoiceStorage(CustomerRecordsStorage):
         coupon_off = 0
         if coupon_code:
             coupon = self._coupon_aggregate(coupon_code)
-            coupon.redeem(invoice.id, subtotal, at)
+            coupon.redeem(invoice.id, subtotal, at, customer=str(invoice.user_id))
             coupon_off = coupon.discount_for(subtotal)
             saved.append(coupon)
         percentage = user.default_discount_percentage

@@ -320,3 +320,52 @@ class TestRecipient:
         assert buyer is not None
         assert (buyer["name"], buyer["address_line1"], buyer["state_code"]) == (
             "moved", "12 MG Road", "27")
+
+
+class TestCouponDuration:
+    def coupon(self, s: Storage, code: str, **extra: Any) -> None:
+        s.create_discount_coupon({"code": code, "name": code, "discount_type": "percentage",
+                                  "discount_value": 10, **extra})
+
+    def draft(self, s: Storage, user: m.User, where: bm.BillingAddress) -> bm.Invoice:
+        return s.create_invoice({"user_id": user.id, "billing_address_id": where.id,
+                                 "billing_period_start": START, "billing_period_end": END,
+                                 "lines": [line(10_000)]})
+
+    def test_a_once_coupon_discounts_one_invoice_of_each_customer(self, issuer: Storage
+                                                                  ) -> None:
+        self.coupon(issuer, "ONCE10")
+        asha, ravi = customer(issuer, "asha"), customer(issuer, "ravi")
+        at_asha, at_ravi = address(issuer, asha, "27"), address(issuer, ravi, "27")
+        first = issuer.issue_invoice(self.draft(issuer, asha, at_asha).id, "ONCE10")
+        assert first.discount_amount == 1_000
+        again = self.draft(issuer, asha, at_asha)
+        before = log_size(issuer.dsn)
+        with pytest.raises(ValidationError, match="one invoice per customer") as caught:
+            issuer.issue_invoice(again.id, "ONCE10")
+        assert ["coupon_code"] == caught.value.fields
+        assert before == log_size(issuer.dsn)
+        assert issuer.issue_invoice(self.draft(issuer, ravi, at_ravi).id,
+                                    "ONCE10").discount_amount == 1_000
+
+    def test_a_repeating_coupon_runs_its_months_from_the_first_use(self, issuer: Storage
+                                                                   ) -> None:
+        self.coupon(issuer, "TWOMONTHS", duration_type="repeating", duration_months=2)
+        self.coupon(issuer, "ALWAYS", duration_type="forever")
+        user = customer(issuer, "meera")
+        where = address(issuer, user, "27")
+        start = datetime.now(UTC)
+        for days in (0, 40):
+            with time_machine.travel(start + timedelta(days=days)):
+                issuer.issue_invoice(self.draft(issuer, user, where).id, "TWOMONTHS")
+        with time_machine.travel(start + timedelta(days=70)), \
+                pytest.raises(ValidationError, match="2 months"):
+            issuer.issue_invoice(self.draft(issuer, user, where).id, "TWOMONTHS")
+        for days in (0, 400):
+            with time_machine.travel(start + timedelta(days=days)):
+                issuer.issue_invoice(self.draft(issuer, user, where).id, "ALWAYS")
+
+    def test_a_repeating_coupon_needs_its_months(self, issuer: Storage) -> None:
+        with pytest.raises(ValidationError) as caught:
+            self.coupon(issuer, "FOREVERISH", duration_type="repeating")
+        assert ["duration_months"] == caught.value.fields
