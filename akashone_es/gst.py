@@ -242,6 +242,13 @@ class RateTable:
     def __init__(self, rows: list[tuple[str, date, int]]) -> None:
         self._rows = sorted(rows, key=lambda row: (row[0], row[1]))
 
+    def codes(self) -> list[str]:
+        """The SACs with a rate."""
+        return sorted({code for code, _, _ in self._rows})
+
+    def knows(self, sac: str) -> bool:
+        return any(code == sac for code, _, _ in self._rows)
+
     def rate_bp(self, sac: str, on: date) -> int:
         """The rate in force for ``sac`` on ``on``."""
         found = [bp for code, start, bp in self._rows if code == sac and start <= on]

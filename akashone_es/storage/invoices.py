@@ -7,7 +7,7 @@ import copy
 import functools
 import threading
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -189,6 +189,10 @@ class InvoiceStorage(CustomerRecordsStorage):
         values["id"] = str(uuid.uuid4())
         values["amount"] = round_half_up(line.quantity * line.unit_price)
         values["sac_code"] = line.sac_code or DEFAULT_SAC
+        if not DEFAULT_RATES.knows(values["sac_code"]):
+            raise ValidationError.single(
+                "sac_code", f"no GST rate is known for SAC {values['sac_code']} (known: "
+                            f"{', '.join(DEFAULT_RATES.codes())})")
         return values
 
     def update_invoice(self, invoice_id: UUID | str,
@@ -300,7 +304,7 @@ class InvoiceStorage(CustomerRecordsStorage):
         buyer = buyer_gstin(address, user)
         pos = place_of_supply(customer_gstin=buyer, address_state_code=address.state_code,
                               country=address.country)
-        rate_bp = DEFAULT_RATES.rate_bp(DEFAULT_SAC, ist_date(at))
+        sac, rate_bp = invoice_rate(invoice.lines, ist_date(at))
         treatment = tax_treatment(supplier_state=supplier_state, place_of_supply_code=pos,
                                   # an SEZ unit or developer is registered: no GSTIN,
                                   # no SEZ supply
@@ -327,17 +331,18 @@ class InvoiceStorage(CustomerRecordsStorage):
         invoice.issue(invoice_number=number, fy=fy, issued_at=at, supplier_gstin=gstin,
                       supplier_state_code=supplier_state, place_of_supply=pos,
                       tax_type=treatment.kind, zero_rated=treatment.zero_rated, rate_bp=rate_bp,
-                      heads_bp=heads, sac_code=DEFAULT_SAC, lines=lines, totals=totals,
+                      heads_bp=heads, sac_code=sac, lines=lines, totals=totals,
                       coupon_code=coupon_code.upper() if coupon_code else None,
                       discount_percentage=percentage, buyer_gstin=buyer)
         tax = TaxCalculation(invoice_id=str(invoice.id), user_id=str(invoice.user_id),
                                     fields=self._tax_fields(supplier_state, pos, treatment,
-                                                            heads, totals, rate_bp, at))
+                                                            heads, totals, rate_bp, at, sac))
         return [series, invoice, tax, *saved]
 
     @staticmethod
     def _tax_fields(supplier_state: str, pos: str, treatment: Any, heads: dict[str, int],
-                    totals: dict[str, int], rate_bp: int, at: datetime) -> dict[str, Any]:
+                    totals: dict[str, int], rate_bp: int, at: datetime, sac: str
+                    ) -> dict[str, Any]:
         taxes = {f"{h}_amount": totals[f"{h}_amount"] for h in heads}
         return {"supplier_state": STATE_CODES[supplier_state],
                 "supplier_state_code": supplier_state,
@@ -346,7 +351,7 @@ class InvoiceStorage(CustomerRecordsStorage):
                 "taxable_amount": totals["taxable_amount"],
                 **{f"{h}_rate": str(Decimal(bp) / 100) for h, bp in heads.items()},
                 **taxes, "total_tax_amount": sum(taxes.values()),
-                "gst_rate": str(Decimal(rate_bp) / 100), "hsn_sac_code": DEFAULT_SAC,
+                "gst_rate": str(Decimal(rate_bp) / 100), "hsn_sac_code": sac,
                 "calculated_at": at.isoformat()}
 
     def _coupon_aggregate(self, code: str) -> DiscountCoupon:
@@ -523,6 +528,17 @@ class InvoiceStorage(CustomerRecordsStorage):
         return self._must(row)
 
 
+
+
+def invoice_rate(lines: list[dict[str, Any]], on: date) -> tuple[str, int]:
+    """The invoice's SAC (its first line's, as AkashOne took it) and the GST rate in force
+    for it on ``on``: every line's SAC must be taxed at that rate (one invoice, one rate)."""
+    codes = list(dict.fromkeys(str(line.get("sac_code") or DEFAULT_SAC) for line in lines))
+    rates = {code: DEFAULT_RATES.rate_bp(code, on) for code in codes}
+    if len(set(rates.values())) > 1:
+        raise ValidationError.single("lines", "lines of SACs taxed at different rates "
+                                              f"cannot share an invoice ({rates})")
+    return codes[0], rates[codes[0]]
 
 
 def due_check(due: datetime | None, given: bool) -> None:

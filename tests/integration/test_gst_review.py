@@ -369,3 +369,25 @@ class TestCouponDuration:
         with pytest.raises(ValidationError) as caught:
             self.coupon(issuer, "FOREVERISH", duration_type="repeating")
         assert ["duration_months"] == caught.value.fields
+
+
+class TestLineSac:
+    def test_the_invoice_takes_its_lines_sac_and_refuses_an_unknown_one(
+            self, issuer: Storage) -> None:
+        """R1: the 6-digit SAC is stored as the lines give it (the rate is looked up for it);
+        a SAC with no known rate is refused, naming the field."""
+        user = customer(issuer, "sac")
+        where = address(issuer, user, "27")
+        before = log_size(issuer.dsn)
+        with pytest.raises(ValidationError) as caught:
+            issuer.create_invoice({"user_id": user.id, "billing_address_id": where.id,
+                                   "billing_period_start": START, "billing_period_end": END,
+                                   "lines": [{**line(100), "sac_code": "999999"}]})
+        assert ["sac_code"] == caught.value.fields
+        assert before == log_size(issuer.dsn)
+        draft = issuer.create_invoice({
+            "user_id": user.id, "billing_address_id": where.id, "billing_period_start": START,
+            "billing_period_end": END, "lines": [{**line(10_000), "sac_code": "998313"}]})
+        invoice = issuer.issue_invoice(draft.id)
+        [tax] = issuer.get_tax_calculations(invoice.id)
+        assert (invoice.sac_code, tax.hsn_sac_code) == ("998313", "998313")
