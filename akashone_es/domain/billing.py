@@ -582,7 +582,7 @@ def note_lines(kind: str, amount: int, lines: list[dict[str, Any]],
             so_far = done["taxable"] + share
             full = so_far == was["taxable"]
             owed = tax.tax(so_far)
-            heads = {h: (was[h] - done[h]) if full else
+            heads = {h: max(0, was[h] - done[h]) if full else
                      max(0, min(owed[h] - done[h], was[h] - done[h])) for h in HEADS}
         priced.append({"id": str(uuid4()), "invoice_line_id": str(line["id"]),
                        "description": line["description"], "amount": share,
@@ -632,7 +632,9 @@ def _note_shares(kind: str, amount: int, lines: list[dict[str, Any]],
         if not any(weights):
             weights = [1] + [0] * (len(lines) - 1)
         return allocate(amount, weights)
-    room = [c["taxable"] - d["taxable"] for c, d in zip(charged, credited, strict=True)]
+    # (never below 0: a note made before notes were credited line by line may have credited
+    # a line beyond its value)
+    room = [max(0, c["taxable"] - d["taxable"]) for c, d in zip(charged, credited, strict=True)]
     if amount > sum(room):
         raise ValidationError.single(
             "amount", f"credit notes would exceed what the invoice and its debit notes "

@@ -138,6 +138,19 @@ def test_credit_notes_never_reverse_more_tax_than_charged(prices: list[int], cut
             assert sum(credited) == charged  # credited in full: exactly what was charged
 
 
+def test_a_line_credited_beyond_its_value_by_an_older_note_takes_no_more() -> None:
+    """Notes made before line-by-line crediting may have credited a line beyond its value:
+    what is left goes to the other lines, never a negative share."""
+    tax = TaxTreatment("intra_state", cgst_bp=900, sgst_bp=900)
+    lines = [{"id": f"l{k}", "description": "d", "amount": 100, "taxable_amount": 100,
+              **{f"{h}_amount": v for h, v in tax.tax(100).items()}} for k in range(2)]
+    older = [{"invoice_line_id": "l1", "taxable_amount": 150, "cgst_amount": 14,
+              "sgst_amount": 14, "utgst_amount": 0, "igst_amount": 0}]
+    priced, totals = note_lines("credit_note", 50, lines, [("credit_note", older)], tax)
+    assert [(p["invoice_line_id"], p["taxable_amount"]) for p in priced] == [("l0", 50)]
+    assert (totals["cgst_amount"], totals["sgst_amount"]) == (5, 5)
+
+
 class TestCreditNoteDeadline:
     def test_a_credit_note_after_30_november_of_the_next_year_is_refused(
             self, issuer: Storage) -> None:
