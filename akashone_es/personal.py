@@ -387,7 +387,9 @@ def _seal_path(keyring: KeyRing, subject: str, state: dict[str, Any], path: str,
                create: bool, fresh: bool) -> None:
     holder, name = _at(state, path)
     value = holder.get(name) if holder is not None else None
-    if isinstance(value, str):  # always: a value that looks sealed is sealed again
+    # always: a value that looks sealed is sealed again; the marker is no one's data (an
+    # erased person brought back from the way back to AkashOne) and needs no key
+    if isinstance(value, str) and value != MARKER:
         holder[name] = keyring.encrypt(subject, value, create=create, fresh=fresh)
 
 

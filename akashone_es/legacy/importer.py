@@ -37,6 +37,7 @@ from akashone_es.legacy.base import (
     shown_id,
 )
 from akashone_es.legacy.records import TABLES, RecordTables, _free_text, _reason
+from akashone_es.personal import MARKER
 from akashone_es.storage import inputs as i
 from akashone_es.storage import limits as lim
 
@@ -366,15 +367,28 @@ class Importer(RecordTables):
         source = str(record["id"])
         uid = legacy_id("users", source)
         created = _moment(record, "createdAt")
+        # a person erased before the way back to AkashOne: its personal fields read as the
+        # marker, and come back so (its invoices must be kept); stand-ins pass the checks
+        erased = {name for name in ("username", "email", "gstNumber")
+                  if record.get(name) == MARKER}
+        stand_in = {"username": f"erased-{uid.hex[:12]}",
+                    "email": f"erased-{uid.hex[:12]}@erased.example.com", "gstNumber": None}
+        given = {name: stand_in[name] if name in erased else record.get(name)
+                 for name in ("username", "email", "gstNumber")}
         user = i.parse(i.InsertUser, {
-            "username": record.get("username"), "email": record.get("email"),
-            "password": record.get("password"), "gst_number": record.get("gstNumber"),
+            "username": given["username"], "email": given["email"],
+            "password": record.get("password"), "gst_number": given["gstNumber"],
             "account_type": record.get("accountType") or "customer",
             "status": record.get("status") or "active"})
         if not i.is_bcrypt_hash(user.password):
             raise Refused("password: not a bcrypt hash (AkashOne stores bcrypt hashes)")
         names = (("username", user.username), ("email", str(user.email)))
         keys = [("user-key", f"{name}:{identity_key(value)}") for name, value in names]
+        if erased:
+            user = user.model_copy(update={
+                "username": MARKER if "username" in erased else user.username,
+                "email": MARKER if "email" in erased else user.email,
+                "gst_number": MARKER if "gstNumber" in erased else user.gst_number})
         for (name, value), key in zip(names, keys, strict=True):
             taken = self.ids.get(key)
             if taken is not None:

@@ -34,6 +34,7 @@ from akashone_es.domain.resources import Resource
 from akashone_es.errors import AkashOneError
 from akashone_es.legacy.base import Refused, _moment, _not_before, _text, legacy_id
 from akashone_es.money import round_half_up
+from akashone_es.personal import MARKER
 from akashone_es.resources import KINDS
 from akashone_es.storage import billing_inputs as bi
 from akashone_es.storage import inputs as i
@@ -315,9 +316,11 @@ class RecordTables:
     # -- customer records ------------------------------------------------------------------
     def _address(self, record: dict[str, Any]) -> bool:
         user, _ = self._owner(record)
-        address = i.parse(bi.InsertBillingAddress,
-                          {**_only(_values(record), bi.InsertBillingAddress), "user_id": user})
-        fields = address.model_dump(mode="json", exclude={"user_id"})
+        values, erased = stand_ins(_only(_values(record), bi.InsertBillingAddress),
+                                   ADDRESS_STAND_INS)
+        address = i.parse(bi.InsertBillingAddress, {**values, "user_id": user})
+        fields = {**address.model_dump(mode="json", exclude={"user_id"}),
+                  **dict.fromkeys(erased, MARKER)}
         fields["state_code"] = gst.address_pos_code(country=address.country,
                                                     state_code=address.state_code)
         fields["state"] = address_state_name(fields["state"], fields["state_code"],
@@ -328,12 +331,14 @@ class RecordTables:
 
     def _payment_method(self, record: dict[str, Any]) -> bool:
         user, _ = self._owner(record)
-        method = i.parse(bi.InsertPaymentMethod,
-                         {**_only(_values(record), bi.InsertPaymentMethod), "user_id": user})
+        values, erased = stand_ins(_only(_values(record), bi.InsertPaymentMethod),
+                                   {"upi_id": "erased@erased"})
+        method = i.parse(bi.InsertPaymentMethod, {**values, "user_id": user})
         self._default_once("paymentMethods", user, method.is_default)
         return self._new("paymentMethods", record, billing_domain.PaymentMethod,
                          user_id=str(user), stamps=_updated(record),
-                         fields=method.model_dump(mode="json", exclude={"user_id"}))
+                         fields={**method.model_dump(mode="json", exclude={"user_id"}),
+                                 **dict.fromkeys(erased, MARKER)})
 
     # -- resources -------------------------------------------------------------------------
     def _resource(self, kind: Kind, record: dict[str, Any]) -> bool:
@@ -698,3 +703,16 @@ def _updated(record: dict[str, Any], column: str = "updated_at") -> dict[str, da
     moment = _moment(record, camel(column), required=False)
     return {column: moment} if moment else {}
 
+
+#: what an erased person's address fields stand in as while the record is checked (the way
+#: back to AkashOne writes them as the marker; they come back as the marker)
+ADDRESS_STAND_INS = {"address_line1": "erased", "address_line2": None, "postal_code": "000",
+                     "gst_number": None}
+
+
+def stand_ins(values: dict[str, Any], replacements: dict[str, Any]
+              ) -> tuple[dict[str, Any], list[str]]:
+    """``values`` with each field that holds the erasure marker replaced for the checks, and
+    the names of those fields (the record keeps the marker in them)."""
+    erased = [name for name in replacements if values.get(name) == MARKER]
+    return {**values, **{name: replacements[name] for name in erased}}, erased
