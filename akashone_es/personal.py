@@ -118,9 +118,12 @@ PERSONAL: dict[str, tuple[str, tuple[str, ...]]] = {
     _BILLING + "PaymentMethod.Imported": ("self", ("fields.upi_id",)),
     _BILLING + "PaymentMethod.Updated": ("self", ("changes.upi_id",)),
     _BILLING + "Invoice.Drafted": ("fy", ("buyer.name", "buyer.address_line1",
-                                          "buyer.postal_code")),
+                                          "buyer.postal_code", "buyer.gst_number")),
     _BILLING + "Invoice.Imported": ("fy", ("buyer.name", "buyer.address_line1",
-                                           "buyer.postal_code")),
+                                           "buyer.postal_code", "buyer.gst_number")),
+    # the GSTIN the place of supply was decided on, under the key of the year of the issue
+    # (the invoice's own year: ``invoices.fy``)
+    _BILLING + "Invoice.Issued": ("fy", ("buyer_gstin",)),
 }
 #: a snapshot's state holds the same data as the aggregate's events (by aggregate topic)
 SNAPSHOT_PERSONAL: dict[str, tuple[str, ...]] = {
@@ -144,6 +147,11 @@ def erased_people(subjects: list[str]) -> list[str]:
 
 def retention(fy: str) -> str:
     return f"fy:{fy}"
+
+
+def erased_years(subjects: list[str]) -> list[str]:
+    """The financial years of an erasure's ``fy:`` subjects (a retention sweep's)."""
+    return [s.removeprefix("fy:") for s in subjects if s.startswith("fy:")]
 
 
 def redacted_key(row_id: Any) -> str:

@@ -21,7 +21,7 @@ from akashone_es.domain.operations import Erasure
 from akashone_es.domain.payments import PaymentTransaction, TaxCalculation
 from akashone_es.domain.usage import UsageRecord
 from akashone_es.gst import STATE_CODES
-from akashone_es.personal import MARKER, erased_people
+from akashone_es.personal import MARKER, erased_people, erased_years
 from projections.billing_tables import (
     ADDRESS_COLUMNS,
     ADDRESS_DEFAULTS,
@@ -525,6 +525,13 @@ class BillingProjection(Projection):
         """Erased people's address books (lines, postal code, GSTIN) and UPI ids read as the
         marker (invoices keep their buyer's address under the year's retention key, not the
         person's)."""
+        years = erased_years(e.subjects)
+        if years:  # a retention sweep: the buyer GSTIN sealed under the year's key
+            b.add(self.q(
+                "UPDATE {t} SET buyer_gstin = %s WHERE buyer_gstin IS NOT NULL AND"
+                " buyer_gstin <> %s AND CASE WHEN status = 'draft' THEN " + DRAFT_YEAR
+                + " ELSE fy END = ANY(%s)", t="invoices"),
+                (MARKER, MARKER, years))
         people = erased_people(e.subjects)
         if people:
             b.add(self.q("UPDATE {t} SET address_line1 = %s, postal_code = %s,"
@@ -534,6 +541,13 @@ class BillingProjection(Projection):
                   (MARKER, MARKER, MARKER, MARKER, people))
             b.add(self.q("UPDATE {t} SET upi_id = %s WHERE upi_id IS NOT NULL"
                          " AND id = ANY(%s::uuid[])", t="payment_methods"), (MARKER, people))
+
+
+#: a draft's financial year, as ``gst.financial_year`` gives it: the IST date of its
+#: creation, the year from 1 April ('2026-27')
+_SHIFTED = "((created_at AT TIME ZONE 'Asia/Kolkata') - interval '3 months')"
+DRAFT_YEAR = (f"(to_char({_SHIFTED}, 'YYYY') || '-' ||"
+              f" to_char({_SHIFTED} + interval '1 year', 'YY'))")
 
 
 def _owner(event: Any) -> type:

@@ -311,6 +311,38 @@ class TestRetention:
         with psycopg.connect(s.dsn) as conn:
             assert audit.verify(conn).ok
 
+    def test_the_buyers_gstin_is_kept_until_the_sweep_then_erased_as_a_rebuild_has_it(
+            self, world: World) -> None:
+        """A registered buyer's GSTIN on a tax invoice is a buyer detail: kept through the
+        person's erasure, erased by the year's sweep, in the log and the tables alike."""
+        s = world.storage
+        gstin = "29AAGCG6253J1Z8"
+        s.update_user(world.ravi, {"gst_number": gstin})
+        where = address(s, s.get_user(world.ravi), "29")
+        invoice = s.issue_invoice(draft(s, s.get_user(world.ravi), where, 10_000).id)
+        pending = draft(s, s.get_user(world.ravi), where, 5_000)
+        assert gstin not in log_text(s.dsn)
+        s.erase_personal_data(world.ravi)
+        for kept in (invoice, pending):
+            row = s.get_invoice(kept.id)
+            assert row is not None
+            assert row.buyer_gstin == gstin  # kept by law
+        end = retention_end(financial_year(datetime.now(UTC)))
+        with time_machine.travel(datetime(end.year + 1, 1, 2, 6, tzinfo=UTC)):
+            assert "destroyed now" in [y.state for y in s.retention_sweep()]
+        for swept in (invoice, pending):
+            row = s.get_invoice(swept.id)
+            assert row is not None
+            assert row.buyer_gstin == MARKER
+        buyer = s.get_invoice_buyer(invoice.id)
+        assert buyer is not None
+        assert (buyer["gst_number"], buyer["name"]) == (MARKER, MARKER)
+        with psycopg.connect(s.dsn) as conn:
+            before = checksums(conn, BillingProjection())
+        rebuild(s.dsn, BillingProjection, s.reader)
+        with psycopg.connect(s.dsn) as conn:
+            assert checksums(conn, BillingProjection()) == before
+
     def test_a_bad_hold_names_the_field(self, world: World) -> None:
         with pytest.raises(ValidationError, match="holds"):
             world.storage.retention_sweep(date(2026, 1, 1), holds=["FY27"])
