@@ -447,6 +447,34 @@ MUTATIONS = [
              (("        if created and aggregate.id in self.made and",
                "        if False and aggregate.id in self.made and"),),
              ("tests/integration/test_import_fuzz.py::TestIds",)),
+    Mutation("notes-rounded-alone", "credit notes never reverse more tax than was charged",
+             "akashone_es/domain/billing.py",
+             (("            heads = {h: max(0, was[h] - done[h]) if full else\n"
+               "                     max(0, min(owed[h] - done[h], was[h] - done[h]))"
+               " for h in HEADS}", "            heads = tax.tax(share)"),),
+             ("tests/integration/test_gst_review.py::TestCreditNotesReverseNoMoreTaxThanCharged",
+              "tests/integration/test_gst_review.py::"
+              "test_credit_notes_never_reverse_more_tax_than_charged")),
+    Mutation("owed-ignores-notes", "what an invoice owes counts its credit and debit notes",
+             "akashone_es/domain/billing.py",
+             (("        return self.total + self.adjusted", "        return self.total"),),
+             ("tests/integration/test_gst_review.py::TestWhatAnInvoiceOwes",)),
+    Mutation("activity-ip-by-row-user", "an activity's IP goes with the person whose it is",
+             "projections/activity.py",
+             (('" WHERE ip_subject = ANY(%s::uuid[])", t="user_activities")',
+               '" WHERE user_id = ANY(%s::uuid[])", t="user_activities")'),),
+             ("tests/integration/test_erasure.py::TestErasure::"
+              "test_an_actors_ip_on_anothers_activity_goes_with_the_actor",)),
+    Mutation("sweep-ahead-of-calendar", "a retention sweep never destroys a key early",
+             "akashone_es/storage/erasure.py",
+             (("        if today > now:", "        if False:"),),
+             ("tests/integration/test_erasure.py::TestRetention::"
+              "test_a_sweep_is_never_ahead_of_the_calendar",)),
+    Mutation("key-destroyed-unnoticed", "audit verify reports a key destroyed behind the log",
+             "akashone_es/audit.py",
+             (("    lost = unrecorded_erasures(conn)", "    lost: list[str] = []"),),
+             ("tests/integration/test_erasure.py::TestErasedOnce::"
+              "test_a_key_destroyed_behind_the_logs_back_fails_verify",)),
 ]
 
 
