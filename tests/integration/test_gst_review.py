@@ -35,6 +35,27 @@ def issue(s: Storage, user: m.User, addr: bm.BillingAddress, *prices: int) -> bm
     return s.issue_invoice(draft.id)
 
 
+def draft_of(s: Storage, user: m.User, where: bm.BillingAddress, *lines: dict[str, Any],
+             **extra: Any) -> bm.Invoice:
+    return s.create_invoice({"user_id": user.id, "billing_address_id": where.id,
+                             "billing_period_start": START, "billing_period_end": END,
+                             "lines": list(lines) or [line(10_000)], **extra})
+
+
+def refused_draft(s: Storage, name: str, field: str, *lines: dict[str, Any], **extra: Any
+                  ) -> tuple[m.User, bm.BillingAddress]:
+    """A new customer whose draft with ``lines`` and ``extra`` is refused naming ``field``,
+    nothing written; the customer and its address."""
+    user = customer(s, name)
+    where = address(s, user, "27")
+    before = log_size(s.dsn)
+    with pytest.raises(ValidationError) as caught:
+        draft_of(s, user, where, *lines, **extra)
+    assert [field] == caught.value.fields
+    assert before == log_size(s.dsn)
+    return user, where
+
+
 def heads(x: Any) -> tuple[int, int, int, int]:
     return x.cgst_amount, x.sgst_amount, x.utgst_amount, x.igst_amount
 
@@ -302,18 +323,10 @@ class TestDueDateFromIssue:
         assert 0 == issuer.mark_overdue_invoices()
 
     def test_a_due_date_in_the_past_or_none_is_refused(self, issuer: Storage) -> None:
-        user = customer(issuer, "past")
-        where = address(issuer, user, "27")
+        user, where = refused_draft(issuer, "past", "due_date",
+                                    due_date=datetime(2020, 1, 1, tzinfo=UTC))
         before = log_size(issuer.dsn)
-        with pytest.raises(ValidationError) as caught:
-            issuer.create_invoice({"user_id": user.id, "billing_address_id": where.id,
-                                   "billing_period_start": START, "billing_period_end": END,
-                                   "due_date": datetime(2020, 1, 1, tzinfo=UTC),
-                                   "lines": [line(10_000)]})
-        assert ["due_date"] == caught.value.fields
-        draft = issuer.create_invoice({"user_id": user.id, "billing_address_id": where.id,
-                                       "billing_period_start": START,
-                                       "billing_period_end": END, "lines": [line(10_000)]})
+        draft = draft_of(issuer, user, where)
         for due in (None, datetime.now(UTC) - timedelta(minutes=1)):
             with pytest.raises(ValidationError) as caught:
                 issuer.update_invoice(draft.id, {"due_date": due})
@@ -341,9 +354,7 @@ class TestCouponDuration:
                                   "discount_value": 10, **extra})
 
     def draft(self, s: Storage, user: m.User, where: bm.BillingAddress) -> bm.Invoice:
-        return s.create_invoice({"user_id": user.id, "billing_address_id": where.id,
-                                 "billing_period_start": START, "billing_period_end": END,
-                                 "lines": [line(10_000)]})
+        return draft_of(s, user, where)
 
     def test_a_once_coupon_discounts_one_invoice_of_each_customer(self, issuer: Storage
                                                                   ) -> None:
@@ -389,18 +400,9 @@ class TestLineSac:
             self, issuer: Storage) -> None:
         """R1: the 6-digit SAC is stored as the lines give it (the rate is looked up for it);
         a SAC with no known rate is refused, naming the field."""
-        user = customer(issuer, "sac")
-        where = address(issuer, user, "27")
-        before = log_size(issuer.dsn)
-        with pytest.raises(ValidationError) as caught:
-            issuer.create_invoice({"user_id": user.id, "billing_address_id": where.id,
-                                   "billing_period_start": START, "billing_period_end": END,
-                                   "lines": [{**line(100), "sac_code": "999999"}]})
-        assert ["sac_code"] == caught.value.fields
-        assert before == log_size(issuer.dsn)
-        draft = issuer.create_invoice({
-            "user_id": user.id, "billing_address_id": where.id, "billing_period_start": START,
-            "billing_period_end": END, "lines": [{**line(10_000), "sac_code": "998313"}]})
+        user, where = refused_draft(issuer, "sac", "sac_code",
+                                    {**line(100), "sac_code": "999999"})
+        draft = draft_of(issuer, user, where, {**line(10_000), "sac_code": "998313"})
         invoice = issuer.issue_invoice(draft.id)
         [tax] = issuer.get_tax_calculations(invoice.id)
         assert (invoice.sac_code, tax.hsn_sac_code) == ("998313", "998313")
