@@ -353,7 +353,7 @@ class Invoice(Aggregate):
             self.due_date = due_date
         self.invoice_number = invoice_number
         self.lines = lines
-        self.total = int(totals.get("total_amount", 0))
+        self.total = totals["total_amount"]
         self.taxable = totals["taxable_amount"]
         self.tax_type = tax_type
         self.heads_bp = dict(heads_bp)
