@@ -39,6 +39,12 @@ class Mutation:
 
 REPLICA = "tests/integration/test_replica_reads.py"
 MUTATIONS = [
+    Mutation("payment-balance-stale", "a payment is refused above the balance its save is made on",
+             "akashone_es/storage/payments.py",
+             (("if payment.amount > balance and aggregate.status in",
+               "if success and False and aggregate.status in"),),
+             (f"{RACES}::TestPaymentCallbackConcurrently::"
+              "test_two_payers_of_most_of_the_balance_never_overpay_it",)),
     Mutation("events-updatable", "the events table is append-only in the database",
              "akashone_es/persistence/database.py",
              (("BEFORE UPDATE OR DELETE ON {table}", "BEFORE DELETE ON {table}"),),

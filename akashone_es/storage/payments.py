@@ -89,12 +89,6 @@ class PaymentStorage(InvoiceStorage):
         existing = self._payers_transaction(invoice.user_id, payment)
         if existing is not None:
             return existing
-        if payment.status in ("pending", "processing", "success"):
-            balance = self._load(domain.Invoice, invoice.id, "invoice").balance_due
-            if payment.amount > balance and invoice.status in ("issued", "overdue"):
-                raise ValidationError.single(
-                    "amount", f"more than the invoice's balance due ({balance} paise: its "
-                              f"total, less credit notes and payments, plus debit notes)")
         fields = payment.model_dump(mode="json", exclude={"invoice_id", "user_id",
                                                           "gateway_response"})
         success = fields["status"] == "success"
@@ -125,12 +119,21 @@ class PaymentStorage(InvoiceStorage):
             transaction = PaymentTransaction(invoice_id=str(invoice.id),
                                                     user_id=str(invoice.user_id), fields=fields)
             saved: list[Aggregate] = [transaction]
-            if success:
-                at = now()
-                transaction.succeed(at, payment.gateway_response)
+            if payment.status in ("pending", "processing", "success"):
+                # checked against the state this save is made on: a payment that succeeded
+                # meanwhile makes the save conflict, and the retry sees it
                 aggregate = self._load(domain.Invoice, invoice.id, "invoice")
-                aggregate.apply_payment(transaction.id, payment.amount, at)
-                saved.append(aggregate)
+                balance = aggregate.balance_due
+                if payment.amount > balance and aggregate.status in ("issued", "overdue"):
+                    raise ValidationError.single(
+                        "amount", f"more than the invoice's balance due ({balance} paise: "
+                                  f"its total, less credit notes and payments, plus debit "
+                                  f"notes)")
+                if success:
+                    at = now()
+                    transaction.succeed(at, payment.gateway_response)
+                    aggregate.apply_payment(transaction.id, payment.amount, at)
+                    saved.append(aggregate)
             row = self._save_returning(bm.PaymentTransaction,
                                        ("payment_transactions", transaction.id), *saved)
         return self._must(row)

@@ -615,6 +615,29 @@ class TestPaymentCallbackConcurrently:
         assert events(dsn, "Invoice.PaymentApplied") == 1
 
     @pytest.mark.slow
+    def test_two_payers_of_most_of_the_balance_never_overpay_it(
+            self, billing: Storage, dsn: str, tmp_path: Path) -> None:
+        """Two different callbacks, each for 60% of the total, save at once: the balance
+        is checked against the invoice the save is made on, so the loser's retry sees the
+        winner's payment and is refused (it was checked before the race and overpaid)."""
+        user_id = customer(billing, "twopayers")
+        invoice = billing.issue_invoice(draft(billing, user_id, "1", "100000"))
+        most = invoice.total_amount * 6 // 10
+
+        outcomes = race(dsn, tmp_path / "go", PAY, [
+            {"invoice_id": str(invoice.id), "gateway_id": f"pay_MOST000{n}", "amount": most}
+            for n in (1, 2)], gate="PaymentTransaction")
+
+        assert sorted(o.error is None for o in outcomes) == [False, True]
+        [refused] = [o for o in outcomes if o.error is not None]
+        assert refused.error is not None
+        assert ["amount"] == [rule["field"] for rule in refused.error["rules"]]
+        assert sum(o.conflicts for o in outcomes) == 1
+        assert rows(dsn, "SELECT amount_paid, status FROM invoices") == [(most, "issued")]
+        assert rows(dsn, "SELECT count(*) FROM payment_transactions") == [(1,)]
+        assert events(dsn, "Invoice.PaymentApplied") == 1
+
+    @pytest.mark.slow
     def test_a_repeated_pending_callback_records_one_transaction(
             self, billing: Storage, dsn: str, tmp_path: Path) -> None:
         """Two processes record the same pending callback at once. Nothing else they save

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 import time_machine
 from hypothesis import given, settings
@@ -16,11 +17,11 @@ from hypothesis import strategies as st
 
 from akashone_es import Storage, ValidationError
 from akashone_es.domain.billing import HEADS, note_lines
-from akashone_es.gst import RateTable, TaxTreatment, credit_note_deadline, ist_date
+from akashone_es.gst import RateTable, TaxTreatment, credit_note_deadline, financial_year, ist_date
 from akashone_es.storage import invoices
 from projections import billing_models as bm
 from projections import models as m
-from projections.billing import BillingProjection
+from projections.billing import DRAFT_YEAR, BillingProjection
 from projections.rebuild import verify
 from tests.conftest import log_size
 from tests.integration.test_billing_rules import END, START, address, customer, line, pay
@@ -292,11 +293,17 @@ class TestWhatAnInvoiceOwes:
         user = customer(issuer, "refund")
         invoice = issue(issuer, user, address(issuer, user, "27"), 10_000)
         small = pay(issuer, invoice, 1_000, status="success", gateway_transaction_id="p1")
-        pay(issuer, invoice, invoice.total_amount - 1_000, status="success",
-            gateway_transaction_id="p2")
+        large = pay(issuer, invoice, invoice.total_amount - 1_000, status="success",
+                    gateway_transaction_id="p2")
         issuer.issue_credit_note(invoice.id, 5_000, "credited after payment")
         issuer.update_payment_transaction(small.id, {"status": "refunded"})
         assert "paid" == status(issuer, invoice)  # 1,000 refunded of a 5,900 excess
+        issuer.update_payment_transaction(large.id, {"status": "refunded"})
+        assert "issued" == status(issuer, invoice)  # nothing paid of the 5,900 it owes
+        issuer.update_payment_transaction(  # the balance is what the notes left
+            pay(issuer, invoice, 5_900, status="pending", gateway_transaction_id="p3").id,
+            {"status": "success"})
+        assert "paid" == status(issuer, invoice)
 
     def test_the_tables_rebuild_to_the_same(self, issuer: Storage, dsn: str) -> None:
         """Settling by a note and reopening by a debit are events a replay applies."""
@@ -406,3 +413,22 @@ class TestLineSac:
         invoice = issuer.issue_invoice(draft.id)
         [tax] = issuer.get_tax_calculations(invoice.id)
         assert (invoice.sac_code, tax.hsn_sac_code) == ("998313", "998313")
+
+
+class TestDraftYearInSql:
+    @settings(max_examples=20, deadline=None)
+    @given(st.lists(st.datetimes(min_value=datetime(1950, 1, 1), max_value=datetime(2199, 1, 1),
+                                 timezones=st.just(UTC)), min_size=1, max_size=50))
+    def test_the_sweep_dates_a_draft_as_python_does(self, server_dsn: str,
+                                                    moments: list[datetime]) -> None:
+        """The retention sweep's SQL (``DRAFT_YEAR``) gives a draft the financial year that
+        ``gst.financial_year`` gives it, at the IST turn of 1 April and of the century."""
+        edges = [datetime(y, 3, 31, 18, 29, 59, 999_999, tzinfo=UTC) for y in (1999, 2026)]
+        edges += [moment + timedelta(microseconds=1) for moment in edges]
+        moments = moments + edges
+        with psycopg.connect(server_dsn) as conn:
+            years = [year for (year,) in conn.execute(
+                "SELECT " + DRAFT_YEAR + " FROM unnest(%s::timestamptz[])"
+                " WITH ORDINALITY AS t(created_at, n) ORDER BY n", (moments,))]
+        assert years == [financial_year(moment) for moment in moments]
+        assert ["1998-99", "2025-26", "1999-00", "2026-27"] == years[-4:]
