@@ -106,7 +106,12 @@ class ResourcesProjection(Projection):
             + ", q FROM (SELECT *, " + meter.quantity + " AS q FROM {t} WHERE id = %s) r"
             " WHERE q > 0 AND NOT EXISTS (SELECT 1 FROM {s} WHERE resource_id = r.id AND"
             " metric = " + metric + " AND ended_at IS NULL)"
-            " ON CONFLICT (resource_id, metric, started_at) DO NOTHING",
+            # a segment opened and closed at this same moment (two changes at once) holds
+            # no hour: the open one takes its place
+            " ON CONFLICT (resource_id, metric, started_at) DO UPDATE SET ended_at = NULL,"
+            " user_id = EXCLUDED.user_id, organization_id = EXCLUDED.organization_id,"
+            " resource_name = EXCLUDED.resource_name, quantity = EXCLUDED.quantity"
+            " WHERE {s}.ended_at = {s}.started_at",
             s=SEGMENTS.name, t=kind.table)
         return close, open_
 

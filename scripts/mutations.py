@@ -39,6 +39,12 @@ class Mutation:
 
 REPLICA = "tests/integration/test_replica_reads.py"
 MUTATIONS = [
+    Mutation("segment-lost-at-one-moment", "two changes at one moment leave one open segment",
+             "projections/resources.py",
+             (('" ON CONFLICT (resource_id, metric, started_at) DO UPDATE SET ended_at = NULL,"',
+               '" ON CONFLICT (resource_id, metric, started_at) DO NOTHING --"'),),
+             ("tests/integration/test_metering.py::TestOtherKinds::"
+              "test_two_changes_at_one_moment_keep_billing",)),
     Mutation("payment-balance-stale", "a payment is refused above the balance its save is made on",
              "akashone_es/storage/payments.py",
              (("if payment.amount > balance and aggregate.status in",

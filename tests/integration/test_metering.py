@@ -17,6 +17,8 @@ import time_machine
 from akashone_es.errors import ValidationError
 from akashone_es.resources import KINDS
 from akashone_es.storage import Storage
+from projections.rebuild import verify
+from projections.resources import ResourcesProjection
 from tests.integration.access_fixtures import enable_all_features
 from tests.integration.resource_samples import create, make
 from tests.integration.test_billing_storage import address
@@ -191,6 +193,26 @@ class TestOtherKinds:
         with time_machine.travel(at(13), tick=False):
             storage.meter(at(12))
         assert [r.quantity for r in usage_of(storage, owner.id)] == [Decimal("12.5")]
+
+    def test_two_changes_at_one_moment_keep_billing(self, storage: Storage, owner: Any,
+                                                    dsn: str) -> None:
+        """A volume made and resized at one moment (an import, a replay), a VM stopped and
+        started again at one moment: each bills every hour after at its last quantity (the
+        segment opened and closed at that moment gave way to the open one; it once left
+        none open, and nothing was billed again)."""
+        with time_machine.travel(at(10), tick=False):
+            disk = make(storage, KINDS["volume"], "v", owner.id)
+            storage.update_volume(disk.id, {"size": 100})
+        machine = vm_running_between(storage, owner, [(10, 11)])
+        with time_machine.travel(at(11), tick=False):
+            storage.update_virtual_machine(machine.id, {"state": "Running"})
+        with time_machine.travel(at(13), tick=False):
+            storage.meter(at(12))
+        assert sorted((r.period_start.hour, r.resource_type, r.quantity)
+                      for r in usage_of(storage, owner.id)) == [
+            (10, "block_storage", 100), (10, "compute", 1), (11, "block_storage", 100),
+            (11, "compute", 1)]
+        assert verify(dsn, ResourcesProjection, storage.reader).ok
 
 
 METER = ("import sys; from datetime import datetime; from akashone_es import Settings,"
