@@ -22,11 +22,14 @@ def cloud_story(storage: Storage, console: Console, org_id: Any, run: int) -> No
     """Yesterday, replayed: a VM deployed, a volume attached, a snapshot taken and restored,
     the VM stopped; then metering and the invoice's compute and storage lines with GST."""
     from akashone_es import context  # noqa: PLC0415
+    from akashone_es.storage.metering import GRACE  # noqa: PLC0415
 
     say = console.print
     if not storage.settings.supplier_gstin:
         return  # billing_story has said why
-    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(1)
+    # yesterday, ended long enough ago to be metered
+    day = (datetime.now(UTC) - GRACE).replace(hour=0, minute=0, second=0,
+                                              microsecond=0) - timedelta(1)
     with storage.acting_as(system="platform setup"):
         storage.initialize_default_feature_flags()
         volumes = storage.get_feature_flag_by_key("volumes")

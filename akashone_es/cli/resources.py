@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -13,10 +13,6 @@ from akashone_es.errors import ValidationError
 
 if TYPE_CHECKING:
     from akashone_es.storage import Storage
-
-#: how long after an hour ends ``meter`` waits before billing it by default (a change made
-#: in that hour may still be committing)
-GRACE = timedelta(minutes=5)
 
 
 def _user(storage: Storage, who: str) -> Any:
@@ -72,13 +68,14 @@ def meter(ctx: typer.Context,
                    " default: the last hour that ended at least 5 minutes ago",
               metavar=TIME, parser=time_value)] = None) -> None:
     """Turn the metered hours of every resource into usage records, each hour once."""
-    from akashone_es.storage.metering import floor_hour  # noqa: PLC0415
+    from akashone_es.storage.metering import GRACE, floor_hour  # noqa: PLC0415
 
     state: State = ctx.obj
     now = datetime.now(UTC)
-    if until is not None and until > now:
-        raise typer.BadParameter(f"{until.isoformat()} is in the future (an hour is metered "
-                                 "once, after it ends)", param_hint="'--until'")
+    if until is not None and until > now - GRACE:
+        raise typer.BadParameter(f"{until.isoformat()} is not {GRACE.seconds // 60} minutes "
+                                 "ago yet (an hour is metered once, after it ends and its "
+                                 "changes have committed)", param_hint="'--until'")
     moment = until or floor_hour(now - GRACE)
     with state.storage("meter") as storage:
         result = storage.meter(moment)

@@ -33,6 +33,9 @@ HOUR = timedelta(hours=1)
 _NS = uuid5(NAMESPACE_URL, "https://akashone.com/akashone-es/metering")
 #: records saved per transaction
 BATCH = 200
+#: how long after an hour ends it may be metered: a change is stamped before it commits, and
+#: one that commits late in the hour must be in the segments when the hour is metered
+GRACE = timedelta(minutes=5)
 #: the oldest window a run looks at (usage older than this was metered by earlier runs)
 LOOKBACK = timedelta(days=400)
 PLACES = Decimal(1).scaleb(-lim.QUANTITY_PLACES)
@@ -107,18 +110,20 @@ class MeteringStorage(BillingStorage):
     """``meter``: usage records from the resources' metered segments."""
 
     def meter(self, until: datetime) -> MeterResult:
-        """Record the usage of every hour window that ends by ``until`` (an aware time,
-        not in the future); returns how many windows there were and how many were new."""
+        """Record the usage of every hour window that ends by ``until`` (an aware time, at
+        least ``GRACE`` ago); returns how many windows there were and how many were new."""
         if not isinstance(until, datetime) or until.tzinfo is None:
             raise ValidationError.single("until", "must be a date-time with a time zone")
-        if until > datetime.now(UTC):
-            raise ValidationError.single("until", "must not be in the future (an hour is "
-                                                  "metered once, after it ends)")
+        if until > datetime.now(UTC) - GRACE:
+            raise ValidationError.single(
+                "until", f"must be at least {GRACE.seconds // 60} minutes ago (an hour is "
+                         "metered once, after it ends and its changes have committed)")
         until = until.astimezone(UTC)
         with self._cursor() as cur:
             cur.execute(SEGMENTS, (until, until - LOOKBACK))
             segments = cur.fetchall()
-        found = [w for w in windows(segments, until) if w.quantity > 0]
+        # a window too small to show at the records' precision (a few bytes stored) is none
+        found = [w for w in windows(segments, until) if w.quantity.quantize(PLACES) > 0]
         recorded = 0
         for start in range(0, len(found), BATCH):
             recorded += self._record_windows(found[start:start + BATCH])
