@@ -162,21 +162,42 @@ class Verdict:
     problem: str | None = None
 
 
+def _digest_problem(expected: Digest, at_digest: bytes | None) -> str | None:
+    """Why the chain recomputed at the digest's position is not the digest's, or None."""
+    if at_digest is None:
+        return "the log no longer reaches the digest's position (events removed)"
+    if at_digest.hex() != expected.hash:
+        return "the chain at the digest's position differs from the digest (the log was " \
+               "rewritten)"
+    return None
+
+
 def verify(conn: psycopg.Connection[Any], expected: Digest | None = None  # noqa: PLR0911
            ) -> Verdict:
     """Recompute the chain from the log and compare it with the seals (and the digest)."""
     previous, count, at_digest = GENESIS, 0, None
     sealed = None
+    tail = False
     for (position, originator_id, version, topic, state, stored, tx,
          event_tx) in _rows(conn):
         if originator_id is None:
             return Verdict(False, count, position, "a sealed event is missing (deleted)")
         if stored is None:
-            sealed = sealed if sealed is not None else _sealed(conn)[0]
-            if Key(tx, position) <= sealed:
-                return Verdict(False, count, position,
-                               "an event without a seal below the sealed head (inserted)")
-            break  # the unsealed tail: written after the last seal
+            if not tail:
+                sealed = _sealed(conn)[0]
+                if Key(tx, position) <= sealed:
+                    return Verdict(False, count, position,
+                                   "an event without a seal below the sealed head (inserted)")
+            if expected is None or at_digest is not None or position > expected.position:
+                break  # the unsealed tail: written after the last seal
+            # unsealed here, but the digest vouches for it (a database restored from a dump
+            # taken before its events were sealed): the chain is recomputed up to it
+            tail = True
+            previous = link(previous, position, originator_id, version, topic, bytes(state))
+            count += 1
+            if position == expected.position:
+                at_digest = previous
+            continue
         previous = link(previous, position, originator_id, version, topic, bytes(state))
         if previous != bytes(stored):
             return Verdict(False, count, position,
@@ -189,14 +210,8 @@ def verify(conn: psycopg.Connection[Any], expected: Digest | None = None  # noqa
         count += 1
         if expected is not None and position == expected.position:
             at_digest = previous
-    if expected is not None:
-        if at_digest is None:
-            return Verdict(False, count, expected.position,
-                           "the log no longer reaches the digest's position (events removed)")
-        if at_digest.hex() != expected.hash:
-            return Verdict(False, count, expected.position,
-                           "the chain at the digest's position differs from the digest "
-                           "(the log was rewritten)")
+    if expected is not None and (problem := _digest_problem(expected, at_digest)):
+        return Verdict(False, count, expected.position, problem)
     lost = unrecorded_erasures(conn)
     if lost:
         return Verdict(False, count, None, f"{len(lost)} key{'s were' if len(lost) > 1 else ' was'}"

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
@@ -66,6 +66,17 @@ class Settings(BaseSettings):
         default_factory=list, examples=[["2025-26"]],
         description="financial years ('2026-27') with a Letter of Undertaking on file: "
                     "exports and SEZ zero-rated")
+    @field_validator("lut_financial_years")
+    @classmethod
+    def _financial_years(cls, years: list[str]) -> list[str]:
+        """Each a financial year as GST returns name it: a malformed one would silently
+        mean no LUT (and exports taxed)."""
+        for year in years:
+            match = re.fullmatch(r"(\d{4})-(\d{2})", year)
+            if match is None or (int(match[1]) + 1) % 100 != int(match[2]):
+                raise ValueError(f"{year!r} is not a financial year such as '2026-27'")
+        return years
+
     secret_key: str | None = Field(
         default=None, repr=False, max_length=1024,
         description="Fernet key for TOTP secrets and email codes, also keying the snapshot "

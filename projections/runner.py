@@ -116,7 +116,11 @@ class Runner:
     def stop(self) -> None:
         self.stopping.set()
 
-    def _take_locks(self, conn: psycopg.Connection[Any], owned: set[str]) -> None:
+    def _take_locks(self, conn: psycopg.Connection[Any], owned: set[str],
+                    standing_by: set[str] | None = None) -> None:
+        """Take each projection's lock not held yet; a spare says so once (not at every
+        try), and again only after it was active."""
+        standing_by = set() if standing_by is None else standing_by
         for projection in self.projections:
             if projection.name in owned:
                 continue
@@ -124,8 +128,10 @@ class Runner:
                                (advisory_key(projection.name),)).fetchone()
             if row and row[0]:
                 owned.add(projection.name)
+                standing_by.discard(projection.name)
                 log.info("projection.runner_active", projection=projection.name)
-            else:
+            elif projection.name not in standing_by:
+                standing_by.add(projection.name)
                 log.info("projection.runner_standby", projection=projection.name)
 
     def run(self, *, once: bool = False, progress: Progress | None = None) -> None:
@@ -151,13 +157,14 @@ class Runner:
                 raise errors[0]
             return
         owned: set[str] = set()
+        standing_by: set[str] = set()
         stopped: set[str] = set()
         seen: Key | None = None
         with psycopg.connect(self.dsn, autocommit=True) as locks, \
                 psycopg.connect(self.dsn, autocommit=True) as work:
             while not self.stopping.is_set():
                 before = len(owned)
-                self._take_locks(locks, owned)
+                self._take_locks(locks, owned, standing_by)
                 last = head(work)
                 if last == seen and len(owned) == before:
                     self.stopping.wait(self.poll_seconds)

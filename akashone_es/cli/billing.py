@@ -184,6 +184,9 @@ def invoice(ctx: typer.Context,
             number: Annotated[str, typer.Argument(
                 help="invoice number, credit/debit note number, or invoice id")]) -> None:
     """Show one invoice with its lines, tax and notes (or a note and its invoice)."""
+    if not number.strip():
+        raise typer.BadParameter("an invoice or note number, or an invoice id",
+                                 param_hint="'NUMBER'")
     state: State = ctx.obj
     with state.storage("invoice") as storage:
         found = storage.get_invoice_by_number(number)

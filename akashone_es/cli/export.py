@@ -63,6 +63,9 @@ def export(ctx: typer.Context,
         if any(v is not None for v in (since, until, aggregate, kind, tenant)):
             fail("--akashone-json writes the whole current state: it takes no filters",
                  EXIT_USAGE)
+        source = ctx.get_parameter_source("out")  # click's ParameterSource (typer's own)
+        if getattr(source, "name", "DEFAULT") != "DEFAULT":
+            fail("--akashone-json names the file it writes: it takes no --out", EXIT_USAGE)
         _way_back(state, akashone_json)
         return
     if since is not None and until is not None and since >= until:

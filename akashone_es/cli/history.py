@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,6 +21,27 @@ from akashone_es.cli.common import (
 
 if TYPE_CHECKING:
     from uuid import UUID
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """A stored event the mapper cannot turn back into its class (written behind the API's
+    back, say): shown as such, with why, rather than ending the history."""
+
+    originator_version: int
+    topic: str
+    problem: str
+    timestamp: None = None
+    metadata: None = None
+
+
+def _decode(storage: Any, stored: Any) -> Any:
+    from akashone_es.errors import first_line  # noqa: PLC0415
+
+    try:
+        return storage.app.mapper.to_domain_event(stored)
+    except Exception as exc:  # noqa: BLE001 - any failure to decode is shown, not raised
+        return Undecodable(stored.originator_version, stored.topic, first_line(exc))
 
 
 @cache
@@ -70,7 +92,7 @@ def history(ctx: typer.Context,
         stored = storage.app.recorder.select_events(oid)
         if not stored:
             fail(f"no events for {oid}")
-        events = [storage.app.mapper.to_domain_event(s) for s in stored]
+        events = [_decode(storage, s) for s in stored]
         topics = {id(event): s.topic for event, s in zip(events, stored, strict=True)}
         names = {str(u.id): u.username for u in storage.get_users()}
     if isinstance(moment, int):
@@ -78,15 +100,14 @@ def history(ctx: typer.Context,
         if not 1 <= moment <= last:  # as ``show --as-of`` refuses it
             fail(no_version(oid, moment))
     if moment is not None:
-        events = [e for e in events if (e.originator_version <= moment if isinstance(moment, int)
-                                        else e.timestamp <= moment)]  # type: ignore[attr-defined]
+        events = [e for e in events if (
+            e.originator_version <= moment if isinstance(moment, int)
+            else e.timestamp is not None and e.timestamp <= moment)]
         if not events:
             fail(f"{oid} has no events as of {moment}: it did not exist yet")
     if as_json:  # JSON Lines: one compact object per event, which names the event first
         for event in events:
-            data = redact(event.model_dump(mode="json"))  # type: ignore[attr-defined]
-            line = {"event": type(event).__qualname__, "topic": topics[id(event)], **data}
-            typer.echo(orjson.dumps(line).decode())
+            typer.echo(orjson.dumps(_json_line(event, topics)).decode())
         return
     rows = [_row(event, names) for event in events]
     table = Table(title=f"history of {oid}", title_justify="left")
@@ -106,6 +127,16 @@ def history(ctx: typer.Context,
             state.console.print(Padding(Text(_changes(row[4], compact=False)), (0, 0, 0, 4)))
 
 
+def _json_line(event: Any, topics: dict[int, str]) -> dict[str, Any]:
+    """One event as a JSON Lines object that names the event first."""
+    if isinstance(event, Undecodable):
+        return {"event": None, "topic": event.topic,
+                "originator_version": event.originator_version,
+                "does_not_decode": event.problem}
+    data = redact(event.model_dump(mode="json"))
+    return {"event": type(event).__qualname__, "topic": topics[id(event)], **data}
+
+
 def no_version(oid: UUID, version: int) -> str:
     """The error for ``--as-of VERSION`` past the aggregate's versions (history and show)."""
     return f"{oid} has no version {version}; akashone-es history {oid} lists them"
@@ -113,6 +144,9 @@ def no_version(oid: UUID, version: int) -> str:
 
 def _row(event: Any, names: dict[str, str]) -> tuple[str, str, str, str, Any]:
     """Version, time, actor name, event type and the redacted data of one event."""
+    if isinstance(event, Undecodable):
+        return (str(event.originator_version), "?", "?", f"{event.topic.rsplit(':', 1)[-1]}"
+                " (does not decode)", {"problem": event.problem})
     meta = event.metadata or {}
     actor = meta.get("actor_id")
     who = names.get(actor or "", actor or meta.get("actor_kind", "system"))

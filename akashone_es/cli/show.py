@@ -148,8 +148,13 @@ def _reader(storage: Storage, oid: UUID) -> tuple[str, Read, tuple[tuple[str, Re
         kind = KINDS[storage.app.mapper.to_domain_event(stored[0]).kind]  # type: ignore[attr-defined]
         get = kind.method_names()["get"]
         return kind.name, lambda s, i: getattr(s, get)(i), ()
+    if name == "AdjustmentNote":  # listed with its invoice
+        note = storage.app.mapper.to_domain_event(stored[0])
+        fail(f"{oid} is a credit or debit note: it shows with its invoice (akashone-es show "
+             f"{note.invoice_number}); its events: akashone-es history {oid}")  # type: ignore[attr-defined]
     if name not in READS:
-        fail(f"{oid} is a {name}, which has no row of its own to show; try: "
+        article = "an" if name[:1] in "AEIOU" else "a"
+        fail(f"{oid} is {article} {name}, which has no row of its own to show; try: "
              f"akashone-es history {oid}")
     read, related = READS[name]
     return kind_of(topic), read, related

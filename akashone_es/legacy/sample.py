@@ -264,6 +264,8 @@ class _Rest:
                 record[camel(field)] = mine[target]
         if kind.parent is not None:
             record[camel(kind.parent.field)] = mine[kind.parent.kind]
+        if kind.name == "cdn_distribution" and "sslCertificateId" in record:
+            record["domain"] = "www.example.com"  # a name the owner's certificate covers
         for copy, (field, attribute) in kind.ref_copies.items():
             record.pop(camel(copy), None)  # AkashOne copies it from what it names
             if camel(field) in record:

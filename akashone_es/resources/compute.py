@@ -94,7 +94,7 @@ VM_STATES = moves(
     Stopping="Stopped Running Error",
     Stopped="Starting Running Destroyed Error",
     Migrating="Running Error",
-    Error="Starting Running Stopped Destroyed",
+    Error="Destroyed Expunging",  # CloudStack only destroys or expunges a VM in Error
     Destroyed="Expunging Stopped",
 )
 
@@ -127,7 +127,7 @@ VIRTUAL_MACHINE = Kind(
                "disk_size", "tags"),
     lifecycle=Lifecycle("Creating", VM_STATES, by_update=True),
     observed=("state", "ip_address", "public_ip", "cpu", "memory", "disk_size"),
-    meters=(Meter("compute", "CASE WHEN state = 'Running' THEN 1 END", "hours"),))
+    meters=(Meter("compute", "CASE WHEN state = 'Running' THEN 1 END", "hours", ("state",)),))
 
 
 class VmSnapshotFields(Fields):
@@ -141,7 +141,9 @@ VM_SNAPSHOT = Kind(
     name="vm_snapshot", plural="vm_snapshots", label="VM snapshot", fields=VmSnapshotFields,
     cloudstack_column="cloudstack_snapshot_id",
     methods=frozenset(("list", "get", "by_cloudstack_id", "create", "delete")),
-    parent=Parent("virtual_machine", "vm_id"), observed=("state",),
+    # CloudStack snapshots a VM that is Running or Stopped
+    parent=Parent("virtual_machine", "vm_id", states=frozenset({"Running", "Stopped"})),
+    observed=("state",),
     # created once CloudStack's job has made it; reverting to it changes the VM, not it
     lifecycle=Lifecycle("Ready", moves(Ready="Expunging Error", Error="Expunging")))
 
@@ -171,7 +173,7 @@ VOLUME = Kind(
                                           Attached="Ready", Error="Ready"),
                         by_update=True, reserved=frozenset({"Attached"})),
     # every volume is billed, whatever its state (AkashOne's rule)
-    meters=(Meter("block_storage", "size", "storage"),), observed=("size",),
+    meters=(Meter("block_storage", "size", "storage", ("size",)),), observed=("size",),
     unique=(Unique(("attached_vm_id", "device_id"), "device_id",
                    where="attached_vm_id IS NOT NULL"),))
 
@@ -222,7 +224,8 @@ KUBERNETES_CLUSTER = Kind(
     on_create=_new_cluster, derive=_cluster_totals,
     lifecycle=Lifecycle("creating", SERVICE_STATES, field="status", by_update=True),
     meters=(Meter("kubernetes",
-                  f"CASE WHEN {SERVICE_RUNS} THEN master_nodes + worker_nodes END", "nodes"),))
+                  f"CASE WHEN {SERVICE_RUNS} THEN master_nodes + worker_nodes END", "nodes",
+                  ("status", "master_nodes", "worker_nodes")),))
 
 #: per engine: port and connection limit (AkashOne's table; other engines are refused)
 ENGINES = {"mysql": (3306, 200), "postgresql": (5432, 500), "mongodb": (27017, 100),
@@ -260,8 +263,9 @@ DATABASE = Kind(
               "connections_max": "bigint NOT NULL", "connections_current": "bigint NOT NULL"},
     on_create=lambda fields: {**fields, "connections_current": 0}, derive=_endpoint,
     lifecycle=Lifecycle("creating", SERVICE_STATES, field="status", by_update=True),
-    meters=(Meter("database", f"CASE WHEN {SERVICE_RUNS} THEN 1 END", "hours"),
-            Meter("database_storage", f"CASE WHEN {SERVICE_RUNS} THEN storage END", "storage")))
+    meters=(Meter("database", f"CASE WHEN {SERVICE_RUNS} THEN 1 END", "hours", ("status",)),
+            Meter("database_storage", f"CASE WHEN {SERVICE_RUNS} THEN storage END", "storage",
+                  ("status", "storage"))))
 
 KINDS = (VIRTUAL_MACHINE, VM_SNAPSHOT, VOLUME, SSH_KEY, ISO_IMAGE, KUBERNETES_CLUSTER,
          DATABASE)

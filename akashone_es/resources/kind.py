@@ -79,6 +79,8 @@ class Parent:
     field: str
     count: str | None = None
     stamp: str | None = None
+    #: the parent's lifecycle states a child may be created in (None: any)
+    states: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,9 @@ class Meter:
     resource_type: str
     quantity: str
     metric: str = "usage"
+    #: the row's fields ``quantity`` reads: what is billed is set by the platform only
+    #: (provisioning, or what CloudStack reports), never by the tenant's own update
+    fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,11 @@ class Kind:
     @property
     def table(self) -> str:
         return self.plural
+
+    @property
+    def billed_fields(self) -> frozenset[str]:
+        """The fields metering reads (a tenant's update may not set them)."""
+        return frozenset(f for meter in self.meters for f in meter.fields)
 
     @property
     def title(self) -> str:

@@ -73,7 +73,7 @@ OBJECT_STORAGE_BUCKET = Kind(
               "endpoint": "text NOT NULL", "size": "bigint NOT NULL",
               "object_count": "bigint NOT NULL"},
     on_create=_bucket_credentials,
-    meters=(Meter("object_storage", "size::numeric / 1073741824", "storage"),),
+    meters=(Meter("object_storage", "size::numeric / 1073741824", "storage", ("size",)),),
     observed=("size", "object_count"))
 
 

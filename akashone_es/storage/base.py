@@ -20,6 +20,7 @@ from akashone_es.application import AkashOneApplication
 from akashone_es.domain.base import Aggregate, DomainEvent
 from akashone_es.errors import (
     ConcurrentWriteError,
+    ConfigurationError,
     DuplicateError,
     NotFoundError,
     PermissionDeniedError,
@@ -33,8 +34,8 @@ from akashone_es.persistence.names import EVENTS_TABLE
 from akashone_es.persistence.recorder import capture_row
 from akashone_es.persistence.replica import Standby
 from akashone_es.persistence.snapshot_seal import SealedSnapshotStore, seal_key
-from akashone_es.personal import KeyRing
-from akashone_es.secrets import SecretBox, key_source, load_key
+from akashone_es.personal import KEYS_TABLE, KeyRing
+from akashone_es.secrets import KEY_FILE, SecretBox, key_source, load_key
 from akashone_es.settings import Settings
 from akashone_es.storage import tenancy
 from akashone_es.storage.policy import UNAVAILABLE, reconnecting
@@ -72,6 +73,13 @@ class StorageBase:
         self._on_close = on_close
         #: the hot standby reads may go to (AKASHONE_READ_URL); None: all on the primary
         self._standby: Standby | None = None
+        if not settings.secret_key and not (settings.data_dir.expanduser() / KEY_FILE).exists(
+                ) and self._holds_keys():
+            app.close()  # a new key would open none of them: never write one here
+            raise ConfigurationError(
+                f"this database holds personal data's keys, sealed under a key that is not "
+                f"here: set AKASHONE_SECRET_KEY to it (or AKASHONE_DATA_DIR to the directory "
+                f"with its {KEY_FILE}; a restore needs the key as well as the dump)")
         key = load_key(settings.secret_key, settings.data_dir)
         self.secrets = SecretBox(key)
         #: personal data's keys (the mapper encrypts and decrypts with them)
@@ -80,6 +88,17 @@ class StorageBase:
         app.mapper.keyring = self.keyring  # type: ignore[attr-defined]
         if isinstance(app.snapshots, SealedSnapshotStore):  # loads trust only what we sealed
             app.snapshots.key = seal_key(key)
+
+    def _holds_keys(self) -> bool:
+        """Whether the database already keeps sealed keys of personal data."""
+        with self._datastore.get_connection() as conn:
+            found = conn.execute("SELECT to_regclass(%s) IS NOT NULL AS t",
+                                 (f"public.{KEYS_TABLE}",)).fetchone()
+            if not found or not found["t"]:
+                return False
+            row = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM public.{}) AS k").format(
+                sql.Identifier(KEYS_TABLE))).fetchone()
+        return bool(row and row["k"])
 
     # -- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:
@@ -155,11 +174,13 @@ class StorageBase:
     def _visible_row(self, organization_id: UUID | str | None, user_id: UUID | str | None
                      ) -> bool:
         """A row of an organization, or about a user: visible in scope, or the actor's own
-        (a user who belongs to no organization still sees itself and its own records)."""
+        in no organization (a user who belongs to none still sees itself and its own
+        records; one moved out of an organization no longer reads that one's)."""
         if self._visible(organization_id):
             return True
         actor = context.current().actor_id
-        return actor is not None and user_id is not None and str(user_id) == str(actor)
+        return (actor is not None and user_id is not None and organization_id is None
+                and str(user_id) == str(actor))
 
     # -- write side ---------------------------------------------------------------------
     def _save(self, *aggregates: Aggregate | DomainEvent) -> int:

@@ -42,6 +42,7 @@ ALL_STATES = frozenset(VM.lifecycle.states()) if VM.lifecycle else frozenset()
 Q = sql.SQL
 VOLUMES_OF_VM = Q("SELECT id FROM volumes WHERE attached_vm_id = %s ORDER BY id")
 DEVICES_OF_VM = Q("SELECT coalesce(max(device_id), 0) FROM volumes WHERE attached_vm_id = %s")
+ROOT_OF_VM = Q("SELECT name FROM volumes WHERE attached_vm_id = %s AND type = 'ROOT' LIMIT 1")
 NATS_OF_VM = Q("SELECT id FROM nat_gateways WHERE vm_id = %s ORDER BY id")
 #: a reserved IP names its VM by id in a text column
 IPS_OF_VM = Q("SELECT id FROM reserved_ips WHERE associated_vm_id = %s::text ORDER BY id")
@@ -112,6 +113,11 @@ class CloudStorage(ResourceStorage):
         if volume.state == "Attached":
             where = volume.attached_vm_name or volume.attached_vm_id
             raise ConflictError(f"the volume is attached to {where} already")
+        if volume.type == "ROOT":
+            root = self._scalar(ROOT_OF_VM, (vm.id,))
+            if root is not None:
+                raise ConflictError(f"the VM has a ROOT volume already ({root}); a VM boots "
+                                    "from one")
         device = int(self._scalar(DEVICES_OF_VM, (vm.id,)) or 0) + 1
         return self._act(VOLUME, volume.id, "attach", "Attached", {
             "attached_vm_id": str(vm.id), "attached_vm_name": vm_name or vm.name,
@@ -197,8 +203,10 @@ class CloudStorage(ResourceStorage):
         vm = self._resource(VM, snapshot.vm_id)
         if vm is None:
             raise NotFoundError(VM.name, snapshot.vm_id, "vm_id")
-        if vm.state in VM_GONE:
+        if vm.state not in VM_USABLE:  # CloudStack reverts a Running or Stopped VM
             raise ConflictError(f"cannot restore a VM that is {vm.state}")
+        if snapshot.state != "Ready":
+            raise ConflictError(f"cannot restore a snapshot that is {snapshot.state}")
         state = "Running" if snapshot.snapshot_memory else "Stopped"
         restorable = {s: frozenset({state}) for s in ALL_STATES - VM_GONE}
         return self._act(VM, vm.id, "restore", state, {}, restorable)

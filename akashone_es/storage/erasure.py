@@ -13,6 +13,8 @@ from pydantic import BaseModel
 
 from akashone_es import context
 from akashone_es import personal as pii
+from akashone_es.domain.base import Aggregate
+from akashone_es.domain.identity import User
 from akashone_es.domain.operations import Erasure
 from akashone_es.domain.reasons import ERASURE_REASONS
 from akashone_es.errors import (
@@ -82,7 +84,9 @@ class ErasureStorage(UsersStorage):
         book) and record an erasure naming only the key subjects. Their email, addresses,
         IP addresses and user agents then read as ``[erased]`` everywhere: read tables,
         ``history``, exports, snapshots, a rebuild; the hash chain still verifies. Buyer
-        details on their tax invoices stay under the year's retention key (GST law).
+        details on their tax invoices stay under the year's retention key (GST law). The
+        account is suspended by the platform in the same transaction: an erased person no
+        longer acts (a context naming them is refused).
 
         A person erased before is refused (``ConflictError``, nothing written): a second
         erasure would record a destruction that did not happen. Only a record made for
@@ -102,14 +106,24 @@ class ErasureStorage(UsersStorage):
             on = destroyed[pii.person(uid)].astimezone(UTC)
             raise ConflictError(f"{uid}'s personal data is already erased (on {on:%Y-%m-%d})")
         subjects = [s for s in subjects if s not in destroyed]
-        with context.command():
-            erasure = Erasure(kind="request", subjects=subjects, reason=reason)
-            try:
-                self._save(erasure)
-            except ConcurrentWriteError:  # the database's ``DESTROYED_ONCE``: nothing written
-                raise ConflictError(f"{uid}'s personal data was erased by another request "
-                                    f"at the same time") from None
-        return ErasureReport(erasure_id=erasure.id, user_id=uid, subjects=subjects)
+        for _ in range(5):
+            with context.command():
+                erasure = Erasure(kind="request", subjects=subjects, reason=reason)
+                saved: list[Aggregate] = [erasure]
+                account = self._load(User, uid, "user")
+                if not account.suspended_by_platform:  # an erased person acts no more
+                    account.update({"status": "suspended"}, by_platform=True)
+                    saved.append(account)
+                try:
+                    self._save(*saved)
+                except ConcurrentWriteError:  # the account changed meanwhile, or the
+                    # database's ``DESTROYED_ONCE`` refused: nothing written either way
+                    if self._rows(DESTROYED, ([pii.person(uid)],)):
+                        raise ConflictError(f"{uid}'s personal data was erased by another "
+                                            f"request at the same time") from None
+                    continue
+            return ErasureReport(erasure_id=erasure.id, user_id=uid, subjects=subjects)
+        raise ConflictError(f"{uid} kept changing while it was erased; erase it again")
 
     def retention_sweep(self, today: date | None = None,
                         holds: Iterable[str] = ()) -> list[RetentionYear]:

@@ -143,7 +143,10 @@ POLICY: dict[str, Access] = {
 #: lookups by name and address), are tenant-scoped as billing's are
 POLICY.update(dict.fromkeys(resource_methods(), T))
 POLICY.update(dict.fromkeys(("get_ssh_key_by_name", "get_reserved_ip_by_address",
-                             "attach_volume", "detach_volume", "restore_vm_snapshot"), T))
+                             "attach_volume", "detach_volume"), T))
+#: a revert sets the VM Running or Stopped, which metering bills: recorded by the platform
+#: after CloudStack's revert job, as a billed field's update is (``update_<kind>``)
+POLICY["restore_vm_snapshot"] = P
 #: metering records the supplier's usage, as create_usage_record does; observations are the
 #: CloudStack sync's
 POLICY["meter"] = W

@@ -14,7 +14,7 @@ from pydantic import Field
 from akashone_es import context
 from akashone_es.domain.operations import Quarantine, quarantine_id_for
 from akashone_es.errors import (
-    DuplicateError,
+    ConflictError,
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
@@ -64,8 +64,8 @@ def quarantine_position(storage: StorageBase, *, projection: str, position: int,
         raise NotFoundError("event", data.position, "position")
     _require_recorded_failure(storage, data.projection, data.position)
     if storage._scalar(EXISTS, (quarantine_id_for(data.projection, data.position),)):
-        raise DuplicateError("quarantine", "projection and position",
-                             f"{data.projection} {data.position}")
+        raise ConflictError(f"position {data.position} is quarantined for "
+                            f"{data.projection} already")
     with context.command():
         return storage._save(Quarantine(projection=data.projection, position=data.position,
                                         reason=data.reason, operator=data.operator))

@@ -100,6 +100,11 @@ OWNED_BY = sql.SQL("SELECT {}").format(sql.SQL(" + ").join(
     sql.SQL("(SELECT count(*) FROM {} WHERE user_id = %s)").format(
         sql.Identifier(kind.table)) for kind in KINDS.values()))
 
+#: resources whose hours were metered for a user (deleted ones too: their hours may not be
+#: turned into usage yet, and they are billed to the organization they ran in)
+METERED_FOR = sql.SQL("SELECT count(DISTINCT resource_id) FROM resource_meter_segments"
+                      " WHERE user_id = %s")
+
 
 class ResourceStorage(FlagStorage, BillingBase):
     """The IStorage resource groups, generated from the kinds (``akashone_es.resources``)."""
@@ -158,6 +163,11 @@ class ResourceStorage(FlagStorage, BillingBase):
             raise ConflictError(f"the user owns {owned} cloud resource"
                                 f"{'' if owned == 1 else 's'} of its organization: delete them"
                                 " (or create them anew for the other) before moving it")
+        metered = int(self._scalar(METERED_FOR, (user_id,)) or 0)
+        if metered:
+            raise ConflictError(f"the user ran {metered} metered cloud resource"
+                                f"{'' if metered == 1 else 's'} in its organization; their "
+                                "hours are billed to it, so the user cannot move")
 
     # -- writes ---------------------------------------------------------------------------
     def _create_resource(self, kind: Kind, data: BaseModel | dict[str, Any],
@@ -218,6 +228,11 @@ class ResourceStorage(FlagStorage, BillingBase):
                    for name in values if name not in kind.updatable]
         if refused:
             raise ValidationError(refused)
+        billed = sorted(kind.billed_fields & {*values, *([life.field] if state and life else [])})
+        if billed and self._tenant_acting():
+            raise PermissionDeniedError(
+                f"{', '.join(billed)}: billed by metering, so set by the platform "
+                "(provisioning, or what CloudStack reports), not by a tenant")
         current = self._resource(kind, resource_id)
         if current is None:
             return None
@@ -410,6 +425,11 @@ class ResourceStorage(FlagStorage, BillingBase):
         if row.user_id != owner_id:
             raise PermissionDeniedError(f"{kind.parent.field}: the {parent.title} belongs to "
                                         f"another user")
+        if kind.parent.states is not None and parent.lifecycle is not None:
+            state = getattr(row, parent.lifecycle.field)
+            if state not in kind.parent.states:
+                raise ConflictError(f"cannot create a {kind.title} of a {parent.title} that "
+                                    f"is {state}")
         return row
 
     def _children(self, kind: Kind, parent_id: UUID | str, user_id: UUID | str | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import psycopg
+
 from akashone_es.storage import Storage
 from tests.cli.conftest import Cli, Query
 from tests.integration.test_poison_events import RECORDED_TOPIC
@@ -103,3 +105,25 @@ class TestAStoppedProjection:
         [line] = error_lines(result.stderr)
         assert f"stopped at position {poison}, not {poison - 1}" in line
         assert [(before,)] == query("SELECT max(notification_id) FROM akashone_events")
+
+
+class TestAnUndecodableEvent:
+    def test_history_shows_it_as_such_and_the_rest(self, storage: Storage, cli: Cli,
+                                                   query: Query) -> None:
+        """Found in review: ``history`` of the aggregate a stop names ended in a traceback.
+        It shows the event as not decoding, with why, beside the ones that do."""
+        with storage.acting_as(system="tests"):
+            user = storage.create_user({"username": "zed", "email": "zed@example.in",
+                                        "password": "long-enough-1"})
+        with psycopg.connect(storage.dsn) as conn:
+            conn.execute(
+                "INSERT INTO akashone_events (originator_id, originator_version, topic, state)"
+                " VALUES (%s, 2, %s, %s)",
+                (user.id, "akashone_es.domain.identity:User.Updated", b'{"changes": 1}'))
+
+        for args in ((), ("--json",)):
+            result = cli("history", str(user.id), *args)
+            assert result.returncode == 0, result.stderr
+            assert "Traceback" not in result.stderr
+            assert "does not decode" in result.stdout or "does_not_decode" in result.stdout
+            assert "Registered" in result.stdout

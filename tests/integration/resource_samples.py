@@ -18,8 +18,8 @@ from akashone_es.resources.samples import CERTIFICATE, PRIVATE_KEY, SAMPLES, sel
 UPDATES: dict[str, dict[str, Any]] = {
     "virtual_machine": {"display_name": "Web server"},
     "volume": {"display_name": "Data disk"},
-    "kubernetes_cluster": {"worker_nodes": 5},
-    "database": {"storage": 200},
+    "kubernetes_cluster": {"auto_scaling": True},
+    "database": {"backup_enabled": False},
     "dns_domain": {"dnssec": True},
     "dns_record": {"ttl": 300},
     "iso_image": {"is_ready": True},
@@ -73,6 +73,12 @@ def fresh_input(storage: Any, kind: Kind, tag: str, user_id: Any) -> dict[str, A
     """A create input (with a new parent and new named resources of the same owner)."""
     named = {target: make(storage, KINDS[target], f"{tag}-{field}", user_id).id
              for field, target in needs(kind).items()}
+    if kind.parent is not None and kind.parent.states is not None:
+        # a child made only under a parent in some states (a VM snapshot: its VM running)
+        parent = KINDS[kind.parent.kind]
+        assert parent.lifecycle is not None
+        method(storage, parent, "update")(named[parent.name], {
+            parent.lifecycle.field: sorted(kind.parent.states)[0]})
     return create(kind, tag, user_id, named=named)
 
 

@@ -138,6 +138,28 @@ class TestTampering:
         assert "no longer reaches" in str(found.problem)
 
 
+class TestARestoredDatabase:
+    """A dump taken before the last events were sealed, restored elsewhere: the digest
+    (taken on the old server) vouches for events this database has not sealed yet."""
+
+    def test_the_digest_vouches_for_events_sealed_after_the_dump(self, sealed: Any) -> None:
+        conn, taken = sealed
+        tamper(conn, "DELETE FROM akashone_chain WHERE position > %s", taken.position - 3)
+        found = verdict(conn, taken)
+        assert found.ok, found.problem
+        assert found.events == taken.position
+
+    def test_a_changed_unsealed_event_still_fails_the_digest(self, sealed: Any) -> None:
+        conn, taken = sealed
+        tamper(conn, "DELETE FROM akashone_chain WHERE position > %s", taken.position - 3)
+        tamper(conn, "UPDATE akashone_events SET state = state || ' '::bytea"
+                     " WHERE notification_id = %s", taken.position - 1)
+        assert verdict(conn).ok  # nothing sealed was touched
+        found = verdict(conn, taken)
+        assert (found.ok, found.position) == (False, taken.position)
+        assert "differs from the digest" in str(found.problem)
+
+
 class TestSealing:
     def test_the_chain_is_append_only_and_new_events_are_sealed_in_order(
             self, storage: Storage) -> None:

@@ -68,6 +68,19 @@ class TestVirtualMachines:
         assert log_size(storage.dsn) == before
         assert storage.get_virtual_machine(machine.id).state == "Running"
 
+    def test_a_vm_in_error_is_only_destroyed_or_expunged(self, storage: Storage,
+                                                         people: dict[str, Any]) -> None:
+        """CloudStack moves a VM in Error only to Expunging (or destroys it): setting it
+        Running again would bill a VM that is not running."""
+        machine = vm(storage, people["asha"], state="Error")
+        before = log_size(storage.dsn)
+        for state in ("Running", "Starting", "Stopped"):
+            with pytest.raises(ConflictError, match="Error"):
+                storage.update_virtual_machine(machine.id, {"state": state})
+        assert log_size(storage.dsn) == before
+        assert storage.update_virtual_machine(machine.id, {"state": "Expunging"}).state == (
+            "Expunging")
+
     def test_a_state_change_stamps_last_synced(self, storage: Storage,
                                                people: dict[str, Any]) -> None:
         machine = vm(storage, people["asha"], state=None)
@@ -145,6 +158,18 @@ class TestVolumes:
         assert log_size(storage.dsn) == before
         assert storage.get_volume(disk.id).state == "Ready"
 
+    def test_a_vm_boots_from_one_root_volume(self, storage: Storage,
+                                             people: dict[str, Any]) -> None:
+        owner = people["asha"]
+        machine = vm(storage, owner)
+        storage.attach_volume(volume(storage, owner, "root", "ROOT").id, machine.id)
+        second = volume(storage, owner, "root2", "ROOT")
+        with pytest.raises(ConflictError, match="ROOT volume already"):
+            storage.attach_volume(second.id, machine.id)
+        assert storage.get_volume(second.id).state == "Ready"
+        assert storage.attach_volume(volume(storage, owner, "d").id, machine.id).state == (
+            "Attached")
+
     def test_a_root_volume_is_never_detached(self, storage: Storage,
                                              people: dict[str, Any]) -> None:
         owner = people["asha"]
@@ -170,6 +195,32 @@ class TestSnapshots:
         assert storage.get_vm_snapshots(machine.id, people["ravi"].id) == []
         assert storage.restore_vm_snapshot(cold.id).state == "Stopped"
         assert storage.restore_vm_snapshot(kept.id).state == "Running"
+
+    def test_only_a_running_or_stopped_vm_is_snapshotted_or_reverted(
+            self, storage: Storage, people: dict[str, Any]) -> None:
+        """CloudStack snapshots and reverts a Running or Stopped VM, to a Ready snapshot;
+        a revert once made a VM in Error, or still Creating, Running."""
+        asha = people["asha"]
+        machine = vm(storage, asha)
+        snap = storage.create_vm_snapshot(create(KINDS["vm_snapshot"], "m", asha.id,
+                                                 machine.id))
+        for state in (None, "Error"):
+            other = vm(storage, asha, f"vm{state}", state=state)
+            with pytest.raises(ConflictError, match=other.state):
+                storage.create_vm_snapshot(create(KINDS["vm_snapshot"], "x", asha.id,
+                                                  other.id))
+        storage.update_virtual_machine(machine.id, {"state": "Error"})
+        before = log_size(storage.dsn)
+        with pytest.raises(ConflictError, match="Error"):
+            storage.restore_vm_snapshot(snap.id)
+        assert log_size(storage.dsn) == before
+        assert storage.get_virtual_machine(machine.id).state == "Error"
+        healthy = vm(storage, asha, "healthy")
+        broken = storage.create_vm_snapshot(create(KINDS["vm_snapshot"], "b", asha.id,
+                                                   healthy.id))
+        storage.observe_vm_snapshot(broken.cloudstack_snapshot_id, {"state": "Error"})
+        with pytest.raises(ConflictError, match="snapshot that is Error"):
+            storage.restore_vm_snapshot(broken.id)
 
     def test_a_snapshot_is_taken_of_the_owners_vm_only(self, storage: Storage,
                                                        people: dict[str, Any]) -> None:
@@ -416,10 +467,23 @@ class TestOrganizationMoves:
         invoices bill them): moving it would strand them."""
         owner = people["asha"]
         other = storage.create_organization({"name": "other org"})
-        disk = volume(storage, owner)
+        key = make(storage, KINDS["ssh_key"], "k", owner.id)
         with pytest.raises(ConflictError, match="owns 1 cloud resource"):
             storage.update_user(owner.id, {"organization_id": other.id})
         assert storage.get_user(owner.id).organization_id == owner.organization_id
-        storage.delete_volume(disk.id)
+        storage.delete_ssh_key(key.id)
         moved = storage.update_user(owner.id, {"organization_id": other.id})
         assert moved.organization_id == other.id
+
+    def test_a_user_whose_resources_ran_metered_hours_is_not_moved(
+            self, storage: Storage, people: dict[str, Any]) -> None:
+        """A disk deleted before the meter ran: its hours are the organization's to bill,
+        and a move would have let the meter bill them in the other (whose tenants read
+        them)."""
+        owner = people["asha"]
+        other = storage.create_organization({"name": "other org"})
+        storage.delete_volume(volume(storage, owner).id)
+        before = log_size(storage.dsn)
+        with pytest.raises(ConflictError, match="ran 1 metered cloud resource"):
+            storage.update_user(owner.id, {"organization_id": other.id})
+        assert log_size(storage.dsn) == before

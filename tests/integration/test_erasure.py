@@ -26,6 +26,7 @@ from akashone_es import audit
 from akashone_es.errors import (
     ConfigurationError,
     ConflictError,
+    ContextError,
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
@@ -130,6 +131,19 @@ class TestErasure:
         destroyed = rows(dsn, "SELECT subject FROM akashone_subject_keys"
                               " WHERE sealed_key IS NULL ORDER BY subject")
         assert [r[0] for r in destroyed] == sorted(report.subjects)
+
+    def test_an_erased_person_acts_no_more(self, world: World) -> None:
+        """The account is suspended by the platform with the erasure (it acted on, and its
+        tenant could not stop it); the suspension is the platform's to lift."""
+        s = world.storage
+        s.erase_personal_data(world.priya)
+        assert s.get_user(world.priya).status == "suspended"
+        with pytest.raises(ContextError, match="only active users act"), s.acting_as(
+                actor_id=world.priya):
+            pass
+        with s.acting_as(actor_id=world.ravi), pytest.raises(PermissionDeniedError):
+            s.update_user(world.priya, {"status": "active"})
+        assert events_of(s, world.priya)[-1].changes == {"status": "suspended"}
 
     def test_the_erasure_event_names_no_personal_data(self, world: World) -> None:
         s = world.storage
@@ -379,6 +393,17 @@ class TestKeys:
         other = {**TEST_SETTINGS, "secret_key": "A" * 43 + "="}
         with pytest.raises(ConfigurationError, match="does not open the keys"):
             open_storage(Settings(**other), dsn=world.storage.dsn)  # type: ignore[arg-type]
+
+    def test_a_restore_without_its_key_writes_no_new_one(self, world: World,
+                                                        tmp_path: Any) -> None:
+        """Found in review: ``init`` on a restored database, on a host without the key, made
+        a new key file (which opens none of the keys) and only then refused. Now it names
+        what is missing and writes nothing."""
+        keyless = {k: v for k, v in TEST_SETTINGS.items() if k != "secret_key"}
+        with pytest.raises(ConfigurationError, match="set AKASHONE_SECRET_KEY to it"):
+            open_storage(Settings(**keyless, data_dir=tmp_path),  # type: ignore[arg-type]
+                         dsn=world.storage.dsn)
+        assert list(tmp_path.iterdir()) == []
 
     def test_a_tenant_may_not_erase(self, world: World) -> None:
         with world.storage.acting_as(actor_id=world.ravi), pytest.raises(

@@ -310,6 +310,10 @@ class TestTheWayBack:
             for row in rows["invoices"]:
                 if row["user_id"] == person:
                     row.pop("buyer_gstin")
+            for row in rows["users"]:  # suspended by the erasure: AkashOne's users keep no
+                if row["id"] == person:  # time of their last change
+                    row.pop("updated_at")
+        assert next(u["status"] for u in theirs["users"] if u["id"] == person) == "suspended"
         assert len(mine["invoices"]) == len(theirs["invoices"])
         assert same(theirs, mine) == []
 
@@ -512,6 +516,11 @@ class TestEveryTable:
                                                     table: str, reason: str) -> None:
         reasons = [s.reason for s in imported.skipped if s.table == table]
         assert any(reason in r for r in reasons), reasons
+
+    def test_only_the_defects_are_skipped(self, imported: ImportSummary) -> None:
+        """Found in review: half the sample's CDN distributions named their owner's
+        certificate for a domain it does not cover, and were skipped on every run."""
+        assert [s for s in imported.skipped if s.table == "cdnDistributions"] == []
 
     def test_resources_read_as_akashone_kept_them(self, storage: Storage,
                                                   imported: ImportSummary,

@@ -20,7 +20,7 @@ import pytest
 
 from akashone_es.domain.identity import Activity
 from akashone_es.errors import (
-    DuplicateError,
+    ConflictError,
     NotFoundError,
     PermissionDeniedError,
     ProjectionError,
@@ -331,7 +331,8 @@ class TestQuarantine:
         with pytest.raises(ProjectionError):
             catch_up_activities(storage)
         quarantine_position(storage, projection=ACTIVITIES, position=poison, reason="bad row")
-        with pytest.raises(DuplicateError):
+        with pytest.raises(ConflictError, match=f"position {poison} is quarantined for "
+                                                f"{ACTIVITIES} already"):
             quarantine_position(storage, projection=ACTIVITIES, position=poison, reason="again")
 
     @pytest.mark.parametrize(("changes", "field"), [

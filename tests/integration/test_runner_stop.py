@@ -11,13 +11,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from structlog.testing import capture_logs
 
 from akashone_es import audit
 from akashone_es.domain.identity import User
 from akashone_es.storage import Storage
 from projections.engine import Batch, Projection, Table
 from projections.positions import START, head, read_checkpoints
-from projections.runner import Runner
+from projections.runner import Runner, advisory_key
 
 APPLY_SECONDS = 0.002  # per event: ~500 events/s, far below what the writer appends
 
@@ -84,3 +85,22 @@ def test_a_runner_behind_busy_writers_stops_at_its_next_batch(
         writer.join(timeout=30)
         runner.stop()
         follower.join(timeout=30)
+
+
+def test_a_spare_runner_says_it_stands_by_once(storage: Storage, dsn: str) -> None:
+    """Found in review: a hot spare logged ``projection.runner_standby`` at every try of
+    the lock (about 15 lines a second); it says so once, until it has been active."""
+    projection = Slow()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in projection.ddl():
+            conn.execute(statement)
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (advisory_key(Slow.name),))
+        spare = Runner(dsn, [projection], storage.reader, batch_size=50, poll_seconds=0.01)
+        with capture_logs() as logs:
+            follower = threading.Thread(target=spare.run, daemon=True)
+            follower.start()
+            time.sleep(0.5)  # some 50 tries of the lock
+            spare.stop()
+            follower.join(timeout=5)
+    assert [e["event"] for e in logs if e["event"].startswith("projection.runner")] == [
+        "projection.runner_standby"]

@@ -15,8 +15,11 @@ from akashone_es import (
     Storage,
     ValidationError,
 )
+from akashone_es.resources import KINDS
 from projections import models as m
 from tests.conftest import log_size
+from tests.integration.access_fixtures import enable_all_features
+from tests.integration.resource_samples import make
 from tests.integration.test_billing_storage import address, customer, line
 from tests.integration.test_tenancy_and_rules import make_user, tenant
 
@@ -429,3 +432,61 @@ class TestPlatformWideWork:
         assert before == log_size(dsn)
         with storage.acting_as(actor_id=root.id):
             assert storage.meter(datetime(2026, 1, 1, tzinfo=UTC)).windows == 0
+
+
+class TestMovedUsers:
+    def test_a_user_moved_out_reads_none_of_its_old_organizations_activity(
+            self, storage: Storage) -> None:
+        """Found in review: a user moved from A to B still read its activities recorded in
+        A (A's resource names and details) through "a user sees its own rows"; that rule
+        is for a user in no organization, whose rows are in none."""
+        a, b = tenant(storage, "acme"), tenant(storage, "beta")
+        mover = make_user(storage, "mover", organization_id=a.org.id)
+        with storage.acting_as(actor_id=mover.id):
+            old = storage.create_user_activity({"user_id": mover.id, "action": "vm.create",
+                                                "resource_name": "A salaries Q4"})
+        storage.update_user(mover.id, {"organization_id": b.org.id})
+        with storage.acting_as(actor_id=mover.id):
+            assert storage.get_user_activity(old.id) is None
+            assert storage.get_user_activities(mover.id) == []
+            assert storage.get_user_activities_by_action(mover.id, "vm.create") == []
+        loner = make_user(storage, "loner")
+        with storage.acting_as(actor_id=loner.id):  # in no organization: its own rows
+            mine = storage.create_user_activity({"user_id": loner.id, "action": "auth.login"})
+            assert [r.id for r in storage.get_user_activities(loner.id)] == [mine.id]
+
+
+class TestWhatIsBilledIsThePlatforms:
+    def test_a_tenant_cannot_set_what_metering_bills(self, storage: Storage, dsn: str) -> None:
+        """Found in review: a tenant stopped its own running cluster and database in the
+        record (their meters closed), shrank its volume to 1 GB and set its VM Stopped,
+        while they ran on. What metering reads is the platform's to set; a tenant's
+        update of anything else goes through."""
+        enable_all_features(storage)
+        a = tenant(storage, "acme")
+        owner = a.user.id
+        with storage.acting_as(system="provisioning", organization_id=a.org.id):
+            made = {name: make(storage, KINDS[name], "t", owner) for name in (
+                "virtual_machine", "volume", "kubernetes_cluster", "database")}
+            storage.update_virtual_machine(made["virtual_machine"].id, {"state": "Running"})
+            storage.update_kubernetes_cluster(made["kubernetes_cluster"].id,
+                                              {"status": "running"})
+            storage.update_database(made["database"].id, {"status": "running"})
+            snapshot = make(storage, KINDS["vm_snapshot"], "s", owner)
+        tries = [("virtual_machine", {"state": "Stopped"}, "state"),
+                 ("volume", {"size": 1}, "size"),
+                 ("kubernetes_cluster", {"status": "stopped"}, "status"),
+                 ("kubernetes_cluster", {"worker_nodes": 1, "name": "x"}, "worker_nodes"),
+                 ("database", {"storage": 10}, "storage")]
+        before = log_size(dsn)
+        with storage.acting_as(actor_id=owner):
+            for name, change, field in tries:
+                with pytest.raises(PermissionDeniedError, match=f"{field}: billed by"):
+                    getattr(storage, f"update_{name}")(made[name].id, change)
+            with pytest.raises(PermissionDeniedError):
+                storage.restore_vm_snapshot(snapshot.id)
+            assert log_size(dsn) == before
+            renamed = storage.update_volume(made["volume"].id, {"display_name": "data"})
+            assert (renamed.display_name, renamed.size) == ("data", made["volume"].size)
+        with storage.acting_as(system="provisioning", organization_id=a.org.id):
+            assert storage.update_volume(made["volume"].id, {"size": 80}).size == 80
