@@ -60,3 +60,44 @@ def status(conn: psycopg.Connection[Any], projections: Sequence[Named]
         result.append(ProjectionStatus(p.name, p.mode, position.position, last.position,
                                        pending(conn, position, last), failures.get(p.name)))
     return result
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """Events committed that no follower may read yet, and the transaction that holds them
+    back: a reader reads only below the oldest transaction still running (it could still
+    add an event before them), on this server, in any database."""
+
+    events: int
+    pid: int | None = None
+    database: str | None = None
+    seconds: int | None = None
+
+    def describe(self) -> str:
+        holder = ("a transaction still running" if self.pid is None else
+                  f"transaction of pid {self.pid} (database {self.database}, open "
+                  f"{self.seconds} s)")
+        return (f"{self.events} event{'s' if self.events != 1 else ''} written but not "
+                f"readable yet: {holder} could still precede "
+                f"{'them' if self.events != 1 else 'it'}; followers read on once it ends")
+
+
+#: the oldest transaction holding an id (what the readers' horizon waits for); shown when the
+#: role may see it (its own sessions, or all with pg_read_all_stats)
+OLDEST_WRITER = ("SELECT pid, datname, extract(epoch FROM now() - xact_start)::bigint"
+                 " FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
+                 " ORDER BY age(backend_xid) DESC LIMIT 1")
+
+
+def held_back(conn: psycopg.Connection[Any]) -> HeldBack | None:
+    """What the horizon holds back, or None when every committed event is readable."""
+    readable, written = head(conn), head(conn, final=True)
+    waiting = pending(conn, readable, written)
+    if not waiting:
+        return None
+    row = conn.execute(OLDEST_WRITER).fetchone()
+    if row is None:
+        return HeldBack(waiting)
+    pid, database, seconds = tuple(row.values()) if isinstance(row, dict) else row
+    return HeldBack(waiting, int(pid), str(database), int(seconds or 0))
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,6 +25,10 @@ from projections.positions import START, Key, head, pending, read_checkpoints
 
 log = get_logger(__name__)
 Progress = Callable[[str, int, int], None]
+
+
+#: the longest wait between tries to reach the server again (``Runner.run``, following)
+RECONNECT_MAX_SECONDS = 10.0
 
 
 def advisory_key(name: str) -> str:
@@ -156,6 +161,24 @@ class Runner:
             if errors:
                 raise errors[0]
             return
+        delay = self.poll_seconds
+        while not self.stopping.is_set():
+            began = time.monotonic()
+            try:
+                self._follow(progress)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:  # the server
+                # went away, and its sessions' locks with it (another runner may take over);
+                # each batch was committed with its checkpoint: nothing lost or applied twice
+                if time.monotonic() - began > RECONNECT_MAX_SECONDS:
+                    delay = self.poll_seconds  # it had been following: start over
+                log.warning("projection.runner_reconnecting",
+                            error=(str(exc).splitlines() or [type(exc).__name__])[0],
+                            retry_in=round(delay, 2))
+                self.stopping.wait(delay)
+                delay = min(delay * 2 + 0.5, RECONNECT_MAX_SECONDS)
+
+    def _follow(self, progress: Progress | None) -> None:
+        """Follow on two connections until ``stop()``; raises when a connection is lost."""
         owned: set[str] = set()
         standing_by: set[str] = set()
         stopped: set[str] = set()

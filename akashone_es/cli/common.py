@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from akashone_es.settings import Settings
     from akashone_es.storage import Storage
-    from projections.overview import ProjectionStatus
+    from projections.overview import HeldBack, ProjectionStatus
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -290,13 +290,14 @@ def catch_up_async(storage: Storage) -> None:
 
 def render_status(console: Console, storage: Storage) -> None:
     """Head, checkpoint and lag of every projection."""
-    from projections.overview import status  # noqa: PLC0415
+    from projections.overview import held_back, status  # noqa: PLC0415
 
     with storage._datastore.get_connection() as conn:
-        render_status_rows(console, status(conn, storage.projections))
+        render_status_rows(console, status(conn, storage.projections), held_back(conn))
 
 
-def quick_status(state: State) -> tuple[list[ProjectionStatus] | None, str | None]:
+def quick_status(state: State) -> tuple[list[ProjectionStatus] | None, str | None,
+                                        HeldBack | None]:
     """The status read straight from the server named by ``DATABASE_URL``, without opening
     the storage (no set-up, no application loaded: a quick start, and a status that changes
     nothing); on the embedded server too, which it starts when no one runs it. None when that
@@ -305,7 +306,7 @@ def quick_status(state: State) -> tuple[list[ProjectionStatus] | None, str | Non
     or fixes it. Also the DSN it read (the primary a standby is compared with)."""
     import psycopg  # noqa: PLC0415
 
-    from projections.overview import LISTED, status  # noqa: PLC0415
+    from projections.overview import LISTED, held_back, status  # noqa: PLC0415
 
     server = None
     dsn = state.settings.database_url
@@ -326,10 +327,10 @@ def quick_status(state: State) -> tuple[list[ProjectionStatus] | None, str | Non
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
             if conn.execute(SCHEMA_CURRENT).fetchone() != (True,):
-                return None, dsn
-            return status(conn, LISTED), dsn
+                return None, dsn, None
+            return status(conn, LISTED), dsn, held_back(conn)
     except psycopg.Error:
-        return None, dsn
+        return None, dsn, None
     finally:
         if server is not None:
             server.stop()
@@ -344,11 +345,15 @@ SCHEMA_CURRENT = ("SELECT to_regprocedure('public.akashone_horizon()') IS NOT NU
                   " to_regclass('public.akashone_checkpoints') AND attname = 'transaction_id')")
 
 
-def render_status_rows(console: Console, rows: Sequence[ProjectionStatus]) -> None:
-    """The status table."""
+def render_status_rows(console: Console, rows: Sequence[ProjectionStatus],
+                       held: HeldBack | None = None) -> None:
+    """The status table (head: the last event followers may read now), and what holds
+    followers back when committed events are not readable yet."""
     table = Table(title="projections", title_justify="left")
     for column in ("projection", "mode", "checkpoint", "head", "lag"):
         table.add_column(column, no_wrap=True)
     for row in rows:
         table.add_row(row.name, row.mode, str(row.position), str(row.head), str(row.lag))
     console.print(table)
+    if held is not None:
+        console.print(held.describe(), style="yellow", markup=False)

@@ -92,6 +92,7 @@ def demo(ctx: typer.Context) -> None:
         # the activity log is an async projection (a follower applies it after the write):
         # catch it up here, as `akashone-es projections run` would, so no lag is left
         catch_up_async(storage)
-        say("async projections caught up (`akashone-es projections run` keeps them current)")
-        render_status(state.console, storage)
+        say("async projections caught up to what followers may read (`akashone-es "
+            "projections run` keeps them current)")
+        render_status(state.console, storage)  # says what holds followers back, if anything
         say(f"try: akashone-es history {priya.id}")

@@ -91,14 +91,16 @@ def status_command(ctx: typer.Context) -> None:
     """Head position, checkpoint and lag of each projection (and of the standby, when
     AKASHONE_READ_URL is set)."""
     state: State = ctx.obj
-    rows, primary = quick_status(state)
+    rows, primary, held = quick_status(state)
     if rows is None:
+        from projections.overview import held_back  # noqa: PLC0415
         from projections.overview import status as projection_status  # noqa: PLC0415
 
         with state.storage() as storage, storage._datastore.get_connection() as conn:
             rows = projection_status(conn, storage.projections)
+            held = held_back(conn)
             primary = storage.dsn
-    render_status_rows(state.console, rows)
+    render_status_rows(state.console, rows, held)
     if state.settings.read_url and primary:
         from akashone_es.persistence.replica import describe_standby  # noqa: PLC0415
 

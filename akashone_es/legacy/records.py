@@ -226,8 +226,11 @@ class RecordTables:
         organization = self._organization(str(record.get("organizationId")), self.people) \
             if record.get("organizationId") else None
         invited_by = self._ref("users", record.get("invitedBy"), "invitedBy")
+        # an erased member (the way back writes the marker) is checked with a stand-in
+        values, erased = stand_ins({"email": record.get("email")},
+                                   {"email": "erased@example.com"})
         member = i.parse(i.InsertTeamMember, {
-            "email": record.get("email"), "organization_id": organization,
+            **values, "organization_id": organization,
             "invited_by": invited_by, "status": record.get("status") or "invited"})
         user = record.get("userId")
         user_id = self._ref("users", user, "userId") if user else None
@@ -244,7 +247,8 @@ class RecordTables:
                           "admin)")
         joined = _moment(record, "joinedAt", required=False)
         return self._new("teamMembers", record, identity_domain.TeamMember,
-                         self._created(record, "invitedAt"), email=str(member.email),
+                         self._created(record, "invitedAt"),
+                         email=MARKER if erased else str(member.email),
                          organization_id=str(organization), invited_by=str(invited_by),
                          token_hash=_token_hash(token) if token and user_id is None else "",
                          status=member.status,

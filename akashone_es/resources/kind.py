@@ -168,6 +168,8 @@ class Kind:
     on_read: Callable[[Any], Any] | None = None
     #: what it bills while it exists (metering turns these into usage records)
     meters: tuple[Meter, ...] = ()
+    #: fields only the platform sets by update, each with why (what metering bills is so too)
+    platform_set: Mapping[str, str] = field(default_factory=dict)
     #: fields naming another resource (field -> kind): it must exist and have the same
     #: owner when given, and it cannot be deleted while named
     refs: Mapping[str, str] = field(default_factory=dict)
@@ -216,6 +218,12 @@ class Kind:
     def billed_fields(self) -> frozenset[str]:
         """The fields metering reads (a tenant's update may not set them)."""
         return frozenset(f for meter in self.meters for f in meter.fields)
+
+    def platform_only(self) -> dict[str, str]:
+        """The fields a tenant's update may not set, each with why."""
+        why = "billed by metering, so set by the platform (provisioning, or what CloudStack " \
+              "reports), not by a tenant"
+        return {**dict.fromkeys(sorted(self.billed_fields), why), **self.platform_set}
 
     @property
     def title(self) -> str:

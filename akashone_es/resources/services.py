@@ -230,8 +230,10 @@ DNS_DOMAIN = Kind(
     flag="dns", cloudstack="none", stamp="last_modified",
     methods=frozenset(("list", "get", "create", "update", "delete")),
     updatable=("dnssec", "nameservers"),
-    # a domain once per tenant (verification would make it global; nothing verifies yet)
+    # a domain once per tenant; active (verified by the platform) once on the platform
     unique=(Unique((TENANT, "name"), "name", name="tenant_name"),),
+    platform_set={"status": "set by the platform once it has verified that the tenant "
+                            "holds the domain (a tenant's word makes no zone active)"},
     kept={"record_count": "integer NOT NULL DEFAULT 0"},
     lifecycle=Lifecycle("pending", moves(pending="active failed", active="suspended",
                                          suspended="active", failed="pending"),

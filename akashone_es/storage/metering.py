@@ -26,8 +26,11 @@ from psycopg import sql
 from akashone_es import context
 from akashone_es.domain import usage as usage_domain
 from akashone_es.errors import ConflictError, ValidationError
+from akashone_es.storage import billing_inputs as bi
+from akashone_es.storage import inputs as i
 from akashone_es.storage import limits as lim
 from akashone_es.storage.billing import BillingStorage
+from projections import billing_models as bm
 
 HOUR = timedelta(hours=1)
 _NS = uuid5(NAMESPACE_URL, "https://akashone.com/akashone-es/metering")
@@ -46,6 +49,12 @@ SEGMENTS = sql.SQL(
     " WHERE started_at < %s AND (ended_at IS NULL OR ended_at > %s)"
     " ORDER BY resource_id, metric, started_at")
 RECORDED = sql.SQL("SELECT id FROM usage_records WHERE id = ANY(%s)")
+#: one customer's segments that reach into a span (an invoice's period)
+SEGMENTS_OF_USER = sql.SQL(
+    "SELECT resource_id, metric, started_at, ended_at, kind, resource_type, user_id,"
+    " organization_id, resource_name, quantity FROM resource_meter_segments"
+    " WHERE user_id = %s AND started_at < %s AND (ended_at IS NULL OR ended_at > %s)"
+    " ORDER BY resource_id, metric, started_at")
 
 
 def usage_id(resource_id: UUID, metric: str, window: datetime) -> UUID:
@@ -108,6 +117,32 @@ def windows(segments: list[dict[str, Any]], until: datetime) -> Iterator[Window]
 
 class MeteringStorage(BillingStorage):
     """``meter``: usage records from the resources' metered segments."""
+
+    def generate_invoice(self, data: bi.GenerateInvoice | dict[str, Any]) -> bm.Invoice:
+        """As ``BillingStorage.generate_invoice``, once every metered hour of the customer's
+        resources that the period bills is metered: an invoice made before ``meter`` had
+        reached the period's end billed part of it, and no later period billed the rest."""
+        request = i.parse(bi.GenerateInvoice, data)
+        if self._visible_user(request.user_id) is not None:  # else: not found, as before
+            self._metered_through(request)
+        return super().generate_invoice(request)
+
+    def _metered_through(self, request: bi.GenerateInvoice) -> None:
+        start, end = request.period_start, request.period_end
+        segments = self._rows(SEGMENTS_OF_USER, (request.user_id, end, start - HOUR))
+        wanted = {w.id: w for w in windows(segments, end)
+                  if w.start + HOUR > start and w.quantity.quantize(PLACES) > 0}
+        if not wanted:
+            return
+        missing = sorted(set(wanted) - set(self._column(RECORDED, (list(wanted),))),
+                         key=lambda key: wanted[key].start)
+        if missing:
+            first = wanted[missing[0]].start
+            raise ValidationError.single(
+                "period_end", f"{len(missing)} metered hour{'s' if len(missing) > 1 else ''} "
+                              f"of the customer's resources in the period are not metered "
+                              f"yet (the first from {first:%Y-%m-%d %H:%M} UTC): meter until "
+                              f"the period's end first")
 
     def meter(self, until: datetime) -> MeterResult:
         """Record the usage of every hour window that ends by ``until`` (an aware time, at

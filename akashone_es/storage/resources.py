@@ -100,6 +100,11 @@ OWNED_BY = sql.SQL("SELECT {}").format(sql.SQL(" + ").join(
     sql.SQL("(SELECT count(*) FROM {} WHERE user_id = %s)").format(
         sql.Identifier(kind.table)) for kind in KINDS.values()))
 
+#: the end of a resource's last metered hour
+METERED_UNTIL = sql.SQL("SELECT max(period_end) FROM usage_records WHERE resource_id = %s")
+#: another active zone of a DNS name (verified: served once, whoever else has it pending)
+ACTIVE_ZONE = sql.SQL("SELECT 1 FROM dns_domains WHERE lower(name) = lower(%s)"
+                      " AND status = 'active' AND id <> %s")
 #: resources whose hours were metered for a user (deleted ones too: their hours may not be
 #: turned into usage yet, and they are billed to the organization they ran in)
 METERED_FOR = sql.SQL("SELECT count(DISTINCT resource_id) FROM resource_meter_segments"
@@ -228,11 +233,11 @@ class ResourceStorage(FlagStorage, BillingBase):
                    for name in values if name not in kind.updatable]
         if refused:
             raise ValidationError(refused)
-        billed = sorted(kind.billed_fields & {*values, *([life.field] if state and life else [])})
-        if billed and self._tenant_acting():
-            raise PermissionDeniedError(
-                f"{', '.join(billed)}: billed by metering, so set by the platform "
-                "(provisioning, or what CloudStack reports), not by a tenant")
+        if self._tenant_acting():
+            given = {*values, *([life.field] if state and life else [])}
+            barred = {name: why for name, why in kind.platform_only().items() if name in given}
+            if barred:
+                raise PermissionDeniedError(f"{', '.join(barred)}: {next(iter(barred.values()))}")
         current = self._resource(kind, resource_id)
         if current is None:
             return None
@@ -248,6 +253,11 @@ class ResourceStorage(FlagStorage, BillingBase):
             if state is not None and life is not None and state != aggregate.fields.get(
                     life.field):
                 self._check_move(kind, aggregate, state)
+                if kind.name == "dns_domain" and state == "active" and self._scalar(
+                        ACTIVE_ZONE, (aggregate.fields.get("name"), aggregate.id)):
+                    # verified once: the platform serves one zone per name
+                    raise ConflictError(f"{aggregate.fields.get('name')} is active for "
+                                        "another tenant: a name has one active zone")
                 aggregate.transition("update", life.field, state, life.transitions, changed)
             elif changed:
                 aggregate.update(changed)
@@ -447,6 +457,14 @@ class ResourceStorage(FlagStorage, BillingBase):
         aggregate = self._load(Resource, resource_id, kind.name)
         if aggregate.kind != kind.name:
             raise NotFoundError(kind.name, resource_id)
+        if kind.meters and context.backdating():
+            # history recorded late may not reach into hours already metered: they would
+            # stay billed as they were
+            metered = self._scalar(METERED_UNTIL, (str(resource_id),))
+            if metered is not None and context.event_time() < metered:
+                raise ConflictError(f"the {kind.title}'s usage is metered up to "
+                                    f"{metered.isoformat()}: a change recorded before then "
+                                    f"would not be billed")
         return aggregate
 
     @staticmethod

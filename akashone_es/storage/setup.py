@@ -29,6 +29,7 @@ from projections.engine import (
 from projections.failures import read_failures
 from projections.log import LOCK_EVENTS, LogReader
 from projections.positions import START, head, live_projections, read_checkpoints
+from projections.quarantine import quarantined
 from projections.rebuild import rebuild
 
 log = get_logger(__name__)
@@ -118,16 +119,27 @@ def bring_current(dsn: str, conn: psycopg.Connection[Any], projections: Sequence
     """
     last = head(conn, final=True)  # whether the log holds any committed event at all
     live = live_projections(conn)
-    failed = set(read_failures(conn))
+    failed = read_failures(conn)
     rebuilt = []
     for projection in projections:
         conn.execute(REGISTER_CHECKPOINT, (projection.name,))
         inline = projection.mode == "inline"
         emptied = last > START and projection.name in dropped  # its rows must come from the log
-        if (inline and not emptied and projection.name not in live | failed
+        if (inline and not emptied and projection.name not in live | set(failed)
                 and go_live(conn, projection)):
             continue
         stale = inline and (projection.name not in live or projection.name in failed)
+        stop = failed.get(projection.name)
+        if stale and not emptied and stop is not None and stop.position not in quarantined(
+                conn, projection.name):
+            # it stopped at an event it cannot apply, and nothing has changed that: a rebuild
+            # would replay the whole log to stop there again, at every start. ``projections
+            # rebuild`` (after a fix) or a quarantine of that event resumes it.
+            log.warning("projection.still_stopped", projection=projection.name,
+                        position=stop.position,
+                        hint=f"akashone-es projections quarantine {projection.name} "
+                             f"{stop.position}, or rebuild it once its handler is fixed")
+            continue
         if last > START and (stale or emptied):
             log.info("projection.behind", projection=projection.name,
                      position=read_checkpoints(conn).get(projection.name, START).position,

@@ -47,6 +47,10 @@ TENANT_ACCOUNT_TYPES = ("customer", "team_member")
 #: recorded before it was sealed keep a clear hash, which ``SecretBox.open`` passes through)
 TOTP_FIELDS = ("two_factor_secret", "email_verification_code")
 SEALED_USER_FIELDS = ("password", *TOTP_FIELDS)
+#: what a tenant reads of another user of its organization in place of its credentials: a
+#: colleague (or a reseller's other customer) never gets a hash to guess or a TOTP secret
+HIDDEN_CREDENTIALS = {"password": "[hidden]", "two_factor_secret": None,
+                      "email_verification_code": None}
 
 
 class UsersStorage(StorageBase):
@@ -61,7 +65,8 @@ class UsersStorage(StorageBase):
         return self.secrets.seal(bcrypt.hashpw(password.encode(), salt).decode()) or ""
 
     def verify_password(self, user_id: UUID | str, password: str) -> bool:
-        """Whether ``password`` matches the user's stored bcrypt hash."""
+        """Whether ``password`` matches the user's stored bcrypt hash (a tenant checks its
+        own: a colleague's credentials are hidden from it, and never match)."""
         user = self.get_user(user_id)
         clear = password.encode()
         if user is None or len(clear) > i.BCRYPT_MAX_BYTES:  # such a password was never set
@@ -117,6 +122,8 @@ class UsersStorage(StorageBase):
         if user is None or not self._user_visible(user.organization_id, user.id,
                                                   user.account_type):
             return None  # another tenant's user, or the platform's; a user sees itself
+        if self._tenant_acting() and str(user.id) != str(context.current().actor_id):
+            return user.model_copy(update=HIDDEN_CREDENTIALS)
         sealed = {f: self.secrets.open(getattr(user, f)) for f in SEALED_USER_FIELDS
                   if getattr(user, f) is not None}
         return user.model_copy(update=sealed) if sealed else user

@@ -81,3 +81,22 @@ def test_on_the_embedded_server_it_reads_straight_too() -> None:
                 assert conn.execute(GUARD_VERSION).fetchall() == guard  # storage not opened
         finally:
             server.stop()
+
+
+def test_status_names_the_transaction_that_holds_followers_back(
+        storage: Storage, cli: Cli, server_dsn: str) -> None:
+    """Found in review: with a transaction holding an id open in another database of the
+    server, ``status`` showed lag 0 beside events written after it, and nothing said why.
+    It says how many events wait and which transaction (pid, database) they wait for."""
+    with psycopg.connect(server_dsn) as other:  # the server's own database, not the log's
+        other.execute("SELECT txid_current()")  # holds an id until it ends
+        pid = other.info.backend_pid
+        _register(storage, 2)
+        shown = cli("projections", "status")
+        assert shown.returncode == 0, shown.stderr
+        line = " ".join(shown.stdout.split())
+        assert "events written but not readable yet" in line, shown.stdout
+        assert f"pid {pid}" in line
+        other.rollback()
+    shown = cli("projections", "status")
+    assert "not readable yet" not in shown.stdout

@@ -317,6 +317,24 @@ class TestTheWayBack:
         assert len(mine["invoices"]) == len(theirs["invoices"])
         assert same(theirs, mine) == []
 
+    def test_an_erased_team_member_comes_back_erased(
+            self, storage: Storage, imported: ImportSummary, second: Storage) -> None:
+        """Found in review: the way back wrote an erased member's invitation email as the
+        marker, and importing it again skipped the invitation (not an email address)."""
+        with psycopg.connect(storage.dsn) as conn:
+            [(member, person)] = conn.execute(
+                "SELECT id, user_id FROM team_members WHERE user_id IS NOT NULL"
+                " ORDER BY id LIMIT 1").fetchall()
+        storage.erase_personal_data(person)
+        with storage.acting_as(system="way back"):
+            back = export_dump(storage)
+        assert MARKER in {m["email"] for m in back["teamMembers"]}
+        assert run(second, back).skipped == []
+        with second.acting_as(system="tests"):
+            again = second.get_team_member(member)
+        assert again is not None
+        assert again.email == MARKER
+
     def test_a_payment_goes_back_with_the_times_akashone_kept(self, storage: Storage
                                                               ) -> None:
         """A payment initiated before AkashOne created its record (a gateway callback)

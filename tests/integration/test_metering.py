@@ -14,11 +14,13 @@ import psycopg
 import pytest
 import time_machine
 
-from akashone_es.errors import ValidationError
+from akashone_es import context
+from akashone_es.errors import ConflictError, ValidationError
 from akashone_es.resources import KINDS
 from akashone_es.storage import Storage
 from projections.rebuild import verify
 from projections.resources import ResourcesProjection
+from tests.conftest import log_size
 from tests.integration.access_fixtures import enable_all_features
 from tests.integration.resource_samples import create, make
 from tests.integration.test_billing_storage import address
@@ -81,6 +83,8 @@ class TestVirtualMachines:
         machine = vm_running_between(issuer, owner, [(10, 12.5)])
         with time_machine.travel(at(14), tick=False):
             issuer.update_virtual_machine(machine.id, {"state": "Running"})
+        with time_machine.travel(at(15), tick=False):
+            issuer.update_virtual_machine(machine.id, {"state": "Stopped"})
         with time_machine.travel(at(15.2), tick=False):
             issuer.meter(at(15))
         invoice = issuer.generate_invoice({"user_id": owner.id, "period_start": at(0),
@@ -91,6 +95,46 @@ class TestVirtualMachines:
         assert invoice.subtotal_amount == 1750
         assert invoice.total_amount == 1750 + 315  # 18% GST
         assert issuer.get_unbilled_usage_records(owner.id) == []
+
+    def test_a_period_is_invoiced_once_it_is_metered(self, issuer: Storage) -> None:
+        """Found in review: an invoice made while metering had reached 12:00 of a VM
+        running 10:00-18:00 billed two hours, and the other six were billed by no period.
+        It is refused until the meter has covered the period; then it bills all eight."""
+        enable_all_features(issuer)
+        owner = issuer.create_user({"username": "late", "email": "late@example.in",
+                                    "password": PASSWORD})
+        address(issuer, owner)
+        vm_running_between(issuer, owner, [(10, 18)])
+        period = {"user_id": owner.id, "period_start": at(0), "period_end": at(24)}
+        with time_machine.travel(at(24.2), tick=False):
+            issuer.meter(at(12))
+            before = log_size(issuer.dsn)
+            with pytest.raises(ValidationError, match="6 metered hours") as refused:
+                issuer.generate_invoice(period)
+            assert refused.value.fields == ["period_end"]
+            assert "from 2026-03-02 12:00 UTC" in str(refused.value)
+            assert log_size(issuer.dsn) == before
+            issuer.meter(at(24))
+            invoice = issuer.generate_invoice(period)
+        [line] = issuer.get_invoice_line_items(invoice.id)
+        assert (line.quantity, line.amount) == (Decimal(8), 4000)
+
+    def test_history_recorded_late_reaches_no_metered_hour(self, storage: Storage,
+                                                           owner: Any) -> None:
+        """Found in review: a stop recorded (``events_at``) 1.5 hours into six hours that
+        were metered left all six billed. A change before the end of the resource's last
+        metered hour is refused; one after it is recorded."""
+        machine = vm_running_between(storage, owner, [(10, 16)])
+        with time_machine.travel(at(16.2), tick=False):
+            storage.meter(at(16))
+        with time_machine.travel(at(18), tick=False):
+            for moment in (at(11.5), at(15.9)):
+                with context.events_at(moment), pytest.raises(ConflictError,
+                                                              match="metered up to"):
+                    storage.update_virtual_machine(machine.id, {"display_name": "late"})
+            with context.events_at(at(17)):
+                assert storage.update_virtual_machine(machine.id, {"state": "Running"}
+                                                      ).state == "Running"
 
     def test_a_rerun_and_a_later_run_bill_each_hour_once(self, storage: Storage,
                                                          owner: Any) -> None:

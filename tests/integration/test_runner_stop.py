@@ -104,3 +104,51 @@ def test_a_spare_runner_says_it_stands_by_once(storage: Storage, dsn: str) -> No
             follower.join(timeout=5)
     assert [e["event"] for e in logs if e["event"].startswith("projection.runner")] == [
         "projection.runner_standby"]
+
+
+def test_a_runner_follows_on_after_its_connections_are_killed(storage: Storage,
+                                                               dsn: str) -> None:
+    """Found in review: ``projections run`` exited 1 when its connections were terminated
+    (a failover, an operator's ``pg_terminate_backend``). It reconnects and reads on from
+    its checkpoint: every event applied once."""
+    projection = Slow()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in projection.ddl():
+            conn.execute(statement)
+    runner = Runner(dsn, [projection], storage.reader, batch_size=50, poll_seconds=0.01)
+    follower = threading.Thread(target=runner.run, daemon=True)
+
+    def applied_all() -> bool:
+        with psycopg.connect(dsn) as conn:
+            return checkpoint(dsn) == head(conn).position
+
+    def wait_for(condition: Any) -> None:
+        deadline = time.monotonic() + 30
+        while not condition():
+            assert time.monotonic() < deadline, "the runner did not catch up"
+            time.sleep(0.05)
+
+    storage.create_user({"username": "before", "email": "before@example.com",
+                         "password": "long-enough-1"})
+    with capture_logs() as logs:
+        follower.start()
+        try:
+            wait_for(applied_all)
+            with psycopg.connect(dsn, autocommit=True) as admin:
+                killed = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE"
+                    " datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND query NOT LIKE '%%pg_stat_activity%%'"
+                    " AND application_name = ''").fetchone()
+            assert killed is not None
+            storage.create_user({"username": "after", "email": "after@example.com",
+                                 "password": "long-enough-1"})
+            wait_for(applied_all)
+            assert follower.is_alive()
+        finally:
+            runner.stop()
+            follower.join(timeout=10)
+    assert "projection.runner_reconnecting" in [e["event"] for e in logs]
+    with psycopg.connect(dsn) as conn:
+        positions = [r[0] for r in conn.execute("SELECT position FROM test_slow").fetchall()]
+    assert len(positions) == len(set(positions))

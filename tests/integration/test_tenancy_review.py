@@ -490,3 +490,53 @@ class TestWhatIsBilledIsThePlatforms:
             assert (renamed.display_name, renamed.size) == ("data", made["volume"].size)
         with storage.acting_as(system="provisioning", organization_id=a.org.id):
             assert storage.update_volume(made["volume"].id, {"size": 80}).size == 80
+
+
+class TestColleaguesCredentials:
+    def test_a_tenant_reads_no_colleagues_hash_or_totp_secret(self, storage: Storage) -> None:
+        """Found in review: a reseller's customer (in the reseller's organization) read the
+        reseller's bcrypt hash and TOTP secret in clear. A tenant reads its own; of another
+        user only that credentials exist."""
+        a = tenant(storage, "acme")
+        colleague = make_user(storage, "colleague", organization_id=a.org.id)
+        storage.update_user(a.user.id, {"two_factor_secret": "JBSWY3DPEHPK3PXP",
+                                        "two_factor_enabled": True})
+        with storage.acting_as(actor_id=colleague.id):
+            seen = storage.get_user(a.user.id)
+            assert seen is not None
+            assert (seen.password, seen.two_factor_secret, seen.two_factor_enabled) == (
+                "[hidden]", None, True)
+            for listed in (storage.get_users(), [storage.get_user_by_email(a.user.email)]):
+                mine = next(u for u in listed if u is not None and u.id == a.user.id)
+                assert (mine.password, mine.two_factor_secret) == ("[hidden]", None)
+            assert not storage.verify_password(a.user.id, "long-enough-1")
+            assert storage.get_user(colleague.id).password.startswith("$2")  # its own
+        with storage.acting_as(actor_id=a.user.id):
+            assert storage.get_user(a.user.id).two_factor_secret == "JBSWY3DPEHPK3PXP"
+            assert storage.verify_password(a.user.id, "long-enough-1")
+        assert storage.get_user(a.user.id).password.startswith("$2")  # the platform
+
+
+class TestDnsZones:
+    def test_a_zone_is_made_active_by_the_platform_and_once_per_name(
+            self, storage: Storage, dsn: str) -> None:
+        """Found in review: tenant A created B's active domain and set it active itself:
+        two active zones for one name. Activation is the platform's (it verifies who holds
+        the domain), and a name has one active zone."""
+        enable_all_features(storage)
+        a, b = tenant(storage, "acme"), tenant(storage, "beta")
+        name = "shop.example.com"
+        with storage.acting_as(actor_id=b.user.id):
+            theirs = storage.create_dns_domain({"user_id": b.user.id, "name": name})
+        with storage.acting_as(system="dns verification", organization_id=b.org.id):
+            assert storage.update_dns_domain(theirs.id, {"status": "active"}).status == "active"
+        with storage.acting_as(actor_id=a.user.id):
+            mine = storage.create_dns_domain({"user_id": a.user.id, "name": name})
+            before = log_size(dsn)
+            with pytest.raises(PermissionDeniedError, match="status: set by the platform"):
+                storage.update_dns_domain(mine.id, {"status": "active"})
+            assert log_size(dsn) == before
+            assert storage.update_dns_domain(mine.id, {"dnssec": True}).dnssec
+        with storage.acting_as(system="dns verification", organization_id=a.org.id), \
+                pytest.raises(ConflictError, match="a name has one active zone"):
+            storage.update_dns_domain(mine.id, {"status": "active"})
