@@ -39,6 +39,21 @@ class Mutation:
 
 REPLICA = "tests/integration/test_replica_reads.py"
 MUTATIONS = [
+    Mutation("tenant-sets-billed-fields", "what metering bills is the platform's to set",
+             "akashone_es/storage/resources.py",
+             (("        if self._tenant_acting():\n            given = {",
+               "        if False:\n            given = {"),),
+             ("tests/integration/test_tenancy_review.py::TestWhatIsBilledIsThePlatforms",)),
+    Mutation("invoice-ahead-of-meter", "an invoice waits for the meter to cover its period",
+             "akashone_es/storage/metering.py",
+             (("if self._visible_user(request.user_id) is not None:", "if False:"),),
+             ("tests/integration/test_metering.py::TestVirtualMachines::"
+              "test_a_period_is_invoiced_once_it_is_metered",)),
+    Mutation("stale-report-applied", "a report older than one recorded changes nothing",
+             "akashone_es/storage/resources.py",
+             (("if latest is not None and reported_at < latest:", "if False:"),),
+             ("tests/integration/test_cloud_behaviour.py::TestVirtualMachines::"
+              "test_a_report_older_than_one_recorded_changes_nothing",)),
     Mutation("segment-lost-at-one-moment", "two changes at one moment leave one open segment",
              "projections/resources.py",
              (('" ON CONFLICT (resource_id, metric, started_at) DO UPDATE SET ended_at = NULL,"',

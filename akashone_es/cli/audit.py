@@ -54,7 +54,9 @@ def digest(ctx: typer.Context,
         out.write_text(found.dumps())
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror}")
-    state.console.print(f"position {found.position}  head {found.hash}  at {found.at}")
+    # one value per line: the 64-digit hash wraps in no narrow terminal's middle of a phrase
+    state.console.print(f"position {found.position}\nhead     {found.hash}\nat       {found.at}",
+                        soft_wrap=True)
     state.console.print(f"saved to {out}")
 
 

@@ -39,6 +39,8 @@ BATCH = 200
 #: how long after an hour ends it may be metered: a change is stamped before it commits, and
 #: one that commits late in the hour must be in the segments when the hour is metered
 GRACE = timedelta(minutes=5)
+#: how far before a resource's last recorded hour a run looks again for a missing one
+RESCAN = timedelta(days=2)
 #: the oldest window a run looks at (usage older than this was metered by earlier runs)
 LOOKBACK = timedelta(days=400)
 PLACES = Decimal(1).scaleb(-lim.QUANTITY_PLACES)
@@ -49,6 +51,11 @@ SEGMENTS = sql.SQL(
     " WHERE started_at < %s AND (ended_at IS NULL OR ended_at > %s)"
     " ORDER BY resource_id, metric, started_at")
 RECORDED = sql.SQL("SELECT id FROM usage_records WHERE id = ANY(%s)")
+#: the end of the last recorded hour of each (resource, metric): one index probe each
+LAST_METERED = sql.SQL(
+    "SELECT s.resource_id, s.metric, (SELECT max(u.period_end) FROM usage_records u"
+    " WHERE u.resource_id = s.resource_id AND u.metric_type = s.metric) AS last"
+    " FROM unnest(%s::text[], %s::text[]) AS s(resource_id, metric)")
 #: one customer's segments that reach into a span (an invoice's period)
 SEGMENTS_OF_USER = sql.SQL(
     "SELECT resource_id, metric, started_at, ended_at, kind, resource_type, user_id,"
@@ -93,12 +100,19 @@ class MeterResult:
     already: int
 
 
-def windows(segments: list[dict[str, Any]], until: datetime) -> Iterator[Window]:
-    """Every hour window that ends by ``until``, with the segments' usage inside it summed."""
+def windows(segments: list[dict[str, Any]], until: datetime,
+            metered: dict[tuple[str, str], datetime] | None = None) -> Iterator[Window]:
+    """Every hour window that ends by ``until``, with the segments' usage inside it summed;
+    with ``metered`` (the end of each resource's and metric's last recorded hour), from a
+    margin before it only: a run records a resource's hours in order, so none before is
+    missing, and a meter run hourly does not cut a year of a VM's hours each time."""
     found: dict[tuple[UUID, str, datetime], Window] = {}
     for seg in segments:
         end = min(seg["ended_at"] or until, until)
         hour = floor_hour(seg["started_at"])
+        last = (metered or {}).get((str(seg["resource_id"]), seg["metric"]))
+        if last is not None:
+            hour = max(hour, floor_hour(last - RESCAN))
         while hour + HOUR <= until and hour < end:
             lo, hi = max(seg["started_at"], hour), min(end, hour + HOUR)
             if hi > lo:
@@ -157,8 +171,13 @@ class MeteringStorage(BillingStorage):
         with self._cursor() as cur:
             cur.execute(SEGMENTS, (until, until - LOOKBACK))
             segments = cur.fetchall()
+            keys = sorted({(str(s["resource_id"]), s["metric"]) for s in segments})
+            cur.execute(LAST_METERED, ([k[0] for k in keys], [k[1] for k in keys]))
+            metered = {(r["resource_id"], r["metric"]): r["last"] for r in cur.fetchall()
+                       if r["last"] is not None}
         # a window too small to show at the records' precision (a few bytes stored) is none
-        found = [w for w in windows(segments, until) if w.quantity.quantize(PLACES) > 0]
+        found = [w for w in windows(segments, until, metered)
+                 if w.quantity.quantize(PLACES) > 0]
         recorded = 0
         for start in range(0, len(found), BATCH):
             recorded += self._record_windows(found[start:start + BATCH])

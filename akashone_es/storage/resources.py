@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -27,6 +28,7 @@ from akashone_es.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from akashone_es.logging import get_logger
 from akashone_es.resources import KINDS
 from akashone_es.resources.kind import Kind, Method
 from akashone_es.storage import inputs as i
@@ -34,6 +36,9 @@ from akashone_es.storage.billing_base import BillingBase, racing
 from akashone_es.storage.flags import FlagStorage
 
 Row = BaseModel
+log = get_logger(__name__)
+#: how far ahead of this host's clock a report's time may be (CloudStack's hosts' clocks)
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 #: when CloudStack last confirmed each resource: written by every observation, also one
@@ -43,9 +48,14 @@ SYNC_STAMPS = "akashone_sync_stamps"
 SYNC_STAMPS_DDL = sql.SQL(
     "CREATE TABLE IF NOT EXISTS {} (resource_id uuid PRIMARY KEY,"
     " observed_at timestamptz NOT NULL)").format(sql.Identifier("public", SYNC_STAMPS))
+#: the time of the latest report (CloudStack's, else when it was recorded): never back
 STAMP_OBSERVED = sql.SQL(
-    "INSERT INTO {} (resource_id, observed_at) VALUES (%s, now()) ON CONFLICT (resource_id)"
-    " DO UPDATE SET observed_at = excluded.observed_at").format(sql.Identifier(SYNC_STAMPS))
+    "INSERT INTO {} (resource_id, observed_at) VALUES (%s, coalesce(%s, now()))"
+    " ON CONFLICT (resource_id) DO UPDATE SET observed_at ="
+    " greatest({}.observed_at, excluded.observed_at)").format(
+    sql.Identifier(SYNC_STAMPS), sql.Identifier(SYNC_STAMPS))
+OBSERVED_AT = sql.SQL("SELECT observed_at FROM {} WHERE resource_id = %s").format(
+    sql.Identifier(SYNC_STAMPS))
 
 
 #: a new resource's owner and the kind's feature flag, in one round trip
@@ -297,11 +307,16 @@ class ResourceStorage(FlagStorage, BillingBase):
                                 f"moves by its own actions only")
 
     def _observe_resource(self, kind: Kind, cloudstack_id: str,
-                          observed: BaseModel | dict[str, Any]) -> Any:
+                          observed: BaseModel | dict[str, Any],
+                          reported_at: datetime | None = None) -> Any:
         """Record what CloudStack reports: an observation that changes nothing appends no
         event (it only stamps ``observed_at``); a change appends one ``Observed`` event. The
         state may be any of the lifecycle's (CloudStack's word is the fact), the other
-        fields are checked as an update's are. None when no resource has that id."""
+        fields are checked as an update's are. None when no resource has that id.
+
+        ``reported_at``: when CloudStack reported it (its event's or job's time). A report
+        older than one already recorded is stale (delivered late, out of order): it changes
+        nothing, and the resource is returned as it stands."""
         values = observed.model_dump(exclude_unset=True) if isinstance(
             observed, BaseModel) else dict(observed)
         refused = [{"field": key_name(name), "rule": f"is not observed for a {kind.title}"}
@@ -314,9 +329,17 @@ class ResourceStorage(FlagStorage, BillingBase):
                 not isinstance(state, str) or state not in life.states()):
             raise ValidationError.single(life.field, "must be one of "
                                          + ", ".join(sorted(life.states())))
+        if reported_at is not None and reported_at > datetime.now(UTC) + CLOCK_SKEW:
+            raise ValidationError.single("reported_at", "must not be in the future")
         row = self._resource_by_cloudstack_id(kind, cloudstack_id)
         if row is None:
             return None
+        if reported_at is not None:
+            latest = self._scalar(OBSERVED_AT, (row.id,))
+            if latest is not None and reported_at < latest:
+                log.info("resource.observation_stale", kind=kind.name, resource=str(row.id),
+                         reported_at=reported_at.isoformat(), latest=latest.isoformat())
+                return self._hide(kind, row)
         counted = {k: _count(k, values.pop(k)) for k in list(values) if k in kind.computed}
         with context.command():
             aggregate = self._load_resource(kind, row.id)
@@ -332,7 +355,7 @@ class ResourceStorage(FlagStorage, BillingBase):
                 self._save(*self._link_refs(kind, aggregate.fields, row.id, "observed", named),
                            aggregate)
         with self._cursor() as cur:
-            cur.execute(STAMP_OBSERVED, (row.id,))
+            cur.execute(STAMP_OBSERVED, (row.id, reported_at))
         return self._hide(kind, self._resource(kind, row.id))
 
     def _resolve_refs(self, kind: Kind, fields: dict[str, Any], owner: UUID,
@@ -517,8 +540,9 @@ def _methods(kind: Kind) -> dict[Method, Callable[..., Any]]:
         return racing(lambda: self._delete_resource(kind, id))
 
     def observe(self: ResourceStorage, cloudstack_id: str,
-                observed: BaseModel | dict[str, Any]) -> Any:
-        return self._observe_resource(kind, cloudstack_id, observed)
+                observed: BaseModel | dict[str, Any],
+                reported_at: datetime | None = None) -> Any:
+        return self._observe_resource(kind, cloudstack_id, observed, reported_at)
 
     found: dict[Method, Callable[..., Any]] = {
         "list": list_, "get": get, "by_cloudstack_id": by_cloudstack_id, "create": create,
@@ -530,7 +554,8 @@ def _methods(kind: Kind) -> dict[Method, Callable[..., Any]]:
             "update": f"Change a {kind.title}'s updatable fields; None when absent.",
             "delete": f"Delete a {kind.title}; False when absent.",
             "observe": f"Record what CloudStack reports of a {kind.title} (by CloudStack id);"
-                       " no event when nothing changed. The CloudStack sync's (platform)."}
+                       " no event when nothing changed; a report older than one recorded"
+                       " (``reported_at``) changes nothing. The CloudStack sync's (platform)."}
     methods = {}
     for method, name in kind.method_names().items():
         fn = found[method]

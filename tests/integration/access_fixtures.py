@@ -213,8 +213,9 @@ def build_side(s: Storage, name: str, cat: Catalogue) -> Side:
             named = {k: r.id for k, r in resources.items()}
             resources[kind.name] = call(s, kind, "create",
                                         resource_input(kind, name, admin.id, named=named))
-            if kind.name == "virtual_machine":  # running: snapshots, attach and restore
-                s.update_virtual_machine(resources[kind.name].id, {"state": "Running"})
+            if kind.name == "virtual_machine":  # running (the platform's to record):
+                with s.acting_as(system="provisioning", organization_id=org.id):
+                    s.update_virtual_machine(resources[kind.name].id, {"state": "Running"})
         s.update_volume(resources["volume"].id, {"state": "Ready"})  # attachable
     assert invoice.invoice_number is not None
     return Side(name=name, org=org.id, org_name=org.name, admin=admin, user2=user2,

@@ -77,8 +77,11 @@ def fresh_input(storage: Any, kind: Kind, tag: str, user_id: Any) -> dict[str, A
         # a child made only under a parent in some states (a VM snapshot: its VM running)
         parent = KINDS[kind.parent.kind]
         assert parent.lifecycle is not None
-        method(storage, parent, "update")(named[parent.name], {
-            parent.lifecycle.field: sorted(kind.parent.states)[0]})
+        row = method(storage, parent, "get")(named[parent.name])
+        # what metering bills (a VM's state) is the platform's to record
+        with storage.acting_as(system="provisioning", organization_id=row.organization_id):
+            method(storage, parent, "update")(named[parent.name], {
+                parent.lifecycle.field: sorted(kind.parent.states)[0]})
     return create(kind, tag, user_id, named=named)
 
 

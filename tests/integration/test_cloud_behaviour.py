@@ -3,7 +3,7 @@ derived values of the managed services."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -80,6 +80,28 @@ class TestVirtualMachines:
         assert log_size(storage.dsn) == before
         assert storage.update_virtual_machine(machine.id, {"state": "Expunging"}).state == (
             "Expunging")
+
+    def test_a_report_older_than_one_recorded_changes_nothing(
+            self, storage: Storage, people: dict[str, Any]) -> None:
+        """Found in review: CloudStack's Stopped, then an older Running delivered late,
+        left the VM Running (and billed). With the report's time, the stale one is ignored;
+        one in the future is refused."""
+        machine = vm(storage, people["asha"])
+        cs_id, now = machine.cloudstack_id, datetime.now(UTC)
+        assert storage.observe_virtual_machine(
+            cs_id, {"state": "Stopped"}, reported_at=now - timedelta(seconds=10)
+        ).state == "Stopped"
+        before = log_size(storage.dsn)
+        assert storage.observe_virtual_machine(
+            cs_id, {"state": "Running"}, reported_at=now - timedelta(seconds=20)
+        ).state == "Stopped"
+        assert log_size(storage.dsn) == before
+        with pytest.raises(ValidationError) as refused:
+            storage.observe_virtual_machine(cs_id, {"state": "Running"},
+                                            reported_at=now + timedelta(hours=1))
+        assert refused.value.fields == ["reported_at"]
+        assert storage.observe_virtual_machine(
+            cs_id, {"state": "Running"}, reported_at=now).state == "Running"
 
     def test_a_state_change_stamps_last_synced(self, storage: Storage,
                                                people: dict[str, Any]) -> None:

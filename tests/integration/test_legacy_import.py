@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID, uuid4
 
 import bcrypt
@@ -66,6 +66,17 @@ def head(storage: Storage) -> int:
         row = conn.execute("SELECT coalesce(max(notification_id), 0)"
                            " FROM akashone_events").fetchone()
     return int(row[0]) if row else 0
+
+
+def erased_and_back(storage: Storage, query: LiteralString
+                    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The one row ``query`` finds, whose last column is the person then erased, and the
+    way back's dump made after."""
+    with psycopg.connect(storage.dsn) as conn:
+        [row] = conn.execute(query).fetchall()
+    storage.erase_personal_data(row[-1])
+    with storage.acting_as(system="way back"):
+        return row, export_dump(storage)
 
 
 def same(first: dict[str, list[dict[str, Any]]], second: dict[str, list[dict[str, Any]]]
@@ -292,14 +303,10 @@ class TestTheWayBack:
         """The way back writes an erased person's fields as the marker; brought in again,
         the person comes back erased and its invoices (kept 72 months by law) with it,
         where the marker failed the checks and took the invoices with it."""
-        with psycopg.connect(storage.dsn) as conn:
-            [(person,)] = conn.execute(
-                "SELECT i.user_id FROM invoices i JOIN billing_addresses b"
-                " ON b.id = i.billing_address_id GROUP BY i.user_id"
-                " ORDER BY count(*) DESC, i.user_id LIMIT 1").fetchall()
-        storage.erase_personal_data(person)
-        with storage.acting_as(system="way back"):
-            back = export_dump(storage)
+        (person,), back = erased_and_back(
+            storage, "SELECT i.user_id FROM invoices i JOIN billing_addresses b"
+                     " ON b.id = i.billing_address_id GROUP BY i.user_id"
+                     " ORDER BY count(*) DESC, i.user_id LIMIT 1")
         assert MARKER in {u["username"] for u in back["users"]}
         summary = run(second, back)
         assert summary.skipped == []
@@ -321,13 +328,9 @@ class TestTheWayBack:
             self, storage: Storage, imported: ImportSummary, second: Storage) -> None:
         """Found in review: the way back wrote an erased member's invitation email as the
         marker, and importing it again skipped the invitation (not an email address)."""
-        with psycopg.connect(storage.dsn) as conn:
-            [(member, person)] = conn.execute(
-                "SELECT id, user_id FROM team_members WHERE user_id IS NOT NULL"
-                " ORDER BY id LIMIT 1").fetchall()
-        storage.erase_personal_data(person)
-        with storage.acting_as(system="way back"):
-            back = export_dump(storage)
+        (member, _), back = erased_and_back(
+            storage, "SELECT id, user_id FROM team_members WHERE user_id IS NOT NULL"
+                     " ORDER BY id LIMIT 1")
         assert MARKER in {m["email"] for m in back["teamMembers"]}
         assert run(second, back).skipped == []
         with second.acting_as(system="tests"):
